@@ -1,0 +1,199 @@
+// The one header plugins compile against: the plugin ABI and the interfaces of the four plugin
+// roles.
+//
+// What crosses the boundary. A plugin shared object exports exactly one C symbol,
+// `activate_plugin_v1`, returning a pointer to a static ActivatePluginDescriptor (plain C
+// layout; its first field is the ABI version and is checked before anything else is read).
+// Everything behind the descriptor is C++: std::string, std::vector, std::unique_ptr, YAML::Node,
+// Result/Error and the abstract classes below. That is safe only because plugins are built from
+// this tree with the same compiler and standard library as the engine; kPluginAbiVersion is
+// bumped whenever anything declared here (or in the headers it includes) changes layout.
+// Nothing may throw across the boundary: every call returns a Result, and plugins catch library
+// exceptions themselves.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <activate/fd.hpp>
+#include <activate/log.hpp>
+#include <activate/result.hpp>
+#include <activate/settings.hpp>
+#include <activate/sysroot.hpp>
+
+namespace activate {
+
+inline constexpr uint32_t kPluginAbiVersion = 1;
+
+// Passed to every plugin factory; outlives the plugin instance.
+struct PluginContext {
+    const Sysroot* sysroot;
+    const Logger* logger;
+};
+
+// One line of a dry-run plan: what a step does, what it would read and write.
+struct PlanStep {
+    std::string action;
+    std::vector<std::string> reads;
+    std::vector<std::string> writes;
+};
+
+// ----- payload sources -----
+
+// A partition addressed by its GPT entry (no device node needed).
+struct GptPartition {
+    uint32_t number = 0;  // 1-based GPT entry index
+    uint64_t first_lba = 0;
+    uint64_t size_lba = 0;
+    uint32_t sector_size = 512;
+    std::array<uint8_t, 16> unique_guid{};  // as stored on disk (EFI mixed-endian)
+    std::string name;
+};
+
+// An A/B slot: where its system image and its UKI live.
+struct Slot {
+    char letter = 0;           // 'A' or 'B'
+    GptPartition system;       // METROPOLIS-SYSTEM-<letter>
+    GptPartition esp;          // the ESP holding the UKI
+    std::string uki_path;      // on the ESP, '/'-separated, relative: "EFI/metropolis/boot-b.efi"
+    std::string esp_mount;     // where the ESP is mounted ("/esp"), a system path
+    std::string disk;          // the disk holding both partitions, a system path
+};
+
+struct SlotPair {
+    Slot running;
+    Slot target;
+};
+
+// What the pipeline asks a payload source to prepare.
+struct PayloadRequest {
+    // Serialized AgentInit, to be appended to the initramfs as /init.pb (empty: nothing appended).
+    std::string agent_init;
+    // For slot sources: the slot whose UKI to load.
+    std::optional<Slot> slot;
+};
+
+// A payload ready to be staged: sealed memfds (or any readable fds) and the command line.
+struct Payload {
+    UniqueFd kernel;
+    UniqueFd initramfs;  // invalid when the payload has none
+    std::string cmdline;
+    std::string description;  // for logs: "embedded agent", "slot B UKI"
+};
+
+// Where a bundle comes from and how to install it.
+struct InstallRequest {
+    std::string bundle;  // local path (a system path) or http(s) URL
+    bool progress = false;
+    bool allow_downgrade = false;
+};
+
+class PayloadSource {
+public:
+    virtual ~PayloadSource() = default;
+    virtual bool provides_kernel() const = 0;
+    // Whether prepare() can carry an AgentInit (needed by the stdio-protobuf protocol).
+    virtual bool accepts_agent_init() const = 0;
+    // Slot sources install bundles into an inactive slot and load kernels from slots.
+    virtual bool uses_slots() const { return false; }
+    virtual Result<SlotPair> slots() const {
+        return Error(ErrorKind::policy, "this payload source has no A/B slots");
+    }
+    // Writes the bundle into `target` (system image and UKI), fsynced.
+    virtual Status install(const Slot& /*target*/, const InstallRequest& /*request*/) {
+        return Error(ErrorKind::policy, "this payload source cannot install bundles");
+    }
+    virtual Result<Payload> prepare(const PayloadRequest& request) = 0;
+    virtual std::vector<PlanStep> plan() const = 0;
+};
+
+// ----- boot control (EFI boot entries for A/B slots) -----
+
+class BootControl {
+public:
+    virtual ~BootControl() = default;
+    // Finds or creates the slot's boot entry and clears LOAD_OPTION_ACTIVE, before the slot is
+    // written, so a crash never boots a half-written slot.
+    virtual Status begin_install(const Slot& target) = 0;
+    // Sets LOAD_OPTION_ACTIVE again after everything is written and synced.
+    virtual Status finish_install(const Slot& target) = 0;
+    // The next boot (only) starts `target`.
+    virtual Status boot_next(const Slot& target) = 0;
+    virtual Status clear_boot_next() = 0;
+    // Puts the running slot's entry first in the boot order, keeping the rest in order.
+    virtual Status mark_good(const Slot& running) = 0;
+    // JSON object describing the slot's entry, BootOrder and BootNext, for `activate status`.
+    virtual Result<std::string> status_json(const SlotPair& slots) const = 0;
+    virtual std::vector<PlanStep> plan() const = 0;
+};
+
+// ----- activation strategies -----
+
+enum class ActivationMode { none, reboot, kexec };
+const char* to_string(ActivationMode mode);
+
+class ActivationStrategy {
+public:
+    virtual ~ActivationStrategy() = default;
+    virtual bool supports(ActivationMode mode) const = 0;
+    // Whether stage() needs a payload with a kernel.
+    virtual bool needs_kernel() const = 0;
+    // Makes the payload (or slot) the next thing to run, without jumping. `target` is set for
+    // slot updates; `boot` is the policy's boot control, if any.
+    virtual Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) = 0;
+    // Undoes stage() (unload the kexec image, clear BootNext) after a later step failed.
+    virtual Status unstage() = 0;
+    // The jump: detached after `delay` (takeover) or in-process (updates); see Sysroot::jump.
+    virtual Status activate(std::chrono::milliseconds delay, bool detached) = 0;
+    virtual std::vector<PlanStep> plan() const = 0;
+};
+
+// ----- captures -----
+
+struct CaptureResult {
+    std::string network_config;  // serialized activate.wire.Net
+    std::vector<std::string> warnings;
+};
+
+class Capture {
+public:
+    virtual ~Capture() = default;
+    virtual Result<CaptureResult> capture() = 0;
+    virtual std::vector<PlanStep> plan() const = 0;
+};
+
+// ----- the descriptor -----
+
+template <class T>
+using Factory = Result<std::unique_ptr<T>> (*)(const PluginContext& context, Settings& settings);
+
+// Factories validate their settings completely (calling settings.finish()) and have no side
+// effects: the engine creates every plugin before any of them runs. A null factory means the
+// plugin does not fill that role.
+struct ActivatePluginDescriptor {
+    uint32_t abi_version;  // kPluginAbiVersion at build time; must stay the first field
+    const char* name;      // the name policies use: "embedded", "uki", "kexec", "efi", "netcapture"
+    const char* version;
+    Factory<PayloadSource> create_payload_source;
+    Factory<ActivationStrategy> create_activation;
+    Factory<Capture> create_capture;
+    Factory<BootControl> create_boot_control;
+};
+
+using ActivatePluginEntry = const ActivatePluginDescriptor* (*)();
+
+}  // namespace activate
+
+// Each plugin defines its descriptor with this macro once. It yields a uniquely named function
+// for the static (built-in) registry; the shared-object build adds the common `activate_plugin_v1`
+// entry point (core/src/plugin_entry.cpp.in) that returns the same descriptor.
+#define ACTIVATE_DEFINE_PLUGIN(ident, ...)                                            \
+    extern "C" const ::activate::ActivatePluginDescriptor* activate_builtin_##ident() { \
+        static const ::activate::ActivatePluginDescriptor d{__VA_ARGS__};              \
+        return &d;                                                                     \
+    }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every build, test and VM-test dependency from Debian packages.
+# Idempotent; run as root on a fresh Debian 12 machine. Nothing is downloaded
+# from anywhere but Debian's archive.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  # libraries
+  libboost-program-options-dev libboost-dev libprotobuf-dev protobuf-compiler
+  libzstd-dev zstd libyaml-cpp-dev libgtest-dev libgmock-dev libsodium-dev
+  libnl-3-dev libnl-route-3-dev libblkid-dev libcurl4-openssl-dev zlib1g-dev
+  # minit is linked statically against musl
+  musl-tools
+  # test tools and VM harness
+  cpio zip unzip python3 iproute2 util-linux fdisk dosfstools mtools
+  binutils qemu-system-x86 qemu-utils ovmf busybox-static systemd-boot-efi
+  linux-image-amd64 kmod efibootmgr
+)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: must run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all ${#packages[@]} packages present" >&2
+  exit 0
+fi
+echo "setup.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
