@@ -50,6 +50,9 @@ public:
     Status write_file_atomic(std::string_view absolute, std::string_view data,
                              mode_t mode = 0644) const;
 
+    // Unmounts a file system (the ESP before a firmware reboot); a no-op under a sysroot.
+    Status unmount(std::string_view absolute) const;
+
     // kexec_file_load(2) on the live system, returning 0 or the errno; under a sysroot it records
     // the kernel, initramfs (absent when initramfs_fd < 0) and command line bytes instead.
     int kexec_file_load(int kernel_fd, int initramfs_fd, const std::string& cmdline,
