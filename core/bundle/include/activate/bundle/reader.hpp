@@ -1,0 +1,83 @@
+// A bundle is a zip archive (PKWARE APPNOTE.TXT 6.3.x) read strictly front to back: local file
+// header, member data, optional data descriptor, next member, ..., central directory, end record.
+// The installer streams each member straight to its destination while the reader checks sizes
+// and CRC-32; the central directory at the end is checked against what was streamed.
+// The supported subset is described in core/bundle/README.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include <activate/bundle/source.hpp>
+#include <activate/result.hpp>
+
+namespace activate::bundle {
+
+// APPNOTE 4.4.5 compression methods.
+inline constexpr uint16_t kMethodStored = 0;
+inline constexpr uint16_t kMethodDeflated = 8;
+
+struct MemberHeader {
+    // As stored, '/'-separated and relative; validated: no "..", "." or empty components, no
+    // leading '/', no backslash or NUL, not a duplicate of an earlier member.
+    std::string name;
+    // The uncompressed size when the local header (or its zip64 extra field) states it, so a
+    // caller can refuse a member that cannot fit before writing anything. nullopt: the size only
+    // follows the data (a deflated member with a data descriptor, e.g. written by `zip` to a
+    // pipe). When set, it is enforced: reading fails as soon as the data exceeds it.
+    std::optional<uint64_t> size;
+    // The compressed size when known up front (always for stored members).
+    std::optional<uint64_t> compressed_size;
+    uint16_t method = kMethodStored;
+    // From the local header; nullopt when deferred to the data descriptor (general purpose bit 3).
+    std::optional<uint32_t> crc32;
+    bool data_descriptor = false;  // general purpose bit 3
+
+    bool is_directory() const { return !name.empty() && name.back() == '/'; }
+};
+
+class BundleReader {
+public:
+    // Takes the source; reads nothing yet.
+    static Result<BundleReader> open(std::unique_ptr<ByteSource> source);
+
+    BundleReader(BundleReader&&) noexcept;
+    BundleReader& operator=(BundleReader&&) noexcept;
+    ~BundleReader();
+
+    // Moves to the next member, first consuming and verifying whatever is left of the current
+    // one. nullopt once the central directory is reached; by then the central directory has been
+    // checked entry by entry against the local headers and data seen (names, sizes, CRC-32,
+    // offsets), the end of central directory record read, and the source is at its end.
+    // Errors are ErrorKind::input for bad bundle contents and name the member and field.
+    Result<std::optional<MemberHeader>> next();
+
+    // Reads the current member's uncompressed data. 0 at the end of the member, returned only
+    // after its size and CRC-32 were verified (and its data descriptor read). Reading before the
+    // first next() or after the end is an error.
+    Result<size_t> read(std::span<uint8_t> out);
+
+    // Consumes and verifies the rest of the current member.
+    Status skip();
+
+    // Streams the rest of the current member to `sink` chunk by chunk (bounded memory), stopping
+    // at the sink's first error; returns the number of bytes delivered. The last chunk is
+    // delivered before the CRC-32 check, so a sink writing to disk must treat the member as
+    // valid only when copy_to() succeeds.
+    Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink);
+
+    // Bytes consumed from the source so far (for progress against ByteSource::size_hint()).
+    uint64_t source_offset() const;
+    const ByteSource& source() const;
+
+private:
+    struct State;
+    explicit BundleReader(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace activate::bundle
