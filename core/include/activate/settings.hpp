@@ -36,6 +36,8 @@ public:
                                                   std::chrono::milliseconds fallback) const;
     // A nested mapping, for structured settings.
     Result<Settings> section(const std::string& key) const;
+    // A list of mappings ("captures: [{plugin: x}, ...]"); each element's path is "key.N".
+    Result<std::vector<Settings>> section_list(const std::string& key) const;
     bool has(const std::string& key) const;
 
     // An error about `key` (or the section itself when key is empty) at its position.

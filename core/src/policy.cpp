@@ -1,0 +1,153 @@
+// Policy parsing: the engine's own keys, checked strictly (unknown keys are errors).
+#include <activate/policy.hpp>
+
+namespace activate {
+
+const char* to_string(Protocol protocol) {
+    return protocol == Protocol::stdio_protobuf ? "stdio-protobuf" : "none";
+}
+
+const char* to_string(ActivationMode mode) {
+    switch (mode) {
+        case ActivationMode::none: return "none";
+        case ActivationMode::reboot: return "reboot";
+        case ActivationMode::kexec: return "kexec";
+    }
+    return "?";
+}
+
+namespace {
+template <class LoadFn>
+Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
+    try {
+        YAML::Node root = load();
+        if (!root.IsMap())
+            return Error(ErrorKind::policy, file + ": a policy must be a YAML mapping");
+        return root;
+    } catch (const YAML::BadFile&) {
+        return Error(ErrorKind::policy, file + ": cannot read the policy file");
+    } catch (const YAML::ParserException& e) {
+        return Error(ErrorKind::policy, file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                            std::to_string(e.mark.column + 1) + ": " + e.msg);
+    } catch (const YAML::Exception& e) {
+        return Error(ErrorKind::policy, file + ": " + e.what());
+    }
+}
+}  // namespace
+
+Result<YAML::Node> load_policy_yaml(const std::string& file) {
+    return load_yaml(file, [&] { return YAML::LoadFile(file); });
+}
+
+Result<YAML::Node> load_policy_yaml_text(const std::string& text, const std::string& name) {
+    return load_yaml(name, [&] { return YAML::Load(text); });
+}
+
+Status apply_policy_override(YAML::Node& root, const std::string& assignment) {
+    size_t eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+        return Error(ErrorKind::usage, "--set " + assignment + ": expected KEY=VALUE");
+    std::string key = assignment.substr(0, eq);
+    YAML::Node value;
+    try {
+        value = YAML::Load(assignment.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+        return Error(ErrorKind::usage, "--set " + key + ": the value is not valid YAML: " + e.msg);
+    }
+    std::vector<std::string> parts;
+    for (size_t start = 0;;) {
+        size_t dot = key.find('.', start);
+        parts.push_back(key.substr(start, dot - start));
+        if (dot == std::string::npos) break;
+        start = dot + 1;
+    }
+    try {
+        YAML::Node node;
+        node.reset(root);
+        for (size_t i = 0; i + 1 < parts.size(); ++i) {
+            const std::string& part = parts[i];
+            if (part.empty()) return Error(ErrorKind::usage, "--set " + key + ": empty key part");
+            YAML::Node child;
+            if (node.IsSequence()) {
+                char* end = nullptr;
+                unsigned long index = std::strtoul(part.c_str(), &end, 10);
+                if (*end || index >= node.size())
+                    return Error(ErrorKind::usage, "--set " + key + ": '" + part +
+                                                       "' is not an index of the list");
+                child.reset(node[index]);
+            } else {
+                if (!node[part].IsDefined() || node[part].IsNull()) node[part] = YAML::Node(YAML::NodeType::Map);
+                child.reset(node[part]);
+            }
+            if (!child.IsMap() && !child.IsSequence())
+                return Error(ErrorKind::usage,
+                             "--set " + key + ": '" + part + "' holds a value, not a mapping");
+            node.reset(child);
+        }
+        if (node.IsSequence())
+            return Error(ErrorKind::usage, "--set " + key + ": cannot assign into a list element");
+        node[parts.back()] = value;
+    } catch (const YAML::Exception& e) {
+        return Error(ErrorKind::usage, "--set " + key + ": " + e.msg);
+    }
+    return {};
+}
+
+namespace {
+Result<PluginRef> plugin_ref(const Settings& section) {
+    ACTIVATE_ASSIGN(std::string name, section.string("plugin"));
+    if (name.empty()) return section.error_at("plugin", "plugin name is empty");
+    ACTIVATE_ASSIGN(Settings settings, section.section("settings"));
+    ACTIVATE_TRY(section.finish());
+    return PluginRef{name, section, settings};
+}
+
+Result<PluginRef> required_plugin(const Settings& top, const std::string& key) {
+    if (!top.has(key)) return top.error_at(key, "required section is missing");
+    ACTIVATE_ASSIGN(Settings section, top.section(key));
+    return plugin_ref(section);
+}
+}  // namespace
+
+Result<Policy> parse_policy(const YAML::Node& root, const std::string& file) {
+    Settings top(root, file, "");
+    Policy policy{file, Protocol::none, ActivationMode::none, {}, {},
+                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top};
+
+    ACTIVATE_ASSIGN(std::string protocol, top.string_or("protocol", "none"));
+    if (protocol == "stdio-protobuf") policy.protocol = Protocol::stdio_protobuf;
+    else if (protocol != "none")
+        return top.error_at("protocol", "unknown protocol '" + protocol +
+                                            "' (expected stdio-protobuf or none)");
+
+    // No default: an unset mode was the reference system's ACTIVATION_INVALID, an error.
+    ACTIVATE_ASSIGN(std::string mode, top.string("activation_mode"));
+    if (mode == "none") policy.mode = ActivationMode::none;
+    else if (mode == "reboot") policy.mode = ActivationMode::reboot;
+    else if (mode == "kexec") policy.mode = ActivationMode::kexec;
+    else
+        return top.error_at("activation_mode",
+                            "unknown activation mode '" + mode + "' (expected none, reboot or kexec)");
+
+    ACTIVATE_ASSIGN(policy.delay, top.duration_or("delay", std::chrono::milliseconds(0)));
+    ACTIVATE_ASSIGN(policy.lock_file, top.string_or("lock_file", "/run/activate/lock"));
+    if (policy.lock_file.empty() || policy.lock_file.front() != '/')
+        return top.error_at("lock_file", "must be an absolute path");
+
+    ACTIVATE_ASSIGN(policy.payload, required_plugin(top, "payload"));
+    ACTIVATE_ASSIGN(policy.activation, required_plugin(top, "activation"));
+    if (top.has("boot_control")) {
+        ACTIVATE_ASSIGN(Settings section, top.section("boot_control"));
+        ACTIVATE_ASSIGN(PluginRef ref, plugin_ref(section));
+        policy.boot_control = std::move(ref);
+    }
+    ACTIVATE_ASSIGN(std::vector<Settings> captures, top.section_list("captures"));
+    for (const Settings& section : captures) {
+        ACTIVATE_ASSIGN(PluginRef ref, plugin_ref(section));
+        policy.captures.push_back(std::move(ref));
+    }
+    ACTIVATE_TRY(top.finish());
+    return policy;
+}
+
+}  // namespace activate

@@ -1,0 +1,161 @@
+// Strict reading of policy sections; see settings.hpp.
+#include <activate/settings.hpp>
+
+#include <cmath>
+#include <regex>
+
+namespace activate {
+
+namespace {
+const char* type_name(const YAML::Node& node) {
+    switch (node.Type()) {
+        case YAML::NodeType::Null: return "null";
+        case YAML::NodeType::Scalar: return "a scalar";
+        case YAML::NodeType::Sequence: return "a list";
+        case YAML::NodeType::Map: return "a mapping";
+        default: return "nothing";
+    }
+}
+}  // namespace
+
+Settings::Settings(YAML::Node node, std::string file, std::string path)
+    : node_(std::move(node)),
+      file_(std::move(file)),
+      path_(std::move(path)),
+      asked_(std::make_shared<std::set<std::string>>()) {}
+
+std::string Settings::where(const YAML::Node& node) const {
+    YAML::Mark mark = node.IsDefined() ? node.Mark() : node_.Mark();
+    if (mark.is_null()) return file_;
+    return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+std::string Settings::key_path(const std::string& key) const {
+    if (key.empty()) return path_;
+    return path_.empty() ? key : path_ + "." + key;
+}
+
+Error Settings::error_at(const std::string& key, const std::string& message) const {
+    YAML::Node node = key.empty() || !node_.IsMap() ? node_ : node_[key];
+    return Error(ErrorKind::policy, where(node) + ": " + key_path(key) + ": " + message);
+}
+
+bool Settings::has(const std::string& key) const {
+    asked_->insert(key);
+    return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
+}
+
+Result<std::string> Settings::string(const std::string& key) const {
+    if (!has(key)) return error_at(key, "required setting is missing");
+    return string_or(key, "");
+}
+
+Result<std::string> Settings::string_or(const std::string& key,
+                                        const std::string& fallback) const {
+    if (!has(key)) return fallback;
+    YAML::Node n = node_[key];
+    if (!n.IsScalar()) return error_at(key, std::string("expected a string, got ") + type_name(n));
+    return n.Scalar();
+}
+
+Result<int64_t> Settings::integer_or(const std::string& key, int64_t fallback, int64_t min,
+                                     int64_t max) const {
+    if (!has(key)) return fallback;
+    YAML::Node n = node_[key];
+    if (!n.IsScalar()) return error_at(key, std::string("expected an integer, got ") + type_name(n));
+    const std::string& s = n.Scalar();
+    static const std::regex integer(R"([+-]?[0-9]+)");
+    if (!std::regex_match(s, integer))
+        return error_at(key, "expected an integer, got '" + s + "'");
+    errno = 0;
+    long long v = std::strtoll(s.c_str(), nullptr, 10);
+    if (errno == ERANGE || v < min || v > max)
+        return error_at(key, "value " + s + " is out of range [" + std::to_string(min) + ", " +
+                                 std::to_string(max) + "]");
+    return static_cast<int64_t>(v);
+}
+
+Result<bool> Settings::boolean_or(const std::string& key, bool fallback) const {
+    if (!has(key)) return fallback;
+    YAML::Node n = node_[key];
+    if (n.IsScalar()) {
+        const std::string& s = n.Scalar();
+        if (s == "true") return true;
+        if (s == "false") return false;
+    }
+    return error_at(key, "expected true or false");
+}
+
+Result<std::vector<std::string>> Settings::string_list_or(
+    const std::string& key, const std::vector<std::string>& fallback) const {
+    if (!has(key)) return fallback;
+    YAML::Node n = node_[key];
+    if (!n.IsSequence()) return error_at(key, std::string("expected a list, got ") + type_name(n));
+    std::vector<std::string> out;
+    for (const YAML::Node& item : n) {
+        if (!item.IsScalar())
+            return Error(ErrorKind::policy, where(item) + ": " + key_path(key) +
+                                                ": expected a list of strings");
+        out.push_back(item.Scalar());
+    }
+    return out;
+}
+
+Result<std::chrono::milliseconds> Settings::duration_or(const std::string& key,
+                                                        std::chrono::milliseconds fallback) const {
+    if (!has(key)) return fallback;
+    YAML::Node n = node_[key];
+    if (!n.IsScalar()) return error_at(key, std::string("expected a duration, got ") + type_name(n));
+    static const std::regex duration(R"(([0-9]+(\.[0-9]+)?)\s*(ms|s)?)");
+    std::smatch m;
+    const std::string& s = n.Scalar();
+    if (!std::regex_match(s, m, duration))
+        return error_at(key, "expected a duration like 5, 5s or 500ms, got '" + s + "'");
+    double value = std::stod(m[1].str());
+    double ms = m[3].str() == "ms" ? value : value * 1000.0;
+    if (ms > 24.0 * 3600 * 1000) return error_at(key, "duration " + s + " is longer than a day");
+    return std::chrono::milliseconds(static_cast<int64_t>(std::llround(ms)));
+}
+
+Result<Settings> Settings::section(const std::string& key) const {
+    if (!has(key)) return Settings(YAML::Node(), file_, key_path(key));
+    YAML::Node n = node_[key];
+    if (!n.IsMap()) return error_at(key, std::string("expected a mapping, got ") + type_name(n));
+    return Settings(n, file_, key_path(key));
+}
+
+Result<std::vector<Settings>> Settings::section_list(const std::string& key) const {
+    std::vector<Settings> out;
+    if (!has(key)) return out;
+    YAML::Node n = node_[key];
+    if (!n.IsSequence()) return error_at(key, std::string("expected a list, got ") + type_name(n));
+    for (size_t i = 0; i < n.size(); ++i) {
+        YAML::Node item = n[i];
+        std::string item_path = key_path(key) + "." + std::to_string(i);
+        if (!item.IsMap())
+            return Error(ErrorKind::policy, where(item) + ": " + item_path +
+                                                ": expected a mapping, got " + type_name(item));
+        out.emplace_back(item, file_, item_path);
+    }
+    return out;
+}
+
+Status Settings::finish() const {
+    if (!node_.IsDefined() || node_.IsNull()) return {};
+    if (!node_.IsMap())
+        return Error(ErrorKind::policy, where(node_) + ": " + path_ + ": expected a mapping, got " +
+                                            type_name(node_));
+    for (const auto& item : node_) {
+        std::string key = item.first.Scalar();
+        if (!asked_->count(key)) {
+            std::string known;
+            for (const std::string& k : *asked_) known += (known.empty() ? "" : ", ") + k;
+            return Error(ErrorKind::policy, where(item.first) + ": " + key_path(key) +
+                                                ": unknown setting (known here: " +
+                                                (known.empty() ? "none" : known) + ")");
+        }
+    }
+    return {};
+}
+
+}  // namespace activate

@@ -1,0 +1,124 @@
+// The takeover pipeline and its stdio protocol: one TakeoverInit in, exactly one
+// TakeoverResponse out, nothing else on stdout; the jump happens only after the response was
+// written and stdout closed, and only when staging succeeded.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "net.pb.h"
+#include "takeover.pb.h"
+
+#include <activate/agent_init.hpp>
+#include <activate/engine.hpp>
+
+namespace activate {
+
+namespace {
+constexpr size_t kMaxInitSize = 1 << 20;
+
+Result<wire::TakeoverInit> read_takeover_init(int fd) {
+    std::string bytes;
+    char buf[1 << 14];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno_error(ErrorKind::input, "reading the TakeoverInit from stdin");
+        if (n == 0) break;
+        if (bytes.size() + static_cast<size_t>(n) > kMaxInitSize)
+            return Error(ErrorKind::input, "TakeoverInit on stdin is larger than 1 MiB");
+        bytes.append(buf, static_cast<size_t>(n));
+    }
+    if (bytes.empty())
+        return Error(ErrorKind::input, "stdin was empty: expected a serialized TakeoverInit");
+    wire::TakeoverInit init;
+    if (!init.ParseFromString(bytes))
+        return Error(ErrorKind::input, "stdin is not a valid TakeoverInit protobuf (" +
+                                           std::to_string(bytes.size()) + " bytes)");
+    if (init.bmaas_endpoint().empty())
+        return Error(ErrorKind::input, "TakeoverInit.bmaas_endpoint is empty");
+    return init;
+}
+
+Status write_all(int fd, const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return errno_error(ErrorKind::activation, "writing the TakeoverResponse");
+        done += static_cast<size_t>(n);
+    }
+    return {};
+}
+
+// Writes the response and closes `fd`, keeping the descriptor number pointing at /dev/null so
+// that nothing written later can land in the protocol stream.
+Status respond(int fd, const wire::TakeoverResponse& response) {
+    Status written = write_all(fd, response.SerializeAsString());
+    int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null_fd >= 0) {
+        ::dup2(null_fd, fd);
+        ::close(null_fd);
+    } else {
+        ::close(fd);
+    }
+    return written;
+}
+}  // namespace
+
+Status Engine::run_takeover(int in_fd, int out_fd) {
+    wire::TakeoverResponse response;
+    auto fail = [&](Error error) -> Status {
+        response.mutable_error()->set_message(error.message());
+        log_.error(error.message());
+        Status written = respond(out_fd, response);
+        if (!written.ok()) log_.error(written.error().message());
+        return error;
+    };
+
+    Result<wire::TakeoverInit> init = read_takeover_init(in_fd);
+    if (!init.ok()) return fail(init.error());
+    log_.info("takeover requested for machine '" + init->machine_id() + "'");
+
+    wire::AgentInit agent_init;
+    *agent_init.mutable_takeover_init() = *init;
+    wire::TakeoverSuccess* success = response.mutable_success();
+    for (size_t i = 0; i < captures_.size(); ++i) {
+        Result<CaptureResult> captured = captures_[i]->capture();
+        if (!captured.ok())
+            return fail(captured.error().with_context("capture " + policy_.captures[i].name));
+        wire::Net net;
+        if (!net.ParseFromString(captured->network_config))
+            return fail(Error(ErrorKind::internal,
+                              "capture " + policy_.captures[i].name + " returned an invalid Net"));
+        agent_init.mutable_network_config()->MergeFrom(net);
+        for (const std::string& w : captured->warnings) {
+            log_.warning(policy_.captures[i].name + ": " + w);
+            success->add_warning(w);
+        }
+    }
+
+    Result<AgentKey> key = generate_agent_key();
+    if (!key.ok()) return fail(key.error());
+    agent_init.set_private_key(key->secret_key.data(), key->secret_key.size());
+
+    PayloadRequest request;
+    request.agent_init = agent_init.SerializeAsString();
+    Result<Payload> payload = payload_->prepare(request);
+    if (!payload.ok()) return fail(payload.error().with_context("preparing the payload"));
+    Status staged = activation_->stage(&payload.value(), std::nullopt, boot_control_.get());
+    if (!staged.ok()) return fail(staged.error().with_context("staging the payload"));
+    log_.info("staged " + payload->description);
+
+    *success->mutable_init_message() = *init;
+    success->set_key(key->public_key.data(), key->public_key.size());
+    ACTIVATE_TRY(respond(out_fd, response));
+
+    if (policy_.mode == ActivationMode::none) {
+        log_.info("activation_mode none: staged, not jumping");
+        return {};
+    }
+    log_.info(std::string("jumping (") + to_string(policy_.mode) + ") in " +
+              std::to_string(policy_.delay.count()) + " ms from a detached second stage");
+    return activation_->activate(policy_.delay, /*detached=*/true);
+}
+
+}  // namespace activate

@@ -1,0 +1,74 @@
+// The A/B update pipeline, ordered so that a crash at any point leaves the running slot bootable
+// and never boots a half-written one: the target's boot entry is disabled before its slot is
+// touched and enabled only after everything is written and synced; BootOrder changes only at
+// mark-good.
+#include <activate/engine.hpp>
+
+#include <sstream>
+
+namespace activate {
+
+Status Engine::run_update(const InstallRequest& request) {
+    if (!payload_->uses_slots()) {
+        // A non-slot payload without the stdio protocol: stage and jump only.
+        ACTIVATE_ASSIGN(FileLock lock, take_lock());
+        ACTIVATE_ASSIGN(Payload payload, payload_->prepare({}));
+        ACTIVATE_TRY(activation_->stage(&payload, std::nullopt, boot_control_.get()));
+        if (policy_.mode == ActivationMode::none) return {};
+        return activation_->activate(policy_.delay, false);
+    }
+    ACTIVATE_ASSIGN(FileLock lock, take_lock());
+    ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    log_.info(std::string("running slot ") + slots.running.letter + ", installing into slot " +
+              slots.target.letter);
+
+    ACTIVATE_TRY(boot_control_->begin_install(slots.target));
+    ACTIVATE_TRY(payload_->install(slots.target, request));
+    ACTIVATE_TRY(boot_control_->finish_install(slots.target));
+    log_.info(std::string("slot ") + slots.target.letter + " written and enabled");
+
+    Payload payload;
+    if (activation_->needs_kernel()) {
+        PayloadRequest prepare_request;
+        prepare_request.slot = slots.target;
+        ACTIVATE_ASSIGN(payload, payload_->prepare(prepare_request));
+    }
+    ACTIVATE_TRY(activation_->stage(&payload, slots.target, boot_control_.get()));
+    if (policy_.mode == ActivationMode::none) {
+        log_.info("activation_mode none: slot installed and staged, not jumping");
+        return {};
+    }
+    Status activated = activation_->activate(policy_.delay, false);
+    if (!activated.ok()) {
+        Status undone = activation_->unstage();
+        if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());
+    }
+    return activated;
+}
+
+Status Engine::mark_good() {
+    if (!payload_->uses_slots() || !boot_control_)
+        return Error(ErrorKind::policy, policy_.file + ": mark-good needs a slot payload and a "
+                                                       "boot_control section");
+    ACTIVATE_ASSIGN(FileLock lock, take_lock());
+    ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    ACTIVATE_TRY(boot_control_->mark_good(slots.running));
+    log_.info(std::string("slot ") + slots.running.letter + " marked good");
+    return {};
+}
+
+Result<std::string> Engine::status_json() const {
+    if (!payload_->uses_slots() || !boot_control_)
+        return Error(ErrorKind::policy, policy_.file + ": status needs a slot payload and a "
+                                                       "boot_control section");
+    ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    ACTIVATE_ASSIGN(std::string boot, boot_control_->status_json(slots));
+    ACTIVATE_ASSIGN(bool kexec_loaded, sysroot_.kexec_loaded());
+    std::ostringstream out;
+    out << "{\"running_slot\":\"" << slots.running.letter << "\",\"target_slot\":\""
+        << slots.target.letter << "\",\"kexec_loaded\":" << (kexec_loaded ? "true" : "false")
+        << ",\"boot\":" << boot << "}";
+    return out.str();
+}
+
+}  // namespace activate
