@@ -16,7 +16,7 @@ packages=(
   # test tools and VM harness
   cpio zip unzip python3 iproute2 util-linux fdisk dosfstools mtools
   binutils qemu-system-x86 qemu-utils ovmf busybox-static systemd-boot-efi
-  linux-image-amd64 kmod efibootmgr
+  linux-image-amd64 kmod efibootmgr swtpm
 )
 
 if [ "$(id -u)" != 0 ]; then
