@@ -22,7 +22,7 @@ struct ProgressOptions {
     ProgressMode mode = ProgressMode::automatic;
     int fd = STDERR_FILENO;
     // Minimum time between reports: default 500 ms on a terminal, 5 s otherwise (logs).
-    std::optional<std::chrono::milliseconds> interval;
+    std::optional<std::chrono::milliseconds> interval = std::nullopt;
 };
 
 class Progress {

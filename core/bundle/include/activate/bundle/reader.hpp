@@ -24,17 +24,17 @@ inline constexpr uint16_t kMethodDeflated = 8;
 struct MemberHeader {
     // As stored, '/'-separated and relative; validated: no "..", "." or empty components, no
     // leading '/', no backslash or NUL, not a duplicate of an earlier member.
-    std::string name;
+    std::string name = {};
     // The uncompressed size when the local header (or its zip64 extra field) states it, so a
     // caller can refuse a member that cannot fit before writing anything. nullopt: the size only
     // follows the data (a deflated member with a data descriptor, e.g. written by `zip` to a
     // pipe). When set, it is enforced: reading fails as soon as the data exceeds it.
-    std::optional<uint64_t> size;
+    std::optional<uint64_t> size = std::nullopt;
     // The compressed size when known up front (always for stored members).
-    std::optional<uint64_t> compressed_size;
+    std::optional<uint64_t> compressed_size = std::nullopt;
     uint16_t method = kMethodStored;
     // From the local header; nullopt when deferred to the data descriptor (general purpose bit 3).
-    std::optional<uint32_t> crc32;
+    std::optional<uint32_t> crc32 = std::nullopt;
     bool data_descriptor = false;  // general purpose bit 3
 
     bool is_directory() const { return !name.empty() && name.back() == '/'; }

@@ -51,7 +51,7 @@ struct SourceOptions {
     // write chunk (CURL_MAX_WRITE_SIZE, 16 KiB).
     size_t buffer_size = 1 << 20;
     // PEM file of trusted CAs, a path as given (not under the sysroot; empty: libcurl default).
-    std::string ca_file;
+    std::string ca_file = {};
     // Retries are logged here as warnings when set.
     const Logger* logger = nullptr;
 };

@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <activate/fd.hpp>
@@ -71,10 +72,11 @@ private:
 
     std::unique_ptr<ByteSink> sink_;
     std::vector<Entry> entries_;
+    std::unordered_set<std::string> names_;  // duplicate detection, see zip::duplicate_key
     uint64_t offset_ = 0;
     bool in_member_ = false;
     uint64_t member_written_ = 0;
-    uint32_t member_crc_ = 0;
+    uint32_t member_crc_ = 0;  // of the data written so far
     bool finished_ = false;
     bool failed_ = false;
 };

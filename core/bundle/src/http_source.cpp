@@ -1,0 +1,423 @@
+// Streaming HTTP(S) download for bundles. libcurl's multi interface is driven from read(): the
+// write callback fills a fixed ring buffer and pauses the transfer when it is full, so memory is
+// bounded whatever the body size. Failed attempts are retried with exponential backoff; once body
+// bytes were handed out, only an exact resume (Range + If-Range, answered by 206 with the right
+// Content-Range; RFC 9110 §14.2, §13.1.5) may continue the transfer.
+#include "http_source.hpp"
+
+#include <curl/curl.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace activate::bundle {
+
+namespace {
+
+// Smallest ring: two of libcurl's write chunks, so a paused chunk always fits once drained.
+constexpr size_t kMinBuffer = 2 * CURL_MAX_WRITE_SIZE;
+
+void global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+bool retryable_transport(CURLcode code) {
+    switch (code) {
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+            return true;
+        default:
+            return false;
+    }
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' ||
+                          s.back() == '\t')) {
+        s.pop_back();
+    }
+    size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    return s.substr(i);
+}
+
+// First byte position of "Content-Range: bytes <first>-<last>/<total>" (RFC 9110 §14.4).
+std::optional<uint64_t> content_range_start(const std::string& value) {
+    if (value.rfind("bytes ", 0) != 0) return std::nullopt;
+    uint64_t v = 0;
+    size_t i = 6;
+    if (i >= value.size() || value[i] < '0' || value[i] > '9') return std::nullopt;
+    for (; i < value.size() && value[i] >= '0' && value[i] <= '9'; ++i) {
+        if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
+        v = v * 10 + uint64_t(value[i] - '0');
+    }
+    if (i >= value.size() || value[i] != '-') return std::nullopt;
+    return v;
+}
+
+class HttpSource final : public ByteSource {
+public:
+    HttpSource(std::string url, SourceOptions options)
+        : url_(std::move(url)),
+          opt_(std::move(options)),
+          ring_(std::max(opt_.buffer_size, kMinBuffer)) {
+        errbuf_[0] = 0;
+    }
+
+    ~HttpSource() override {
+        end_attempt();
+        if (multi_) curl_multi_cleanup(multi_);
+    }
+
+    HttpSource(const HttpSource&) = delete;
+    HttpSource& operator=(const HttpSource&) = delete;
+
+    Result<size_t> read(std::span<uint8_t> out) override {
+        if (out.empty()) return size_t(0);
+        while (true) {
+            if (used_ > 0) {
+                const size_t n = take(out);
+                // Resume the transfer once half the ring is free again, not per byte.
+                if (paused_ && used_ <= ring_.size() / 2) ACTIVATE_TRY(unpause());
+                return n;
+            }
+            if (error_) return *error_;
+            if (finished_) return size_t(0);
+            if (!active_) {
+                if (auto st = start_attempt(); !st.ok()) return fail(std::move(st).error());
+                continue;
+            }
+            if (paused_) {
+                ACTIVATE_TRY(unpause());
+                continue;
+            }
+            if (auto st = pump(); !st.ok()) return fail(std::move(st).error());
+        }
+    }
+
+    const std::string& name() const override { return url_; }
+    std::optional<uint64_t> size_hint() const override { return total_; }
+
+private:
+    Error fail(Error e) {
+        end_attempt();
+        error_ = e;
+        return e;
+    }
+
+    size_t take(std::span<uint8_t> out) {
+        size_t n = std::min(out.size(), used_);
+        const size_t first = std::min(n, ring_.size() - head_);
+        std::memcpy(out.data(), ring_.data() + head_, first);
+        std::memcpy(out.data() + first, ring_.data(), n - first);
+        head_ = (head_ + n) % ring_.size();
+        used_ -= n;
+        if (used_ == 0) head_ = 0;
+        return n;
+    }
+
+    void put(const uint8_t* data, size_t n) {
+        size_t tail = (head_ + used_) % ring_.size();
+        const size_t first = std::min(n, ring_.size() - tail);
+        std::memcpy(ring_.data() + tail, data, first);
+        std::memcpy(ring_.data(), data + first, n - first);
+        used_ += n;
+    }
+
+    Status unpause() {
+        paused_ = false;
+        // May call on_write() right away with the data libcurl held back.
+        CURLcode rc = curl_easy_pause(easy_, CURLPAUSE_CONT);
+        if (rc != CURLE_OK) {
+            return fail(Error(ErrorKind::activation, "GET " + url_ + ": resuming the paused "
+                                                     "transfer failed: " +
+                                                         curl_easy_strerror(rc)));
+        }
+        return {};
+    }
+
+    static size_t on_write(char* ptr, size_t size, size_t nmemb, void* userdata) {
+        return static_cast<HttpSource*>(userdata)->write(reinterpret_cast<const uint8_t*>(ptr),
+                                                         size * nmemb);
+    }
+
+    size_t write(const uint8_t* data, size_t n) {
+        if (!status_checked_) {
+            status_checked_ = true;
+            if (!accept_status()) return 0;  // aborts the attempt with CURLE_WRITE_ERROR
+        }
+        if (n > ring_.size() - used_) {
+            if (used_ > 0) {
+                paused_ = true;
+                return CURL_WRITEFUNC_PAUSE;
+            }
+            ring_.resize(n);  // libcurl chunks are 16 KiB; never expected
+            head_ = 0;
+        }
+        put(data, n);
+        received_ += n;
+        return n;
+    }
+
+    // Runs before the first body byte of an attempt is accepted.
+    bool accept_status() {
+        curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status_);
+        if (attempt_start_ == 0) {
+            if (status_ != 200) return false;
+            // RFC 9110 §13.1.5: If-Range needs a strong entity tag or a Last-Modified date.
+            if (!etag_.empty() && etag_.rfind("W/", 0) != 0) {
+                validator_ = etag_;
+            } else if (!last_modified_.empty()) {
+                validator_ = last_modified_;
+            }
+            curl_off_t length = -1;
+            curl_easy_getinfo(easy_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+            if (length >= 0) total_ = uint64_t(length);
+            return true;
+        }
+        if (status_ != 206) {
+            reject_ = "the server answered HTTP " + std::to_string(status_) +
+                      " to a request to resume at byte " + std::to_string(received_) +
+                      " (the file changed or the server cannot resume)";
+            return false;
+        }
+        auto start = content_range_start(content_range_);
+        if (!start || *start != received_) {
+            reject_ = "the server resumed with Content-Range \"" + content_range_ +
+                      "\" instead of starting at byte " + std::to_string(received_);
+            return false;
+        }
+        return true;
+    }
+
+    static size_t on_header(char* buffer, size_t size, size_t nitems, void* userdata) {
+        auto* self = static_cast<HttpSource*>(userdata);
+        std::string line(buffer, size * nitems);
+        if (line.rfind("HTTP/", 0) == 0) {
+            // A new response (after a redirect or 100 Continue): forget the previous headers.
+            self->etag_.clear();
+            self->last_modified_.clear();
+            self->content_range_.clear();
+            return size * nitems;
+        }
+        const size_t colon = line.find(':');
+        if (colon == std::string::npos) return size * nitems;
+        const std::string key = line.substr(0, colon);
+        std::string value = trim(line.substr(colon + 1));
+        if (strcasecmp(key.c_str(), "ETag") == 0) self->etag_ = value;
+        if (strcasecmp(key.c_str(), "Last-Modified") == 0) self->last_modified_ = value;
+        if (strcasecmp(key.c_str(), "Content-Range") == 0) self->content_range_ = value;
+        return size * nitems;
+    }
+
+    Status start_attempt() {
+        global_init();
+        ++attempt_;
+        if (!multi_) {
+            multi_ = curl_multi_init();
+            if (!multi_) return Error(ErrorKind::internal, "curl_multi_init failed");
+        }
+        easy_ = curl_easy_init();
+        if (!easy_) return Error(ErrorKind::internal, "curl_easy_init failed");
+        errbuf_[0] = 0;
+        attempt_start_ = received_;
+        status_checked_ = false;
+        status_ = 0;
+        reject_.clear();
+        etag_.clear();
+        last_modified_.clear();
+        content_range_.clear();
+        const long low_speed_s =
+            std::max<long>(1, long((opt_.low_speed_time.count() + 999) / 1000));
+        bool ok = true;
+        auto set = [&](CURLcode rc) { ok = ok && rc == CURLE_OK; };
+        set(curl_easy_setopt(easy_, CURLOPT_URL, url_.c_str()));
+        set(curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https"));
+        set(curl_easy_setopt(easy_, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+        set(curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 1L));
+        set(curl_easy_setopt(easy_, CURLOPT_MAXREDIRS, 10L));
+        set(curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L));
+        set(curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, errbuf_));
+        set(curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &HttpSource::on_write));
+        set(curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this));
+        set(curl_easy_setopt(easy_, CURLOPT_HEADERFUNCTION, &HttpSource::on_header));
+        set(curl_easy_setopt(easy_, CURLOPT_HEADERDATA, this));
+        set(curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS, long(opt_.connect_timeout.count())));
+        set(curl_easy_setopt(easy_, CURLOPT_LOW_SPEED_LIMIT, long(opt_.low_speed_limit)));
+        set(curl_easy_setopt(easy_, CURLOPT_LOW_SPEED_TIME, low_speed_s));
+        set(curl_easy_setopt(easy_, CURLOPT_TCP_KEEPALIVE, 1L));
+        set(curl_easy_setopt(easy_, CURLOPT_USERAGENT, "activate-bundle/1"));
+        if (!opt_.ca_file.empty()) set(curl_easy_setopt(easy_, CURLOPT_CAINFO, opt_.ca_file.c_str()));
+        if (received_ > 0) {
+            range_ = std::to_string(received_) + "-";
+            set(curl_easy_setopt(easy_, CURLOPT_RANGE, range_.c_str()));
+            headers_ = curl_slist_append(nullptr, ("If-Range: " + validator_).c_str());
+            set(curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_));
+        }
+        if (!ok) return Error(ErrorKind::internal, "setting libcurl options for " + url_ + " failed");
+        if (curl_multi_add_handle(multi_, easy_) != CURLM_OK) {
+            return Error(ErrorKind::internal, "curl_multi_add_handle failed for " + url_);
+        }
+        active_ = true;
+        return {};
+    }
+
+    void end_attempt() {
+        if (easy_) {
+            if (multi_) curl_multi_remove_handle(multi_, easy_);
+            curl_easy_cleanup(easy_);
+            easy_ = nullptr;
+        }
+        if (headers_) {
+            curl_slist_free_all(headers_);
+            headers_ = nullptr;
+        }
+        active_ = false;
+        paused_ = false;
+    }
+
+    // One round of libcurl work; waits up to a second for the socket when nothing is buffered.
+    Status pump() {
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(multi_, &running);
+        if (mc != CURLM_OK) {
+            return Error(ErrorKind::internal,
+                         std::string("curl_multi_perform: ") + curl_multi_strerror(mc));
+        }
+        int left = 0;
+        while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy_) {
+                return attempt_done(msg->data.result);
+            }
+        }
+        if (used_ == 0 && running > 0) {
+            mc = curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
+            if (mc != CURLM_OK) {
+                return Error(ErrorKind::internal,
+                             std::string("curl_multi_poll: ") + curl_multi_strerror(mc));
+            }
+        }
+        return {};
+    }
+
+    Status attempt_done(CURLcode code) {
+        if (!status_checked_) curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status_);
+        curl_off_t retry_after = 0;
+        curl_easy_getinfo(easy_, CURLINFO_RETRY_AFTER, &retry_after);
+        const std::string detail = errbuf_[0] ? std::string(errbuf_) : curl_easy_strerror(code);
+        end_attempt();
+
+        const long expected = attempt_start_ == 0 ? 200 : 206;
+        std::string reason;
+        if (code == CURLE_OK && status_ == expected) {
+            if (received_ == 0) total_ = 0;  // an empty body: the write callback never ran
+            finished_ = true;
+            return {};
+        }
+        if (!reject_.empty()) {
+            return Error(ErrorKind::activation, "GET " + url_ + ": " + reject_);
+        }
+        if (status_ != 0 && status_ != expected) {
+            if (!retryable_http_status(status_)) {
+                return Error(ErrorKind::activation,
+                             "GET " + url_ + ": HTTP " + std::to_string(status_) +
+                                 " (not retried; only 200 delivers a bundle)");
+            }
+            reason = "HTTP " + std::to_string(status_);
+        } else {
+            if (!retryable_transport(code)) {
+                return Error(ErrorKind::activation, "GET " + url_ + ": " + detail);
+            }
+            if (received_ > 0 && validator_.empty()) {
+                return Error(ErrorKind::activation,
+                             "GET " + url_ + ": " + detail + " after " +
+                                 std::to_string(received_) +
+                                 " bytes of the body; not retried because the server sent no "
+                                 "ETag or Last-Modified to resume exactly");
+            }
+            reason = detail;
+        }
+        if (attempt_ >= opt_.max_attempts) {
+            return Error(ErrorKind::activation, "GET " + url_ + ": " + reason + " (gave up after " +
+                                                    std::to_string(attempt_) + " attempts)");
+        }
+        // Exponential backoff (attempt_ >= 1 here), capped; Retry-After may only lengthen it.
+        auto delay = opt_.initial_backoff;
+        for (int i = 1; i < attempt_ && delay < opt_.max_backoff; ++i) delay *= 2;
+        if (retry_after > 0) {
+            delay = std::max<std::chrono::milliseconds>(delay, std::chrono::seconds(retry_after));
+        }
+        delay = std::min(delay, opt_.max_backoff);
+        if (opt_.logger) {
+            Log(opt_.logger, "bundle")
+                .warning("GET " + url_ + ": " + reason + "; attempt " + std::to_string(attempt_) +
+                         " of " + std::to_string(opt_.max_attempts) + ", retrying in " +
+                         std::to_string(delay.count()) + " ms" +
+                         (received_ > 0 ? " from byte " + std::to_string(received_) : ""));
+        }
+        std::this_thread::sleep_for(delay);
+        return start_attempt();
+    }
+
+    std::string url_;
+    SourceOptions opt_;
+    CURLM* multi_ = nullptr;
+    CURL* easy_ = nullptr;
+    curl_slist* headers_ = nullptr;
+    char errbuf_[CURL_ERROR_SIZE];
+    std::string range_;
+
+    std::vector<uint8_t> ring_;
+    size_t head_ = 0;
+    size_t used_ = 0;
+    bool paused_ = false;
+
+    bool active_ = false;
+    bool finished_ = false;
+    std::optional<Error> error_;
+    int attempt_ = 0;
+    uint64_t received_ = 0;  // body bytes accepted over all attempts: where a resume starts
+    std::optional<uint64_t> total_;
+    std::string validator_;  // If-Range value from the first response
+
+    // Per attempt.
+    uint64_t attempt_start_ = 0;  // received_ when the attempt began: 0 asks for 200, else 206
+    bool status_checked_ = false;
+    long status_ = 0;
+    std::string reject_;
+    std::string etag_;
+    std::string last_modified_;
+    std::string content_range_;
+};
+
+}  // namespace
+
+bool retryable_http_status(long status) {
+    return status == 425 || status == 429 || status == 500 || (status >= 502 && status <= 504) ||
+           (status >= 520 && status <= 598);
+}
+
+Result<std::unique_ptr<ByteSource>> open_http(const std::string& url,
+                                              const SourceOptions& options) {
+    if (options.max_attempts < 1) {
+        return Error(ErrorKind::usage, "bundle download of " + url +
+                                           ": max_attempts must be at least 1");
+    }
+    return std::unique_ptr<ByteSource>(std::make_unique<HttpSource>(url, options));
+}
+
+}  // namespace activate::bundle

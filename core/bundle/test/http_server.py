@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Loopback HTTP server for the bundle download tests (core/bundle/test/http_test.cpp).
+
+Serves one file under routes that misbehave in the ways the download code must handle. Usage:
+http_server.py <file>; prints the port on stdout, exits when stdin closes or after 120 s.
+"""
+import http.server
+import os
+import sys
+import threading
+import time
+from collections import Counter
+
+BODY = b""
+ETAG = '"bundle-v1"'
+COUNTS = Counter()
+LOCK = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_body(self, status, body, headers=(), length=None):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def cut(self, etag):
+        """200 with the full Content-Length, then half the body and a closed connection."""
+        self.close_connection = True
+        self.send_body(200, BODY[: len(BODY) // 2],
+                       [("ETag", ETAG)] if etag else [], length=len(BODY))
+
+    def do_GET(self):
+        parts = self.path.strip("/").split("/")
+        route = parts[0]
+        with LOCK:
+            COUNTS[self.path] += 1
+            n = COUNTS[self.path]
+        if route == "count":
+            key = "/" + "/".join(parts[1:])
+            with LOCK:
+                c = COUNTS[key]
+            return self.send_body(200, str(c).encode())
+        if route == "ok":
+            return self.send_body(200, BODY, [("ETag", ETAG)])
+        if route == "redirect":
+            return self.send_body(302, b"", [("Location", "/ok")])
+        if route == "empty":
+            return self.send_body(200, b"")
+        if route == "flaky":  # 503 twice, then the file
+            if n <= 2:
+                return self.send_body(503, b"busy")
+            return self.send_body(200, BODY)
+        if route == "always503":
+            return self.send_body(503, b"busy")
+        if route == "missing":
+            return self.send_body(404, b"no such bundle")
+        if route == "stall":  # 100 bytes of the body, then silence
+            self.send_body(200, BODY[:100], length=len(BODY))
+            time.sleep(30)
+            return
+        if route == "hang":  # no response at all
+            time.sleep(30)
+            return
+        if route in ("cut", "cut-noetag", "wrong-range"):
+            if n == 1:
+                return self.cut(etag=route != "cut-noetag")
+            rng = self.headers.get("Range", "")
+            if route != "cut-noetag" and rng.startswith("bytes=") and \
+                    self.headers.get("If-Range") == ETAG:
+                start = int(rng[6:].split("-")[0])
+                if route == "wrong-range":
+                    start -= 1
+                return self.send_body(
+                    206, BODY[start:],
+                    [("ETag", ETAG),
+                     ("Content-Range", "bytes %d-%d/%d" % (start, len(BODY) - 1, len(BODY)))])
+            return self.send_body(200, BODY, [("ETag", ETAG)])
+        if route == "zeros":  # /zeros/<bytes>: streamed in 1 MiB writes
+            total = int(parts[1])
+            self.send_response(200)
+            self.send_header("Content-Length", str(total))
+            self.end_headers()
+            chunk = bytes(1 << 20)
+            left = total
+            while left > 0:
+                k = min(left, len(chunk))
+                self.wfile.write(chunk[:k])
+                left -= k
+            return
+        return self.send_body(400, b"unknown route")
+
+
+def main():
+    global BODY
+    with open(sys.argv[1], "rb") as f:
+        BODY = f.read()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(server.server_address[1], flush=True)
+    # Bounded life: the test closes stdin when done; never outlive 120 s anyway.
+    watchdog = threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True)
+    watchdog.start()
+    watchdog.join(120)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

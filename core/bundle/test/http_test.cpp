@@ -1,0 +1,298 @@
+// Downloads from a loopback server started by the test (http_server.py): success, retries with
+// backoff, permanent errors, timeouts, exact resume, and the memory bound of the ring buffer.
+// Also the local-path side of open_source().
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <activate/bundle/source.hpp>
+#include <activate/bundle/writer.hpp>
+#include <chrono>
+
+#include "http_source.hpp"
+#include "test_util.hpp"
+
+namespace activate::bundle::test {
+namespace {
+
+using std::chrono::milliseconds;
+
+class HttpTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!have_program("python3")) GTEST_SKIP() << "python3 not installed";
+        ::signal(SIGPIPE, SIG_IGN);
+        // A bundle big enough to need several reads and ring refills.
+        BundleWriter w(string_sink(&bundle_));
+        ASSERT_TRUE(w.add_member("manifest", as_bytes("v1")).ok());
+        ASSERT_TRUE(w.add_member("system.img", as_bytes(random_bytes(3 << 20, 21))).ok());
+        ASSERT_TRUE(w.finish().ok());
+        write_whole(dir_ / "bundle.zip", bundle_);
+
+        int in[2], out[2];
+        ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+        ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+        pid_ = ::fork();
+        ASSERT_GE(pid_, 0);
+        if (pid_ == 0) {
+            ::dup2(in[0], 0);
+            ::dup2(out[1], 1);
+            const std::string script = std::string(BUNDLE_TEST_DIR) + "/http_server.py";
+            const std::string file = (dir_ / "bundle.zip").string();
+            ::execlp("python3", "python3", script.c_str(), file.c_str(), nullptr);
+            ::_exit(127);
+        }
+        ::close(in[0]);
+        ::close(out[1]);
+        stdin_ = UniqueFd(in[1]);
+        UniqueFd stdout_fd(out[0]);
+        std::string line;
+        pollfd pfd{stdout_fd.get(), POLLIN, 0};
+        while (line.find('\n') == std::string::npos) {
+            ASSERT_GT(::poll(&pfd, 1, 10000), 0) << "test server did not start";
+            char buf[64];
+            ssize_t n = ::read(stdout_fd.get(), buf, sizeof buf);
+            ASSERT_GT(n, 0) << "test server exited";
+            line.append(buf, size_t(n));
+        }
+        base_ = "http://127.0.0.1:" + line.substr(0, line.find('\n'));
+    }
+
+    void TearDown() override {
+        stdin_.reset();  // the server exits when its stdin closes
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+
+    static SourceOptions fast() {
+        SourceOptions o;
+        o.initial_backoff = milliseconds(50);
+        o.max_backoff = milliseconds(200);
+        o.connect_timeout = milliseconds(2000);
+        o.low_speed_limit = 1000;
+        o.low_speed_time = milliseconds(1000);
+        o.max_attempts = 4;
+        return o;
+    }
+
+    Result<std::string> fetch(const std::string& route, const SourceOptions& options) {
+        ACTIVATE_ASSIGN(auto src, open_source(Sysroot("/"), base_ + route, options));
+        std::string body;
+        std::vector<uint8_t> buf(100000);
+        while (true) {
+            ACTIVATE_ASSIGN(size_t n, src->read(buf));
+            if (n == 0) break;
+            body.append(reinterpret_cast<const char*>(buf.data()), n);
+        }
+        last_size_hint_ = src->size_hint();
+        return body;
+    }
+
+    int requests(const std::string& route) {
+        auto r = fetch("/count" + route, fast());
+        EXPECT_TRUE(r.ok());
+        return r.ok() ? std::stoi(*r) : -1;
+    }
+
+    TempDir dir_;
+    std::string bundle_;
+    pid_t pid_ = -1;
+    UniqueFd stdin_;
+    std::string base_;
+    std::optional<uint64_t> last_size_hint_;
+};
+
+TEST_F(HttpTest, DownloadsAndReadsABundle) {
+    auto src = open_source(Sysroot("/"), base_ + "/ok", fast());
+    ASSERT_TRUE(src.ok());
+    auto members = read_all(std::move(*src));
+    ASSERT_TRUE(members.ok()) << members.error().message();
+    ASSERT_EQ(members->size(), 2u);
+    EXPECT_EQ((*members)[1].header.name, "system.img");
+    EXPECT_EQ((*members)[1].data, random_bytes(3 << 20, 21));
+}
+
+TEST_F(HttpTest, SmallRingStillDeliversEverything) {
+    SourceOptions o = fast();
+    o.buffer_size = 1;  // raised to the minimum of two libcurl chunks
+    auto body = fetch("/ok", o);
+    ASSERT_TRUE(body.ok()) << body.error().message();
+    EXPECT_EQ(*body, bundle_);
+    EXPECT_EQ(last_size_hint_, bundle_.size());
+}
+
+TEST_F(HttpTest, FollowsRedirectsAndHandlesEmptyBodies) {
+    auto body = fetch("/redirect", fast());
+    ASSERT_TRUE(body.ok()) << body.error().message();
+    EXPECT_EQ(*body, bundle_);
+    auto empty = fetch("/empty", fast());
+    ASSERT_TRUE(empty.ok()) << empty.error().message();
+    EXPECT_EQ(*empty, "");
+}
+
+TEST_F(HttpTest, RetriesServiceUnavailable) {
+    const auto start = std::chrono::steady_clock::now();
+    auto body = fetch("/flaky/a", fast());
+    ASSERT_TRUE(body.ok()) << body.error().message();
+    EXPECT_EQ(*body, bundle_);
+    EXPECT_EQ(requests("/flaky/a"), 3);
+    // Backoff 50 ms then 100 ms: at least 150 ms passed.
+    EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(150));
+}
+
+TEST_F(HttpTest, GivesUpAfterMaxAttempts) {
+    SourceOptions o = fast();
+    o.max_attempts = 3;
+    auto body = fetch("/always503", o);
+    ASSERT_FALSE(body.ok());
+    EXPECT_NE(body.error().message().find("HTTP 503"), std::string::npos);
+    EXPECT_NE(body.error().message().find("gave up after 3 attempts"), std::string::npos)
+        << body.error().message();
+    EXPECT_EQ(requests("/always503"), 3);
+}
+
+TEST_F(HttpTest, NotFoundIsPermanent) {
+    auto body = fetch("/missing", fast());
+    ASSERT_FALSE(body.ok());
+    const std::string& msg = body.error().message();
+    EXPECT_NE(msg.find("HTTP 404"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(base_ + "/missing"), std::string::npos) << msg;
+    EXPECT_EQ(requests("/missing"), 1);
+}
+
+TEST_F(HttpTest, StalledBodyTimesOutWithoutRetry) {
+    // Body started and the server gives no validator: no exact resume, so no retry.
+    const auto start = std::chrono::steady_clock::now();
+    auto body = fetch("/stall", fast());
+    ASSERT_FALSE(body.ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(8000));
+    const std::string& msg = body.error().message();
+    EXPECT_NE(msg.find("too slow"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("no ETag"), std::string::npos) << msg;
+    EXPECT_EQ(requests("/stall"), 1);
+}
+
+TEST_F(HttpTest, SilentServerTimesOutAndIsRetried) {
+    SourceOptions o = fast();
+    o.max_attempts = 2;
+    const auto start = std::chrono::steady_clock::now();
+    auto body = fetch("/hang", o);
+    ASSERT_FALSE(body.ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(10000));
+    EXPECT_NE(body.error().message().find("gave up after 2 attempts"), std::string::npos)
+        << body.error().message();
+    EXPECT_EQ(requests("/hang"), 2);
+}
+
+TEST_F(HttpTest, ConnectionRefusedIsRetried) {
+    // A port nobody listens on: bind, learn it, close.
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    ::close(s);
+    SourceOptions o = fast();
+    o.max_attempts = 2;
+    auto src = open_source(Sysroot("/"),
+                           "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x", o);
+    ASSERT_TRUE(src.ok());
+    uint8_t buf[16];
+    auto r = (*src)->read(buf);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("gave up after 2 attempts"), std::string::npos)
+        << r.error().message();
+    // The source stays failed.
+    EXPECT_FALSE((*src)->read(buf).ok());
+}
+
+TEST_F(HttpTest, ResumesExactlyAfterACutConnection) {
+    auto body = fetch("/cut/a", fast());
+    ASSERT_TRUE(body.ok()) << body.error().message();
+    EXPECT_EQ(*body, bundle_);
+    EXPECT_EQ(requests("/cut/a"), 2);
+}
+
+TEST_F(HttpTest, CutWithoutValidatorIsNotRetried) {
+    auto body = fetch("/cut-noetag/a", fast());
+    ASSERT_FALSE(body.ok());
+    EXPECT_NE(body.error().message().find("no ETag or Last-Modified"), std::string::npos)
+        << body.error().message();
+    EXPECT_EQ(requests("/cut-noetag/a"), 1);
+}
+
+TEST_F(HttpTest, ResumeAtTheWrongOffsetIsRefused) {
+    auto body = fetch("/wrong-range/a", fast());
+    ASSERT_FALSE(body.ok());
+    EXPECT_NE(body.error().message().find("Content-Range"), std::string::npos)
+        << body.error().message();
+}
+
+TEST_F(HttpTest, LargeBodyStreamsInBoundedMemory) {
+    struct rusage ru;
+    ::getrusage(RUSAGE_SELF, &ru);
+    const long before = ru.ru_maxrss;
+    SourceOptions o = fast();
+    o.buffer_size = 256 << 10;
+    auto src = open_source(Sysroot("/"), base_ + "/zeros/" + std::to_string(128 << 20), o);
+    ASSERT_TRUE(src.ok());
+    std::vector<uint8_t> buf(64 << 10);
+    uint64_t total = 0;
+    while (true) {
+        auto n = (*src)->read(buf);
+        ASSERT_TRUE(n.ok()) << n.error().message();
+        if (*n == 0) break;
+        total += *n;
+    }
+    EXPECT_EQ(total, 128u << 20);
+    ::getrusage(RUSAGE_SELF, &ru);
+    EXPECT_LT(ru.ru_maxrss - before, 24 * 1024) << "peak RSS grew by " << ru.ru_maxrss - before
+                                                << " KiB";
+}
+
+TEST(HttpStatus, RetryableSet) {
+    for (long s : {425L, 429L, 500L, 502L, 503L, 504L, 520L, 598L}) {
+        EXPECT_TRUE(retryable_http_status(s)) << s;
+    }
+    for (long s : {200L, 206L, 301L, 400L, 401L, 403L, 404L, 408L, 501L, 505L, 519L, 599L}) {
+        EXPECT_FALSE(retryable_http_status(s)) << s;
+    }
+}
+
+// ----- local paths -----
+
+TEST(OpenSource, LocalPathIsResolvedUnderTheSysroot) {
+    TempDir root;
+    std::filesystem::create_directories(root / "srv");
+    write_whole(root / "srv/b.zip", "abc");
+    auto src = open_source(Sysroot(root.path()), "/srv/b.zip");
+    ASSERT_TRUE(src.ok()) << src.error().message();
+    EXPECT_EQ((*src)->size_hint(), 3u);
+    uint8_t buf[8];
+    auto n = (*src)->read(buf);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(*n, 3u);
+    EXPECT_EQ((*src)->name(), "/srv/b.zip");
+}
+
+TEST(OpenSource, RelativeMissingAndDirectoryPathsFail) {
+    TempDir root;
+    EXPECT_EQ(open_source(Sysroot(root.path()), "b.zip").error().kind(), ErrorKind::usage);
+    auto missing = open_source(Sysroot(root.path()), "/nope.zip");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.error().message().find("nope.zip"), std::string::npos);
+    EXPECT_FALSE(open_source(Sysroot(root.path()), "/").ok());
+    EXPECT_FALSE(open_source(Sysroot("/"), "ftp://example.com/b.zip").ok());
+}
+
+}  // namespace
+}  // namespace activate::bundle::test
