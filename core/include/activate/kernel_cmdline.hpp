@@ -3,12 +3,11 @@
 // so that what we print is exactly what the next kernel will see.
 #pragma once
 
+#include <activate/result.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <activate/result.hpp>
 
 namespace activate {
 
