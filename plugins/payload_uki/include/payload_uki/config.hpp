@@ -1,0 +1,44 @@
+// The "uki" payload source's policy settings, read strictly and validated completely before
+// anything runs (a bad regex or path is a policy error pointing at its line).
+#pragma once
+
+#include <activate/result.hpp>
+#include <activate/settings.hpp>
+#include <memory>
+#include <regex>
+#include <string>
+
+namespace activate::payload_uki {
+
+struct UkiSourceConfig {
+    // The disk holding the ESP and both slots, a system path ("/dev/vda", or an image file
+    // inside a sysroot).
+    std::string disk;
+    // Where the ESP is mounted, a system path.
+    std::string esp = "/esp";
+    // GPT partition names of the slots' system partitions.
+    std::string label_a = "METROPOLIS-SYSTEM-A";
+    std::string label_b = "METROPOLIS-SYSTEM-B";
+    // Finds the running slot in /proc/cmdline; capture group 1 is the letter (A or B).
+    std::string running_slot_pattern = "PARTLABEL=METROPOLIS-SYSTEM-(A|B)";
+    std::shared_ptr<const std::regex> running_slot_regex;
+    // The slot's UKI on the ESP, relative; "{slot}" is the lower-case slot letter.
+    std::string uki_path = "EFI/metropolis/boot-{slot}.efi";
+    // Member names in the bundle zip.
+    std::string bundle_uki = "kernel_efi.efi";
+    std::string bundle_image = "verity_rootfs.img";
+    // Every occurrence of the placeholder in the UKI's .cmdline is replaced by the replacement,
+    // whose "{slot}" is the upper-case target slot letter ("METROPOLIS-SYSTEM-B").
+    std::string cmdline_placeholder = "METROPOLIS-SYSTEM-X";
+    std::string cmdline_replacement = "METROPOLIS-SYSTEM-{slot}";
+    // Bundle used when the command line names none (local system path or http(s) URL).
+    std::string bundle;
+
+    // The GPT name of slot `letter` ('A' or 'B').
+    const std::string& label(char letter) const { return letter == 'A' ? label_a : label_b; }
+};
+
+// Reads every setting (calling settings.finish()); no side effects.
+Result<UkiSourceConfig> read_config(const Settings& settings);
+
+}  // namespace activate::payload_uki

@@ -1,0 +1,32 @@
+// Where the A/B slots live: the ESP and both system partitions found in the disk's GPT, and the
+// running slot named by the kernel command line. Read-only.
+#pragma once
+
+#include <activate/log.hpp>
+#include <activate/plugin_api.hpp>
+#include <activate/result.hpp>
+#include <activate/sysroot.hpp>
+#include <payload_uki/config.hpp>
+#include <payload_uki/gpt.hpp>
+#include <string_view>
+
+namespace activate::payload_uki {
+
+// The ESP (the one partition of type kEspTypeGuid) and the system partitions named label_a and
+// label_b, as slots A and B. Missing or duplicated partitions are errors listing what is there.
+Result<std::pair<Slot, Slot>> slots_from_gpt(const GptTable& table, const UkiSourceConfig& config);
+
+// The letter ('A' or 'B') that running_slot_regex's group 1 captures in `cmdline`. No match, a
+// letter other than A/B, or matches naming both slots are errors naming /proc/cmdline and the
+// pattern.
+Result<char> running_slot_letter(std::string_view cmdline, const UkiSourceConfig& config);
+
+// Opens `config.disk` read-only through the sysroot and reads its GPT (warnings are logged).
+Result<GptTable> read_disk_gpt(const Sysroot& sysroot, const UkiSourceConfig& config,
+                               const Log& log);
+
+// All of the above: running and target slot from the sysroot's disk and /proc/cmdline.
+Result<SlotPair> discover_slots(const Sysroot& sysroot, const UkiSourceConfig& config,
+                                const Log& log);
+
+}  // namespace activate::payload_uki

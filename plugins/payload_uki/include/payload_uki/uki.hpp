@@ -1,0 +1,37 @@
+// The Unified Kernel Image layout (UAPI Group "Unified Kernel Image (UKI)" specification): which
+// PE sections make up the kernel, the initramfs and the command line, and how the command line is
+// cleaned up and adapted to the slot it boots.
+#pragma once
+
+#include <activate/result.hpp>
+#include <optional>
+#include <payload_uki/pe.hpp>
+#include <string>
+#include <string_view>
+
+namespace activate::payload_uki {
+
+// .cmdline sections larger than this are refused (the kernel's own limit is a few KiB).
+inline constexpr uint64_t kMaxCmdlineSection = 64 << 10;
+
+struct UkiSections {
+    PeSection kernel;                  // .linux
+    std::optional<PeSection> initrd;   // .initrd
+    std::optional<PeSection> ucode;    // .ucode: loaded before .initrd
+    std::optional<PeSection> cmdline;  // .cmdline
+};
+
+// Finds the sections: .linux is required and must be non-empty; none of the four may appear
+// twice; their file ranges must not overlap. `file` names the UKI in messages.
+Result<UkiSections> locate_uki_sections(const PeImage& image, const std::string& file);
+
+// The kernel command line from a .cmdline section: trailing NULs and whitespace dropped, then
+// every occurrence of `placeholder` (when non-empty) replaced by `replacement`. An interior NUL
+// would silently cut the line in the kernel, so it is an error.
+Result<std::string> finish_cmdline(std::string_view raw, std::string_view placeholder,
+                                   std::string_view replacement, const std::string& file);
+
+// Replaces every "{slot}" in `pattern` with `value`.
+std::string expand_slot(std::string_view pattern, std::string_view value);
+
+}  // namespace activate::payload_uki

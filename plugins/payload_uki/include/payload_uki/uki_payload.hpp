@@ -1,0 +1,19 @@
+// Turns a slot's UKI on the ESP into a kexec payload: .linux as the kernel, .ucode followed by
+// .initrd as the initramfs, .cmdline (cleaned, placeholder replaced) as the command line, each
+// kernel/initramfs in a sealed memfd.
+#pragma once
+
+#include <activate/log.hpp>
+#include <activate/plugin_api.hpp>
+#include <activate/sysroot.hpp>
+#include <payload_uki/config.hpp>
+
+namespace activate::payload_uki {
+
+// The system path of a slot's UKI: "<esp_mount>/<uki_path>".
+std::string uki_system_path(const Slot& slot);
+
+Result<Payload> load_uki_payload(const Sysroot& sysroot, const Slot& slot,
+                                 const UkiSourceConfig& config, const Log& log);
+
+}  // namespace activate::payload_uki

@@ -1,0 +1,105 @@
+// Settings of the "uki" payload source; see config.hpp and README.md.
+#include <payload_uki/config.hpp>
+#include <payload_uki/gpt.hpp>
+
+namespace activate::payload_uki {
+namespace {
+
+Status check_absolute(const Settings& s, const std::string& key, const std::string& value) {
+    if (value.empty() || value.front() != '/')
+        return s.error_at(key, "\"" + value + "\" is not an absolute path");
+    return {};
+}
+
+Status check_label(const Settings& s, const std::string& key, const std::string& value) {
+    if (value.empty()) return s.error_at(key, "a slot's partition name cannot be empty");
+    GptEntry probe;
+    probe.name = value;
+    if (auto raw = encode_gpt_entry(probe, 128); !raw.ok())
+        return s.error_at(key, raw.error().message());
+    return {};
+}
+
+}  // namespace
+
+Result<UkiSourceConfig> read_config(const Settings& s) {
+    UkiSourceConfig c;
+    ACTIVATE_ASSIGN(c.disk, s.string("disk"));
+    ACTIVATE_TRY(check_absolute(s, "disk", c.disk));
+    ACTIVATE_ASSIGN(c.esp, s.string_or("esp", c.esp));
+    ACTIVATE_TRY(check_absolute(s, "esp", c.esp));
+    while (c.esp.size() > 1 && c.esp.back() == '/') c.esp.pop_back();
+
+    // Slot names: either the list or the two single keys, not both.
+    const bool has_list = s.has("slot_names");
+    const bool has_single = s.has("slot_label_a") || s.has("slot_label_b");
+    if (has_list && has_single)
+        return s.error_at("slot_names",
+                          "give either slot_names or slot_label_a/slot_label_b, not both");
+    if (has_list) {
+        ACTIVATE_ASSIGN(auto names, s.string_list_or("slot_names", {}));
+        if (names.size() != 2)
+            return s.error_at("slot_names", "expected two names (slot A, slot B), got " +
+                                                std::to_string(names.size()));
+        c.label_a = names[0];
+        c.label_b = names[1];
+        ACTIVATE_TRY(check_label(s, "slot_names", c.label_a));
+        ACTIVATE_TRY(check_label(s, "slot_names", c.label_b));
+    } else {
+        ACTIVATE_ASSIGN(c.label_a, s.string_or("slot_label_a", c.label_a));
+        ACTIVATE_ASSIGN(c.label_b, s.string_or("slot_label_b", c.label_b));
+        ACTIVATE_TRY(check_label(s, "slot_label_a", c.label_a));
+        ACTIVATE_TRY(check_label(s, "slot_label_b", c.label_b));
+    }
+    if (c.label_a == c.label_b)
+        return s.error_at(has_list ? "slot_names" : "slot_label_b",
+                          "slots A and B have the same partition name \"" + c.label_a + "\"");
+
+    ACTIVATE_ASSIGN(c.running_slot_pattern,
+                    s.string_or("running_slot_pattern", c.running_slot_pattern));
+    try {
+        auto re = std::make_shared<std::regex>(c.running_slot_pattern, std::regex::ECMAScript);
+        if (re->mark_count() < 1)
+            return s.error_at("running_slot_pattern",
+                              "the pattern needs a capture group for the slot letter, e.g. "
+                              "\"PARTLABEL=METROPOLIS-SYSTEM-(A|B)\"");
+        c.running_slot_regex = std::move(re);
+    } catch (const std::regex_error& e) {
+        return s.error_at("running_slot_pattern", "not a valid ECMAScript regular expression (" +
+                                                      std::string(e.what()) + ")");
+    }
+
+    ACTIVATE_ASSIGN(c.uki_path, s.string_or("uki_path", c.uki_path));
+    if (c.uki_path.empty() || c.uki_path.front() == '/')
+        return s.error_at("uki_path",
+                          "must be a path relative to the ESP, e.g. "
+                          "\"EFI/metropolis/boot-{slot}.efi\"");
+    if (c.uki_path.find("{slot}") == std::string::npos)
+        return s.error_at("uki_path", "must contain {slot}, or both slots would share one UKI");
+    for (size_t start = 0; start <= c.uki_path.size();) {
+        size_t end = c.uki_path.find('/', start);
+        if (end == std::string::npos) end = c.uki_path.size();
+        std::string part = c.uki_path.substr(start, end - start);
+        if (part.empty() || part == "." || part == "..")
+            return s.error_at("uki_path",
+                              "\"" + c.uki_path + "\" has an empty, \".\" or \"..\" component");
+        start = end + 1;
+    }
+
+    ACTIVATE_ASSIGN(c.bundle_uki, s.string_or("bundle_uki", c.bundle_uki));
+    ACTIVATE_ASSIGN(c.bundle_image, s.string_or("bundle_image", c.bundle_image));
+    if (c.bundle_uki.empty()) return s.error_at("bundle_uki", "cannot be empty");
+    if (c.bundle_image.empty()) return s.error_at("bundle_image", "cannot be empty");
+    if (c.bundle_uki == c.bundle_image)
+        return s.error_at("bundle_image", "names the same bundle member as bundle_uki");
+
+    ACTIVATE_ASSIGN(c.cmdline_placeholder,
+                    s.string_or("cmdline_placeholder", c.cmdline_placeholder));
+    ACTIVATE_ASSIGN(c.cmdline_replacement,
+                    s.string_or("cmdline_replacement", c.cmdline_replacement));
+    ACTIVATE_ASSIGN(c.bundle, s.string_or("bundle", ""));
+    ACTIVATE_TRY(s.finish());
+    return c;
+}
+
+}  // namespace activate::payload_uki

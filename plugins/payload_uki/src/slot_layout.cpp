@@ -1,0 +1,135 @@
+// Slot discovery from the GPT and /proc/cmdline.
+#include <fcntl.h>
+
+#include <payload_uki/random_reader.hpp>
+#include <payload_uki/slot_layout.hpp>
+#include <payload_uki/uki.hpp>
+#include <regex>
+
+namespace activate::payload_uki {
+namespace {
+
+GptPartition to_partition(const GptEntry& e, uint32_t sector_size) {
+    GptPartition p;
+    p.number = e.number;
+    p.first_lba = e.first_lba;
+    p.size_lba = e.size_lba();
+    p.sector_size = sector_size;
+    p.unique_guid = e.unique_guid;
+    p.name = e.name;
+    return p;
+}
+
+std::string describe(const GptTable& table) {
+    std::string s;
+    for (const auto& p : table.partitions)
+        s += (s.empty() ? "" : ", ") + std::to_string(p.number) + " \"" + p.name + "\"";
+    return s.empty() ? "none" : s;
+}
+
+Result<const GptEntry*> unique_named(const GptTable& table, const std::string& name,
+                                     const std::string& disk) {
+    const GptEntry* found = nullptr;
+    for (const auto& p : table.partitions) {
+        if (p.name != name) continue;
+        if (found != nullptr)
+            return Error(ErrorKind::input, disk + ": partitions " + std::to_string(found->number) +
+                                               " and " + std::to_string(p.number) +
+                                               " are both named \"" + name +
+                                               "\"; slot partition names must be unique");
+        found = &p;
+    }
+    if (found == nullptr)
+        return Error(ErrorKind::input, disk + ": no GPT partition named \"" + name +
+                                           "\" (partitions: " + describe(table) +
+                                           "); check slot_names / slot_label_a / slot_label_b");
+    return found;
+}
+
+}  // namespace
+
+Result<std::pair<Slot, Slot>> slots_from_gpt(const GptTable& table, const UkiSourceConfig& config) {
+    const GptEntry* esp = nullptr;
+    for (const auto& p : table.partitions) {
+        if (p.type_guid != kEspTypeGuid) continue;
+        if (esp != nullptr)
+            return Error(ErrorKind::input, config.disk +
+                                               ": more than one EFI System Partition "
+                                               "(partitions " +
+                                               std::to_string(esp->number) + " and " +
+                                               std::to_string(p.number) + ")");
+        esp = &p;
+    }
+    if (esp == nullptr)
+        return Error(ErrorKind::input, config.disk + ": no EFI System Partition (type " +
+                                           format_guid(kEspTypeGuid) +
+                                           ") in the GPT (partitions: " + describe(table) + ")");
+    ACTIVATE_ASSIGN(const GptEntry* a, unique_named(table, config.label_a, config.disk));
+    ACTIVATE_ASSIGN(const GptEntry* b, unique_named(table, config.label_b, config.disk));
+    auto make = [&](char letter, const GptEntry* system) {
+        Slot s;
+        s.letter = letter;
+        s.system = to_partition(*system, table.sector_size);
+        s.esp = to_partition(*esp, table.sector_size);
+        const char lower[2] = {static_cast<char>(letter - 'A' + 'a'), 0};
+        s.uki_path = expand_slot(config.uki_path, lower);
+        s.esp_mount = config.esp;
+        s.disk = config.disk;
+        return s;
+    };
+    return std::pair<Slot, Slot>{make('A', a), make('B', b)};
+}
+
+Result<char> running_slot_letter(std::string_view cmdline, const UkiSourceConfig& config) {
+    const std::string where = "/proc/cmdline";
+    const std::string pattern = "running_slot_pattern \"" + config.running_slot_pattern + "\"";
+    char letter = 0;
+    try {
+        const std::string text(cmdline);
+        for (std::sregex_iterator it(text.begin(), text.end(), *config.running_slot_regex), end;
+             it != end; ++it) {
+            const auto& group = (*it)[1];
+            std::string v = group.matched ? group.str() : "";
+            if (v != "A" && v != "B" && v != "a" && v != "b")
+                return Error(ErrorKind::input, where + ": " + pattern + " matched \"" + it->str() +
+                                                   "\" but its first group captured \"" + v +
+                                                   "\", not a slot letter A or B");
+            char l = static_cast<char>(v[0] & ~0x20);
+            if (letter != 0 && letter != l)
+                return Error(ErrorKind::input, where + " names both slot A and slot B (" + pattern +
+                                                   "); cannot tell which one is running");
+            letter = l;
+        }
+    } catch (const std::regex_error& e) {
+        return Error(ErrorKind::internal,
+                     "matching " + pattern + " against " + where + ": " + e.what());
+    }
+    if (letter == 0)
+        return Error(ErrorKind::input, "the running slot is unknown: " + pattern +
+                                           " does not match " + where + " (\"" +
+                                           std::string(cmdline.substr(0, 512)) +
+                                           "\"); was this system booted from a slot?");
+    return letter;
+}
+
+Result<GptTable> read_disk_gpt(const Sysroot& sysroot, const UkiSourceConfig& config,
+                               const Log& log) {
+    ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(config.disk, O_RDONLY));
+    ACTIVATE_ASSIGN(FdGeometry geometry, fd_geometry(fd.get(), config.disk));
+    FdReader reader(fd.get(), geometry.size, config.disk);
+    ACTIVATE_ASSIGN(GptTable table, read_gpt(reader, geometry.logical_sector_size));
+    for (const auto& w : table.warnings) log.warning(w);
+    return table;
+}
+
+Result<SlotPair> discover_slots(const Sysroot& sysroot, const UkiSourceConfig& config,
+                                const Log& log) {
+    ACTIVATE_ASSIGN(std::string cmdline, sysroot.read_file("/proc/cmdline", 1 << 20));
+    ACTIVATE_ASSIGN(char running, running_slot_letter(cmdline, config));
+    ACTIVATE_ASSIGN(GptTable table, read_disk_gpt(sysroot, config, log));
+    ACTIVATE_ASSIGN(auto ab, slots_from_gpt(table, config));
+    if (running == 'A') return SlotPair{ab.first, ab.second};
+    return SlotPair{ab.second, ab.first};
+}
+
+}  // namespace activate::payload_uki

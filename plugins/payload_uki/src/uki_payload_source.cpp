@@ -1,0 +1,125 @@
+// The PayloadSource of the "uki" plugin, tying slot discovery, installation and UKI loading to
+// the plugin interface; plus the plugin descriptor.
+#include <unistd.h>
+
+#include <activate/bundle/source.hpp>
+#include <payload_uki/config.hpp>
+#include <payload_uki/slot_installer.hpp>
+#include <payload_uki/slot_layout.hpp>
+#include <payload_uki/uki_payload.hpp>
+#include <payload_uki/uki_payload_source.hpp>
+
+#ifndef ACTIVATE_VERSION
+#define ACTIVATE_VERSION "0.0.0"
+#endif
+
+namespace activate::payload_uki {
+namespace {
+
+class UkiPayloadSource final : public PayloadSource {
+  public:
+    UkiPayloadSource(const PluginContext& context, UkiSourceConfig config)
+        : sysroot_(*context.sysroot),
+          logger_(context.logger),
+          log_(context.logger, "uki"),
+          config_(std::move(config)) {}
+
+    bool provides_kernel() const override { return true; }
+    bool accepts_agent_init() const override { return false; }
+    bool uses_slots() const override { return true; }
+
+    Result<SlotPair> slots() const override { return discover_slots(sysroot_, config_, log_); }
+
+    Status install(const Slot& target, const InstallRequest& request) override {
+        // Re-derive the slots so that a stale or wrong `target` can never make us overwrite
+        // the running system.
+        ACTIVATE_ASSIGN(SlotPair now, slots());
+        if (target.letter != now.target.letter || target.disk != now.target.disk ||
+            target.system.first_lba != now.target.system.first_lba ||
+            target.system.size_lba != now.target.system.size_lba)
+            return Error(ErrorKind::internal, std::string("refusing to install into slot ") +
+                                                  target.letter + ": the inactive slot is " +
+                                                  now.target.letter + " (running " +
+                                                  now.running.letter + ")");
+        const std::string location = !request.bundle.empty() ? request.bundle : config_.bundle;
+        if (location.empty())
+            return Error(ErrorKind::usage,
+                         "no bundle given: pass one on the command line or set "
+                         "`bundle` in the payload settings");
+        bundle::SourceOptions options;
+        options.logger = logger_;
+        ACTIVATE_ASSIGN(auto source, bundle::open_source(sysroot_, location, options));
+        const auto total = source->size_hint();
+        ACTIVATE_ASSIGN(bundle::BundleReader reader, bundle::BundleReader::open(std::move(source)));
+        bundle::ProgressOptions progress_options;
+        progress_options.mode =
+            request.progress ? bundle::ProgressMode::always : bundle::ProgressMode::automatic;
+        bundle::Progress progress(std::string("installing slot ") + target.letter, total,
+                                  progress_options);
+        SlotInstaller installer(sysroot_, config_, log_);
+        auto installed = installer.install(target, reader, &progress);
+        if (!installed.ok())
+            return std::move(installed).error().with_context(std::string("installing ") + location +
+                                                             " into slot " + target.letter);
+        return {};
+    }
+
+    Result<Payload> prepare(const PayloadRequest& request) override {
+        if (!request.agent_init.empty())
+            return Error(ErrorKind::policy,
+                         "the uki payload source cannot carry an AgentInit; "
+                         "use the embedded payload for takeovers");
+        if (!request.slot)
+            return Error(ErrorKind::internal,
+                         "the uki payload source loads a slot's UKI, but no "
+                         "slot was given");
+        return load_uki_payload(sysroot_, *request.slot, config_, log_);
+    }
+
+    std::vector<PlanStep> plan() const override {
+        const std::string uki = config_.esp + "/" + config_.uki_path;
+        return {
+            {"find the running slot (" + config_.running_slot_pattern + ")", {"/proc/cmdline"}, {}},
+            {"read the GPT: ESP and partitions \"" + config_.label_a + "\", \"" + config_.label_b +
+                 "\"",
+             {config_.disk},
+             {}},
+            {"install the bundle into the inactive slot: \"" + config_.bundle_image +
+                 "\" onto its partition, \"" + config_.bundle_uki + "\" to " + uki +
+                 " (temporary file, fsync, rename)",
+             {config_.bundle.empty() ? "<bundle>" : config_.bundle},
+             {config_.disk + " (inactive slot's partition)", uki}},
+            {"load the target slot's UKI (.linux, .ucode + .initrd, .cmdline with \"" +
+                 config_.cmdline_placeholder + "\" -> \"" + config_.cmdline_replacement +
+                 "\") into sealed memfds",
+             {uki},
+             {}},
+        };
+    }
+
+  private:
+    const Sysroot& sysroot_;
+    const Logger* logger_;
+    Log log_;
+    UkiSourceConfig config_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<PayloadSource>> create_uki_payload_source(const PluginContext& context,
+                                                                 Settings& settings) {
+    ACTIVATE_ASSIGN(UkiSourceConfig config, read_config(settings));
+    return std::unique_ptr<PayloadSource>(new UkiPayloadSource(context, std::move(config)));
+}
+
+}  // namespace activate::payload_uki
+
+namespace {
+activate::Result<std::unique_ptr<activate::PayloadSource>> create_payload_source(
+    const activate::PluginContext& context, activate::Settings& settings) {
+    return activate::payload_uki::create_uki_payload_source(context, settings);
+}
+}  // namespace
+
+ACTIVATE_DEFINE_PLUGIN(payload_uki, activate::kPluginAbiVersion, "uki", ACTIVATE_VERSION,
+                       create_payload_source, nullptr, nullptr, nullptr)

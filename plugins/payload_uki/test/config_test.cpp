@@ -1,0 +1,92 @@
+// Settings of the "uki" payload source: defaults, and every invalid value is a policy error that
+// names the key and the policy file, raised by the factory before anything runs.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <payload_uki/config.hpp>
+
+namespace activate::payload_uki {
+namespace {
+
+Result<UkiSourceConfig> read(const std::string& yaml) {
+    Settings settings(YAML::Load(yaml), "policy.yaml", "payload.settings");
+    return read_config(settings);
+}
+
+void expect_policy_error(const std::string& yaml, const std::string& key, const std::string& why) {
+    auto c = read(yaml);
+    ASSERT_FALSE(c.ok()) << yaml;
+    EXPECT_EQ(c.error().kind(), ErrorKind::policy);
+    const std::string& m = c.error().message();
+    EXPECT_NE(m.find("policy.yaml"), std::string::npos) << m;
+    EXPECT_NE(m.find(key), std::string::npos) << m;
+    EXPECT_NE(m.find(why), std::string::npos) << m;
+}
+
+TEST(UkiConfig, Defaults) {
+    auto c = read("disk: /dev/vda");
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    EXPECT_EQ(c->disk, "/dev/vda");
+    EXPECT_EQ(c->esp, "/esp");
+    EXPECT_EQ(c->label_a, "METROPOLIS-SYSTEM-A");
+    EXPECT_EQ(c->label_b, "METROPOLIS-SYSTEM-B");
+    EXPECT_EQ(c->uki_path, "EFI/metropolis/boot-{slot}.efi");
+    EXPECT_EQ(c->bundle_uki, "kernel_efi.efi");
+    EXPECT_EQ(c->bundle_image, "verity_rootfs.img");
+    EXPECT_EQ(c->cmdline_placeholder, "METROPOLIS-SYSTEM-X");
+    EXPECT_EQ(c->cmdline_replacement, "METROPOLIS-SYSTEM-{slot}");
+    EXPECT_EQ(c->bundle, "");
+    ASSERT_NE(c->running_slot_regex, nullptr);
+    EXPECT_TRUE(std::regex_search("root=PARTLABEL=METROPOLIS-SYSTEM-B", *c->running_slot_regex));
+}
+
+TEST(UkiConfig, AllSettings) {
+    auto c = read(R"yaml(
+disk: /dev/nvme0n1
+esp: /boot/efi/
+slot_names: [SYS_A, SYS_B]
+running_slot_pattern: "slot=([AB])"
+uki_path: "EFI/os/{slot}/linux.efi"
+bundle_uki: a.efi
+bundle_image: b.img
+cmdline_placeholder: "@SLOT@"
+cmdline_replacement: "SYS_{slot}"
+bundle: https://example.com/b.zip
+)yaml");
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    EXPECT_EQ(c->esp, "/boot/efi");
+    EXPECT_EQ(c->label_a, "SYS_A");
+    EXPECT_EQ(c->label_b, "SYS_B");
+    EXPECT_EQ(c->label('B'), "SYS_B");
+    EXPECT_EQ(c->bundle, "https://example.com/b.zip");
+    EXPECT_EQ(c->cmdline_placeholder, "@SLOT@");
+    auto single = read("{disk: /d, slot_label_a: X1, slot_label_b: X2}");
+    ASSERT_TRUE(single.ok());
+    EXPECT_EQ(single->label_a, "X1");
+}
+
+TEST(UkiConfig, Rejections) {
+    expect_policy_error("esp: /esp", "disk", "missing");
+    expect_policy_error("disk: dev/vda", "disk", "absolute");
+    expect_policy_error("{disk: /d, esp: esp}", "esp", "absolute");
+    expect_policy_error("{disk: /d, dsik: /x}", "dsik", "unknown setting");
+    expect_policy_error("{disk: /d, running_slot_pattern: 'SYSTEM-(A|B'}", "running_slot_pattern",
+                        "not a valid");
+    expect_policy_error("{disk: /d, running_slot_pattern: 'SYSTEM-A'}", "running_slot_pattern",
+                        "capture group");
+    expect_policy_error("{disk: /d, uki_path: 'EFI/boot.efi'}", "uki_path", "{slot}");
+    expect_policy_error("{disk: /d, uki_path: '/EFI/{slot}.efi'}", "uki_path", "relative");
+    expect_policy_error("{disk: /d, uki_path: 'EFI/../{slot}.efi'}", "uki_path", "\"..\"");
+    expect_policy_error("{disk: /d, uki_path: 'EFI//{slot}.efi'}", "uki_path", "empty");
+    expect_policy_error("{disk: /d, slot_names: [A]}", "slot_names", "two names");
+    expect_policy_error("{disk: /d, slot_names: [A, B], slot_label_a: C}", "slot_names",
+                        "not both");
+    expect_policy_error("{disk: /d, slot_label_a: S, slot_label_b: S}", "slot_label_b", "same");
+    expect_policy_error("{disk: /d, slot_label_a: " + std::string(37, 'n') + "}", "slot_label_a",
+                        "36 UTF-16");
+    expect_policy_error("{disk: /d, bundle_uki: x, bundle_image: x}", "bundle_image", "same");
+    expect_policy_error("{disk: /d, bundle_uki: ''}", "bundle_uki", "empty");
+}
+
+}  // namespace
+}  // namespace activate::payload_uki

@@ -1,0 +1,151 @@
+// Test fixtures; see test_support.hpp.
+#include "test_support.hpp"
+
+#include <sys/wait.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <sstream>
+
+namespace activate::payload_uki::testing {
+
+TempDir::TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/payload_uki_test.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
+}
+
+::testing::AssertionResult run(const std::string& command, std::string* output) {
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+    if (p == nullptr) return ::testing::AssertionFailure() << "popen failed for: " << command;
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    int status = ::pclose(p);
+    if (output != nullptr) *output = out;
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return ::testing::AssertionFailure()
+               << "command failed (status " << status << "): " << command << "\n"
+               << out;
+    return ::testing::AssertionSuccess();
+}
+
+std::string random_bytes(size_t n, uint32_t seed) {
+    std::mt19937 gen(seed);
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(gen() & 0xFF);
+    return s;
+}
+
+void write_file(const fs::path& path, const std::string& data) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!f) throw std::runtime_error("cannot write " + path.string());
+}
+
+std::string read_file(const fs::path& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::runtime_error("cannot read " + path.string());
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+std::string read_range(const fs::path& path, uint64_t offset, uint64_t length) {
+    std::ifstream f(path, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    std::string s(length, '\0');
+    f.read(s.data(), static_cast<std::streamsize>(length));
+    s.resize(static_cast<size_t>(f.gcount()));
+    return s;
+}
+
+uint32_t checksum(const fs::path& path, uint64_t offset, uint64_t length) {
+    std::ifstream f(path, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    uLong crc = crc32(0L, Z_NULL, 0);
+    std::vector<char> buf(1 << 20);
+    while (length > 0 && f) {
+        f.read(buf.data(), static_cast<std::streamsize>(std::min<uint64_t>(length, buf.size())));
+        auto got = static_cast<uint64_t>(f.gcount());
+        if (got == 0) break;
+        crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(got));
+        length -= got;
+    }
+    return static_cast<uint32_t>(crc);
+}
+
+std::vector<DumpedPartition> sfdisk_dump(const fs::path& image) {
+    std::string out;
+    if (!run("sfdisk --dump " + quote(image.string()), &out)) return {};
+    // "<image>3 : start=       67584, size=       32768, type=..., uuid=..., name="..."".
+    static const std::regex line(
+        R"re(^\S*?(\d+) : start=\s*(\d+), size=\s*(\d+), type=([0-9A-Fa-f-]+), uuid=([0-9A-Fa-f-]+)(?:, name="([^"]*)")?)re");
+    std::vector<DumpedPartition> parts;
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);) {
+        std::smatch m;
+        if (!std::regex_search(l, m, line)) continue;
+        parts.push_back({static_cast<uint32_t>(std::stoul(m[1])), std::stoull(m[2]),
+                         std::stoull(m[3]), m[4], m[5], m[6]});
+    }
+    return parts;
+}
+
+::testing::AssertionResult make_slot_disk(const fs::path& image, const std::string& label_a,
+                                          const std::string& label_b) {
+    const std::string script =
+        "label: gpt\n"
+        "size=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"ESP\"\n"
+        "size=16MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"" +
+        label_a +
+        "\"\n"
+        "size=16MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"" +
+        label_b + "\"\n";
+    const fs::path script_path = image.string() + ".sfdisk";
+    write_file(script_path, script);
+    auto r = run("truncate -s 64M " + quote(image.string()) + " && sfdisk -q " +
+                 quote(image.string()) + " < " + quote(script_path.string()));
+    fs::remove(script_path);
+    return r;
+}
+
+::testing::AssertionResult make_uki(
+    const fs::path& out, const std::vector<std::pair<std::string, std::string>>& sections) {
+    std::string cmd = "sh " + quote(std::string(PAYLOAD_UKI_TEST_DIR) + "/make_uki.sh") + " " +
+                      quote(out.string()) + " " + quote(PAYLOAD_UKI_STUB);
+    std::vector<fs::path> files;
+    for (size_t i = 0; i < sections.size(); ++i) {
+        fs::path f = out.string() + ".section" + std::to_string(i);
+        write_file(f, sections[i].second);
+        files.push_back(f);
+        cmd += " " + quote(sections[i].first + "=" + f.string());
+    }
+    auto r = run(cmd);
+    for (const auto& f : files) fs::remove(f);
+    return r;
+}
+
+}  // namespace activate::payload_uki::testing

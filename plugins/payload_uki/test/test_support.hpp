@@ -1,0 +1,63 @@
+// Fixtures shared by the payload_uki tests: temp directories, real tools (sfdisk, objcopy, zip)
+// driven through the shell, and byte-level file helpers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace activate::payload_uki::testing {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
+class TempDir {
+  public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const fs::path& path() const { return path_; }
+
+  private:
+    fs::path path_;
+};
+
+// Runs `command` with /bin/sh; success when it exits 0. Output (stdout+stderr) in the message.
+::testing::AssertionResult run(const std::string& command, std::string* output = nullptr);
+std::string quote(const std::string& s);
+
+// Deterministic pseudo-random bytes.
+std::string random_bytes(size_t n, uint32_t seed);
+void write_file(const fs::path& path, const std::string& data);
+std::string read_file(const fs::path& path);
+std::string read_range(const fs::path& path, uint64_t offset, uint64_t length);
+// CRC32 of a byte range of a file, streamed: cheap enough to fingerprint whole disk images.
+uint32_t checksum(const fs::path& path, uint64_t offset, uint64_t length);
+
+// A partition as `sfdisk --dump` prints it: the independent view the GPT reader is checked with.
+struct DumpedPartition {
+    uint32_t number = 0;
+    uint64_t start = 0;
+    uint64_t size = 0;
+    std::string type;
+    std::string uuid;
+    std::string name;
+};
+std::vector<DumpedPartition> sfdisk_dump(const fs::path& image);
+
+// A 64 MiB sparse image with an sfdisk GPT: 1 ESP (16 MiB), 2 system A, 3 system B (16 MiB each).
+::testing::AssertionResult make_slot_disk(const fs::path& image,
+                                          const std::string& label_a = "METROPOLIS-SYSTEM-A",
+                                          const std::string& label_b = "METROPOLIS-SYSTEM-B");
+
+// A UKI built by make_uki.sh from the systemd stub with the given (name, content) sections, in
+// that order.
+::testing::AssertionResult make_uki(
+    const fs::path& out, const std::vector<std::pair<std::string, std::string>>& sections);
+
+}  // namespace activate::payload_uki::testing
