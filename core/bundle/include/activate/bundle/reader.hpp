@@ -56,17 +56,18 @@ public:
     // Errors are ErrorKind::input for bad bundle contents and name the member and field.
     Result<std::optional<MemberHeader>> next();
 
-    // Reads the current member's uncompressed data. 0 at the end of the member, returned only
-    // after its size and CRC-32 were verified (and its data descriptor read). Reading before the
-    // first next() or after the end is an error.
+    // Reads the current member's uncompressed data; 0 at the end of the member (and for an empty
+    // `out`). The member's size, CRC-32 and data descriptor are verified before its last bytes
+    // are returned: a corrupt member fails on its final read() instead of delivering them.
+    // Reading before the first next() is an error.
     Result<size_t> read(std::span<uint8_t> out);
 
     // Consumes and verifies the rest of the current member.
     Status skip();
 
-    // Streams the rest of the current member to `sink` chunk by chunk (bounded memory), stopping
-    // at the sink's first error; returns the number of bytes delivered. The last chunk is
-    // delivered before the CRC-32 check, so a sink writing to disk must treat the member as
+    // Streams the rest of the current member to `sink` in chunks of at most 256 KiB, stopping at
+    // the sink's first error; returns the number of bytes delivered. Earlier chunks reach the
+    // sink before the CRC-32 is known, so a sink writing to disk must treat what it wrote as
     // valid only when copy_to() succeeds.
     Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink);
 

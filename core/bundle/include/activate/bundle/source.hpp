@@ -26,7 +26,8 @@ public:
     virtual Result<size_t> read(std::span<uint8_t> out) = 0;
     // For messages: the path or URL.
     virtual const std::string& name() const = 0;
-    // Total length when known up front (file size, Content-Length), for progress reporting.
+    // Total length when known (file size; for a download the Content-Length, known once the
+    // first read() returned), for progress reporting.
     virtual std::optional<uint64_t> size_hint() const { return std::nullopt; }
 };
 
