@@ -1,10 +1,10 @@
 // Two guests joined by a Cable (a socket pair) exchange a line over TCP on their virtio NICs.
 // Addresses are from TEST-NET-1 (RFC 5737): nothing leaves the two QEMU processes anyway.
-#include "expect.hpp"
-
 #include <vm/images.hpp>
 #include <vm/phase.hpp>
 #include <vm/qemu.hpp>
+
+#include "expect.hpp"
 
 namespace activate::vm {
 namespace {

@@ -1,12 +1,6 @@
 // MicroVM smoke tests: the Debian kernel boots directly (PVH vmlinux) with the busybox
 // initramfs; one test checks module loading and a clean power off, one the user-network
 // forwards in both directions.
-#include "expect.hpp"
-
-#include <vm/images.hpp>
-#include <vm/phase.hpp>
-#include <vm/qemu.hpp>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,6 +8,11 @@
 #include <unistd.h>
 
 #include <thread>
+#include <vm/images.hpp>
+#include <vm/phase.hpp>
+#include <vm/qemu.hpp>
+
+#include "expect.hpp"
 
 namespace activate::vm {
 namespace {
@@ -24,6 +23,8 @@ TEST(MicroVMSmoke, BootsLoadsModulesAndPowersOff) {
     InitramfsSpec spec;
     // efivarfs refuses to load without EFI firmware; MicroVM has none.
     std::erase(spec.modules, "efivarfs");
+    // A dynamically linked host program, the way the project's binaries go in: with its libraries.
+    spec.files = {{"/usr/bin/true", "/opt/host/true", true}};
     spec.init = R"SH(#!/bin/sh
 . /etc/vm-lib.sh
 vm_setup
@@ -31,6 +32,7 @@ while read -r m; do
   grep -q "^$m " /proc/modules || echo "SMOKE module missing: $m"
 done < /etc/vm-modules
 ip link show eth0 >/dev/null 2>&1 || echo "SMOKE no eth0"
+/opt/host/true || echo "SMOKE dynamic ELF failed"
 echo "SMOKE ready: $(uname -r), $(wc -l < /proc/modules) modules"
 vm_poweroff
 )SH";
@@ -52,12 +54,13 @@ vm_poweroff
     for (const auto& line : vm->lines()) {
         EXPECT_EQ(line.find("SMOKE module missing"), std::string::npos) << line;
         EXPECT_EQ(line.find("SMOKE no eth0"), std::string::npos) << line;
+        EXPECT_EQ(line.find("SMOKE dynamic ELF failed"), std::string::npos) << line;
     }
 }
 
 // A one-shot TCP server on 127.0.0.1 that sends a line to whoever connects first.
 class LineServer {
-public:
+  public:
     explicit LineServer(std::string line) : line_(std::move(line)) {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in a{};
@@ -83,7 +86,7 @@ public:
     }
     uint16_t port() const { return port_; }
 
-private:
+  private:
     std::string line_;
     int fd_ = -1;
     uint16_t port_ = 0;
@@ -101,7 +104,8 @@ std::string read_line_from(uint16_t port, int timeout_ms) {
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
         char c;
         pollfd p{fd, POLLIN, 0};
-        while (::poll(&p, 1, timeout_ms) == 1 && ::read(fd, &c, 1) == 1 && c != '\n') out.push_back(c);
+        while (::poll(&p, 1, timeout_ms) == 1 && ::read(fd, &c, 1) == 1 && c != '\n')
+            out.push_back(c);
     }
     ::close(fd);
     return out;

@@ -1,11 +1,11 @@
 // OVMF smoke test: firmware boots the default UKI (EFI/BOOT/BOOTX64.EFI) from the GPT disk's
 // ESP; the guest reads BootCurrent from efivarfs and writes a variable that the second run,
 // with the same variable store, must see.
-#include "expect.hpp"
-
 #include <vm/images.hpp>
 #include <vm/phase.hpp>
 #include <vm/qemu.hpp>
+
+#include "expect.hpp"
 
 namespace activate::vm {
 namespace {
@@ -39,7 +39,7 @@ TEST(OvmfSmoke, BootsDefaultUkiAndKeepsVariablesAcrossRuns) {
     spec.init = kInit;
     VM_ASSERT_OK_AND_ASSIGN(auto initrd, BuildInitramfs(spec));
     auto uki = [&](const std::string& slot) {
-        return BuildUki({kernel.bzimage, initrd, "console=ttyS0 panic=-1 activate.slot=" + slot, "", 
+        return BuildUki({kernel.bzimage, initrd, "console=ttyS0 panic=-1 activate.slot=" + slot, "",
                          "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"});
     };
     VM_ASSERT_OK_AND_ASSIGN(auto uki_default, uki("default"));
@@ -61,8 +61,13 @@ TEST(OvmfSmoke, BootsDefaultUkiAndKeepsVariablesAcrossRuns) {
     o.name = "ovmf-smoke-run1";
     {
         VM_ASSERT_OK_AND_ASSIGN(auto vm, Launch(o));
-        VM_ASSERT_OK_AND_ASSIGN(auto boot, vm->wait_for_line("OVMF BootCurrent: (Boot[0-9A-F]{4})", seconds(300)));
-        phase.mark(std::string("run 1: firmware + boot to marker (") + to_string(vm->accel()) + ")");
+        VM_ASSERT_OK(vm->wait_for_line("BdsDxe: starting Boot", seconds(300)));
+        phase.mark(std::string("run 1: firmware to boot option (") + to_string(vm->accel()) + ")");
+        VM_ASSERT_OK(vm->wait_for_line("Linux version", seconds(300)));
+        phase.mark("run 1: UKI load and kernel decompression");
+        VM_ASSERT_OK_AND_ASSIGN(
+            auto boot, vm->wait_for_line("OVMF BootCurrent: (Boot[0-9A-F]{4})", seconds(300)));
+        phase.mark("run 1: kernel to marker");
         VM_ASSERT_OK_AND_ASSIGN(auto cmdline, vm->wait_for_line("OVMF cmdline: (.*)", seconds(30)));
         EXPECT_NE(cmdline.groups[1].find("activate.slot=default"), std::string::npos)
             << "not booted from " << kDefaultBootPath << ": " << cmdline.line;
@@ -78,8 +83,11 @@ TEST(OvmfSmoke, BootsDefaultUkiAndKeepsVariablesAcrossRuns) {
     o.tpm = false;
     {
         VM_ASSERT_OK_AND_ASSIGN(auto vm, Launch(o));
-        VM_ASSERT_OK_AND_ASSIGN(auto var, vm->wait_for_line("OVMF test variable(:| written)(.*)", seconds(300)));
-        phase.mark("run 2: firmware + boot to marker");
+        VM_ASSERT_OK(vm->wait_for_line("Linux version", seconds(300)));
+        phase.mark("run 2: firmware to kernel");
+        VM_ASSERT_OK_AND_ASSIGN(
+            auto var, vm->wait_for_line("OVMF test variable(:| written)(.*)", seconds(300)));
+        phase.mark("run 2: kernel to marker");
         EXPECT_EQ(var.groups[2], " written-by-run-1") << "the variable of run 1 did not persist";
         VM_ASSERT_OK(vm->wait_for_power_off(seconds(60)));
         phase.mark("run 2: marker to exit");

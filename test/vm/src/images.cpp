@@ -1,15 +1,14 @@
 // C++ side of the image builders: computes a content key over every input (the script itself,
 // the files it reads, the arguments), and runs the script only when no image has that key yet.
 // The scripts write to a temporary name and rename, so parallel tests never see half an image.
-#include <vm/images.hpp>
-#include <vm/process.hpp>
-
 #include <sodium.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vm/images.hpp>
+#include <vm/process.hpp>
 
 #ifndef ACTIVATE_VM_IMAGE_DIR
 #define ACTIVATE_VM_IMAGE_DIR "vm-images"
@@ -35,7 +34,7 @@ fs::path script(const char* name) { return fs::path(ACTIVATE_VM_SCRIPT_DIR) / na
 
 // BLAKE2b over length-prefixed fields, so ("ab","c") and ("a","bc") differ.
 class ContentKey {
-public:
+  public:
     explicit ContentKey(std::string_view kind) {
         if (sodium_init() < 0) std::abort();
         crypto_generichash_init(&state_, nullptr, 0, 16);
@@ -44,7 +43,8 @@ public:
     ContentKey& add(std::string_view s) {
         uint64_t n = s.size();
         crypto_generichash_update(&state_, reinterpret_cast<const unsigned char*>(&n), sizeof n);
-        crypto_generichash_update(&state_, reinterpret_cast<const unsigned char*>(s.data()), s.size());
+        crypto_generichash_update(&state_, reinterpret_cast<const unsigned char*>(s.data()),
+                                  s.size());
         return *this;
     }
     Status add_file(const fs::path& p) {
@@ -68,7 +68,7 @@ public:
         return text;
     }
 
-private:
+  private:
     crypto_generichash_state state_;
 };
 
@@ -85,7 +85,8 @@ Result<fs::path> build(const fs::path& out, std::vector<std::string> argv) {
     if (fs::exists(out)) return out;
     auto r = RunCommand(argv, kBuildTimeout);
     if (!r) return std::move(r).error().with_context("building " + out.filename().string());
-    if (!fs::exists(out)) return Error(ErrorKind::internal, argv[0] + " did not create " + out.string());
+    if (!fs::exists(out))
+        return Error(ErrorKind::internal, argv[0] + " did not create " + out.string());
     return out;
 }
 
@@ -134,7 +135,8 @@ Result<fs::path> ExtractVmlinux(const HostKernel& kernel) {
     ACTIVATE_TRY(key.add_file(script("extract-vmlinux.py")));
     ACTIVATE_TRY(key.add_file(kernel.bzimage));
     ACTIVATE_ASSIGN(fs::path out, cache_path("vmlinux-" + kernel.version + "-" + key.hex()));
-    return build(out, {script("extract-vmlinux.py").string(), kernel.bzimage.string(), out.string()});
+    return build(out,
+                 {script("extract-vmlinux.py").string(), kernel.bzimage.string(), out.string()});
 }
 
 std::vector<std::string> DefaultGuestModules() {
@@ -169,8 +171,13 @@ Result<fs::path> BuildInitramfs(const InitramfsSpec& spec) {
     ACTIVATE_ASSIGN(fs::path init, cache_path("init-" + hex + ".sh"));
     ACTIVATE_TRY(write_file(init, spec.init));
     ACTIVATE_ASSIGN(fs::path out, cache_path("initramfs-" + hex + ".cpio.zst"));
-    std::vector<std::string> argv = {script("build-initramfs.sh").string(), "--out", out.string(),
-                                     "--init", init.string(), "--kver", kver};
+    std::vector<std::string> argv = {script("build-initramfs.sh").string(),
+                                     "--out",
+                                     out.string(),
+                                     "--init",
+                                     init.string(),
+                                     "--kver",
+                                     kver};
     for (const auto& m : spec.modules) argv.insert(argv.end(), {"--module", m});
     for (const auto& f : spec.files)
         argv.insert(argv.end(), {f.elf ? "--elf" : "--file", f.host.string(), f.guest});
@@ -187,9 +194,15 @@ Result<fs::path> BuildUki(const UkiSpec& spec) {
     std::string hex = key.hex();
 
     ACTIVATE_ASSIGN(fs::path out, cache_path("uki-" + hex + ".efi"));
-    std::vector<std::string> argv = {script("build-uki.sh").string(), "--out", out.string(),
-                                     "--kernel", spec.kernel.string(), "--cmdline", spec.cmdline,
-                                     "--stub", spec.stub.string()};
+    std::vector<std::string> argv = {script("build-uki.sh").string(),
+                                     "--out",
+                                     out.string(),
+                                     "--kernel",
+                                     spec.kernel.string(),
+                                     "--cmdline",
+                                     spec.cmdline,
+                                     "--stub",
+                                     spec.stub.string()};
     if (!spec.initrd.empty()) argv.insert(argv.end(), {"--initrd", spec.initrd.string()});
     if (!spec.os_release.empty()) {
         ACTIVATE_ASSIGN(fs::path osrel, cache_path("os-release-" + hex));
@@ -201,7 +214,8 @@ Result<fs::path> BuildUki(const UkiSpec& spec) {
 
 DiskSpec AbDisk(const fs::path& default_uki, const fs::path& uki_a, const fs::path& uki_b) {
     DiskSpec d;
-    d.esp_files = {{default_uki, kDefaultBootPath}, {uki_a, kSlotABootPath}, {uki_b, kSlotBBootPath}};
+    d.esp_files = {
+        {default_uki, kDefaultBootPath}, {uki_a, kSlotABootPath}, {uki_b, kSlotBBootPath}};
     return d;
 }
 
@@ -234,7 +248,9 @@ Status CopyImage(const fs::path& from, const fs::path& to) {
 Status CopyOvmfVarsTemplate(const fs::path& to, const fs::path& templ) {
     std::error_code ec;
     fs::copy_file(templ, to, fs::copy_options::overwrite_existing, ec);
-    if (ec) return Error(ErrorKind::internal, "copying " + templ.string() + " to " + to.string() + ": " + ec.message());
+    if (ec)
+        return Error(ErrorKind::internal,
+                     "copying " + templ.string() + " to " + to.string() + ": " + ec.message());
     fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
     return {};
 }

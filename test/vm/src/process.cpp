@@ -1,7 +1,5 @@
 // fork/exec with a process group per child, a pidfd to learn of its exit and one reader thread
 // that owns reaping, so that killing the group can never hit a recycled pid.
-#include <vm/process.hpp>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +14,7 @@
 #include <cstdlib>
 #include <regex>
 #include <sstream>
+#include <vm/process.hpp>
 
 namespace activate::vm {
 namespace {
@@ -158,7 +157,8 @@ Process::~Process() {
 
 void Process::finish_line(std::string line) {
     if (options_.on_line) options_.on_line(line);
-    if (options_.echo || verbose_env()) std::fprintf(stderr, "[%s] %s\n", options_.name.c_str(), line.c_str());
+    if (options_.echo || verbose_env())
+        std::fprintf(stderr, "[%s] %s\n", options_.name.c_str(), line.c_str());
     std::lock_guard lock(mu_);
     lines_.push_back(std::move(line));
     cv_.notify_all();
@@ -191,7 +191,8 @@ void Process::pump() {
             // WNOWAIT leaves the zombie in place, so the pid (and group id) stays ours until
             // we mark it and reap below.
             siginfo_t info{};
-            if (::waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_) {
+            if (::waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                info.si_pid == pid_) {
                 zombie = true;
                 drain_until = now + milliseconds(300);
             } else if (now >= deadline_ && !timed_out) {
@@ -212,7 +213,8 @@ void Process::pump() {
         auto wait_ms = std::chrono::duration_cast<milliseconds>(until - now).count();
         int r = ::poll(fds, nfds, static_cast<int>(std::clamp<long long>(wait_ms, 0, 1000)));
         if (r < 0 && errno != EINTR) break;
-        for (auto [i, fdp, is_out] : {std::tuple{out_i, &out_fd_, true}, std::tuple{err_i, &err_fd_, false}}) {
+        for (auto [i, fdp, is_out] :
+             {std::tuple{out_i, &out_fd_, true}, std::tuple{err_i, &err_fd_, false}}) {
             if (i < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             ssize_t n = ::read(*fdp, buf, sizeof buf);
             if (n > 0) {
@@ -303,13 +305,16 @@ Result<LineMatch> Process::wait_for_line(const std::string& pattern, millisecond
             std::string why = status_.describe();
             lock.unlock();
             return Error(ErrorKind::internal, options_.name + " " + why +
-                                                  " before printing a line matching /" + pattern + "/\n" + tail());
+                                                  " before printing a line matching /" + pattern +
+                                                  "/\n" + tail());
         }
-        if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && cursor_ == lines_.size() && !exited_) {
+        if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && cursor_ == lines_.size() &&
+            !exited_) {
             lock.unlock();
             auto secs = std::chrono::duration_cast<milliseconds>(timeout).count() / 1000.0;
             std::ostringstream s;
-            s << options_.name << ": no line matching /" << pattern << "/ within " << secs << " s\n" << tail();
+            s << options_.name << ": no line matching /" << pattern << "/ within " << secs << " s\n"
+              << tail();
             return Error(ErrorKind::internal, s.str());
         }
     }

@@ -1,8 +1,5 @@
 // Turns LaunchOptions/MicroVMOptions into a QEMU command line and runs it. The serial console is
 // QEMU's stdout; -nodefaults keeps every device explicit, so what a guest sees is what is here.
-#include <vm/images.hpp>
-#include <vm/qemu.hpp>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +13,8 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <vm/images.hpp>
+#include <vm/qemu.hpp>
 
 namespace activate::vm {
 namespace {
@@ -72,9 +71,24 @@ Accel probe_kvm() {
         // the limit proves KVM runs a real guest (a nested KVM that hangs never gets there).
         SpawnOptions o;
         o.name = "kvm-probe";
-        o.argv = {kQemu, "-accel", "kvm", "-M", "q35", "-m", "256", "-nodefaults", "-no-user-config",
-                  "-display", "none", "-serial", "stdio", "-no-reboot",
-                  "-kernel", kernel->bzimage.string(), "-append", "console=ttyS0 panic=-1 loglevel=1"};
+        o.argv = {kQemu,
+                  "-accel",
+                  "kvm",
+                  "-M",
+                  "q35",
+                  "-m",
+                  "256",
+                  "-nodefaults",
+                  "-no-user-config",
+                  "-display",
+                  "none",
+                  "-serial",
+                  "stdio",
+                  "-no-reboot",
+                  "-kernel",
+                  kernel->bzimage.string(),
+                  "-append",
+                  "console=ttyS0 panic=-1 loglevel=1"};
         o.timeout = seconds(20);
         if (auto p = Process::Spawn(std::move(o))) {
             auto line = (*p)->wait_for_line("Kernel panic", seconds(20));
@@ -95,8 +109,8 @@ void add(std::vector<std::string>& argv, std::initializer_list<std::string> more
 
 std::string default_mac(int machine, size_t nic) {
     char mac[32];
-    std::snprintf(mac, sizeof mac, "52:54:00:%02x:%02x:%02x", (::getpid() >> 4) & 0xff, machine & 0xff,
-                  static_cast<int>(nic) & 0xff);
+    std::snprintf(mac, sizeof mac, "52:54:00:%02x:%02x:%02x", (::getpid() >> 4) & 0xff,
+                  machine & 0xff, static_cast<int>(nic) & 0xff);
     return mac;
 }
 
@@ -104,18 +118,26 @@ Result<std::unique_ptr<Process>> start_swtpm(const fs::path& state_dir, const fs
                                              milliseconds timeout) {
     std::error_code ec;
     fs::create_directories(state_dir, ec);
-    if (ec) return Error(ErrorKind::internal, "creating " + state_dir.string() + ": " + ec.message());
+    if (ec)
+        return Error(ErrorKind::internal, "creating " + state_dir.string() + ": " + ec.message());
     SpawnOptions o;
     o.name = "swtpm";
-    o.argv = {"swtpm", "socket", "--tpm2", "--tpmstate", "dir=" + state_dir.string(),
-              "--ctrl", "type=unixio,path=" + socket.string(), "--terminate"};
+    o.argv = {"swtpm",
+              "socket",
+              "--tpm2",
+              "--tpmstate",
+              "dir=" + state_dir.string(),
+              "--ctrl",
+              "type=unixio,path=" + socket.string(),
+              "--terminate"};
     o.timeout = timeout;
     ACTIVATE_ASSIGN(auto p, Process::Spawn(std::move(o)));
     for (int i = 0; i < 100 && !fs::exists(socket); ++i) {
         if (!p->running()) break;
         std::this_thread::sleep_for(milliseconds(50));
     }
-    if (!fs::exists(socket)) return Error(ErrorKind::internal, "swtpm did not create its socket\n" + p->tail());
+    if (!fs::exists(socket))
+        return Error(ErrorKind::internal, "swtpm did not create its socket\n" + p->tail());
     return p;
 }
 
@@ -123,19 +145,26 @@ Result<std::unique_ptr<Process>> start_swtpm(const fs::path& state_dir, const fs
 
 const char* to_string(Accel a) {
     switch (a) {
-        case Accel::automatic: return "automatic";
-        case Accel::kvm: return "kvm";
-        case Accel::tcg: return "tcg";
+        case Accel::automatic:
+            return "automatic";
+        case Accel::kvm:
+            return "kvm";
+        case Accel::tcg:
+            return "tcg";
     }
     return "?";
 }
 
 const char* to_string(GuestExit e) {
     switch (e) {
-        case GuestExit::power_off: return "power off";
-        case GuestExit::reboot: return "reboot";
-        case GuestExit::panic: return "kernel panic";
-        case GuestExit::unknown: return "unknown";
+        case GuestExit::power_off:
+            return "power off";
+        case GuestExit::reboot:
+            return "reboot";
+        case GuestExit::panic:
+            return "kernel panic";
+        case GuestExit::unknown:
+            return "unknown";
     }
     return "?";
 }
@@ -198,8 +227,9 @@ Status Machine::wait_for_power_off(milliseconds timeout) {
     ACTIVATE_ASSIGN(ExitStatus st, wait_for_exit(timeout));
     GuestExit how = guest_exit();
     if (!st.clean() || how != GuestExit::power_off)
-        return Error(ErrorKind::internal, name() + ": expected a power off, got QEMU " + st.describe() +
-                                              " after guest " + to_string(how) + "\n" + tail());
+        return Error(ErrorKind::internal, name() + ": expected a power off, got QEMU " +
+                                              st.describe() + " after guest " + to_string(how) +
+                                              "\n" + tail());
     return {};
 }
 
@@ -223,7 +253,8 @@ Result<std::unique_ptr<Machine>> Machine::Start(std::unique_ptr<Machine> m, cons
     for (size_t i = 0; i < o.drives.size(); ++i) {
         const Drive& d = o.drives[i];
         std::string id = "drive" + std::to_string(i);
-        std::string spec = "if=none,id=" + id + ",file=" + qemu_escape(d.path.string()) + ",format=" + d.format;
+        std::string spec =
+            "if=none,id=" + id + ",file=" + qemu_escape(d.path.string()) + ",format=" + d.format;
         if (d.snapshot) spec += ",snapshot=on";
         if (d.read_only) spec += ",readonly=on";
         add(argv, {"-drive", spec, "-device", blk + ",drive=" + id});
@@ -242,12 +273,12 @@ Result<std::unique_ptr<Machine>> Machine::Start(std::unique_ptr<Machine> m, cons
                     ACTIVATE_ASSIGN(hp, free_tcp_port());
                 }
                 m->forwards_.emplace_back(f.guest_port, hp);
-                netdev += ",hostfwd=" + f.protocol + ":127.0.0.1:" + std::to_string(hp) + "-:" +
-                          std::to_string(f.guest_port);
+                netdev += ",hostfwd=" + f.protocol + ":127.0.0.1:" + std::to_string(hp) +
+                          "-:" + std::to_string(f.guest_port);
             }
             for (const auto& f : u->guest_forwards)
-                netdev += ",guestfwd=tcp:" + f.guest_address + ":" + std::to_string(f.guest_port) + "-" +
-                          qemu_escape(f.target);
+                netdev += ",guestfwd=tcp:" + f.guest_address + ":" + std::to_string(f.guest_port) +
+                          "-" + qemu_escape(f.target);
             mac = u->mac;
         } else {
             const auto& c = std::get<CableNic>(o.nics[i]);
@@ -257,7 +288,8 @@ Result<std::unique_ptr<Machine>> Machine::Start(std::unique_ptr<Machine> m, cons
         }
         if (mac.empty()) mac = default_mac(index, i);
         // romfile= keeps OVMF from loading iPXE for the NIC: no network boot attempts, faster.
-        add(argv, {"-netdev", netdev, "-device", nic_dev + ",netdev=" + id + ",mac=" + mac + (pci ? ",romfile=" : "")});
+        add(argv, {"-netdev", netdev, "-device",
+                   nic_dev + ",netdev=" + id + ",mac=" + mac + (pci ? ",romfile=" : "")});
     }
     argv.insert(argv.end(), o.extra_args.begin(), o.extra_args.end());
     m->argv_ = argv;
@@ -280,34 +312,43 @@ Result<std::unique_ptr<Machine>> Machine::Start(std::unique_ptr<Machine> m, cons
 
 Result<std::unique_ptr<Machine>> Launch(const LaunchOptions& o) {
     if (o.ovmf_vars.empty())
-        return Error(ErrorKind::usage, "LaunchOptions::ovmf_vars is required (see CopyOvmfVarsTemplate)");
+        return Error(ErrorKind::usage,
+                     "LaunchOptions::ovmf_vars is required (see CopyOvmfVarsTemplate)");
     for (const auto& f : {o.ovmf_code, o.ovmf_vars})
         if (!fs::exists(f)) return Error(ErrorKind::usage, "no such firmware file: " + f.string());
     std::unique_ptr<Machine> m(new Machine);
     std::vector<std::string> argv = {
-        kQemu, "-M", "q35",
-        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemu_escape(o.ovmf_code.string()),
-        "-drive", "if=pflash,format=raw,unit=1,file=" + qemu_escape(o.ovmf_vars.string())};
+        kQemu,
+        "-M",
+        std::string("q35,smm=") + (o.smm ? "on" : "off"),
+        "-drive",
+        "if=pflash,format=raw,unit=0,readonly=on,file=" + qemu_escape(o.ovmf_code.string()),
+        "-drive",
+        "if=pflash,format=raw,unit=1,file=" + qemu_escape(o.ovmf_vars.string())};
     if (o.tpm) {
-        if (!SwtpmAvailable()) return Error(ErrorKind::usage, "LaunchOptions::tpm needs swtpm (apt-get install swtpm)");
+        if (!SwtpmAvailable())
+            return Error(ErrorKind::usage,
+                         "LaunchOptions::tpm needs swtpm (apt-get install swtpm)");
         char templ[] = "/tmp/activate-vm.XXXXXX";
         if (!::mkdtemp(templ)) return errno_error(ErrorKind::internal, "mkdtemp");
         m->temp_dir_ = templ;
         fs::path state = o.tpm_state_dir.empty() ? m->temp_dir_ / "tpm" : o.tpm_state_dir;
         fs::path sock = m->temp_dir_ / "swtpm.sock";
         ACTIVATE_ASSIGN(m->swtpm_, start_swtpm(state, sock, o.timeout + seconds(10)));
-        add(argv, {"-chardev", "socket,id=chrtpm,path=" + qemu_escape(sock.string()),
-                   "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"});
+        add(argv, {"-chardev", "socket,id=chrtpm,path=" + qemu_escape(sock.string()), "-tpmdev",
+                   "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"});
     }
     return Machine::Start(std::move(m), o, std::move(argv), true);
 }
 
 Result<std::unique_ptr<Machine>> MicroVM(const MicroVMOptions& o) {
-    if (!fs::exists(o.kernel)) return Error(ErrorKind::usage, "no such kernel: " + o.kernel.string());
+    if (!fs::exists(o.kernel))
+        return Error(ErrorKind::usage, "no such kernel: " + o.kernel.string());
     if (!o.initrd.empty() && !fs::exists(o.initrd))
         return Error(ErrorKind::usage, "no such initrd: " + o.initrd.string());
     std::unique_ptr<Machine> m(new Machine);
-    std::vector<std::string> argv = {kQemu, "-M", o.machine, "-kernel", o.kernel.string(), "-append", o.cmdline};
+    std::vector<std::string> argv = {kQemu,     "-M",     o.machine, "-kernel", o.kernel.string(),
+                                     "-append", o.cmdline};
     if (!o.initrd.empty()) add(argv, {"-initrd", o.initrd.string()});
     const bool pci = o.machine.rfind("microvm", 0) != 0;
     return Machine::Start(std::move(m), o, std::move(argv), pci);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <activate/result.hpp>
-
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -31,9 +30,9 @@ Result<fs::path> ExtractVmlinux(const HostKernel& kernel);
 
 // A file put into the initramfs.
 struct GuestFile {
-    fs::path host;       // source on this machine
-    std::string guest;   // absolute destination in the guest, e.g. /bin/takeover
-    bool elf = false;    // also copy the shared libraries it needs (from ldd), and the loader
+    fs::path host;      // source on this machine
+    std::string guest;  // absolute destination in the guest, e.g. /bin/takeover
+    bool elf = false;   // also copy the shared libraries it needs (from ldd), and the loader
 };
 
 // Modules most guests want; those the Debian kernel has built in are not listed.
@@ -72,7 +71,7 @@ struct Partition {
     std::string name;  // GPT partition name, e.g. METROPOLIS-SYSTEM-A
     int size_mib = 32;
     std::string type_guid = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";  // Linux filesystem data
-    fs::path image;  // optional raw contents
+    fs::path image;                                                  // optional raw contents
 };
 
 // The ESP is always the first partition; the others follow in order.

@@ -10,9 +10,11 @@
 namespace activate::vm {
 
 class PhaseTimer {
-public:
+  public:
     explicit PhaseTimer(std::string test) : test_(std::move(test)) {}
-    ~PhaseTimer() { std::fprintf(stderr, "[phase] %s total: %.1f s\n", test_.c_str(), seconds_since(start_)); }
+    ~PhaseTimer() {
+        std::fprintf(stderr, "[phase] %s total: %.1f s\n", test_.c_str(), seconds_since(start_));
+    }
 
     // Ends the current phase: prints the time since the previous mark (or the start).
     double mark(std::string_view phase) {
@@ -22,7 +24,7 @@ public:
         return s;
     }
 
-private:
+  private:
     using Clock = std::chrono::steady_clock;
     static double seconds_since(Clock::time_point t) {
         return std::chrono::duration<double>(Clock::now() - t).count();

@@ -3,10 +3,9 @@
 // process drains its pipes so a chatty guest never stalls on a full pipe.
 #pragma once
 
-#include <activate/result.hpp>
-
 #include <sys/types.h>
 
+#include <activate/result.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -54,7 +53,7 @@ struct LineMatch {
 };
 
 class Process {
-public:
+  public:
     static Result<std::unique_ptr<Process>> Spawn(SpawnOptions options);
     ~Process();  // kills the process group if still running
     Process(const Process&) = delete;
@@ -78,7 +77,7 @@ public:
     // The last n stdout lines and the stderr text, for error messages.
     std::string tail(size_t n = 30) const;
 
-private:
+  private:
     explicit Process(SpawnOptions options) : options_(std::move(options)) {}
     void pump();
     void add_output(std::string& pending, const char* data, size_t n, bool is_stdout);

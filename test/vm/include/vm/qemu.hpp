@@ -4,8 +4,6 @@
 // is captured line by line. A guest reboot ends the run (-no-reboot).
 #pragma once
 
-#include <vm/process.hpp>
-
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -13,6 +11,7 @@
 #include <string>
 #include <variant>
 #include <vector>
+#include <vm/process.hpp>
 
 namespace activate::vm {
 
@@ -34,13 +33,13 @@ struct Drive {
     bool read_only = false;
 };
 
-struct HostForward {      // host 127.0.0.1:host_port -> guest 10.0.2.15:guest_port
+struct HostForward {  // host 127.0.0.1:host_port -> guest 10.0.2.15:guest_port
     uint16_t guest_port = 0;
     uint16_t host_port = 0;  // 0: a free port, see Machine::host_port()
     std::string protocol = "tcp";
 };
 
-struct GuestForward {     // guest connects to guest_address:guest_port -> target on the host
+struct GuestForward {  // guest connects to guest_address:guest_port -> target on the host
     std::string guest_address = "10.0.2.100";
     uint16_t guest_port = 0;
     // A QEMU chardev: "tcp:127.0.0.1:8080" (connected once, when QEMU starts: the server must
@@ -66,12 +65,12 @@ using Nic = std::variant<UserNic, CableNic>;
 
 // A virtual Ethernet cable between two guests: a socket pair, one end per guest.
 class Cable {
-public:
+  public:
     static Result<std::unique_ptr<Cable>> Create();
     ~Cable();
     CableNic end(int i, std::string mac = {}) const { return CableNic{fds_[i], std::move(mac)}; }
 
-private:
+  private:
     Cable() = default;
     int fds_[2] = {-1, -1};
 };
@@ -81,11 +80,11 @@ struct MachineOptions {
     int memory_mib = 512;
     int cpus = 1;
     Accel accel = Accel::automatic;
-    std::vector<Drive> drives;  // virtio-blk, in order: /dev/vda, /dev/vdb, ...
-    std::vector<Nic> nics;      // virtio-net, in order: eth0, eth1, ...
-    milliseconds timeout = seconds(300);   // hard limit for the whole run
+    std::vector<Drive> drives;                      // virtio-blk, in order: /dev/vda, /dev/vdb, ...
+    std::vector<Nic> nics;                          // virtio-net, in order: eth0, eth1, ...
+    milliseconds timeout = seconds(300);            // hard limit for the whole run
     std::function<void(std::string_view)> on_line;  // each serial console line, as it comes
-    std::vector<std::string> extra_args;   // appended to the QEMU command line
+    std::vector<std::string> extra_args;            // appended to the QEMU command line
 };
 
 struct LaunchOptions : MachineOptions {
@@ -96,6 +95,9 @@ struct LaunchOptions : MachineOptions {
     // A TPM 2.0 (tpm-tis) backed by swtpm. Fails when swtpm is not installed; see SwtpmAvailable().
     bool tpm = false;
     fs::path tpm_state_dir;  // empty: a fresh TPM per run
+    // System Management Mode. Off is faster under TCG and fine for OVMF_CODE_4M.fd; the secure
+    // boot builds (OVMF_CODE_4M.secboot.fd, .ms.fd) need it on.
+    bool smm = false;
 };
 
 struct MicroVMOptions : MachineOptions {
@@ -112,7 +114,7 @@ enum class GuestExit { power_off, reboot, panic, unknown };
 const char* to_string(GuestExit e);
 
 class Machine {
-public:
+  public:
     ~Machine();  // kills QEMU (and swtpm) if still running
 
     const std::string& name() const { return process_->name(); }
@@ -134,13 +136,14 @@ public:
     Accel accel() const { return accel_; }
     const fs::path& log_file() const { return log_file_; }
 
-private:
+  private:
     friend Result<std::unique_ptr<Machine>> Launch(const LaunchOptions&);
     friend Result<std::unique_ptr<Machine>> MicroVM(const MicroVMOptions&);
     Machine() = default;
     // Adds the options every guest shares to `argv` (which holds the machine-specific ones)
     // and starts QEMU.
-    static Result<std::unique_ptr<Machine>> Start(std::unique_ptr<Machine> m, const MachineOptions& o,
+    static Result<std::unique_ptr<Machine>> Start(std::unique_ptr<Machine> m,
+                                                  const MachineOptions& o,
                                                   std::vector<std::string> argv, bool pci);
 
     std::unique_ptr<Process> process_;
