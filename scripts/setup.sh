@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   # libraries
   libboost-program-options-dev libboost-dev libprotobuf-dev protobuf-compiler
-  libzstd-dev zstd libyaml-cpp-dev libgtest-dev libgmock-dev libsodium-dev
+  libzstd-dev zstd libyaml-cpp-dev libgtest-dev libgmock-dev libsodium-dev nlohmann-json3-dev
   libnl-3-dev libnl-route-3-dev libblkid-dev libcurl4-openssl-dev zlib1g-dev
   # minit is linked statically against musl
   musl-tools
