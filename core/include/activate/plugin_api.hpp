@@ -192,7 +192,8 @@ using ActivatePluginEntry = const ActivatePluginDescriptor* (*)();
 // Each plugin defines its descriptor with this macro once. It yields a uniquely named function
 // for the static (built-in) registry; the shared-object build adds the common `activate_plugin_v1`
 // entry point (core/src/plugin_entry.cpp.in) that returns the same descriptor.
-#define ACTIVATE_DEFINE_PLUGIN(ident, ...)                                            \
+#define ACTIVATE_DEFINE_PLUGIN(ident, ...) ACTIVATE_DEFINE_PLUGIN_EXPANDED(ident, __VA_ARGS__)
+#define ACTIVATE_DEFINE_PLUGIN_EXPANDED(ident, ...)                                    \
     extern "C" const ::activate::ActivatePluginDescriptor* activate_builtin_##ident() { \
         static const ::activate::ActivatePluginDescriptor d{__VA_ARGS__};              \
         return &d;                                                                     \

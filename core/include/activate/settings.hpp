@@ -22,6 +22,16 @@ public:
     // `node` may be null/undefined (an absent section reads as empty). `path` is the dotted key
     // of the section, e.g. "payload.settings".
     Settings(YAML::Node node, std::string file, std::string path);
+    Settings(const Settings&) = default;
+    // YAML::Node's assignment writes through to the node it refers to; a Settings must rebind
+    // instead, or assigning one would overwrite the policy tree.
+    Settings& operator=(const Settings& other) {
+        node_.reset(other.node_);
+        file_ = other.file_;
+        path_ = other.path_;
+        asked_ = other.asked_;
+        return *this;
+    }
 
     // Each getter marks the key as known. The *_or variants return `fallback` when absent.
     Result<std::string> string(const std::string& key) const;

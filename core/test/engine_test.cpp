@@ -1,0 +1,258 @@
+// The engine with the fake plugin: combination checks, the dry-run plan, and both pipelines
+// end to end on a temporary sysroot.
+#include <activate/engine.hpp>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <thread>
+
+#include "takeover.pb.h"
+#include "test_support.hpp"
+
+namespace activate {
+namespace {
+
+class EngineTest : public ::testing::Test {
+protected:
+    Result<std::unique_ptr<Engine>> make(const std::string& yaml) {
+        Result<YAML::Node> root = load_policy_yaml_text(yaml, "e.yaml");
+        if (!root.ok()) return root.error();
+        Result<Policy> policy = parse_policy(*root, "e.yaml");
+        if (!policy.ok()) return policy.error();
+        return Engine::create(std::move(policy).value(), registry_, sysroot_, logger_);
+    }
+    std::string error_of(const std::string& yaml) {
+        auto e = make(yaml);
+        return e.ok() ? "" : e.error().message();
+    }
+
+    test::TempDir dir_;
+    Sysroot sysroot_{dir_.path()};
+    Logger logger_{LogLevel::error};
+    PluginRegistry registry_{{}, {FAKE_PLUGIN_DIR}};
+};
+
+const std::string kTakeover = R"(protocol: stdio-protobuf
+activation_mode: kexec
+delay: 200ms
+payload: {plugin: fake}
+activation: {plugin: fake}
+captures:
+  - plugin: fake
+    settings: {interface: eth0}
+  - plugin: fake
+    settings: {interface: bond0}
+)";
+
+TEST_F(EngineTest, PluginSettingsAreValidatedByThePlugin) {
+    std::string e = error_of("activation_mode: kexec\npayload:\n  plugin: fake\n  settings:\n"
+                             "    flail: true\nactivation: {plugin: fake}\n");
+    EXPECT_NE(e.find("e.yaml:5:5: payload.settings.flail: unknown setting"), std::string::npos) << e;
+}
+
+TEST_F(EngineTest, UnknownPluginPointsAtThePolicyLine) {
+    std::string e = error_of("activation_mode: kexec\npayload: {plugin: fake}\n"
+                             "activation:\n  plugin: nosuch\n");
+    EXPECT_NE(e.find("e.yaml:4:11: activation.plugin: unknown plugin 'nosuch'"), std::string::npos)
+        << e;
+}
+
+TEST_F(EngineTest, KexecWithAPayloadWithoutKernelIsRefused) {
+    std::string e = error_of("activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
+                             "{provides_kernel: false}\nactivation: {plugin: fake}\n");
+    EXPECT_NE(e.find("activation: activation plugin 'fake' needs a kernel but payload plugin "
+                     "'fake' provides none"),
+              std::string::npos)
+        << e;
+}
+
+TEST_F(EngineTest, UnsupportedModeIsRefused) {
+    std::string e = error_of("activation_mode: reboot\npayload: {plugin: fake}\n"
+                             "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    EXPECT_NE(e.find("e.yaml:1:18: activation_mode: activation plugin 'fake' cannot perform "
+                     "activation mode 'reboot'"),
+              std::string::npos)
+        << e;
+}
+
+TEST_F(EngineTest, StdioProtocolNeedsAPayloadThatCarriesAgentInit) {
+    std::string e = error_of("protocol: stdio-protobuf\nactivation_mode: kexec\npayload:\n"
+                             "  plugin: fake\n  settings: {accepts_agent_init: false}\n"
+                             "activation: {plugin: fake}\n");
+    EXPECT_NE(e.find("protocol: protocol stdio-protobuf needs a payload that can carry an "
+                     "AgentInit"),
+              std::string::npos)
+        << e;
+}
+
+TEST_F(EngineTest, SlotPayloadNeedsBootControl) {
+    std::string e = error_of("activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
+                             "{uses_slots: true}\nactivation: {plugin: fake}\n");
+    EXPECT_NE(e.find("needs a boot_control section"), std::string::npos) << e;
+}
+
+TEST_F(EngineTest, CapturesWithoutProtocolAreRefused) {
+    std::string e = error_of("activation_mode: kexec\npayload: {plugin: fake}\n"
+                             "activation: {plugin: fake}\ncaptures: [{plugin: fake}]\n");
+    EXPECT_NE(e.find("captures: captures are only used by protocol stdio-protobuf"),
+              std::string::npos)
+        << e;
+}
+
+TEST_F(EngineTest, DryRunPlanListsPluginsAndStepsAndTouchesNothing) {
+    auto engine = make(kTakeover);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    std::ostringstream plan;
+    (*engine)->print_plan(plan);
+    std::string text = plan.str();
+    EXPECT_NE(text.find("payload: fake 0.0.1-test (" FAKE_PLUGIN_DIR "/fake.so)"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("1. [engine] read one TakeoverInit"), std::string::npos) << text;
+    EXPECT_NE(text.find("2. [fake] capture fake"), std::string::npos) << text;
+    EXPECT_NE(text.find("jump: kexec after 200 ms from a detached second stage"), std::string::npos);
+    EXPECT_TRUE(std::filesystem::is_empty(dir_.path()));
+}
+
+
+
+wire::TakeoverResponse takeover(Engine& engine, const std::string& input, Status* status) {
+    // Files rather than pipes: the oversized input would not fit a pipe buffer.
+    test::TempDir io;
+    test::write_file(io / "in", input);
+    int in = ::open((io / "in").c_str(), O_RDONLY);
+    int out = ::open((io / "out").c_str(), O_WRONLY | O_CREAT, 0600);
+    *status = engine.run_takeover(in, out);
+    ::close(in);
+    ::close(out);  // run_takeover keeps the number open on /dev/null
+    wire::TakeoverResponse response;
+    EXPECT_TRUE(response.ParseFromString(test::read_file(io / "out")));
+    return response;
+}
+
+TEST_F(EngineTest, TakeoverStagesRespondsAndJumpsLater) {
+    auto engine = make(kTakeover);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    wire::TakeoverInit init;
+    init.set_machine_id("m-1");
+    init.set_bmaas_endpoint("bmaas.example:443");
+    init.set_ca_certificate("CERT");
+    Status status;
+    wire::TakeoverResponse response = takeover(**engine, init.SerializeAsString(), &status);
+    ASSERT_TRUE(status.ok()) << status.error().message();
+    ASSERT_TRUE(response.has_success()) << response.DebugString();
+    EXPECT_EQ(response.success().init_message().SerializeAsString(), init.SerializeAsString());
+    ASSERT_EQ(response.success().key().size(), 32u);
+    EXPECT_EQ(response.success().warning_size(), 2);
+
+    // The staged initramfs carries the AgentInit the fake payload was given.
+    std::string initramfs = test::read_file(dir_ / "run/activate/kexec/initramfs");
+    ASSERT_EQ(initramfs.rfind("FAKE-INITRAMFS|", 0), 0u);
+    wire::AgentInit agent;
+    ASSERT_TRUE(agent.ParseFromString(initramfs.substr(15)));
+    EXPECT_EQ(agent.takeover_init().machine_id(), "m-1");
+    ASSERT_EQ(agent.private_key().size(), 64u);
+    EXPECT_EQ(agent.private_key().substr(32), response.success().key());
+    ASSERT_EQ(agent.network_config().interface_size(), 2);
+    EXPECT_EQ(agent.network_config().interface(1).name(), "bond0");
+
+    // The jump is detached and delayed.
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+    for (int i = 0; i < 200 && !std::filesystem::exists(dir_ / "run/activate/reboot"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "kexec\n");
+}
+
+TEST_F(EngineTest, TakeoverInputErrorsAnswerWithTakeoverErrorAndStageNothing) {
+    wire::TakeoverInit no_endpoint;
+    no_endpoint.set_machine_id("m");
+    const std::pair<std::string, std::string> cases[] = {
+        {"", "stdin was empty"},
+        {"\xff\xff\xff garbage", "not a valid TakeoverInit"},
+        {no_endpoint.SerializeAsString(), "bmaas_endpoint is empty"},
+        {std::string((1 << 20) + 1, '\x0a'), "larger than 1 MiB"},
+    };
+    for (const auto& [input, message] : cases) {
+        auto engine = make(kTakeover);
+        ASSERT_TRUE(engine.ok());
+        Status status;
+        wire::TakeoverResponse response = takeover(**engine, input, &status);
+        ASSERT_FALSE(status.ok());
+        EXPECT_EQ(status.error().kind(), ErrorKind::input);
+        ASSERT_TRUE(response.has_error()) << message;
+        EXPECT_NE(response.error().message().find(message), std::string::npos)
+            << response.error().message();
+        EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/kexec/kernel"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+TEST_F(EngineTest, StagingFailureMeansNoJump) {
+    auto engine = make(kTakeover + "");
+    ASSERT_TRUE(engine.ok());
+    auto failing = make(std::string(kTakeover).replace(kTakeover.find("activation: {plugin: fake}"),
+                                                       26,
+                                                       "activation: {plugin: fake, settings: "
+                                                       "{fail_stage: true}}"));
+    ASSERT_TRUE(failing.ok()) << failing.error().message();
+    wire::TakeoverInit init;
+    init.set_bmaas_endpoint("e");
+    Status status;
+    wire::TakeoverResponse response = takeover(**failing, init.SerializeAsString(), &status);
+    ASSERT_FALSE(status.ok());
+    ASSERT_TRUE(response.has_error());
+    EXPECT_NE(response.error().message().find("fake staging failed"), std::string::npos);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+const std::string kUpdate = R"(activation_mode: kexec
+payload:
+  plugin: fake
+  settings: {uses_slots: true}
+activation: {plugin: fake}
+boot_control: {plugin: fake}
+)";
+
+TEST_F(EngineTest, UpdateDisablesEntryBeforeWritingAndEnablesAfter) {
+    auto engine = make(kUpdate);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\nfinish B\n");
+    EXPECT_EQ(test::read_file(dir_ / "slot-B"), "installed from bundle.zip");
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "kexec\n");
+}
+
+TEST_F(EngineTest, FailedInstallLeavesEntryDisabledAndDoesNotJump) {
+    auto engine = make(std::string(kUpdate).replace(kUpdate.find("uses_slots: true"), 16,
+                                                    "uses_slots: true, fail: true"));
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false});
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\n");
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+TEST_F(EngineTest, SecondUpdateWhileLockedIsBusy) {
+    auto engine = make(kUpdate);
+    ASSERT_TRUE(engine.ok());
+    Result<FileLock> held = sysroot_.lock("/run/activate/lock");
+    ASSERT_TRUE(held.ok());
+    Status s = (*engine)->run_update({"b", false, false});
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().kind(), ErrorKind::busy);
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "boot-log"));
+}
+
+TEST_F(EngineTest, MarkGoodUsesTheRunningSlot) {
+    auto engine = make(kUpdate);
+    ASSERT_TRUE(engine.ok());
+    ASSERT_TRUE((*engine)->mark_good().ok());
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "good A\n");
+}
+
+}  // namespace
+}  // namespace activate

@@ -1,0 +1,148 @@
+// A test plugin filling every role, with behaviour chosen by its settings, so that the engine's
+// pipelines, checks and loader can be tested without real kernels, firmware or netlink.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <activate/plugin_api.hpp>
+
+#include "net.pb.h"
+
+#ifndef FAKE_PLUGIN_NAME
+#define FAKE_PLUGIN_NAME "fake"
+#endif
+#ifndef FAKE_PLUGIN_ABI
+#define FAKE_PLUGIN_ABI activate::kPluginAbiVersion
+#endif
+
+namespace {
+using namespace activate;
+
+UniqueFd memfd_with(const std::string& bytes) {
+    UniqueFd fd(::memfd_create("fake", MFD_CLOEXEC));
+    if (fd && ::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
+        fd.reset();
+    return fd;
+}
+
+class FakePayload : public PayloadSource {
+public:
+    bool kernel = true, agent = true, slots_ = false, fail = false;
+    const Sysroot* sysroot = nullptr;
+    bool provides_kernel() const override { return kernel; }
+    bool accepts_agent_init() const override { return agent; }
+    bool uses_slots() const override { return slots_; }
+    Result<SlotPair> slots() const override {
+        SlotPair p;
+        p.running.letter = 'A';
+        p.target.letter = 'B';
+        return p;
+    }
+    Status install(const Slot& target, const InstallRequest& request) override {
+        if (fail) return Error(ErrorKind::activation, "fake install failed");
+        return sysroot->write_file_atomic("/slot-" + std::string(1, target.letter),
+                                          "installed from " + request.bundle);
+    }
+    Result<Payload> prepare(const PayloadRequest& request) override {
+        if (fail) return Error(ErrorKind::activation, "fake prepare failed");
+        Payload p;
+        p.kernel = memfd_with("FAKE-KERNEL");
+        p.initramfs = memfd_with("FAKE-INITRAMFS|" + request.agent_init);
+        p.cmdline = "console=ttyS0 fake=1";
+        p.description = "fake payload";
+        return p;
+    }
+    std::vector<PlanStep> plan() const override {
+        return {{"prepare the fake payload", {"/fake/in"}, {"memfd"}}};
+    }
+};
+
+class FakeActivation : public ActivationStrategy {
+public:
+    const Sysroot* sysroot = nullptr;
+    bool fail_stage = false, staged = false;
+    bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
+    bool needs_kernel() const override { return true; }
+    Status stage(Payload* payload, const std::optional<Slot>&, BootControl*) override {
+        if (fail_stage) return Error(ErrorKind::activation, "fake staging failed");
+        if (int err = sysroot->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
+                                               payload->cmdline, 0))
+            return errno_error(ErrorKind::activation, "fake kexec", err);
+        staged = true;
+        return {};
+    }
+    Status unstage() override { return {}; }
+    Status activate(std::chrono::milliseconds delay, bool detached) override {
+        if (!staged) return Error(ErrorKind::activation, "not staged");
+        if (detached) return sysroot->jump_detached(JumpAction::kexec, delay);
+        return sysroot->jump(JumpAction::kexec);
+    }
+    std::vector<PlanStep> plan() const override { return {{"stage with fake kexec", {}, {}}}; }
+};
+
+class FakeCapture : public Capture {
+public:
+    std::string name;
+    Result<CaptureResult> capture() override {
+        wire::Net net;
+        net.add_interface()->set_name(name);
+        net.add_nameserver()->set_ip("192.0.2.53");
+        return CaptureResult{net.SerializeAsString(), {"fake warning from " + name}};
+    }
+    std::vector<PlanStep> plan() const override { return {{"capture fake", {"nothing"}, {}}}; }
+};
+
+class FakeBoot : public BootControl {
+public:
+    const Sysroot* sysroot = nullptr;
+    Status note(const std::string& what) {
+        std::string log;
+        if (auto r = sysroot->read_file("/boot-log"); r.ok()) log = *r;
+        return sysroot->write_file_atomic("/boot-log", log + what + "\n");
+    }
+    Status begin_install(const Slot& t) override { return note(std::string("begin ") + t.letter); }
+    Status finish_install(const Slot& t) override { return note(std::string("finish ") + t.letter); }
+    Status boot_next(const Slot& t) override { return note(std::string("next ") + t.letter); }
+    Status clear_boot_next() override { return note("clear"); }
+    Status mark_good(const Slot& r) override { return note(std::string("good ") + r.letter); }
+    Result<std::string> status_json(const SlotPair&) const override { return std::string("{}"); }
+    std::vector<PlanStep> plan() const override { return {}; }
+};
+
+Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Settings& s) {
+    auto p = std::make_unique<FakePayload>();
+    p->sysroot = c.sysroot;
+    ACTIVATE_ASSIGN(p->kernel, s.boolean_or("provides_kernel", true));
+    ACTIVATE_ASSIGN(p->agent, s.boolean_or("accepts_agent_init", true));
+    ACTIVATE_ASSIGN(p->slots_, s.boolean_or("uses_slots", false));
+    ACTIVATE_ASSIGN(p->fail, s.boolean_or("fail", false));
+    ACTIVATE_TRY(s.finish());
+    return std::unique_ptr<PayloadSource>(std::move(p));
+}
+
+Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContext& c,
+                                                              Settings& s) {
+    auto a = std::make_unique<FakeActivation>();
+    a->sysroot = c.sysroot;
+    ACTIVATE_ASSIGN(a->fail_stage, s.boolean_or("fail_stage", false));
+    ACTIVATE_TRY(s.finish());
+    return std::unique_ptr<ActivationStrategy>(std::move(a));
+}
+
+Result<std::unique_ptr<Capture>> create_capture(const PluginContext&, Settings& s) {
+    auto c = std::make_unique<FakeCapture>();
+    ACTIVATE_ASSIGN(c->name, s.string_or("interface", "eth0"));
+    ACTIVATE_TRY(s.finish());
+    return std::unique_ptr<Capture>(std::move(c));
+}
+
+Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c, Settings& s) {
+    auto b = std::make_unique<FakeBoot>();
+    b->sysroot = c.sysroot;
+    ACTIVATE_TRY(s.finish());
+    return std::unique_ptr<BootControl>(std::move(b));
+}
+}  // namespace
+
+ACTIVATE_DEFINE_PLUGIN(FAKE_PLUGIN_IDENT, FAKE_PLUGIN_ABI, FAKE_PLUGIN_NAME, "0.0.1-test",
+                       create_payload, create_activation, create_capture, create_boot)

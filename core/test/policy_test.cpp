@@ -1,0 +1,117 @@
+#include <activate/policy.hpp>
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace activate {
+namespace {
+
+const char* kValid = R"(protocol: stdio-protobuf
+activation_mode: kexec
+delay: 5s
+payload:
+  plugin: fake
+  settings:
+    fail: false
+activation:
+  plugin: fake
+captures:
+  - plugin: fake
+    settings: {interface: eth9}
+)";
+
+Result<Policy> parse_text(const std::string& text) {
+    Result<YAML::Node> root = load_policy_yaml_text(text, "t.yaml");
+    if (!root.ok()) return root.error();
+    return parse_policy(*root, "t.yaml");
+}
+
+std::string error_of(const std::string& text) {
+    Result<Policy> p = parse_text(text);
+    return p.ok() ? "" : p.error().message();
+}
+
+TEST(Policy, ParsesPipelineAndPluginSections) {
+    Result<Policy> p = parse_text(kValid);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->protocol, Protocol::stdio_protobuf);
+    EXPECT_EQ(p->mode, ActivationMode::kexec);
+    EXPECT_EQ(p->delay.count(), 5000);
+    EXPECT_EQ(p->payload.name, "fake");
+    EXPECT_EQ(p->captures.size(), 1u);
+    EXPECT_EQ(p->captures[0].settings.path(), "captures.0.settings");
+    EXPECT_FALSE(p->boot_control.has_value());
+}
+
+TEST(Policy, ActivationModeIsRequired) {
+    EXPECT_EQ(error_of("payload: {plugin: fake}\nactivation: {plugin: fake}\n"),
+              "t.yaml:1:1: activation_mode: required setting is missing");
+}
+
+TEST(Policy, UnknownModeAndProtocolNameTheValue) {
+    EXPECT_EQ(error_of("activation_mode: warp\n"),
+              "t.yaml:1:18: activation_mode: unknown activation mode 'warp' (expected none, "
+              "reboot or kexec)");
+    EXPECT_NE(error_of("protocol: carrier-pigeon\nactivation_mode: none\n").find("t.yaml:1:11: protocol"),
+              std::string::npos);
+}
+
+TEST(Policy, UnknownTopLevelKey) {
+    std::string e = error_of(std::string(kValid) + "colour: blue\n");
+    EXPECT_NE(e.find("t.yaml:13:1: colour: unknown setting"), std::string::npos) << e;
+}
+
+TEST(Policy, UnknownKeyInPluginReference) {
+    std::string e = error_of("activation_mode: none\npayload: {plugin: fake, setings: {}}\n"
+                             "activation: {plugin: fake}\n");
+    EXPECT_NE(e.find("payload.setings: unknown setting"), std::string::npos) << e;
+}
+
+TEST(Policy, MissingPluginSection) {
+    std::string e = error_of("activation_mode: none\npayload: {plugin: fake}\n");
+    EXPECT_NE(e.find("activation: required section is missing"), std::string::npos) << e;
+}
+
+TEST(Policy, WrongTypeForDelay) {
+    std::string e = error_of("activation_mode: none\ndelay: [1]\n");
+    EXPECT_NE(e.find("t.yaml:2:8: delay: expected a duration"), std::string::npos) << e;
+}
+
+TEST(Policy, YamlSyntaxErrorHasPosition) {
+    Result<YAML::Node> r = load_policy_yaml_text("a: [1, 2\nb: c\n", "bad.yaml");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind(), ErrorKind::policy);
+    EXPECT_EQ(r.error().message().rfind("bad.yaml:", 0), 0u) << r.error().message();
+}
+
+TEST(Policy, MissingFile) {
+    Result<YAML::Node> r = load_policy_yaml("/nonexistent/policy.yaml");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("/nonexistent/policy.yaml: cannot read"), std::string::npos);
+}
+
+TEST(PolicyOverride, SetsNestedValuesAndListIndices) {
+    YAML::Node root = *load_policy_yaml_text(kValid, "t.yaml");
+    ASSERT_TRUE(apply_policy_override(root, "payload.settings.fail=true").ok());
+    ASSERT_TRUE(apply_policy_override(root, "captures.0.settings.interface=bond0").ok());
+    ASSERT_TRUE(apply_policy_override(root, "delay=250ms").ok());
+    ASSERT_TRUE(apply_policy_override(root, "activation.settings.fail_stage=false").ok());
+    Result<Policy> p = parse_policy(root, "t.yaml");
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->delay.count(), 250);
+    EXPECT_EQ(*p->payload.settings.boolean_or("fail", false), true);
+    EXPECT_EQ(*p->captures[0].settings.string_or("interface", ""), "bond0");
+}
+
+TEST(PolicyOverride, BadAssignmentsAreUsageErrors) {
+    YAML::Node root = *load_policy_yaml_text(kValid, "t.yaml");
+    for (const char* bad : {"noequals", "=x", "captures.7.settings.x=1", "delay.sub=1",
+                            "payload..x=1"}) {
+        Status s = apply_policy_override(root, bad);
+        ASSERT_FALSE(s.ok()) << bad;
+        EXPECT_EQ(s.error().kind(), ErrorKind::usage) << bad;
+    }
+}
+
+}  // namespace
+}  // namespace activate

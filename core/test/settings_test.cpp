@@ -1,0 +1,81 @@
+#include <activate/settings.hpp>
+#include <gtest/gtest.h>
+
+namespace activate {
+namespace {
+
+Settings parse(const std::string& yaml) {
+    return Settings(YAML::Load(yaml), "p.yaml", "payload.settings");
+}
+
+TEST(Settings, ReadsTypedValuesAndDefaults) {
+    Settings s = parse("disk: /dev/vda\ncount: 7\nflag: true\nlist: [a, b]\ndelay: 1.5s\n");
+    EXPECT_EQ(*s.string("disk"), "/dev/vda");
+    EXPECT_EQ(*s.integer_or("count", 0, 0, 10), 7);
+    EXPECT_TRUE(*s.boolean_or("flag", false));
+    EXPECT_EQ(*s.string_list_or("list", {}), (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(s.duration_or("delay", {})->count(), 1500);
+    EXPECT_EQ(*s.string_or("absent", "dflt"), "dflt");
+    EXPECT_TRUE(s.finish().ok());
+}
+
+TEST(Settings, DurationsAcceptMillisecondsAndBareSeconds) {
+    Settings s = parse("a: 500ms\nb: 5\n");
+    EXPECT_EQ(s.duration_or("a", {})->count(), 500);
+    EXPECT_EQ(s.duration_or("b", {})->count(), 5000);
+    Settings bad = parse("a: soon\n");
+    Result<std::chrono::milliseconds> r = bad.duration_or("a", {});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("p.yaml:1:4: payload.settings.a"), std::string::npos)
+        << r.error().message();
+}
+
+TEST(Settings, WrongTypeNamesFileLineColumnAndKey) {
+    Settings s = parse("disk: /dev/vda\ncount: [1]\n");
+    Result<int64_t> r = s.integer_or("count", 0, 0, 10);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind(), ErrorKind::policy);
+    EXPECT_EQ(r.error().message(), "p.yaml:2:8: payload.settings.count: expected an integer, got a list");
+}
+
+TEST(Settings, OutOfRangeAndNonIntegers) {
+    Settings s = parse("a: 11\nb: 1x\n");
+    EXPECT_FALSE(s.integer_or("a", 0, 0, 10).ok());
+    EXPECT_FALSE(s.integer_or("b", 0, 0, 10).ok());
+}
+
+TEST(Settings, MissingRequiredKey) {
+    Settings s = parse("other: 1\n");
+    Result<std::string> r = s.string("disk");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("payload.settings.disk: required setting is missing"),
+              std::string::npos);
+}
+
+TEST(Settings, UnknownKeyIsAnErrorAtItsPosition) {
+    Settings s = parse("disk: /dev/vda\ndsik: typo\n");
+    ASSERT_TRUE(s.string("disk").ok());
+    Status st = s.finish();
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message().find("p.yaml:2:1: payload.settings.dsik: unknown setting"),
+              std::string::npos)
+        << st.error().message();
+    EXPECT_NE(st.error().message().find("known here: disk"), std::string::npos);
+}
+
+TEST(Settings, BooleansAreStrict) {
+    Settings s = parse("a: yes\n");
+    EXPECT_FALSE(s.boolean_or("a", false).ok());
+}
+
+TEST(Settings, SectionListsHaveIndexedPaths) {
+    Settings s(YAML::Load("captures:\n  - plugin: a\n  - 3\n"), "p.yaml", "");
+    Result<std::vector<Settings>> r = s.section_list("captures");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("p.yaml:3:5: captures.1: expected a mapping"),
+              std::string::npos)
+        << r.error().message();
+}
+
+}  // namespace
+}  // namespace activate

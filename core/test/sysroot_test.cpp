@@ -1,0 +1,106 @@
+#include <activate/sysroot.hpp>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/kexec.h>
+#include <sys/mman.h>
+
+#include <chrono>
+#include <thread>
+
+#include "test_support.hpp"
+
+namespace activate {
+namespace {
+
+UniqueFd memfd_with(const std::string& bytes) {
+    UniqueFd fd(::memfd_create("t", MFD_CLOEXEC));
+    EXPECT_EQ(::write(fd.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    return fd;
+}
+
+TEST(Sysroot, MapsSystemPathsUnderTheRoot) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    EXPECT_FALSE(root.is_live());
+    EXPECT_EQ(root.path("/proc/cmdline"), dir.path() / "proc/cmdline");
+    EXPECT_TRUE(Sysroot("/").is_live());
+    EXPECT_EQ(Sysroot("/").path("/proc/cmdline"), "/proc/cmdline");
+}
+
+TEST(Sysroot, KexecStagingRecordsExactBytes) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    std::string kernel(100000, 'K'), initramfs = std::string("\0\1\2zstd", 7);
+    kernel[5] = '\0';
+    UniqueFd k = memfd_with(kernel), i = memfd_with(initramfs);
+    ASSERT_EQ(root.kexec_file_load(k.get(), i.get(), "console=ttyS0 quiet", 0), 0);
+    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/kernel"), kernel);
+    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/initramfs"), initramfs);
+    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/cmdline"), "console=ttyS0 quiet");
+    EXPECT_TRUE(*root.kexec_loaded());
+
+    ASSERT_EQ(root.kexec_file_load(k.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
+    EXPECT_FALSE(std::filesystem::exists(dir / "run/activate/kexec/initramfs"));
+    ASSERT_EQ(root.kexec_unload(), 0);
+    EXPECT_FALSE(*root.kexec_loaded());
+}
+
+TEST(Sysroot, JumpIsRecordedNotPerformed) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    ASSERT_TRUE(root.jump(JumpAction::reboot).ok());
+    ASSERT_TRUE(root.jump(JumpAction::kexec).ok());
+    EXPECT_EQ(test::read_file(dir / "run/activate/reboot"), "reboot\nkexec\n");
+}
+
+TEST(Sysroot, DetachedJumpHappensAfterTheDelay) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(root.jump_detached(JumpAction::kexec, std::chrono::milliseconds(300)).ok());
+    // The caller returns at once; the record appears only after the delay.
+    EXPECT_FALSE(std::filesystem::exists(dir / "run/activate/reboot"));
+    while (!std::filesystem::exists(dir / "run/activate/reboot") &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(test::read_file(dir / "run/activate/reboot"), "kexec\n");
+}
+
+TEST(Sysroot, AtomicWriteReplacesContentAndLeavesNoTemporaries) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    ASSERT_TRUE(root.make_dirs("/esp/state").ok());
+    ASSERT_TRUE(root.write_file_atomic("/esp/state/v", "one").ok());
+    ASSERT_TRUE(root.write_file_atomic("/esp/state/v", "two", 0600).ok());
+    EXPECT_EQ(*root.read_file("/esp/state/v"), "two");
+    int entries = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir / "esp/state")) entries += !!e.exists();
+    EXPECT_EQ(entries, 1);
+    EXPECT_FALSE(root.write_file_atomic("/missing-dir/v", "x").ok());
+}
+
+TEST(Sysroot, ReadFileLimitAndMissingFile) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    test::write_file(dir / "big", std::string(100, 'x'));
+    EXPECT_FALSE(root.read_file("/big", 10).ok());
+    Result<std::string> missing = root.read_file("/nope");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_NE(missing.error().message().find((dir / "nope").string()), std::string::npos);
+}
+
+TEST(Sysroot, SecondLockIsBusy) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    Result<FileLock> first = root.lock("/run/activate/lock");
+    ASSERT_TRUE(first.ok());
+    Result<FileLock> second = root.lock("/run/activate/lock");
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.error().kind(), ErrorKind::busy);
+    EXPECT_NE(second.error().message().find("another activation is in progress"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace activate
