@@ -46,8 +46,8 @@ bool retryable_transport(CURLcode code) {
 }
 
 std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' ||
-                          s.back() == '\t')) {
+    while (!s.empty() &&
+           (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) {
         s.pop_back();
     }
     size_t i = 0;
@@ -70,7 +70,7 @@ std::optional<uint64_t> content_range_start(const std::string& value) {
 }
 
 class HttpSource final : public ByteSource {
-public:
+  public:
     HttpSource(std::string url, SourceOptions options)
         : url_(std::move(url)),
           opt_(std::move(options)),
@@ -112,7 +112,7 @@ public:
     const std::string& name() const override { return url_; }
     std::optional<uint64_t> size_hint() const override { return total_; }
 
-private:
+  private:
     Error fail(Error e) {
         end_attempt();
         error_ = e;
@@ -143,8 +143,9 @@ private:
         // May call on_write() right away with the data libcurl held back.
         CURLcode rc = curl_easy_pause(easy_, CURLPAUSE_CONT);
         if (rc != CURLE_OK) {
-            return fail(Error(ErrorKind::activation, "GET " + url_ + ": resuming the paused "
-                                                     "transfer failed: " +
+            return fail(Error(ErrorKind::activation, "GET " + url_ +
+                                                         ": resuming the paused "
+                                                         "transfer failed: " +
                                                          curl_easy_strerror(rc)));
         }
         return {};
@@ -261,14 +262,16 @@ private:
         set(curl_easy_setopt(easy_, CURLOPT_LOW_SPEED_TIME, low_speed_s));
         set(curl_easy_setopt(easy_, CURLOPT_TCP_KEEPALIVE, 1L));
         set(curl_easy_setopt(easy_, CURLOPT_USERAGENT, "activate-bundle/1"));
-        if (!opt_.ca_file.empty()) set(curl_easy_setopt(easy_, CURLOPT_CAINFO, opt_.ca_file.c_str()));
+        if (!opt_.ca_file.empty())
+            set(curl_easy_setopt(easy_, CURLOPT_CAINFO, opt_.ca_file.c_str()));
         if (received_ > 0) {
             range_ = std::to_string(received_) + "-";
             set(curl_easy_setopt(easy_, CURLOPT_RANGE, range_.c_str()));
             headers_ = curl_slist_append(nullptr, ("If-Range: " + validator_).c_str());
             set(curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_));
         }
-        if (!ok) return Error(ErrorKind::internal, "setting libcurl options for " + url_ + " failed");
+        if (!ok)
+            return Error(ErrorKind::internal, "setting libcurl options for " + url_ + " failed");
         if (curl_multi_add_handle(multi_, easy_) != CURLM_OK) {
             return Error(ErrorKind::internal, "curl_multi_add_handle failed for " + url_);
         }
@@ -344,8 +347,7 @@ private:
             }
             if (received_ > 0 && validator_.empty()) {
                 return Error(ErrorKind::activation,
-                             "GET " + url_ + ": " + detail + " after " +
-                                 std::to_string(received_) +
+                             "GET " + url_ + ": " + detail + " after " + std::to_string(received_) +
                                  " bytes of the body; not retried because the server sent no "
                                  "ETag or Last-Modified to resume exactly");
             }
@@ -414,8 +416,8 @@ bool retryable_http_status(long status) {
 Result<std::unique_ptr<ByteSource>> open_http(const std::string& url,
                                               const SourceOptions& options) {
     if (options.max_attempts < 1) {
-        return Error(ErrorKind::usage, "bundle download of " + url +
-                                           ": max_attempts must be at least 1");
+        return Error(ErrorKind::usage,
+                     "bundle download of " + url + ": max_attempts must be at least 1");
     }
     return std::unique_ptr<ByteSource>(std::make_unique<HttpSource>(url, options));
 }

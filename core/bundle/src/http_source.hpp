@@ -1,10 +1,9 @@
 // HTTP(S) byte source on libcurl (the only file that knows about curl).
 #pragma once
 
+#include <activate/bundle/source.hpp>
 #include <memory>
 #include <string>
-
-#include <activate/bundle/source.hpp>
 
 namespace activate::bundle {
 

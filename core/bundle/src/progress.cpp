@@ -1,7 +1,6 @@
 // Progress lines for long copies: rate-limited, redrawn in place on a terminal, one line per
 // report elsewhere, and a summary at the end.
 #include <activate/bundle/progress.hpp>
-
 #include <cstdio>
 #include <string>
 

@@ -91,8 +91,8 @@ struct BundleReader::State {
     }
 
     Error member_error(const std::string& message) const {
-        return Error(ErrorKind::input, src() + ": member \"" + zip::printable(header.name) +
-                                           "\": " + message);
+        return Error(ErrorKind::input,
+                     src() + ": member \"" + zip::printable(header.name) + "\": " + message);
     }
 
     size_t buffered() const { return end - pos; }
@@ -184,8 +184,9 @@ Result<std::optional<MemberHeader>> BundleReader::State::next() {
             ACTIVATE_TRY(read_central_directory());
             return std::optional<MemberHeader>();
         case zip::kArchiveExtraDataSig:
-            return bad("uses central directory encryption (APPNOTE 4.3.11), which bundles do not "
-                       "support");
+            return bad(
+                "uses central directory encryption (APPNOTE 4.3.11), which bundles do not "
+                "support");
         default:
             return bad("bad signature " + hex32(*sig) + " at byte " + std::to_string(offset) +
                        " where a local file header (0x04034b50) or the central directory was "
@@ -215,8 +216,8 @@ Status BundleReader::State::begin_member() {
     header = MemberHeader{};
     ACTIVATE_TRY(take_bytes(header.name, name_len, "a member name"));
     std::string extra;
-    ACTIVATE_TRY(take_bytes(extra, extra_len, "the extra field of \"" +
-                                                  zip::printable(header.name) + "\""));
+    ACTIVATE_TRY(
+        take_bytes(extra, extra_len, "the extra field of \"" + zip::printable(header.name) + "\""));
 
     if (records.size() >= kMaxMembers) {
         return bad("holds more than " + std::to_string(kMaxMembers) + " members");
@@ -248,8 +249,9 @@ Status BundleReader::State::begin_member() {
     // APPNOTE 4.4.8/4.4.9: a saturated size is in the zip64 extra field.
     if (usize32 == zip::kSaturated32 || csize32 == zip::kSaturated32) {
         if (!z64->size || !z64->compressed_size) {
-            return member_error("local header sizes are 0xffffffff but there is no zip64 extra "
-                                "field with the real sizes");
+            return member_error(
+                "local header sizes are 0xffffffff but there is no zip64 extra "
+                "field with the real sizes");
         }
     }
     if (z64->size && (usize32 == zip::kSaturated32 || header.data_descriptor)) usize = *z64->size;
@@ -263,8 +265,8 @@ Status BundleReader::State::begin_member() {
         header.crc32 = crc32;
         if (method == kMethodStored && usize != csize) {
             return member_error("is stored but its sizes differ (compressed " +
-                                std::to_string(csize) + ", uncompressed " +
-                                std::to_string(usize) + ")");
+                                std::to_string(csize) + ", uncompressed " + std::to_string(usize) +
+                                ")");
         }
     } else {
         // APPNOTE 4.4.4 says the local header sizes are zero when bit 3 is set; Info-ZIP's zip
@@ -392,14 +394,13 @@ Result<size_t> BundleReader::State::read_deflated(std::span<uint8_t> out) {
             if (made > 0) return made;
             // zlib always makes progress when it has input and output space; guard the loop.
             if (used == 0) {
-                return Error(ErrorKind::internal, "zlib made no progress on \"" +
-                                                      zip::printable(header.name) + "\"");
+                return Error(ErrorKind::internal,
+                             "zlib made no progress on \"" + zip::printable(header.name) + "\"");
             }
             continue;
         }
-        return member_error("corrupt deflate data at compressed byte " +
-                            std::to_string(consumed) + ": " +
-                            (zs.msg ? zs.msg : ("zlib error " + std::to_string(rc))));
+        return member_error("corrupt deflate data at compressed byte " + std::to_string(consumed) +
+                            ": " + (zs.msg ? zs.msg : ("zlib error " + std::to_string(rc))));
     }
 }
 
@@ -489,16 +490,16 @@ Status BundleReader::State::read_central_directory() {
         ACTIVATE_TRY(take_bytes(extra, extra_len, "a central directory extra field"));
         ACTIVATE_TRY(take_bytes(comment, comment_len, "a central directory file comment"));
 
-        const std::string entry = "central directory entry " + std::to_string(index + 1) +
-                                  " (\"" + zip::printable(name) + "\")";
+        const std::string entry = "central directory entry " + std::to_string(index + 1) + " (\"" +
+                                  zip::printable(name) + "\")";
         if (index >= records.size()) {
-            return bad(entry + " has no local header: the central directory lists more members "
-                               "than the bundle holds (" +
+            return bad(entry +
+                       " has no local header: the central directory lists more members "
+                       "than the bundle holds (" +
                        std::to_string(records.size()) + ")");
         }
         auto z64 = zip::parse_extra(
-            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(extra.data()),
-                                     extra.size()),
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(extra.data()), extra.size()),
             zip::Zip64Want{.size = usize32 == zip::kSaturated32,
                            .compressed_size = csize32 == zip::kSaturated32,
                            .offset = offset32 == zip::kSaturated32,
@@ -510,13 +511,13 @@ Status BundleReader::State::read_central_directory() {
         const uint64_t local = z64->offset.value_or(offset32);
         const uint32_t disk = z64->disk.value_or(disk16);
         const Record& r = records[index];
-        auto differs = [&](const std::string& field, const std::string& cd,
-                           const std::string& lh) {
+        auto differs = [&](const std::string& field, const std::string& cd, const std::string& lh) {
             return bad(entry + " disagrees with the member streamed: " + field + " is " + cd +
                        " in the central directory but " + lh + " in the local data");
         };
-        if (name != r.name) return differs("the name", "\"" + zip::printable(name) + "\"",
-                                           "\"" + zip::printable(r.name) + "\"");
+        if (name != r.name)
+            return differs("the name", "\"" + zip::printable(name) + "\"",
+                           "\"" + zip::printable(r.name) + "\"");
         if (method != r.method) {
             return differs("the method", std::to_string(method), std::to_string(r.method));
         }
@@ -532,8 +533,9 @@ Status BundleReader::State::read_central_directory() {
             return differs("the local header offset", std::to_string(local),
                            std::to_string(r.offset));
         }
-        if (disk != 0) return bad(entry + " is on disk " + std::to_string(disk) +
-                                  "; multi-disk archives are not supported");
+        if (disk != 0)
+            return bad(entry + " is on disk " + std::to_string(disk) +
+                       "; multi-disk archives are not supported");
         ++index;
         ACTIVATE_ASSIGN(sig, peek_sig("the end of the central directory"));
     }
@@ -544,8 +546,9 @@ Status BundleReader::State::read_central_directory() {
     const uint64_t cd_size = offset - cd_start;
 
     if (sig == zip::kDigitalSignatureSig) {
-        return bad("has a central directory digital signature (APPNOTE 4.3.13), which bundles "
-                   "do not support");
+        return bad(
+            "has a central directory digital signature (APPNOTE 4.3.13), which bundles "
+            "do not support");
     }
     std::optional<uint64_t> z64_entries, z64_cd_size, z64_cd_offset;
     if (sig == zip::kZip64EndSig) {
@@ -570,8 +573,9 @@ Status BundleReader::State::read_central_directory() {
         ACTIVATE_TRY(take_bytes(ext, size_t(record_size - (zip::kZip64EndSize - 12)),
                                 "the zip64 extensible data sector"));
         if (disk != 0 || cd_disk != 0 || disk_entries != *z64_entries) {
-            return bad("zip64 end of central directory record describes a multi-disk archive, "
-                       "which is not supported");
+            return bad(
+                "zip64 end of central directory record describes a multi-disk archive, "
+                "which is not supported");
         }
         ACTIVATE_TRY(need(zip::kZip64LocatorSize, "the zip64 end of central directory locator"));
         p = cur();
@@ -614,10 +618,11 @@ Status BundleReader::State::read_central_directory() {
     auto resolve = [&](uint64_t field, uint64_t saturated, const std::optional<uint64_t>& z64) {
         return (field == saturated && z64) ? *z64 : field;
     };
-    if ((disk != 0 && disk != zip::kSaturated16) || (cd_disk != 0 && cd_disk != zip::kSaturated16) ||
-        disk_entries != entries16) {
-        return bad("end of central directory record describes a multi-disk archive, which is "
-                   "not supported");
+    if ((disk != 0 && disk != zip::kSaturated16) ||
+        (cd_disk != 0 && cd_disk != zip::kSaturated16) || disk_entries != entries16) {
+        return bad(
+            "end of central directory record describes a multi-disk archive, which is "
+            "not supported");
     }
     const uint64_t entries = resolve(entries16, zip::kSaturated16, z64_entries);
     const uint64_t end_cd_size = resolve(cd_size32, zip::kSaturated32, z64_cd_size);

@@ -1,10 +1,9 @@
 // Byte sources over descriptors and memory, and the choice between a local path and a download.
-#include <activate/bundle/source.hpp>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <activate/bundle/source.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -17,7 +16,7 @@ namespace activate::bundle {
 namespace {
 
 class FdSource final : public ByteSource {
-public:
+  public:
     FdSource(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {
         struct stat st;
         if (::fstat(fd_.get(), &st) == 0 && S_ISREG(st.st_mode)) size_ = uint64_t(st.st_size);
@@ -35,14 +34,14 @@ public:
     const std::string& name() const override { return name_; }
     std::optional<uint64_t> size_hint() const override { return size_; }
 
-private:
+  private:
     UniqueFd fd_;
     std::string name_;
     std::optional<uint64_t> size_;
 };
 
 class MemorySource final : public ByteSource {
-public:
+  public:
     MemorySource(std::span<const uint8_t> data, std::string name)
         : data_(data), name_(std::move(name)) {}
 
@@ -56,7 +55,7 @@ public:
     const std::string& name() const override { return name_; }
     std::optional<uint64_t> size_hint() const override { return data_.size(); }
 
-private:
+  private:
     std::span<const uint8_t> data_;
     size_t pos_ = 0;
     std::string name_;

@@ -1,14 +1,13 @@
 // Streaming zip writer for `activate bundle create`: stored members with size and CRC-32 in the
 // local header, zip64 where sizes or offsets need it. Record layouts: PKWARE APPNOTE.TXT 6.3.x
 // section 4.3; zip64 rules: 4.4.1.4 and 4.5.3.
-#include <activate/bundle/writer.hpp>
-
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <activate/bundle/progress.hpp>
 #include <activate/bundle/reader.hpp>
+#include <activate/bundle/writer.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -40,7 +39,7 @@ std::string hex32(uint32_t v) {
 }
 
 class FdSink final : public ByteSink {
-public:
+  public:
     FdSink(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
 
     Status write(std::span<const uint8_t> data) override {
@@ -57,7 +56,8 @@ public:
 
     Status finish() override {
         struct stat st;
-        if (::fstat(fd_.get(), &st) != 0) return errno_error(ErrorKind::activation, "stat " + name_);
+        if (::fstat(fd_.get(), &st) != 0)
+            return errno_error(ErrorKind::activation, "stat " + name_);
         if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && ::fsync(fd_.get()) != 0) {
             return errno_error(ErrorKind::activation, "fsync " + name_);
         }
@@ -66,13 +66,13 @@ public:
 
     const std::string& name() const override { return name_; }
 
-private:
+  private:
     UniqueFd fd_;
     std::string name_;
 };
 
 class StringSink final : public ByteSink {
-public:
+  public:
     explicit StringSink(std::string* out) : out_(out) {}
     Status write(std::span<const uint8_t> data) override {
         out_->append(reinterpret_cast<const char*>(data.data()), data.size());
@@ -80,7 +80,7 @@ public:
     }
     const std::string& name() const override { return name_; }
 
-private:
+  private:
     std::string* out_;
     std::string name_ = "<memory>";
 };
@@ -95,7 +95,9 @@ std::unique_ptr<ByteSink> fd_sink(UniqueFd fd, std::string name) {
     return std::make_unique<FdSink>(std::move(fd), std::move(name));
 }
 
-std::unique_ptr<ByteSink> string_sink(std::string* out) { return std::make_unique<StringSink>(out); }
+std::unique_ptr<ByteSink> string_sink(std::string* out) {
+    return std::make_unique<StringSink>(out);
+}
 
 uint32_t update_crc32(uint32_t crc, std::span<const uint8_t> data) {
     uLong c = crc;
@@ -122,16 +124,17 @@ Status BundleWriter::emit(std::span<const uint8_t> data) {
 
 Status BundleWriter::begin_member(const std::string& name, uint64_t size, uint32_t crc32) {
     if (failed_ || finished_ || in_member_) {
-        return Error(ErrorKind::internal,
-                     sink_->name() + ": begin_member(\"" + zip::printable(name) + "\") " +
-                         (failed_     ? "after an earlier error"
-                          : finished_ ? "after finish()"
-                                      : "while another member is open"));
+        return Error(ErrorKind::internal, sink_->name() + ": begin_member(\"" +
+                                              zip::printable(name) + "\") " +
+                                              (failed_     ? "after an earlier error"
+                                               : finished_ ? "after finish()"
+                                                           : "while another member is open"));
     }
     ACTIVATE_TRY(zip::check_name(name));
     if (name.size() > kMaxNameLength) {
-        return Error(ErrorKind::input, "member name \"" + zip::printable(name) + "\" is longer than " +
-                                           std::to_string(kMaxNameLength) + " bytes");
+        return Error(ErrorKind::input, "member name \"" + zip::printable(name) +
+                                           "\" is longer than " + std::to_string(kMaxNameLength) +
+                                           " bytes");
     }
     if (entries_.size() >= kMaxMembers) {
         return Error(ErrorKind::input,
@@ -142,8 +145,8 @@ Status BundleWriter::begin_member(const std::string& name, uint64_t size, uint32
                      "directory member \"" + zip::printable(name) + "\" must be empty");
     }
     if (!names_.insert(std::string(zip::duplicate_key(name))).second) {
-        return Error(ErrorKind::input,
-                     "member \"" + zip::printable(name) + "\" is added twice; names must be unique");
+        return Error(ErrorKind::input, "member \"" + zip::printable(name) +
+                                           "\" is added twice; names must be unique");
     }
     const bool z64 = needs_zip64(size);
     // APPNOTE 4.3.7 local file header; sizes known, so no data descriptor (bit 3 clear).
@@ -183,8 +186,8 @@ Status BundleWriter::write(std::span<const uint8_t> data) {
     const Entry& e = entries_.back();
     if (data.size() > e.size - member_written_) {
         failed_ = true;
-        return Error(ErrorKind::input, "member \"" + zip::printable(e.name) + "\" was announced with " +
-                                           std::to_string(e.size) +
+        return Error(ErrorKind::input, "member \"" + zip::printable(e.name) +
+                                           "\" was announced with " + std::to_string(e.size) +
                                            " bytes but more data was written");
     }
     member_crc_ = update_crc32(member_crc_, data);
@@ -200,9 +203,10 @@ Status BundleWriter::end_member() {
     const Entry& e = entries_.back();
     if (member_written_ != e.size) {
         failed_ = true;
-        return Error(ErrorKind::input, "member \"" + zip::printable(e.name) + "\" was announced with " +
-                                           std::to_string(e.size) + " bytes but " +
-                                           std::to_string(member_written_) + " were written");
+        return Error(ErrorKind::input, "member \"" + zip::printable(e.name) +
+                                           "\" was announced with " + std::to_string(e.size) +
+                                           " bytes but " + std::to_string(member_written_) +
+                                           " were written");
     }
     if (member_crc_ != e.crc32) {
         failed_ = true;
@@ -326,8 +330,7 @@ Status BundleWriter::finish() {
     cd.clear();
     const uint64_t cd_size = offset_ - cd_offset;
     const uint64_t count = entries_.size();
-    const bool z64 =
-        count >= zip::kSaturated16 || needs_zip64(cd_size) || needs_zip64(cd_offset);
+    const bool z64 = count >= zip::kSaturated16 || needs_zip64(cd_size) || needs_zip64(cd_offset);
     std::string end;
     if (z64) {
         // APPNOTE 4.3.14 zip64 end of central directory record, 4.3.15 locator.

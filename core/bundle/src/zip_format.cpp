@@ -5,8 +5,7 @@
 
 namespace activate::bundle::zip {
 
-Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want,
-                                bool local_header) {
+Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want, bool local_header) {
     Zip64Fields out;
     size_t pos = 0;
     while (pos < extra.size()) {
@@ -20,12 +19,15 @@ Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want,
         const uint16_t len = le16(&extra[pos + 2]);
         pos += 4;
         if (extra.size() - pos < len) {
-            return Error(ErrorKind::input, "extra field block 0x" + [&] {
-                char hex[8];
-                std::snprintf(hex, sizeof hex, "%04x", id);
-                return std::string(hex);
-            }() + " claims " + std::to_string(len) + " bytes but only " +
-                                               std::to_string(extra.size() - pos) + " remain");
+            return Error(
+                ErrorKind::input, "extra field block 0x" +
+                                      [&] {
+                                          char hex[8];
+                                          std::snprintf(hex, sizeof hex, "%04x", id);
+                                          return std::string(hex);
+                                      }() +
+                                      " claims " + std::to_string(len) + " bytes but only " +
+                                      std::to_string(extra.size() - pos) + " remain");
         }
         if (id == kZip64ExtraId) {
             if (out.present) return Error(ErrorKind::input, "two zip64 extra fields");
@@ -37,8 +39,8 @@ Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want,
             auto take64 = [&](const char* what) -> Result<uint64_t> {
                 if (left < 8) {
                     return Error(ErrorKind::input, std::string("zip64 extra field of ") +
-                                                       std::to_string(len) +
-                                                       " bytes lacks the " + what);
+                                                       std::to_string(len) + " bytes lacks the " +
+                                                       what);
                 }
                 uint64_t v = le64(p);
                 p += 8;
@@ -85,8 +87,8 @@ Status check_name(std::string_view name) {
     size_t start = 0;
     while (true) {
         size_t end = rest.find('/', start);
-        std::string_view part =
-            rest.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+        std::string_view part = rest.substr(
+            start, end == std::string_view::npos ? std::string_view::npos : end - start);
         if (part.empty()) return bad("has an empty path component");
         if (part == "..") return bad("contains a \"..\" component");
         if (part == ".") return bad("contains a \".\" component");

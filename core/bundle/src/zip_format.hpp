@@ -3,13 +3,12 @@
 // zip64 extended information extra field and member name rules.
 #pragma once
 
+#include <activate/result.hpp>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <activate/result.hpp>
 
 namespace activate::bundle::zip {
 
@@ -48,8 +47,7 @@ inline constexpr uint16_t kVersionZip64 = 45;
 
 inline uint16_t le16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 inline uint32_t le32(const uint8_t* p) {
-    return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) |
-           (uint32_t(p[3]) << 24);
+    return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
 }
 inline uint64_t le64(const uint8_t* p) { return le32(p) | (uint64_t(le32(p + 4)) << 32); }
 
@@ -89,8 +87,7 @@ struct Zip64Fields {
 // `local_header`: in a local header the zip64 field carries both sizes whenever it is present
 // (APPNOTE 4.5.3 "MUST include BOTH"); when it is 16 bytes or longer both are read regardless
 // of `want`.
-Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want,
-                                bool local_header);
+Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want, bool local_header);
 
 // Checks a member name against the bundle's rules (see MemberHeader::name). The error message
 // names the member and the rule.

@@ -23,7 +23,7 @@ namespace {
 using std::chrono::milliseconds;
 
 class HttpTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         if (!have_program("python3")) GTEST_SKIP() << "python3 not installed";
         ::signal(SIGPIPE, SIG_IGN);
@@ -255,8 +255,8 @@ TEST_F(HttpTest, LargeBodyStreamsInBoundedMemory) {
     }
     EXPECT_EQ(total, 128u << 20);
     ::getrusage(RUSAGE_SELF, &ru);
-    EXPECT_LT(ru.ru_maxrss - before, 24 * 1024) << "peak RSS grew by " << ru.ru_maxrss - before
-                                                << " KiB";
+    EXPECT_LT(ru.ru_maxrss - before, 24 * 1024)
+        << "peak RSS grew by " << ru.ru_maxrss - before << " KiB";
 }
 
 TEST(HttpStatus, RetryableSet) {

@@ -1,9 +1,8 @@
 // Progress output: silent when disabled, rate-limited reports, one summary line.
-#include <activate/bundle/progress.hpp>
-
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <activate/bundle/progress.hpp>
 #include <string>
 #include <thread>
 
@@ -37,9 +36,9 @@ TEST(Progress, AutomaticIsSilentOnAFile) {
     EXPECT_EQ(run(ProgressMode::automatic, std::chrono::milliseconds(0), 10,
                   std::chrono::milliseconds(0)),
               "");
-    EXPECT_EQ(run(ProgressMode::never, std::chrono::milliseconds(0), 10,
-                  std::chrono::milliseconds(0)),
-              "");
+    EXPECT_EQ(
+        run(ProgressMode::never, std::chrono::milliseconds(0), 10, std::chrono::milliseconds(0)),
+        "");
 }
 
 TEST(Progress, AlwaysReportsAndSummarises) {
@@ -54,8 +53,8 @@ TEST(Progress, AlwaysReportsAndSummarises) {
 
 TEST(Progress, ReportsAreRateLimited) {
     // 200 updates within well under a second, interval 10 s: only the summary line.
-    const std::string out =
-        run(ProgressMode::always, std::chrono::milliseconds(10000), 200, std::chrono::milliseconds(0));
+    const std::string out = run(ProgressMode::always, std::chrono::milliseconds(10000), 200,
+                                std::chrono::milliseconds(0));
     EXPECT_EQ(count_lines(out), 1u) << out;
 }
 

@@ -49,7 +49,8 @@ struct Raw {
     bool sizes_in_local = true;  // with bit 3: put real sizes into the local header anyway
     bool descriptor_sig = true;
     bool local_zip64 = false;  // local sizes 0xffffffff (or 0 with bit 3) + zip64 extra
-    std::optional<uint64_t> claimed_size = std::nullopt;  // overrides the uncompressed size in the local header
+    std::optional<uint64_t> claimed_size =
+        std::nullopt;  // overrides the uncompressed size in the local header
 };
 
 // `zip64_end`: add the zip64 end record and locator and saturate the end record's fields
@@ -76,7 +77,9 @@ std::string build_zip(const std::vector<Raw>& members, bool zip64_end = false) {
         put32(out, 0);  // time, date
         put32(out, dd ? 0 : crc);
         const bool sized = !dd || m.sizes_in_local;
-        put32(out, m.local_zip64 ? (dd ? 0 : zip::kSaturated32) : sized ? uint32_t(payload.size()) : 0);
+        put32(out, m.local_zip64 ? (dd ? 0 : zip::kSaturated32)
+                   : sized       ? uint32_t(payload.size())
+                                 : 0);
         put32(out, m.local_zip64 ? (dd ? 0 : zip::kSaturated32) : sized ? uint32_t(usize) : 0);
         put16(out, uint16_t(m.name.size()));
         put16(out, uint16_t(extra.size()));
@@ -173,7 +176,7 @@ void expect_error(const std::string& zip, const std::string& needle) {
 // ----- archives made by Info-ZIP's zip -----
 
 class ZipTool : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         if (!have_program("zip")) GTEST_SKIP() << "Info-ZIP zip not installed";
         bin_ = random_bytes(300000, 7);
@@ -296,14 +299,16 @@ TEST(BundleReader, FuzzSeedsAreValidBundles) {
 // ----- hand-built archives: the data descriptor rules -----
 
 TEST(BundleReader, StoredWithDescriptorAndNoSizeIsAClearError) {
-    const std::string z = build_zip({Raw{.name = "img", .data = "hello world",
+    const std::string z = build_zip({Raw{.name = "img",
+                                         .data = "hello world",
                                          .flags = zip::kFlagDataDescriptor,
                                          .sizes_in_local = false}});
     expect_error(z, "cannot be delimited");
 }
 
 TEST(BundleReader, EmptyStoredMemberWithDescriptorIsFine) {
-    auto r = read_all(build_zip({Raw{.name = "empty", .data = "",
+    auto r = read_all(build_zip({Raw{.name = "empty",
+                                     .data = "",
                                      .flags = zip::kFlagDataDescriptor,
                                      .sizes_in_local = false},
                                  Raw{.name = "next", .data = "n"}}));
@@ -314,9 +319,12 @@ TEST(BundleReader, EmptyStoredMemberWithDescriptorIsFine) {
 
 TEST(BundleReader, DeflatedWithUnsignedDescriptor) {
     const std::string data = random_bytes(5000, 9) + std::string(20000, 'z');
-    auto r = read_all(build_zip({Raw{.name = "d", .data = data, .method = kMethodDeflated,
+    auto r = read_all(build_zip({Raw{.name = "d",
+                                     .data = data,
+                                     .method = kMethodDeflated,
                                      .flags = zip::kFlagDataDescriptor,
-                                     .sizes_in_local = false, .descriptor_sig = false}}));
+                                     .sizes_in_local = false,
+                                     .descriptor_sig = false}}));
     ASSERT_TRUE(r.ok()) << r.error().message();
     EXPECT_FALSE((*r)[0].header.size.has_value());
     EXPECT_FALSE((*r)[0].header.crc32.has_value());
@@ -349,8 +357,8 @@ TEST(BundleReader, Zip64EndRecordsForASmallArchive) {
         if (also) z[also] ^= 1;
         return z;
     };
-    expect_error(corrupt(rec + 24, rec + 32), "counts");            // both entry counts
-    expect_error(corrupt(rec + 40), "central directory size");      // size of the directory
+    expect_error(corrupt(rec + 24, rec + 32), "counts");              // both entry counts
+    expect_error(corrupt(rec + 40), "central directory size");        // size of the directory
     expect_error(corrupt(rec + 48), "places the central directory");  // its offset
     expect_error(corrupt(rec + 56 + 8), "zip64 locator points at");   // locator's record offset
     expect_error(corrupt(rec + 16), "multi-disk");
@@ -364,8 +372,11 @@ TEST(BundleReader, SaturatedSizeWithoutZip64ExtraIsAnError) {
 }
 
 TEST(BundleReader, DescriptorSizesMustMatchTheData) {
-    std::string z = build_zip({Raw{.name = "d", .data = "abcdef", .method = kMethodDeflated,
-                                   .flags = zip::kFlagDataDescriptor, .sizes_in_local = false}});
+    std::string z = build_zip({Raw{.name = "d",
+                                   .data = "abcdef",
+                                   .method = kMethodDeflated,
+                                   .flags = zip::kFlagDataDescriptor,
+                                   .sizes_in_local = false}});
     // Descriptor: signature, crc, csize, usize: bump usize.
     const size_t desc = z.find(std::string("PK\x07\x08", 4));
     ASSERT_NE(desc, std::string::npos);
@@ -374,8 +385,10 @@ TEST(BundleReader, DescriptorSizesMustMatchTheData) {
 }
 
 TEST(BundleReader, MoreDataThanTheHeaderStatesIsAnError) {
-    expect_error(build_zip({Raw{.name = "d", .data = std::string(10000, 'a'),
-                                .method = kMethodDeflated, .claimed_size = 100}}),
+    expect_error(build_zip({Raw{.name = "d",
+                                .data = std::string(10000, 'a'),
+                                .method = kMethodDeflated,
+                                .claimed_size = 100}}),
                  "more than the 100 bytes");
 }
 
@@ -468,7 +481,8 @@ TEST(BundleReader, EmptyBundleIsValid) {
 
 TEST(BundleReader, SkipCopyToAndNextConsumeMembers) {
     const std::string big = random_bytes(1 << 20, 11);
-    const std::string z = bundle_of({{"skipped", big}, {"copied", big}, {"ignored", "x"}, {"z", "z"}});
+    const std::string z =
+        bundle_of({{"skipped", big}, {"copied", big}, {"ignored", "x"}, {"z", "z"}});
     auto reader = BundleReader::open(memory_source(as_bytes(z)));
     ASSERT_TRUE(reader.ok());
     auto h = reader->next();
@@ -504,9 +518,8 @@ TEST(BundleReader, CopyToStopsAtTheSinksError) {
     auto reader = BundleReader::open(memory_source(as_bytes(z)));
     ASSERT_TRUE(reader.ok());
     ASSERT_TRUE(reader->next().ok());
-    auto n = reader->copy_to([](std::span<const uint8_t>) {
-        return Status(Error(ErrorKind::activation, "disk full"));
-    });
+    auto n = reader->copy_to(
+        [](std::span<const uint8_t>) { return Status(Error(ErrorKind::activation, "disk full")); });
     ASSERT_FALSE(n.ok());
     EXPECT_EQ(n.error().message(), "disk full");
 }
@@ -539,7 +552,7 @@ TEST(BundleReader, MemberBytesArriveOnlyAfterVerificationOfTheirEnd) {
 // Streams a bundle holding `size` zero bytes as "big" plus a small member "after" into a pipe
 // from a writer thread; the reader end is source().
 class ZeroBundlePipe {
-public:
+  public:
     explicit ZeroBundlePipe(uint64_t size) {
         ::signal(SIGPIPE, SIG_IGN);  // a reader that gives up must not kill the test
         int fds[2];
@@ -570,7 +583,7 @@ public:
         return status_;
     }
 
-private:
+  private:
     UniqueFd read_end_;
     std::thread thread_;
     Status status_;
@@ -624,7 +637,7 @@ TEST(BundleReader, StreamingLargeMemberKeepsMemoryBounded) {
 // Keeps what BundleWriter emits except a run of `hole` bytes starting at `hole_start` (the data
 // of a zero-filled member), so a multi-GiB bundle costs no memory or disk.
 class HoleSink final : public ByteSink {
-public:
+  public:
     HoleSink(std::string* kept, uint64_t hole_start, uint64_t hole)
         : kept_(kept), start_(hole_start), end_(hole_start + hole) {}
     Status write(std::span<const uint8_t> data) override {
@@ -648,7 +661,7 @@ public:
     }
     const std::string& name() const override { return name_; }
 
-private:
+  private:
     std::string* kept_;
     uint64_t start_, end_, pos_ = 0;
     std::string name_ = "hole-sink";
@@ -656,7 +669,7 @@ private:
 
 // Plays back HoleSink's bytes with the hole filled by zeros.
 class HoleSource final : public ByteSource {
-public:
+  public:
     HoleSource(const std::string* kept, uint64_t hole_start, uint64_t hole)
         : kept_(kept), start_(hole_start), end_(hole_start + hole) {}
     Result<size_t> read(std::span<uint8_t> out) override {
@@ -678,7 +691,7 @@ public:
     }
     const std::string& name() const override { return name_; }
 
-private:
+  private:
     const std::string* kept_;
     uint64_t start_, end_, pos_ = 0;
     std::string name_ = "zip64.zip";

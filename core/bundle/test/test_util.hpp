@@ -20,7 +20,7 @@
 namespace activate::bundle::test {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string tmpl = (std::filesystem::temp_directory_path() / "bundle-test-XXXXXX").string();
         char* p = ::mkdtemp(tmpl.data());
@@ -33,7 +33,7 @@ public:
     const std::filesystem::path& path() const { return path_; }
     std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

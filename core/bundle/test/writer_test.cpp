@@ -25,10 +25,8 @@ std::string make_bundle(const std::vector<std::pair<std::string, std::string>>& 
 
 TEST(BundleWriter, RoundTripThroughReader) {
     const std::vector<std::pair<std::string, std::string>> members = {
-        {"manifest.json", "{\"version\": 3}\n"},
-        {"EFI/", ""},
-        {"EFI/boot.efi", random_bytes(100000, 1)},
-        {"empty", ""},
+        {"manifest.json", "{\"version\": 3}\n"},   {"EFI/", ""},
+        {"EFI/boot.efi", random_bytes(100000, 1)}, {"empty", ""},
         {"system.img", random_bytes(3 << 20, 2)},
     };
     const std::string zip = make_bundle(members);
@@ -59,8 +57,9 @@ TEST(BundleWriter, UnzipAcceptsOurBundles) {
     TempDir dir;
     const std::string img = random_bytes(200000, 3);
     write_whole(dir / "b.zip", make_bundle({{"dir/", ""}, {"dir/img", img}, {"x", "hello"}}));
-    const std::string cmd = "cd " + dir.path().string() +
-                            " && unzip -tq b.zip >/dev/null && mkdir out && cd out && unzip -q ../b.zip";
+    const std::string cmd =
+        "cd " + dir.path().string() +
+        " && unzip -tq b.zip >/dev/null && mkdir out && cd out && unzip -q ../b.zip";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     EXPECT_EQ(read_whole(dir / "out/dir/img"), img);
     EXPECT_EQ(read_whole(dir / "out/x"), "hello");

@@ -26,7 +26,7 @@ struct ProgressOptions {
 };
 
 class Progress {
-public:
+  public:
     // `total` (bytes) enables the percentage and ETA.
     Progress(std::string label, std::optional<uint64_t> total, ProgressOptions options = {});
     ~Progress();
@@ -44,7 +44,7 @@ public:
     bool enabled() const { return enabled_; }
     uint64_t done() const { return done_; }
 
-private:
+  private:
     void report(bool final);
 
     std::string label_;

@@ -5,15 +5,14 @@
 // The supported subset is described in core/bundle/README.md.
 #pragma once
 
+#include <activate/bundle/source.hpp>
+#include <activate/result.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
-
-#include <activate/bundle/source.hpp>
-#include <activate/result.hpp>
 
 namespace activate::bundle {
 
@@ -41,7 +40,7 @@ struct MemberHeader {
 };
 
 class BundleReader {
-public:
+  public:
     // Takes the source; reads nothing yet.
     static Result<BundleReader> open(std::unique_ptr<ByteSource> source);
 
@@ -75,7 +74,7 @@ public:
     uint64_t source_offset() const;
     const ByteSource& source() const;
 
-private:
+  private:
     struct State;
     explicit BundleReader(std::unique_ptr<State> state);
     std::unique_ptr<State> state_;

@@ -3,6 +3,10 @@
 // the network into a partition while only a bounded buffer is held in memory.
 #pragma once
 
+#include <activate/fd.hpp>
+#include <activate/log.hpp>
+#include <activate/result.hpp>
+#include <activate/sysroot.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -11,15 +15,10 @@
 #include <span>
 #include <string>
 
-#include <activate/fd.hpp>
-#include <activate/log.hpp>
-#include <activate/result.hpp>
-#include <activate/sysroot.hpp>
-
 namespace activate::bundle {
 
 class ByteSource {
-public:
+  public:
     virtual ~ByteSource() = default;
     // Reads up to out.size() bytes; blocks until at least one byte is available. 0 only at the
     // end of the data (and for an empty `out`). After an error the source is unusable.

@@ -4,6 +4,8 @@
 // reaches 4 GiB. Output is append-only, so it can go to a pipe.
 #pragma once
 
+#include <activate/fd.hpp>
+#include <activate/result.hpp>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -11,15 +13,12 @@
 #include <unordered_set>
 #include <vector>
 
-#include <activate/fd.hpp>
-#include <activate/result.hpp>
-
 namespace activate::bundle {
 
 class Progress;
 
 class ByteSink {
-public:
+  public:
     virtual ~ByteSink() = default;
     // Writes all of `data` or fails.
     virtual Status write(std::span<const uint8_t> data) = 0;
@@ -37,7 +36,7 @@ std::unique_ptr<ByteSink> string_sink(std::string* out);
 uint32_t update_crc32(uint32_t crc, std::span<const uint8_t> data);
 
 class BundleWriter {
-public:
+  public:
     explicit BundleWriter(std::unique_ptr<ByteSink> sink);
 
     // Starts a stored member; `size` and `crc32` go into the local header. Names are checked
@@ -61,7 +60,7 @@ public:
 
     uint64_t bytes_written() const { return offset_; }
 
-private:
+  private:
     struct Entry {
         std::string name;
         uint64_t size;
