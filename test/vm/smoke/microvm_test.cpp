@@ -123,12 +123,16 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-# The guestfwd chardev does not pass on the host's close, so read the line, then stop nc.
-nc 10.0.2.100 1234 < /dev/null > /tmp/from-host &
-i=0
-until grep -q . /tmp/from-host || [ $i -gt 300 ]; do usleep 100000; i=$((i + 1)); done
-kill $! 2>/dev/null
-echo "NET from host: $(head -n1 /tmp/from-host)"
+# The guestfwd chardev does not pass on the host's close, so read a line, then stop nc.
+first_line() {
+  nc "$1" "$2" < /dev/null > /tmp/line &
+  i=0
+  until grep -q . /tmp/line || [ $i -gt 300 ]; do usleep 100000; i=$((i + 1)); done
+  kill $! 2>/dev/null
+  head -n1 /tmp/line
+}
+echo "NET from host: $(first_line 10.0.2.100 1234)"
+echo "NET from cmd: $(first_line 10.0.2.101 1235)"
 echo hello-from-guest | timeout 60 nc -l -p 8080 &
 sleep 0.5
 echo "NET listening"
@@ -148,12 +152,15 @@ vm_poweroff
     o.initrd = initrd;
     UserNic nic;
     nic.host_forwards = {{8080, 0, "tcp"}};
-    nic.guest_forwards = {{"10.0.2.100", 1234, "tcp:127.0.0.1:" + std::to_string(server.port())}};
+    nic.guest_forwards = {{"10.0.2.100", 1234, "tcp:127.0.0.1:" + std::to_string(server.port())},
+                          {"10.0.2.101", 1235, "cmd:echo hello-from-cmd"}};
     o.nics = {nic};
     VM_ASSERT_OK_AND_ASSIGN(auto vm, MicroVM(o));
     VM_ASSERT_OK_AND_ASSIGN(auto from_host, vm->wait_for_line("NET from host: (.*)", seconds(240)));
     EXPECT_EQ(from_host.groups[1], "hello-from-host");
-    phase.mark("boot to guestfwd line");
+    VM_ASSERT_OK_AND_ASSIGN(auto from_cmd, vm->wait_for_line("NET from cmd: (.*)", seconds(60)));
+    EXPECT_EQ(from_cmd.groups[1], "hello-from-cmd");
+    phase.mark("boot to guestfwd lines");
     VM_ASSERT_OK(vm->wait_for_line("NET listening", seconds(60)));
     auto port = vm->host_port(8080);
     ASSERT_TRUE(port.has_value());

@@ -89,9 +89,9 @@ Accel probe_kvm() {
                   kernel->bzimage.string(),
                   "-append",
                   "console=ttyS0 panic=-1 loglevel=1"};
-        o.timeout = seconds(20);
+        o.timeout = seconds(10);
         if (auto p = Process::Spawn(std::move(o))) {
-            auto line = (*p)->wait_for_line("Kernel panic", seconds(20));
+            auto line = (*p)->wait_for_line("Kernel panic", seconds(10));
             auto st = (*p)->wait(seconds(5));
             if (line && st && !st->timed_out) result = Accel::kvm;
         }
