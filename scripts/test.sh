@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: installs dependencies, builds, runs every test
+# (unit, minit, end-to-end QEMU guests), then rebuilds with ASan+UBSan and runs the unit tests
+# again. Usage: scripts/test.sh [--quick]  (--quick skips the sanitizer pass).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+bash scripts/setup.sh
+jobs=$(nproc)
+
+echo "== build (RelWithDebInfo)" >&2
+cmake -S . -B build -G Ninja >/dev/null
+cmake --build build -j "$jobs"
+
+echo "== tests: unit, minit, e2e" >&2
+ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
+
+if [ "$quick" = 0 ]; then
+  echo "== build (ASan+UBSan)" >&2
+  cmake -S . -B build-asan -G Ninja -DACTIVATE_SANITIZE=ON -DACTIVATE_VM_TESTS=OFF >/dev/null
+  cmake --build build-asan -j "$jobs"
+  echo "== tests under ASan+UBSan: unit" >&2
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan -j "$jobs" -L unit --output-on-failure --timeout 900
+fi
