@@ -207,12 +207,20 @@ void Process::pump() {
         if (out_fd_ >= 0) out_i = nfds, fds[nfds++] = {out_fd_, POLLIN, 0};
         if (err_fd_ >= 0) err_i = nfds, fds[nfds++] = {err_fd_, POLLIN, 0};
         if (!zombie && pidfd_ >= 0) fds[nfds++] = {pidfd_, POLLIN, 0};
-        if (!zombie && wake_fd_ >= 0) fds[nfds++] = {wake_fd_, POLLIN, 0};
+        int wake_i = -1;
+        if (!zombie && wake_fd_ >= 0) wake_i = nfds, fds[nfds++] = {wake_fd_, POLLIN, 0};
         auto until = zombie ? drain_until : (timed_out ? now + milliseconds(50) : deadline_);
         if (!zombie && pidfd_ < 0) until = std::min(until, now + milliseconds(50));
         auto wait_ms = std::chrono::duration_cast<milliseconds>(until - now).count();
         int r = ::poll(fds, nfds, static_cast<int>(std::clamp<long long>(wait_ms, 0, 1000)));
-        if (r < 0 && errno != EINTR) break;
+        if (r < 0 && errno != EINTR) {
+            ::kill(-pid_, SIGKILL);  // cannot watch it any more: do not leave it running
+            break;
+        }
+        if (wake_i >= 0 && (fds[wake_i].revents & POLLIN)) {
+            uint64_t count;
+            (void)!::read(wake_fd_, &count, sizeof count);  // kill() already sent the signal
+        }
         for (auto [i, fdp, is_out] :
              {std::tuple{out_i, &out_fd_, true}, std::tuple{err_i, &err_fd_, false}}) {
             if (i < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;

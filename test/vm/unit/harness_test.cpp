@@ -102,15 +102,17 @@ TEST(Machine, QemuFailureCarriesItsStderr) {
     LaunchOptions o;
     o.name = "harness-bad-option";
     o.accel = Accel::tcg;
-    o.ovmf_vars = "/usr/share/OVMF/OVMF_VARS_4M.fd";  // never written: QEMU exits first
+    if (!fs::exists("/usr/share/OVMF/OVMF_VARS_4M.fd")) GTEST_SKIP() << "ovmf not installed";
+    o.ovmf_vars = fs::temp_directory_path() / ("vm-harness-vars-" + std::to_string(::getpid()));
+    VM_ASSERT_OK(CopyOvmfVarsTemplate(o.ovmf_vars));
     o.extra_args = {"-no-such-option"};
-    if (!fs::exists(o.ovmf_vars)) GTEST_SKIP() << "ovmf not installed";
     VM_ASSERT_OK_AND_ASSIGN(auto vm, Launch(o));
     auto r = vm->wait_for_line("never", seconds(30));
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message().find("no-such-option"), std::string::npos) << r.error().message();
     auto off = vm->wait_for_power_off(seconds(5));
     ASSERT_FALSE(off.ok());
+    fs::remove(o.ovmf_vars);
 }
 
 TEST(Launch, RejectsMissingVars) {

@@ -62,6 +62,7 @@ class Process {
     pid_t pid() const { return pid_; }
     const std::string& name() const { return options_.name; }
 
+    // One waiting thread at a time; never call these or kill() from the on_line callback.
     // Waits for a stdout line matching the ECMAScript regex (std::regex_search), looking at the
     // lines after the previous match. Fails when the process exits first or on timeout, with the
     // last lines of output and stderr in the message.
