@@ -1,6 +1,6 @@
 // OVMF smoke test: firmware boots the default UKI (EFI/BOOT/BOOTX64.EFI) from the GPT disk's
 // ESP; the guest reads BootCurrent from efivarfs and writes a variable that the second run,
-// with the same variable store, must see.
+// with the same variable store, must see. Run 2 reboots: with -no-reboot that ends the run.
 #include <vm/images.hpp>
 #include <vm/phase.hpp>
 #include <vm/qemu.hpp>
@@ -22,13 +22,15 @@ set -- $(od -An -tx1 $V/BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c)
 echo "OVMF BootCurrent: Boot$(echo "$6$5" | tr a-f A-F)"
 echo "OVMF cmdline: $(cat /proc/cmdline)"
 T=$V/ActivateVmSmoke-6a1f0b1e-2f3c-4d5e-8f90-a1b2c3d4e5f6
+if [ -e /sys/class/tpm/tpm0 ]; then echo "OVMF tpm: present"; else echo "OVMF tpm: absent"; fi
 if [ -e "$T" ]; then
   echo "OVMF test variable: $(tail -c +5 "$T")"
+  sync
+  reboot -f  # -no-reboot turns this into the end of the run
 else
   printf '\007\000\000\000written-by-run-1' > "$T" && echo "OVMF test variable written"
+  vm_poweroff
 fi
-if [ -e /sys/class/tpm/tpm0 ]; then echo "OVMF tpm: present"; else echo "OVMF tpm: absent"; fi
-vm_poweroff
 )SH";
 
 TEST(OvmfSmoke, BootsDefaultUkiAndKeepsVariablesAcrossRuns) {
@@ -71,9 +73,9 @@ TEST(OvmfSmoke, BootsDefaultUkiAndKeepsVariablesAcrossRuns) {
         VM_ASSERT_OK_AND_ASSIGN(auto cmdline, vm->wait_for_line("OVMF cmdline: (.*)", seconds(30)));
         EXPECT_NE(cmdline.groups[1].find("activate.slot=default"), std::string::npos)
             << "not booted from " << kDefaultBootPath << ": " << cmdline.line;
-        VM_ASSERT_OK(vm->wait_for_line("OVMF test variable written", seconds(30)));
         VM_ASSERT_OK_AND_ASSIGN(auto tpm, vm->wait_for_line("OVMF tpm: (\\w+)", seconds(30)));
         EXPECT_EQ(tpm.groups[1], o.tpm ? "present" : "absent");
+        VM_ASSERT_OK(vm->wait_for_line("OVMF test variable written", seconds(30)));
         VM_ASSERT_OK(vm->wait_for_power_off(seconds(60)));
         phase.mark("run 1: marker to exit");
         std::fprintf(stderr, "[vm] run 1 booted %s\n", boot.groups[1].c_str());
@@ -89,7 +91,7 @@ TEST(OvmfSmoke, BootsDefaultUkiAndKeepsVariablesAcrossRuns) {
             auto var, vm->wait_for_line("OVMF test variable(:| written)(.*)", seconds(300)));
         phase.mark("run 2: kernel to marker");
         EXPECT_EQ(var.groups[2], " written-by-run-1") << "the variable of run 1 did not persist";
-        VM_ASSERT_OK(vm->wait_for_power_off(seconds(60)));
+        VM_ASSERT_OK(vm->wait_for_guest_exit(GuestExit::reboot, seconds(60)));
         phase.mark("run 2: marker to exit");
     }
 }

@@ -223,13 +223,13 @@ GuestExit Machine::guest_exit() const {
     return GuestExit::unknown;
 }
 
-Status Machine::wait_for_power_off(milliseconds timeout) {
+Status Machine::wait_for_guest_exit(GuestExit expected, milliseconds timeout) {
     ACTIVATE_ASSIGN(ExitStatus st, wait_for_exit(timeout));
     GuestExit how = guest_exit();
-    if (!st.clean() || how != GuestExit::power_off)
-        return Error(ErrorKind::internal, name() + ": expected a power off, got QEMU " +
-                                              st.describe() + " after guest " + to_string(how) +
-                                              "\n" + tail());
+    if (!st.clean() || how != expected)
+        return Error(ErrorKind::internal, name() + ": expected a " + to_string(expected) +
+                                              ", got QEMU " + st.describe() + " after guest " +
+                                              to_string(how) + "\n" + tail());
     return {};
 }
 

@@ -123,8 +123,12 @@ class Machine {
         return process_->wait_for_line(regex, timeout);
     }
     Result<ExitStatus> wait_for_exit(milliseconds timeout) { return process_->wait(timeout); }
-    // Waits for QEMU to exit 0 after the guest powered off (not a reboot or a panic).
-    Status wait_for_power_off(milliseconds timeout);
+    // Waits for QEMU to exit 0 after the guest left as expected; with -no-reboot a reboot
+    // ends the run too, so a test relaunches with the same vars and disk to "boot again".
+    Status wait_for_guest_exit(GuestExit expected, milliseconds timeout);
+    Status wait_for_power_off(milliseconds timeout) {
+        return wait_for_guest_exit(GuestExit::power_off, timeout);
+    }
     GuestExit guest_exit() const;
     void kill() { process_->kill(); }
 
