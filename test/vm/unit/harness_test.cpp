@@ -144,6 +144,9 @@ TEST(Images, DiskIsCachedByContent) {
     EXPECT_NE(table.find("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"), std::string::npos) << table;
     EXPECT_NE(table.find("name=\"METROPOLIS-SYSTEM-A\""), std::string::npos) << table;
     EXPECT_NE(table.find("name=\"METROPOLIS-SYSTEM-B\""), std::string::npos) << table;
+    fs::path copy = dir / "copy.img";
+    VM_ASSERT_OK(CopyImage(changed, copy));
+    EXPECT_EQ(fs::file_size(copy), fs::file_size(changed));
     ::unsetenv("ACTIVATE_VM_IMAGE_DIR");
     fs::remove_all(dir);
 }
