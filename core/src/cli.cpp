@@ -11,6 +11,7 @@
 #include <activate/engine.hpp>
 #include <activate/plugin_registry.hpp>
 #include <activate/policy.hpp>
+#include <activate/serve.hpp>
 
 namespace activate {
 
@@ -19,7 +20,7 @@ namespace po = boost::program_options;
 namespace {
 
 struct CommonOptions {
-    std::string policy;
+    std::vector<std::string> policies;
     std::string sysroot = "/";
     std::vector<std::string> plugin_dirs;
     std::vector<std::string> overrides;
@@ -28,7 +29,8 @@ struct CommonOptions {
 
 void add_common(po::options_description& desc, CommonOptions& o) {
     desc.add_options()
-        ("policy", po::value(&o.policy), "policy file (YAML)")
+        ("policy", po::value(&o.policies)->composing(),
+         "policy file (YAML); 'serve' takes one per activation mode")
         ("sysroot", po::value(&o.sysroot)->default_value("/"),
          "act on this directory instead of the live system (nothing outside it is touched)")
         ("plugin-dir", po::value(&o.plugin_dirs)->composing(),
@@ -44,30 +46,135 @@ Error usage_error(const std::string& program, const std::string& message) {
     return Error(ErrorKind::usage, message + " (see '" + program + " --help')");
 }
 
-// Loads, overrides and validates the policy and creates every plugin: nothing has run yet.
-Result<std::unique_ptr<Engine>> build_engine(const CommonOptions& o, const CliDefaults& defaults,
-                                             const Sysroot& sysroot, const Logger& logger) {
-    Result<YAML::Node> root = Error(ErrorKind::usage, "");
-    std::string policy_name;
-    if (!o.policy.empty()) {
-        policy_name = o.policy;
-        root = load_policy_yaml(o.policy);
-    } else if (!defaults.embedded_policy.empty()) {
-        policy_name = defaults.embedded_policy_name;
-        root = load_policy_yaml_text(defaults.embedded_policy, policy_name);
-    } else {
-        return usage_error(defaults.program, "--policy FILE is required");
-    }
-    if (!root.ok()) return root.error();
-    for (const std::string& assignment : o.overrides)
-        ACTIVATE_TRY(apply_policy_override(*root, assignment));
-    ACTIVATE_ASSIGN(Policy policy, parse_policy(*root, policy_name));
+// A policy loaded and overridden, not yet validated.
+struct PolicySource {
+    YAML::Node root;
+    std::string name;
+};
 
+Result<PolicySource> load_policy(const std::string& file, const CommonOptions& o) {
+    ACTIVATE_ASSIGN(YAML::Node root, load_policy_yaml(file));
+    for (const std::string& assignment : o.overrides)
+        ACTIVATE_TRY(apply_policy_override(root, assignment));
+    return PolicySource{root, file};
+}
+
+Result<PolicySource> the_policy(const CommonOptions& o, const CliDefaults& defaults) {
+    if (o.policies.size() > 1)
+        return usage_error(defaults.program, "--policy may be given once (except for 'serve')");
+    if (!o.policies.empty()) return load_policy(o.policies.front(), o);
+    if (defaults.embedded_policy.empty())
+        return usage_error(defaults.program, "--policy FILE is required");
+    ACTIVATE_ASSIGN(YAML::Node root, load_policy_yaml_text(defaults.embedded_policy,
+                                                           defaults.embedded_policy_name));
+    for (const std::string& assignment : o.overrides)
+        ACTIVATE_TRY(apply_policy_override(root, assignment));
+    return PolicySource{root, defaults.embedded_policy_name};
+}
+
+// Validates the policy and creates every plugin: nothing has run yet.
+Result<std::unique_ptr<Engine>> build_engine(const PolicySource& source, const CommonOptions& o,
+                                             const CliDefaults& defaults, const Sysroot& sysroot,
+                                             const Logger& logger) {
+    ACTIVATE_ASSIGN(Policy policy, parse_policy(source.root, source.name));
     std::vector<std::filesystem::path> dirs(o.plugin_dirs.begin(), o.plugin_dirs.end());
     // Binaries with built-in plugins look in a directory only when told to.
     if (dirs.empty() && defaults.builtins.empty()) dirs.push_back(default_plugin_dir());
     PluginRegistry registry(defaults.builtins, dirs);
     return Engine::create(std::move(policy), registry, sysroot, logger);
+}
+
+ActivationMode mode_of(wire::ActivationMode mode) {
+    switch (mode) {
+        case wire::ACTIVATION_REBOOT: return ActivationMode::reboot;
+        case wire::ACTIVATION_KEXEC: return ActivationMode::kexec;
+        default: return ActivationMode::none;
+    }
+}
+
+// `serve`: every policy is validated up front; each request then runs on a fresh engine built
+// from the policy whose activation_mode matches the request (NONE: the first policy, with its
+// mode overridden to none).
+int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string& socket,
+          const Sysroot& sysroot, const Logger& logger) {
+    std::vector<std::pair<ActivationMode, PolicySource>> policies;
+    for (const std::string& file : o.policies) {
+        Result<PolicySource> source = load_policy(file, o);
+        if (!source.ok()) return exit_code(source.error().kind());
+        Result<std::unique_ptr<Engine>> engine = build_engine(*source, o, defaults, sysroot, logger);
+        if (!engine.ok()) {
+            logger.write(LogLevel::error, "serve", engine.error().message());
+            return exit_code(engine.error().kind());
+        }
+        policies.emplace_back((*engine)->policy().mode, *source);
+    }
+    Log log(&logger, "serve");
+    UpdateServer server(socket, [&](const wire::UpdateNodeRequest& request) -> Status {
+        ActivationMode wanted = mode_of(request.activation_mode());
+        const PolicySource* chosen = nullptr;
+        for (const auto& [mode, source] : policies)
+            if (mode == wanted) chosen = &source;
+        PolicySource source;
+        if (chosen) {
+            source = {YAML::Clone(chosen->root), chosen->name};
+        } else if (wanted == ActivationMode::none && !policies.empty()) {
+            source = {YAML::Clone(policies.front().second.root), policies.front().second.name};
+            ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
+        } else {
+            return Error(ErrorKind::usage, std::string("no policy for activation mode ") +
+                                               to_string(wanted) + " was given to serve");
+        }
+        log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
+        ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
+                        build_engine(source, o, defaults, sysroot, logger));
+        InstallRequest install{request.bundle_url(), false, false};
+        Status result = engine->run_update(install, /*detached_jump=*/true);
+        if (!result.ok()) log.error(result.error().message());
+        return result;
+    });
+    log.info("listening on " + socket);
+    Status served = server.serve();
+    if (!served.ok()) {
+        logger.write(LogLevel::error, "serve", served.error().message());
+        return exit_code(served.error().kind());
+    }
+    return 0;
+}
+
+// `request`: the client of `serve`.
+int request(const std::string& socket, const std::string& bundle, const std::string& mode_text,
+            const Logger& logger, const std::string& program) {
+    wire::UpdateNodeRequest request;
+    request.set_bundle_url(bundle);
+    wire::ActivationMode mode = wire::ACTIVATION_INVALID;
+    if (mode_text == "none") mode = wire::ACTIVATION_NONE;
+    else if (mode_text == "reboot") mode = wire::ACTIVATION_REBOOT;
+    else if (mode_text == "kexec") mode = wire::ACTIVATION_KEXEC;
+    else if (mode_text != "invalid") {
+        logger.write(LogLevel::error, "request",
+                     "--mode: expected none, reboot or kexec, got '" + mode_text + "' (see '" +
+                         program + " --help')");
+        return exit_code(ErrorKind::usage);
+    }
+    request.set_activation_mode(mode);
+    Result<ServeReply> reply = send_update_request(socket, request);
+    if (!reply.ok()) {
+        logger.write(LogLevel::error, "request", reply.error().message());
+        return exit_code(reply.error().kind());
+    }
+    switch (reply->code) {
+        case ServeCode::ok: return 0;
+        case ServeCode::busy:
+            logger.write(LogLevel::error, "request", "refused: " + reply->message);
+            return exit_code(ErrorKind::busy);
+        case ServeCode::invalid_argument:
+        case ServeCode::unavailable:
+            logger.write(LogLevel::error, "request", "invalid request: " + reply->message);
+            return exit_code(ErrorKind::usage);
+        default:
+            logger.write(LogLevel::error, "request", "update failed: " + reply->message);
+            return exit_code(ErrorKind::activation);
+    }
 }
 
 void print_help(const CliDefaults& d, const po::options_description& desc) {
@@ -76,6 +183,9 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
               << "[--plugin-dir DIR] [--set KEY=VALUE ...] [--log-level LEVEL] [--bundle SRC]\n"
               << "  " << d.program << " status --policy FILE [--json]\n"
               << "  " << d.program << " mark-good --policy FILE\n"
+              << "  " << d.program << " serve --policy FILE [--policy FILE ...] --socket PATH\n"
+              << "  " << d.program << " request --socket PATH --bundle URL --mode "
+                 "none|reboot|kexec\n"
               << "  " << d.program << " --help | --version\n\n"
               << "Runs the activation pipeline a policy describes: takeover (kexec into an "
                  "embedded agent)\nor an A/B slot update (install a bundle, then EFI BootNext or "
@@ -100,12 +210,13 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         command = argv[1];
         first = 2;
     }
-    if (command != "run" && command != "status" && command != "mark-good")
+    if (command != "run" && command != "status" && command != "mark-good" &&
+        command != "serve" && command != "request")
         return fail(logger, usage_error(defaults.program, "unknown command '" + command + "'"));
 
     CommonOptions common;
     bool dry_run = false, json = false, progress = false, allow_downgrade = false;
-    std::string bundle;
+    std::string bundle, socket = "/run/activate/activate.sock", mode;
     po::options_description desc("Options");
     desc.add_options()("help,h", "show this help")("version", "show the version");
     add_common(desc, common);
@@ -115,7 +226,10 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         ("progress", po::bool_switch(&progress), "report write progress on stderr")
         ("allow-downgrade", po::bool_switch(&allow_downgrade),
          "install a bundle older than the running slot")
-        ("json", po::bool_switch(&json), "status: print JSON");
+        ("json", po::bool_switch(&json), "status: print JSON")
+        ("socket", po::value(&socket), "serve/request: the UNIX socket (default "
+                                       "/run/activate/activate.sock under the sysroot)")
+        ("mode", po::value(&mode), "request: activation mode none, reboot or kexec");
 
     po::variables_map vm;
     try {
@@ -141,7 +255,13 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         return fail(logger, usage_error(defaults.program,
                                         "--log-level: unknown level '" + common.log_level + "'"));
     logger.set_threshold(level);
-    if (command != "run" && (dry_run || !bundle.empty()))
+    if (command == "request") {
+        if (bundle.empty() || mode.empty())
+            return fail(logger, usage_error(defaults.program, "request needs --bundle and --mode"));
+        return request(vm.count("socket") ? socket : Sysroot(common.sysroot).path(socket).string(),
+                       bundle, mode, logger, defaults.program);
+    }
+    if (command != "run" && command != "request" && (dry_run || !bundle.empty()))
         return fail(logger, usage_error(defaults.program,
                                         "--dry-run and --bundle belong to 'run', not '" + command + "'"));
     if (command != "status" && json)
@@ -151,7 +271,17 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     if (!std::filesystem::is_directory(sysroot.root()))
         return fail(logger, usage_error(defaults.program,
                                         "--sysroot " + common.sysroot + " is not a directory"));
-    Result<std::unique_ptr<Engine>> engine = build_engine(common, defaults, sysroot, logger);
+    if (command == "serve") {
+        if (common.policies.empty())
+            return fail(logger, usage_error(defaults.program, "serve needs at least one --policy"));
+        std::string path = vm.count("socket") ? socket : sysroot.path(socket).string();
+        if (!vm.count("socket")) (void)sysroot.make_dirs("/run/activate");
+        return serve(common, defaults, path, sysroot, logger);
+    }
+    Result<PolicySource> source = the_policy(common, defaults);
+    if (!source.ok()) return fail(logger, source.error());
+    Result<std::unique_ptr<Engine>> engine =
+        build_engine(*source, common, defaults, sysroot, logger);
     if (!engine.ok()) return fail(logger, engine.error());
     Engine& e = **engine;
 

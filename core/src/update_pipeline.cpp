@@ -8,14 +8,14 @@
 
 namespace activate {
 
-Status Engine::run_update(const InstallRequest& request) {
+Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
     if (!payload_->uses_slots()) {
         // A non-slot payload without the stdio protocol: stage and jump only.
         ACTIVATE_ASSIGN(FileLock lock, take_lock());
         ACTIVATE_ASSIGN(Payload payload, payload_->prepare({}));
         ACTIVATE_TRY(activation_->stage(&payload, std::nullopt, boot_control_.get()));
         if (policy_.mode == ActivationMode::none) return {};
-        return activation_->activate(policy_.delay, false);
+        return activation_->activate(policy_.delay, detached_jump);
     }
     ACTIVATE_ASSIGN(FileLock lock, take_lock());
     ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
@@ -38,7 +38,7 @@ Status Engine::run_update(const InstallRequest& request) {
         log_.info("activation_mode none: slot installed and staged, not jumping");
         return {};
     }
-    Status activated = activation_->activate(policy_.delay, false);
+    Status activated = activation_->activate(policy_.delay, detached_jump);
     if (!activated.ok()) {
         Status undone = activation_->unstage();
         if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <activate/plugin_api.hpp>
+#include <thread>
 
 #include "net.pb.h"
 
@@ -28,6 +29,7 @@ UniqueFd memfd_with(const std::string& bytes) {
 class FakePayload : public PayloadSource {
 public:
     bool kernel = true, agent = true, slots_ = false, fail = false;
+    std::chrono::milliseconds install_delay{0};
     const Sysroot* sysroot = nullptr;
     bool provides_kernel() const override { return kernel; }
     bool accepts_agent_init() const override { return agent; }
@@ -40,6 +42,7 @@ public:
     }
     Status install(const Slot& target, const InstallRequest& request) override {
         if (fail) return Error(ErrorKind::activation, "fake install failed");
+        std::this_thread::sleep_for(install_delay);
         return sysroot->write_file_atomic("/slot-" + std::string(1, target.letter),
                                           "installed from " + request.bundle);
     }
@@ -116,6 +119,7 @@ Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Se
     ACTIVATE_ASSIGN(p->agent, s.boolean_or("accepts_agent_init", true));
     ACTIVATE_ASSIGN(p->slots_, s.boolean_or("uses_slots", false));
     ACTIVATE_ASSIGN(p->fail, s.boolean_or("fail", false));
+    ACTIVATE_ASSIGN(p->install_delay, s.duration_or("install_delay", {}));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<PayloadSource>(std::move(p));
 }

@@ -26,8 +26,9 @@ public:
     // Takeover: TakeoverInit on `in`, captures, AgentInit, staging, exactly one TakeoverResponse
     // on `out` (closed afterwards), then the detached jump.
     Status run_takeover(int in_fd, int out_fd);
-    // Slot update: lock, install into the inactive slot, stage, activate.
-    Status run_update(const InstallRequest& request);
+    // Slot update: lock, install into the inactive slot, stage, activate. With `detached_jump`
+    // the jump is left to a detached second stage so the caller can still answer a client.
+    Status run_update(const InstallRequest& request, bool detached_jump = false);
     Status mark_good();
     Result<std::string> status_json() const;
 
