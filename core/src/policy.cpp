@@ -109,7 +109,21 @@ Result<PluginRef> required_plugin(const Settings& top, const std::string& key) {
 }
 }  // namespace
 
+namespace {
+Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string& file);
+}
+
 Result<Policy> parse_policy(const YAML::Node& root, const std::string& file) {
+    // yaml-cpp throws on some malformed trees (e.g. non-scalar keys); nothing may escape.
+    try {
+        return parse_policy_unchecked(root, file);
+    } catch (const YAML::Exception& e) {
+        return Error(ErrorKind::policy, file + ": " + e.what());
+    }
+}
+
+namespace {
+Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string& file) {
     Settings top(root, file, "");
     Policy policy{file, Protocol::none, ActivationMode::none, {}, {},
                   PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top};
@@ -149,5 +163,7 @@ Result<Policy> parse_policy(const YAML::Node& root, const std::string& file) {
     ACTIVATE_TRY(top.finish());
     return policy;
 }
+
+}  // namespace
 
 }  // namespace activate

@@ -9,12 +9,25 @@
 
 #include <activate/agent_init.hpp>
 #include <activate/engine.hpp>
+#include <activate/takeover_protocol.hpp>
 
 namespace activate {
 
-namespace {
-constexpr size_t kMaxInitSize = 1 << 20;
+Result<wire::TakeoverInit> parse_takeover_init(std::string_view bytes) {
+    if (bytes.empty())
+        return Error(ErrorKind::input, "stdin was empty: expected a serialized TakeoverInit");
+    if (bytes.size() > kMaxTakeoverInitSize)
+        return Error(ErrorKind::input, "TakeoverInit on stdin is larger than 1 MiB");
+    wire::TakeoverInit init;
+    if (!init.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+        return Error(ErrorKind::input, "stdin is not a valid TakeoverInit protobuf (" +
+                                           std::to_string(bytes.size()) + " bytes)");
+    if (init.bmaas_endpoint().empty())
+        return Error(ErrorKind::input, "TakeoverInit.bmaas_endpoint is empty");
+    return init;
+}
 
+namespace {
 Result<wire::TakeoverInit> read_takeover_init(int fd) {
     std::string bytes;
     char buf[1 << 14];
@@ -23,19 +36,11 @@ Result<wire::TakeoverInit> read_takeover_init(int fd) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error(ErrorKind::input, "reading the TakeoverInit from stdin");
         if (n == 0) break;
-        if (bytes.size() + static_cast<size_t>(n) > kMaxInitSize)
+        if (bytes.size() + static_cast<size_t>(n) > kMaxTakeoverInitSize)
             return Error(ErrorKind::input, "TakeoverInit on stdin is larger than 1 MiB");
         bytes.append(buf, static_cast<size_t>(n));
     }
-    if (bytes.empty())
-        return Error(ErrorKind::input, "stdin was empty: expected a serialized TakeoverInit");
-    wire::TakeoverInit init;
-    if (!init.ParseFromString(bytes))
-        return Error(ErrorKind::input, "stdin is not a valid TakeoverInit protobuf (" +
-                                           std::to_string(bytes.size()) + " bytes)");
-    if (init.bmaas_endpoint().empty())
-        return Error(ErrorKind::input, "TakeoverInit.bmaas_endpoint is empty");
-    return init;
+    return parse_takeover_init(bytes);
 }
 
 Status write_all(int fd, const std::string& bytes) {
