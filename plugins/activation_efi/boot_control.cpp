@@ -1,0 +1,212 @@
+// The "efi" BootControl: Boot#### entries per slot, BootNext for a one-time try, BootOrder for
+// the confirmed slot (UEFI 2.10 §3.1.1 boot manager, §3.1.3 load options, §3.3 variables).
+#include <activation_efi/boot_control.hpp>
+#include <activation_efi/utf16.hpp>
+#include <cstdio>
+
+namespace activate::efi {
+
+namespace {
+
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    return out + "\"";
+}
+
+std::string json_index(const std::optional<uint16_t>& index) {
+    return index ? json_string(boot_entry_name(*index)) : "null";
+}
+
+std::string letter(const Slot& slot) { return std::string(1, slot.letter); }
+
+constexpr std::string_view kSlotPlaceholder = "{slot}";
+
+}  // namespace
+
+Result<BootControlSettings> read_boot_control_settings(Settings& settings) {
+    BootControlSettings out;
+    ACTIVATE_ASSIGN(out.description, settings.string_or("description", out.description));
+    ACTIVATE_ASSIGN(out.efivarfs, settings.string_or("efivarfs", out.efivarfs));
+    ACTIVATE_TRY(settings.finish());
+
+    if (out.description.empty())
+        return settings.error_at("description", "must not be empty (firmware menus show it)");
+    // Only {slot} is substituted; any other brace is most likely a typo of it.
+    std::string rest = out.description;
+    for (size_t at; (at = rest.find(kSlotPlaceholder)) != std::string::npos;)
+        rest.erase(at, kSlotPlaceholder.size());
+    if (rest.find_first_of("{}") != std::string::npos)
+        return settings.error_at("description", "\"" + out.description +
+                                                    "\": only the placeholder {slot} is "
+                                                    "supported; remove other braces");
+    auto units = utf8_to_utf16(out.description);
+    if (!units.ok())
+        return settings.error_at("description", "not valid UTF-8: " + units.error().message());
+    if (units->size() > 128)
+        return settings.error_at("description",
+                                 "longer than 128 characters; firmware menus "
+                                 "cut it, use a shorter one");
+    if (out.efivarfs.empty() || out.efivarfs.front() != '/')
+        return settings.error_at("efivarfs", "\"" + out.efivarfs +
+                                                 "\" must be an absolute path such as " +
+                                                 std::string(kDefaultEfivarfs));
+    return out;
+}
+
+EfiBootControl::EfiBootControl(const Sysroot& sysroot, Log log, BootControlSettings settings)
+    : log_(log),
+      settings_(std::move(settings)),
+      entries_(Efivarfs(sysroot, settings_.efivarfs), std::move(log)) {}
+
+std::string EfiBootControl::description_for(const Slot& slot) const {
+    std::string out = settings_.description;
+    for (size_t at; (at = out.find(kSlotPlaceholder)) != std::string::npos;)
+        out.replace(at, kSlotPlaceholder.size(), letter(slot));
+    return out;
+}
+
+Result<BootEntry> EfiBootControl::find_or_create(const Slot& slot, uint32_t attributes) {
+    ACTIVATE_ASSIGN(auto found, entries_.find(slot));
+    if (found) return std::move(*found);
+    // Firmware drops entries it considers broken (and we may never have made one): recreate.
+    return entries_.create(slot, description_for(slot), attributes);
+}
+
+Status EfiBootControl::set_active(BootEntry& entry, const Slot& slot, bool active) {
+    if (entry.option.active() == active) return {};
+    if (active)
+        entry.option.attributes |= kLoadOptionActive;
+    else
+        entry.option.attributes &= ~kLoadOptionActive;
+    ACTIVATE_TRY(entries_.write(entry));
+    log_.info((active ? "enabled boot entry " : "disabled boot entry ") + entry.name() +
+              " of slot " + letter(slot));
+    return {};
+}
+
+Status EfiBootControl::begin_install(const Slot& target) {
+    // Created disabled, or disabled before the slot is touched: a crash mid-install must never
+    // leave an active entry pointing at a half-written slot.
+    ACTIVATE_ASSIGN(BootEntry entry, find_or_create(target, 0));
+    ACTIVATE_TRY(set_active(entry, target, false));
+    // A pending BootNext into the slot being rewritten would boot it half-written.
+    ACTIVATE_ASSIGN(auto next, entries_.boot_next());
+    if (next && *next == entry.index) {
+        ACTIVATE_TRY(entries_.clear_boot_next());
+        log_.info("cleared BootNext, which pointed at slot " + letter(target));
+    }
+    return {};
+}
+
+Status EfiBootControl::finish_install(const Slot& target) {
+    ACTIVATE_ASSIGN(BootEntry entry, find_or_create(target, kLoadOptionActive));
+    return set_active(entry, target, true);
+}
+
+Status EfiBootControl::boot_next(const Slot& target) {
+    ACTIVATE_ASSIGN(BootEntry entry, find_or_create(target, kLoadOptionActive));
+    if (!entry.option.active())
+        return Error(ErrorKind::activation,
+                     "boot entry " + entry.name() + " of slot " + letter(target) +
+                         " is disabled, so the slot's install did not finish; install the "
+                         "bundle again before activating it");
+    ACTIVATE_TRY(entries_.set_boot_next(entry.index));
+    log_.info("BootNext set to " + entry.name() + " (slot " + letter(target) + ")");
+    return {};
+}
+
+Status EfiBootControl::clear_boot_next() { return entries_.clear_boot_next(); }
+
+Status EfiBootControl::mark_good(const Slot& running) {
+    ACTIVATE_ASSIGN(BootEntry entry, find_or_create(running, kLoadOptionActive));
+    // The running slot booted, so it is complete; an entry disabled by hand is enabled again.
+    ACTIVATE_TRY(set_active(entry, running, true));
+    ACTIVATE_ASSIGN(auto order, entries_.boot_order());
+    if (!order.empty() && order.front() == entry.index) return {};
+    ACTIVATE_TRY(entries_.set_boot_order(order_with_first(order, entry.index)));
+    log_.info("slot " + letter(running) + " (" + entry.name() + ") is now first in BootOrder");
+    return {};
+}
+
+Result<std::string> EfiBootControl::status_json(const SlotPair& slots) const {
+    ACTIVATE_ASSIGN(auto order, entries_.boot_order());
+    ACTIVATE_ASSIGN(auto next, entries_.boot_next());
+    ACTIVATE_ASSIGN(auto current, entries_.boot_current());
+    std::string out = "{\"boot_order\":[";
+    for (size_t i = 0; i < order.size(); ++i)
+        out += (i ? "," : "") + json_string(boot_entry_name(order[i]));
+    out += "],\"boot_next\":" + json_index(next) + ",\"boot_current\":" + json_index(current) +
+           ",\"slots\":[";
+    const std::pair<const Slot*, const char*> roles[] = {{&slots.running, "running"},
+                                                         {&slots.target, "target"}};
+    bool first = true;
+    for (const auto& [slot, role] : roles) {
+        ACTIVATE_ASSIGN(auto entry, entries_.find(*slot));
+        out += first ? "{" : ",{";
+        first = false;
+        out += "\"letter\":" + json_string(letter(*slot)) + ",\"role\":" + json_string(role);
+        if (!entry) {
+            out += ",\"entry\":null}";
+            continue;
+        }
+        out += ",\"entry\":" + json_string(entry->name()) +
+               ",\"description\":" + json_string(entry->option.description_utf8()) +
+               ",\"active\":" + (entry->option.active() ? "true" : "false") +
+               ",\"device_path\":" + json_string(to_text(entry->option.file_path)) +
+               ",\"boot_next\":" + (next && *next == entry->index ? "true" : "false") +
+               ",\"booted\":" + (current && *current == entry->index ? "true" : "false") + "}";
+    }
+    return out + "]}";
+}
+
+std::vector<PlanStep> EfiBootControl::plan() const {
+    const Efivarfs& v = entries_.variables();
+    const std::string boot = v.real_file("Boot####");
+    const std::string order = v.real_file("BootOrder");
+    const std::string next = v.real_file("BootNext");
+    const std::string dir = v.real_directory();
+    return {
+        {"find the slot's boot entry (ESP partition GUID + UKI path) among Boot#### variables",
+         {dir, boot},
+         {}},
+        {"begin install: create the entry if missing (lowest free index, appended to BootOrder) "
+         "and clear LOAD_OPTION_ACTIVE; clear BootNext if it points at the target",
+         {boot, order, next},
+         {boot, order, next}},
+        {"finish install: set LOAD_OPTION_ACTIVE on the target's entry", {boot}, {boot}},
+        {"boot next: set BootNext to the target's entry", {boot}, {next}},
+        {"mark good: put the running slot's entry first in BootOrder (no write when it already "
+         "is)",
+         {boot, order},
+         {order}},
+    };
+}
+
+}  // namespace activate::efi

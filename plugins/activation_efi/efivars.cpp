@@ -1,0 +1,170 @@
+// efivarfs access through the Sysroot (Linux Documentation/filesystems/efivarfs.rst).
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <activation_efi/byte_order.hpp>
+#include <activation_efi/efivars.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+
+namespace activate::efi {
+
+namespace {
+
+std::string hex32(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%08x", v);
+    return buf;
+}
+
+// The ioctl is refused on file systems without inode flags (tmpfs in tests, some FUSE roots):
+// then there is no immutable flag to clear either.
+bool flags_unsupported(int err) { return err == ENOTTY || err == EOPNOTSUPP || err == EINVAL; }
+
+}  // namespace
+
+Result<Variable> decode_variable_file(std::string_view content, std::string_view file) {
+    if (content.size() < 4)
+        return Error(ErrorKind::input,
+                     std::string(file) + ": " + std::to_string(content.size()) +
+                         " bytes, too short for the 4-byte attribute word; the file is not an "
+                         "efivarfs variable (check the efivarfs setting)");
+    Variable v;
+    v.attributes = load_le32(content, 0);
+    const uint32_t needed = kVariableBootserviceAccess | kVariableRuntimeAccess;
+    if ((v.attributes & ~kVariableDefinedBits) != 0 || (v.attributes & needed) != needed)
+        return Error(ErrorKind::input,
+                     std::string(file) + ": bad attribute word " + hex32(v.attributes) +
+                         " (expected BOOTSERVICE_ACCESS|RUNTIME_ACCESS and no bits above 0x80); "
+                         "the file is not an efivarfs variable or is corrupt");
+    v.data = std::string(content.substr(4));
+    return v;
+}
+
+std::string encode_variable_file(const Variable& variable) {
+    std::string out;
+    append_le32(out, variable.attributes);
+    out += variable.data;
+    return out;
+}
+
+Efivarfs::Efivarfs(const Sysroot& sysroot, std::string directory)
+    : sysroot_(sysroot), directory_(std::move(directory)) {
+    while (directory_.size() > 1 && directory_.back() == '/') directory_.pop_back();
+}
+
+std::string Efivarfs::file(std::string_view name, std::string_view guid) const {
+    return directory_ + "/" + std::string(name) + "-" + std::string(guid);
+}
+
+std::string Efivarfs::real_file(std::string_view name, std::string_view guid) const {
+    return sysroot_.path(file(name, guid)).string();
+}
+
+Result<std::optional<Variable>> Efivarfs::read(std::string_view name, std::string_view guid) const {
+    const std::string path = file(name, guid);
+    const std::string real = real_file(name, guid);
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::symlink_status(real, ec))) {
+        if (ec && ec != std::errc::no_such_file_or_directory)
+            return Error(ErrorKind::activation, "checking " + real + ": " + ec.message());
+        return std::optional<Variable>();
+    }
+    auto content = sysroot_.read_file(path, 1 << 20);
+    if (!content.ok())
+        return Error(ErrorKind::activation,
+                     "reading EFI variable " + real + ": " + content.error().message());
+    ACTIVATE_ASSIGN(Variable v, decode_variable_file(*content, real));
+    return std::optional<Variable>(std::move(v));
+}
+
+Status Efivarfs::clear_immutable(const std::string& path) const {
+    const std::string real = sysroot_.path(path).string();
+    auto fd = sysroot_.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (!fd.ok()) return fd.error().with_context("clearing the immutable flag of " + real);
+    int flags = 0;
+    if (ioctl(fd->get(), FS_IOC_GETFLAGS, &flags) != 0) {
+        if (flags_unsupported(errno)) return {};
+        return errno_error(ErrorKind::activation, "reading the inode flags of " + real);
+    }
+    if (!(flags & FS_IMMUTABLE_FL)) return {};
+    flags &= ~FS_IMMUTABLE_FL;
+    if (ioctl(fd->get(), FS_IOC_SETFLAGS, &flags) != 0 && !flags_unsupported(errno))
+        return errno_error(ErrorKind::activation,
+                           "clearing the immutable flag of " + real + " (are you root?)");
+    return {};
+}
+
+Status Efivarfs::write(std::string_view name, const Variable& variable,
+                       std::string_view guid) const {
+    const std::string path = file(name, guid);
+    const std::string real = real_file(name, guid);
+    std::error_code ec;
+    if (std::filesystem::exists(std::filesystem::symlink_status(real, ec)))
+        ACTIVATE_TRY(clear_immutable(path));
+
+    const std::string content = encode_variable_file(variable);
+    auto fd = sysroot_.open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (!fd.ok())
+        return Error(ErrorKind::activation,
+                     "opening EFI variable " + real + " for writing: " + fd.error().message());
+    // efivarfs takes a variable in a single write() (attribute word and data together) and
+    // replaces the whole variable with it; a split write would set it twice.
+    const ssize_t n = ::write(fd->get(), content.data(), content.size());
+    if (n < 0)
+        return errno_error(ErrorKind::activation, "writing EFI variable " + real +
+                                                      " (firmware variable store full, or "
+                                                      "the firmware refused the value)");
+    if (static_cast<size_t>(n) != content.size())
+        return Error(ErrorKind::activation, "writing EFI variable " + real + ": only " +
+                                                std::to_string(n) + " of " +
+                                                std::to_string(content.size()) + " bytes written");
+    // On efivarfs the file now is exactly the new variable. A plain file (a test root) keeps any
+    // longer old tail, so cut it to mirror efivarfs' replace semantics.
+    struct stat st {};
+    if (fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode) &&
+        static_cast<size_t>(st.st_size) > content.size() &&
+        ftruncate(fd->get(), static_cast<off_t>(content.size())) != 0)
+        return errno_error(ErrorKind::activation, "truncating " + real);
+    return {};
+}
+
+Status Efivarfs::remove(std::string_view name, std::string_view guid) const {
+    const std::string path = file(name, guid);
+    const std::string real = real_file(name, guid);
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::symlink_status(real, ec))) return {};
+    ACTIVATE_TRY(clear_immutable(path));
+    if (::unlink(real.c_str()) != 0 && errno != ENOENT)
+        return errno_error(ErrorKind::activation, "deleting EFI variable " + real);
+    return {};
+}
+
+Result<std::vector<std::string>> Efivarfs::names(std::string_view guid) const {
+    const std::string real = sysroot_.path(directory_).string();
+    const std::string suffix = "-" + std::string(guid);
+    std::vector<std::string> out;
+    std::error_code ec;
+    // The non-throwing iterator interface: nothing here may throw (result.hpp).
+    for (std::filesystem::directory_iterator it(real, ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.size() > suffix.size() &&
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.push_back(name.substr(0, name.size() - suffix.size()));
+    }
+    if (ec)
+        return Error(ErrorKind::activation,
+                     "listing EFI variables in " + real + ": " + ec.message() +
+                         " (is this a UEFI boot with efivarfs mounted there? see the efivarfs "
+                         "setting)");
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace activate::efi

@@ -1,0 +1,68 @@
+// The "efi" activation strategy (mode reboot): BootNext + firmware reboot.
+#include <unistd.h>
+
+#include <activation_efi/reboot_activation.hpp>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace activate::efi {
+
+Status RebootActivation::stage(Payload* /*payload*/, const std::optional<Slot>& target,
+                               BootControl* boot) {
+    if (!target)
+        return Error(ErrorKind::policy,
+                     "activation \"efi\" reboots into an A/B slot and needs a slot target; use a "
+                     "payload source with slots (payload: uki) or activation \"kexec\"");
+    if (!boot)
+        return Error(ErrorKind::policy,
+                     "activation \"efi\" needs a boot control to set BootNext; add \"boot: efi\" "
+                     "to the policy");
+    // A loaded kexec image would make reboot(2) jump into it instead of the firmware. Unloading
+    // when nothing is loaded succeeds; ENOSYS means this kernel cannot have loaded anything.
+    const int err = sysroot_.kexec_unload();
+    if (err != 0 && err != ENOSYS)
+        return Error(ErrorKind::activation,
+                     std::string("unloading the staged kexec image before a firmware reboot: ") +
+                         std::strerror(err));
+    ACTIVATE_TRY(boot->boot_next(*target));
+    boot_ = boot;
+    esp_mount_ = target->esp_mount;
+    return {};
+}
+
+Status RebootActivation::unstage() {
+    if (!boot_) return {};
+    ACTIVATE_TRY(boot_->clear_boot_next());
+    boot_ = nullptr;
+    return {};
+}
+
+Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached) {
+    if (!boot_)
+        return Error(ErrorKind::internal, "activation \"efi\": activate() called before stage()");
+    ::sync();
+    // The firmware (and the next boot) read the ESP; leave its FAT clean. Everything is synced,
+    // so a busy ESP only costs a dirty bit: warn and go on rather than strand a set BootNext.
+    if (!esp_mount_.empty()) {
+        if (auto s = sysroot_.unmount(esp_mount_); !s.ok())
+            log_.warning("could not unmount the ESP at " + esp_mount_ + " (" + s.error().message() +
+                         "); rebooting anyway, its data is synced");
+    }
+    if (detached) return sysroot_.jump_detached(JumpAction::reboot, delay);
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    return sysroot_.jump(JumpAction::reboot);
+}
+
+std::vector<PlanStep> RebootActivation::plan() const {
+    return {
+        {"unload any staged kexec image (kexec_file_load with KEXEC_FILE_UNLOAD)", {}, {}},
+        {"set BootNext to the target slot's boot entry (through the boot control)", {}, {}},
+        {"sync, unmount the ESP", {}, {}},
+        {"reboot through the firmware after the delay",
+         {},
+         {sysroot_.is_live() ? "reboot(2)" : sysroot_.path("/run/activate/reboot").string()}},
+    };
+}
+
+}  // namespace activate::efi

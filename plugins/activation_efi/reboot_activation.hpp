@@ -1,0 +1,30 @@
+// Activation by firmware reboot: BootNext names the target slot's entry (UEFI 2.10 §3.1.2, the
+// boot manager tries BootNext once, then deletes it), any staged kexec image is unloaded so the
+// reboot really goes through the firmware, and the ESP is unmounted before the jump.
+#pragma once
+
+#include <activate/plugin_api.hpp>
+#include <optional>
+#include <string>
+
+namespace activate::efi {
+
+class RebootActivation : public ActivationStrategy {
+  public:
+    RebootActivation(const Sysroot& sysroot, Log log) : sysroot_(sysroot), log_(std::move(log)) {}
+
+    bool supports(ActivationMode mode) const override { return mode == ActivationMode::reboot; }
+    bool needs_kernel() const override { return false; }
+    Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) override;
+    Status unstage() override;
+    Status activate(std::chrono::milliseconds delay, bool detached) override;
+    std::vector<PlanStep> plan() const override;
+
+  private:
+    const Sysroot& sysroot_;
+    Log log_;
+    BootControl* boot_ = nullptr;  // set by a successful stage()
+    std::string esp_mount_;
+};
+
+}  // namespace activate::efi

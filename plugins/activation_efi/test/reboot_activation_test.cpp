@@ -1,0 +1,102 @@
+// The "efi" activation in a temp sysroot: stage() unloads kexec and sets BootNext, unstage()
+// clears it, activate() records a reboot instead of rebooting.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <activation_efi/boot_control.hpp>
+#include <activation_efi/reboot_activation.hpp>
+#include <thread>
+
+#include "efi_fixture.hpp"
+#include "testdata.hpp"
+
+namespace activate::efi::test {
+namespace {
+
+class RebootActivationTest : public EfiVarsTest {
+  protected:
+    void SetUp() override {
+        EfiVarsTest::SetUp();
+        control_ = std::make_unique<EfiBootControl>(*sysroot_, Log(&logger_, "efi"),
+                                                    BootControlSettings{});
+        activation_ = std::make_unique<RebootActivation>(*sysroot_, Log(&logger_, "efi"));
+        ASSERT_TRUE(control_->finish_install(slot('B')).ok());
+    }
+    std::string reboot_record() const {
+        const auto p = root_ / "run/activate/reboot";
+        return std::filesystem::exists(p) ? read_whole_file(p.string()) : "";
+    }
+    std::unique_ptr<EfiBootControl> control_;
+    std::unique_ptr<RebootActivation> activation_;
+};
+
+TEST_F(RebootActivationTest, SupportsRebootOnly) {
+    EXPECT_TRUE(activation_->supports(ActivationMode::reboot));
+    EXPECT_FALSE(activation_->supports(ActivationMode::kexec));
+    EXPECT_FALSE(activation_->supports(ActivationMode::none));
+    EXPECT_FALSE(activation_->needs_kernel());
+}
+
+TEST_F(RebootActivationTest, StageUnloadsKexecAndSetsBootNext) {
+    // Something staged a kexec image earlier; a reboot would jump into it.
+    UniqueFd kernel(memfd_create("kernel", MFD_CLOEXEC));
+    ASSERT_TRUE(kernel.valid());
+    ASSERT_EQ(::write(kernel.get(), "MZ", 2), 2);
+    ASSERT_EQ(sysroot_->kexec_file_load(kernel.get(), -1, "console=ttyS0", 0), 0);
+    ASSERT_TRUE(*sysroot_->kexec_loaded());
+
+    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    EXPECT_FALSE(*sysroot_->kexec_loaded());
+    EXPECT_EQ(read_var_file("BootNext"), std::string("\x07\0\0\0\x08\0", 6));
+    EXPECT_EQ(reboot_record(), "");  // staging does not jump
+
+    ASSERT_TRUE(activation_->unstage().ok());
+    EXPECT_FALSE(var_exists("BootNext"));
+}
+
+TEST_F(RebootActivationTest, StageWithNothingLoadedIsFine) {
+    ASSERT_FALSE(*sysroot_->kexec_loaded());
+    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    EXPECT_TRUE(var_exists("BootNext"));
+}
+
+TEST_F(RebootActivationTest, ActivateRecordsAReboot) {
+    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(activation_->activate(std::chrono::milliseconds(10), false).ok());
+    EXPECT_EQ(reboot_record(), "reboot\n");
+    EXPECT_TRUE(var_exists("BootNext"));  // the firmware consumes it, not us
+}
+
+TEST_F(RebootActivationTest, DetachedActivationReturnsAndRebootsLater) {
+    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(activation_->activate(std::chrono::milliseconds(50), true).ok());
+    // The second stage records the jump in the sysroot after its delay.
+    for (int i = 0; i < 200 && reboot_record().empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    EXPECT_EQ(reboot_record(), "reboot\n");
+}
+
+TEST_F(RebootActivationTest, MisuseIsReported) {
+    auto no_target = activation_->stage(nullptr, std::nullopt, control_.get());
+    ASSERT_FALSE(no_target.ok());
+    EXPECT_EQ(no_target.error().kind(), ErrorKind::policy);
+    auto no_boot = activation_->stage(nullptr, slot('B'), nullptr);
+    ASSERT_FALSE(no_boot.ok());
+    EXPECT_EQ(no_boot.error().kind(), ErrorKind::policy);
+    EXPECT_NE(no_boot.error().message().find("boot: efi"), std::string::npos);
+    EXPECT_FALSE(var_exists("BootNext"));
+
+    EXPECT_FALSE(activation_->activate(std::chrono::milliseconds(0), false).ok());
+    EXPECT_EQ(reboot_record(), "");
+    EXPECT_TRUE(activation_->unstage().ok());  // nothing staged, nothing to undo
+}
+
+TEST_F(RebootActivationTest, StageFailsWhenTheEntryIsDisabled) {
+    ASSERT_TRUE(control_->begin_install(slot('B')).ok());
+    EXPECT_FALSE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    EXPECT_FALSE(var_exists("BootNext"));
+    EXPECT_FALSE(activation_->activate(std::chrono::milliseconds(0), false).ok());
+}
+
+}  // namespace
+}  // namespace activate::efi::test
