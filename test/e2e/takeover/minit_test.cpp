@@ -123,8 +123,8 @@ TEST_F(MinitE2E, RestartsAfterTheDelayWhenTheCoreFails) {
     VM_ASSERT_OK(vm_->wait_for_line("^minit: restarting$", seconds(120)));
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - waiting).count();
-    // The guest's clock runs on the host's; allow for the console's buffering.
-    EXPECT_GE(waited, 28.0);
+    // Measured on the host between two console lines: allow for a late first line under load.
+    EXPECT_GE(waited, 25.0);
     VM_ASSERT_OK(vm_->wait_for_guest_exit(GuestExit::reboot, seconds(60)));
     phase_->mark("failure delay and restart");
 }
