@@ -1,0 +1,86 @@
+// A BundleReader that trusts nothing it has not checked: open() reads manifest.pb and
+// manifest.sig (the first two members, before any other member is streamed anywhere), verifies
+// the Ed25519 signature against the trusted keys and the `compatible` string; afterwards every
+// member must be listed in the manifest and its data must have the manifest's size and SHA-256.
+// The rules are in docs/bundle-format.md.
+#pragma once
+
+#include <activate/bundle/manifest.hpp>
+#include <activate/bundle/reader.hpp>
+#include <activate/bundle/signature.hpp>
+#include <activate/log.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace activate::bundle {
+
+struct TrustOptions {
+    // Keys a bundle may be signed with (see load_trusted_keys).
+    std::vector<TrustedKey> keys;
+    // Where `keys` came from, for messages ("/etc/activate/keys").
+    std::string keys_origin;
+    // The device's compatible string; the manifest's must be equal. Empty: not checked (the uki
+    // payload requires it unless allow_unsigned; `bundle verify` makes it optional).
+    std::string compatible;
+    // Signatures are not required: a bundle without manifest passes unchecked; a bundle with one
+    // still has its members, sizes, digests and `compatible` enforced, and a signature that does
+    // not verify is only a warning. Stripping the signature would get the same bundle through,
+    // so refusing a bad one would protect nothing.
+    bool allow_unsigned = false;
+    // Warnings (allow_unsigned) and the name of the signing key go here when set.
+    const Log* log = nullptr;
+};
+
+class VerifyingReader {
+  public:
+    // Reads and checks the manifest and its signature. Errors are ErrorKind::rejected (trust:
+    // no keys, no signature, bad signature, unknown key, wrong `compatible`, invalid manifest)
+    // or the reader's own (ErrorKind::input for a damaged zip); either way no member data has
+    // been returned yet.
+    static Result<VerifyingReader> open(BundleReader reader, const TrustOptions& options);
+
+    VerifyingReader(VerifyingReader&&) noexcept;
+    VerifyingReader& operator=(VerifyingReader&&) noexcept;
+    ~VerifyingReader();
+
+    // The manifest, verified by signature unless allow_unsigned let an unverified one through;
+    // nullopt for a bundle without manifest accepted because of allow_unsigned.
+    const std::optional<Manifest>& manifest() const;
+    // The trusted key whose signature verified, if any.
+    const std::optional<TrustedKey>& signer() const;
+
+    // Like BundleReader::next(), after finishing (and verifying) the current member. A member not
+    // in the manifest, or whose zip header states a size other than the manifest's, is rejected
+    // before any of its data is read; at the end, a manifest member missing from the zip is
+    // rejected. When the zip header does not state the size (data descriptor), the manifest's is
+    // filled in: it is enforced the same way.
+    Result<std::optional<MemberHeader>> next();
+
+    // Like BundleReader::read(). The member's SHA-256 and size are checked before its last bytes
+    // are returned (ErrorKind::rejected on a mismatch); data beyond the manifest's size is
+    // rejected as soon as it arrives.
+    Result<size_t> read(std::span<uint8_t> out);
+    // Reads (and verifies) the rest of the current member.
+    Status skip();
+    // Streams the rest of the current member to `sink` in chunks of at most 256 KiB. As with
+    // BundleReader::copy_to(), what the sink received is valid only once this succeeded.
+    Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink);
+
+    uint64_t source_offset() const;
+    const ByteSource& source() const;
+
+  private:
+    struct State;
+    explicit VerifyingReader(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+};
+
+// Verifies a whole bundle without writing anything (`activate bundle verify`): open(), then every
+// member read and checked. Returns the manifest.
+Result<Manifest> verify_bundle(BundleReader reader, const TrustOptions& options);
+
+}  // namespace activate::bundle

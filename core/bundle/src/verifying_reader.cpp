@@ -1,0 +1,352 @@
+// Signature, manifest and per-member digest checks around a BundleReader; see
+// verifying_reader.hpp and docs/bundle-format.md.
+#include <activate/bundle/verifying_reader.hpp>
+#include <unordered_map>
+
+#include "zip_format.hpp"
+
+namespace activate::bundle {
+namespace {
+
+constexpr size_t kChunk = 256 << 10;
+
+// Reads a whole (small) member; `limit` guards against a giant one.
+Result<std::string> read_small_member(BundleReader& reader, const MemberHeader& header,
+                                      size_t limit, const std::string& what) {
+    if (header.size && *header.size > limit)
+        return Error(ErrorKind::rejected, what + " is " + std::to_string(*header.size) +
+                                              " bytes, more than the " + std::to_string(limit) +
+                                              " it may have");
+    std::string data;
+    std::vector<uint8_t> buf(64 << 10);
+    while (true) {
+        ACTIVATE_ASSIGN(size_t n, reader.read(buf));
+        if (n == 0) break;
+        if (data.size() + n > limit)
+            return Error(ErrorKind::rejected, what + " is more than the " + std::to_string(limit) +
+                                                  " bytes it may have");
+        data.append(reinterpret_cast<const char*>(buf.data()), n);
+    }
+    return data;
+}
+
+std::span<const uint8_t> bytes_of(const std::string& s) {
+    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+std::string key_list(const std::vector<TrustedKey>& keys) {
+    std::string out;
+    for (const TrustedKey& k : keys)
+        out += (out.empty() ? "" : ", ") + k.file + " (" + k.key.fingerprint() + ")";
+    return out;
+}
+
+}  // namespace
+
+struct VerifyingReader::State {
+    BundleReader reader;
+    std::string name;  // the source, for messages
+    std::optional<Manifest> manifest;
+    std::optional<TrustedKey> signer;
+    std::unordered_map<std::string, size_t> index;  // manifest member name -> position
+    std::vector<bool> seen;
+    // A member header read by open() while looking for the manifest, not yet handed out.
+    std::optional<MemberHeader> pending;
+    bool pending_end = false;  // open() already hit the end of the archive
+
+    // The member being read; `expected` is null for unchecked members (no manifest).
+    const ManifestMember* expected = nullptr;
+    bool in_member = false;
+    bool member_done = false;  // its data ended and was verified
+    uint64_t count = 0;
+    Sha256 hash;
+    bool failed = false;
+
+    explicit State(BundleReader r) : reader(std::move(r)), name(reader.source().name()) {}
+
+    std::string what() const {
+        return name + ": member \"" + (expected ? zip::printable(expected->name) : "?") + "\"";
+    }
+
+    // Called when the member's data is complete.
+    Status verify_member() {
+        member_done = true;
+        if (!expected) return {};
+        if (count != expected->size)
+            return Error(ErrorKind::rejected, what() + " is " + std::to_string(count) +
+                                                  " bytes, but the manifest says " +
+                                                  std::to_string(expected->size));
+        ACTIVATE_ASSIGN(Sha256Digest digest, hash.finish());
+        if (digest != expected->sha256)
+            return Error(ErrorKind::rejected,
+                         what() + " has SHA-256 " + to_hex(digest) + ", but the manifest says " +
+                             to_hex(expected->sha256) + ": the bundle was modified or damaged");
+        return {};
+    }
+
+    Result<size_t> read(std::span<uint8_t> out) {
+        if (failed) return Error(ErrorKind::internal, name + ": read after an earlier error");
+        if (!in_member) return Error(ErrorKind::internal, name + ": read() before next()");
+        if (member_done) {
+            ACTIVATE_ASSIGN(size_t n, reader.read(out));
+            if (n != 0)
+                return Error(ErrorKind::rejected,
+                             what() + " holds more than the " +
+                                 std::to_string(expected ? expected->size : 0) +
+                                 " bytes the manifest says");
+            return n;
+        }
+        if (expected && out.size() > expected->size - count) {
+            // Never ask for more than the manifest allows, except one byte to detect excess.
+            out = out.first(std::max<uint64_t>(expected->size - count, 1));
+        }
+        ACTIVATE_ASSIGN(size_t n, reader.read(out));
+        if (n == 0) {
+            ACTIVATE_TRY(verify_member());
+            return n;
+        }
+        count += n;
+        if (expected && count > expected->size)
+            return Error(ErrorKind::rejected, what() + " holds more than the " +
+                                                  std::to_string(expected->size) +
+                                                  " bytes the manifest says");
+        hash.update(out.first(n));
+        // The last bytes are handed out only once the digest matched.
+        if (expected && count == expected->size) ACTIVATE_TRY(verify_member());
+        return n;
+    }
+
+    Status finish_member() {
+        if (!in_member || member_done) return {};
+        std::vector<uint8_t> buf(kChunk);
+        while (true) {
+            ACTIVATE_ASSIGN(size_t n, read(buf));
+            if (n == 0) return {};
+        }
+    }
+
+    Result<std::optional<MemberHeader>> next() {
+        if (failed) return Error(ErrorKind::internal, name + ": next() after an earlier error");
+        ACTIVATE_TRY(finish_member());
+        std::optional<MemberHeader> header;
+        if (pending) {
+            header = std::move(pending);
+            pending.reset();
+        } else if (!pending_end) {
+            ACTIVATE_ASSIGN(header, reader.next());
+        }
+        in_member = false;
+        expected = nullptr;
+        if (!header) {
+            // The reader has verified the central directory; now the manifest's side.
+            if (manifest)
+                for (size_t i = 0; i < seen.size(); ++i)
+                    if (!seen[i])
+                        return Error(ErrorKind::rejected,
+                                     name + ": member \"" + manifest->members[i].name +
+                                         "\" is listed in the manifest but missing from the "
+                                         "bundle");
+            return header;
+        }
+        in_member = true;
+        member_done = false;
+        count = 0;
+        hash = Sha256();
+        if (!manifest) return header;
+        const std::string shown = name + ": member \"" + zip::printable(header->name) + "\"";
+        if (header->name == kManifestMember || header->name == kSignatureMember)
+            return Error(ErrorKind::rejected,
+                         shown + " appears again; it must come first and only once");
+        auto it = index.find(header->name);
+        if (it == index.end())
+            return Error(ErrorKind::rejected, shown +
+                                                  " is not listed in the manifest; a bundle "
+                                                  "holds exactly the members its manifest "
+                                                  "lists");
+        expected = &manifest->members[it->second];
+        seen[it->second] = true;
+        if (header->size && *header->size != expected->size)
+            return Error(ErrorKind::rejected, shown + " is " + std::to_string(*header->size) +
+                                                  " bytes in the zip, but the manifest says " +
+                                                  std::to_string(expected->size));
+        if (!header->size) header->size = expected->size;
+        return header;
+    }
+};
+
+VerifyingReader::VerifyingReader(std::unique_ptr<State> state) : state_(std::move(state)) {}
+VerifyingReader::VerifyingReader(VerifyingReader&&) noexcept = default;
+VerifyingReader& VerifyingReader::operator=(VerifyingReader&&) noexcept = default;
+VerifyingReader::~VerifyingReader() = default;
+
+Result<VerifyingReader> VerifyingReader::open(BundleReader reader, const TrustOptions& options) {
+    auto state = std::make_unique<State>(std::move(reader));
+    State& s = *state;
+    const std::string& name = s.name;
+    if (!options.allow_unsigned) {
+        if (options.keys.empty())
+            return Error(ErrorKind::rejected,
+                         "no trusted keys" +
+                             (options.keys_origin.empty() ? "" : " in " + options.keys_origin) +
+                             ", so no bundle can be accepted");
+    }
+
+    auto unsigned_bundle = [&](const std::string& why) -> Result<VerifyingReader> {
+        if (!options.allow_unsigned)
+            return Error(ErrorKind::rejected,
+                         name + " is not signed: " + why +
+                             " (a signed bundle starts with manifest.pb and manifest.sig, see "
+                             "docs/bundle-format.md)");
+        if (options.log)
+            options.log->warning(name + " is not signed (" + why +
+                                 "); installing it anyway because allow_unsigned is set");
+        return VerifyingReader(std::move(state));
+    };
+
+    ACTIVATE_ASSIGN(std::optional<MemberHeader> first, s.reader.next());
+    if (!first) {
+        s.pending_end = true;
+        return unsigned_bundle("it has no members");
+    }
+    if (first->name != kManifestMember) {
+        s.pending = std::move(first);
+        return unsigned_bundle("its first member is \"" + zip::printable(s.pending->name) +
+                               "\", not " + std::string(kManifestMember));
+    }
+    ACTIVATE_ASSIGN(std::string manifest_bytes,
+                    read_small_member(s.reader, *first, kManifestLimit,
+                                      name + ": " + std::string(kManifestMember)));
+    ACTIVATE_ASSIGN(std::optional<MemberHeader> second, s.reader.next());
+    std::optional<std::string> signature;
+    if (second && second->name == kSignatureMember) {
+        ACTIVATE_ASSIGN(signature, read_small_member(s.reader, *second, 4096,
+                                                     name + ": " + std::string(kSignatureMember)));
+        if (signature->size() != kSignatureBytes)
+            return Error(ErrorKind::rejected, name + ": " + std::string(kSignatureMember) + " is " +
+                                                  std::to_string(signature->size()) +
+                                                  " bytes; an Ed25519 signature is exactly 64");
+    } else if (second) {
+        s.pending = std::move(second);
+    } else {
+        s.pending_end = true;
+    }
+
+    // The signature is checked before the manifest is even decoded: nothing an untrusted party
+    // wrote is interpreted unless allow_unsigned says so (decoding for an error message aside).
+    if (signature) {
+        for (const TrustedKey& key : options.keys) {
+            if (verify_signature(key.key, bytes_of(manifest_bytes), bytes_of(*signature))) {
+                s.signer = key;
+                break;
+            }
+        }
+    }
+    auto decoded = parse_manifest(bytes_of(manifest_bytes));
+    if (!s.signer) {
+        std::string why;
+        if (!signature) {
+            why = name + " is not signed: " + std::string(kManifestMember) +
+                  " is not followed by " + std::string(kSignatureMember);
+        } else if (options.keys.empty()) {
+            why = name + ": no trusted keys" +
+                  (options.keys_origin.empty() ? "" : " in " + options.keys_origin) +
+                  " to check its signature with";
+        } else if (!decoded.ok()) {
+            why = name + ": bad signature, and the manifest is unreadable (" +
+                  decoded.error().message() + ")";
+        } else {
+            const PublicKey& claimed = decoded->signing_key;
+            const TrustedKey* known = nullptr;
+            for (const TrustedKey& k : options.keys)
+                if (k.key == claimed) known = &k;
+            if (known)
+                why = name + ": bad signature: " + std::string(kSignatureMember) +
+                      " does not match " + std::string(kManifestMember) + " for trusted key " +
+                      known->file + " (" + claimed.fingerprint() +
+                      "); the bundle was modified or damaged";
+            else
+                why = name + ": signed by unknown key " + claimed.hex() +
+                      ", which is not among the trusted keys in " +
+                      (options.keys_origin.empty() ? std::string("the trust store")
+                                                   : options.keys_origin) +
+                      " (" + key_list(options.keys) + ")";
+        }
+        if (!options.allow_unsigned) return Error(ErrorKind::rejected, why);
+        if (options.log)
+            options.log->warning(why +
+                                 "; accepted without a valid signature because "
+                                 "allow_unsigned is set");
+    }
+    if (!decoded.ok()) return std::move(decoded).error().with_context(name);
+    s.manifest = std::move(*decoded);
+    if (s.signer && !(s.manifest->signing_key == s.signer->key))
+        return Error(ErrorKind::rejected, name + ": the manifest names signing key " +
+                                              s.manifest->signing_key.fingerprint() +
+                                              " but was signed by " + s.signer->file + " (" +
+                                              s.signer->key.fingerprint() +
+                                              "); the bundle was made wrongly");
+    if (!options.compatible.empty() && s.manifest->compatible != options.compatible)
+        return Error(ErrorKind::rejected, name + " is for \"" + s.manifest->compatible +
+                                              "\", but this device is \"" + options.compatible +
+                                              "\" (setting `compatible`)");
+    if (s.signer && options.log)
+        options.log->info(name + ": signature by " + s.signer->file + " (" +
+                          s.signer->key.fingerprint() + ") verified; version " +
+                          s.manifest->version.text() + " for \"" + s.manifest->compatible + "\"");
+    for (size_t i = 0; i < s.manifest->members.size(); ++i)
+        s.index.emplace(s.manifest->members[i].name, i);
+    s.seen.assign(s.manifest->members.size(), false);
+    return VerifyingReader(std::move(state));
+}
+
+const std::optional<Manifest>& VerifyingReader::manifest() const { return state_->manifest; }
+const std::optional<TrustedKey>& VerifyingReader::signer() const { return state_->signer; }
+
+Result<std::optional<MemberHeader>> VerifyingReader::next() {
+    auto r = state_->next();
+    if (!r.ok()) state_->failed = true;
+    return r;
+}
+
+Result<size_t> VerifyingReader::read(std::span<uint8_t> out) {
+    auto r = state_->read(out);
+    if (!r.ok()) state_->failed = true;
+    return r;
+}
+
+Status VerifyingReader::skip() {
+    auto r = state_->finish_member();
+    if (!r.ok()) state_->failed = true;
+    return r;
+}
+
+Result<uint64_t> VerifyingReader::copy_to(
+    const std::function<Status(std::span<const uint8_t>)>& sink) {
+    std::vector<uint8_t> buf(kChunk);
+    uint64_t total = 0;
+    while (true) {
+        ACTIVATE_ASSIGN(size_t n, read(buf));
+        if (n == 0) return total;
+        if (auto st = sink(std::span<const uint8_t>(buf.data(), n)); !st.ok()) {
+            state_->failed = true;
+            return std::move(st).error();
+        }
+        total += n;
+    }
+}
+
+uint64_t VerifyingReader::source_offset() const { return state_->reader.source_offset(); }
+const ByteSource& VerifyingReader::source() const { return state_->reader.source(); }
+
+Result<Manifest> verify_bundle(BundleReader reader, const TrustOptions& options) {
+    ACTIVATE_ASSIGN(VerifyingReader v, VerifyingReader::open(std::move(reader), options));
+    while (true) {
+        ACTIVATE_ASSIGN(std::optional<MemberHeader> member, v.next());
+        if (!member) break;
+        ACTIVATE_TRY(v.skip());
+    }
+    if (!v.manifest()) return Error(ErrorKind::rejected, v.source().name() + " has no manifest");
+    return *v.manifest();
+}
+
+}  // namespace activate::bundle

@@ -1,0 +1,486 @@
+// VerifyingReader and signed bundle creation: round trips, and each way a bundle can fail to be
+// trusted — no keys, no signature, a bad signature, an unknown key, the wrong `compatible`, a
+// member that is extra, missing, resized or modified — with allow_unsigned as the only escape.
+#include <gtest/gtest.h>
+
+#include <activate/bundle/signed_writer.hpp>
+#include <activate/bundle/verifying_reader.hpp>
+
+#include "test_util.hpp"
+
+namespace activate::bundle::test {
+namespace {
+
+using Members = std::vector<std::pair<std::string, std::string>>;
+
+SecretKey make_key() {
+    auto k = generate_secret_key();
+    EXPECT_TRUE(k.ok());
+    return *k;
+}
+
+// A bundle assembled part by part, so that any part can be tampered with while the zip itself
+// (CRC-32s, sizes, central directory) stays consistent.
+struct Parts {
+    std::string manifest;
+    std::optional<std::string> signature;
+    Members members;
+    bool manifest_first = true;
+
+    std::string zip() const {
+        std::string out;
+        BundleWriter w(string_sink(&out));
+        auto add = [&](const std::string& name, const std::string& data) {
+            auto st = w.add_member(name, as_bytes(data));
+            EXPECT_TRUE(st.ok()) << st.error().message();
+        };
+        if (manifest_first) add(std::string(kManifestMember), manifest);
+        if (signature) add(std::string(kSignatureMember), *signature);
+        if (!manifest_first) add(std::string(kManifestMember), manifest);
+        for (const auto& [name, data] : members) add(name, data);
+        EXPECT_TRUE(w.finish().ok());
+        return out;
+    }
+};
+
+Manifest manifest_for(const Members& members, const SecretKey& key,
+                      const std::string& compatible = "board-1",
+                      const std::string& version = "1.2.3") {
+    Manifest m;
+    m.compatible = compatible;
+    m.version = *BundleVersion::parse(version);
+    m.signing_key = key.public_key();
+    for (const auto& [name, data] : members) {
+        Sha256 h;
+        h.update(as_bytes(data));
+        m.members.push_back({name, data.size(), *h.finish()});
+    }
+    return m;
+}
+
+Parts signed_parts(const Members& members, const SecretKey& key, const Manifest& manifest) {
+    Parts p;
+    p.manifest = *encode_manifest(manifest);
+    auto sig = key.sign(as_bytes(p.manifest));
+    EXPECT_TRUE(sig.ok());
+    p.signature = std::string(sig->begin(), sig->end());
+    p.members = members;
+    return p;
+}
+
+Parts signed_parts(const Members& members, const SecretKey& key) {
+    return signed_parts(members, key, manifest_for(members, key));
+}
+
+const Members kMembers = {{"verity_rootfs.img", random_bytes(300000, 7)},
+                          {"kernel_efi.efi", random_bytes(5000, 8)},
+                          {"empty", ""}};
+
+class Verify : public ::testing::Test {
+  protected:
+    TrustOptions trust() const {
+        TrustOptions t;
+        t.keys = {{"/keys/release.pub", key_.public_key()}};
+        t.keys_origin = "/keys";
+        t.compatible = "board-1";
+        return t;
+    }
+
+    // Opens and reads everything; the members' data on success.
+    Result<Members> read_all_verified(const std::string& zip, const TrustOptions& t) {
+        ACTIVATE_ASSIGN(auto reader, BundleReader::open(memory_source(as_bytes(zip), "b.zip")));
+        ACTIVATE_ASSIGN(auto v, VerifyingReader::open(std::move(reader), t));
+        Members out;
+        while (true) {
+            ACTIVATE_ASSIGN(auto h, v.next());
+            if (!h) break;
+            std::string data;
+            std::vector<uint8_t> buf(4093);
+            while (true) {
+                ACTIVATE_ASSIGN(size_t n, v.read(buf));
+                if (n == 0) break;
+                data.append(reinterpret_cast<const char*>(buf.data()), n);
+            }
+            out.emplace_back(h->name, std::move(data));
+        }
+        return out;
+    }
+
+    // Expects a refusal (ErrorKind::rejected unless `kind` says otherwise) containing `words`.
+    void expect_refused(const std::string& zip, const std::string& words,
+                        ErrorKind kind = ErrorKind::rejected) {
+        expect_refused_with(zip, trust(), words, kind);
+    }
+    void expect_refused_with(const std::string& zip, const TrustOptions& t,
+                             const std::string& words, ErrorKind kind = ErrorKind::rejected) {
+        auto r = read_all_verified(zip, t);
+        ASSERT_FALSE(r.ok()) << words;
+        EXPECT_EQ(r.error().kind(), kind) << r.error().message();
+        EXPECT_NE(r.error().message().find(words), std::string::npos) << r.error().message();
+    }
+
+    SecretKey key_ = make_key();
+};
+
+TEST_F(Verify, SignedBundleRoundTrip) {
+    const std::string zip = signed_parts(kMembers, key_).zip();
+    auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+    ASSERT_TRUE(reader.ok());
+    auto v = VerifyingReader::open(std::move(*reader), trust());
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    ASSERT_TRUE(v->manifest());
+    ASSERT_TRUE(v->signer());
+    EXPECT_EQ(v->signer()->file, "/keys/release.pub");
+    EXPECT_EQ(v->manifest()->version.text(), "1.2.3");
+    EXPECT_EQ(v->manifest()->compatible, "board-1");
+
+    auto all = read_all_verified(zip, trust());
+    ASSERT_TRUE(all.ok()) << all.error().message();
+    EXPECT_EQ(*all, kMembers);
+}
+
+TEST_F(Verify, SkipAndCopyToVerifyToo) {
+    const std::string zip = signed_parts(kMembers, key_).zip();
+    auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+    auto v = VerifyingReader::open(std::move(*reader), trust());
+    ASSERT_TRUE(v.ok());
+    auto h = v->next();
+    ASSERT_TRUE(h.ok() && *h);
+    std::string copied;
+    auto n = v->copy_to([&](std::span<const uint8_t> c) -> Status {
+        copied.append(reinterpret_cast<const char*>(c.data()), c.size());
+        return {};
+    });
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    EXPECT_EQ(copied, kMembers[0].second);
+    ASSERT_TRUE(v->next().ok());
+    ASSERT_TRUE(v->skip().ok());
+    ASSERT_TRUE(v->next().ok());  // "empty", left unread: next() finishes it
+    auto end = v->next();
+    ASSERT_TRUE(end.ok()) << end.error().message();
+    EXPECT_FALSE(*end);
+}
+
+TEST_F(Verify, NoTrustedKeys) {
+    TrustOptions t = trust();
+    t.keys.clear();
+    expect_refused_with(signed_parts(kMembers, key_).zip(), t, "no trusted keys in /keys");
+}
+
+TEST_F(Verify, UnsignedBundles) {
+    // No manifest at all.
+    Parts plain;
+    plain.members = kMembers;
+    std::string zip;
+    {
+        BundleWriter w(string_sink(&zip));
+        for (const auto& [name, data] : kMembers)
+            ASSERT_TRUE(w.add_member(name, as_bytes(data)).ok());
+        ASSERT_TRUE(w.finish().ok());
+    }
+    expect_refused(zip, "b.zip is not signed: its first member is \"verity_rootfs.img\"");
+    // A manifest without its signature.
+    Parts p = signed_parts(kMembers, key_);
+    p.signature.reset();
+    expect_refused(p.zip(), "manifest.pb is not followed by manifest.sig");
+    // The signature first.
+    p = signed_parts(kMembers, key_);
+    p.manifest_first = false;
+    expect_refused(p.zip(), "its first member is \"manifest.sig\"");
+    // An empty zip.
+    std::string empty;
+    {
+        BundleWriter w(string_sink(&empty));
+        ASSERT_TRUE(w.finish().ok());
+    }
+    expect_refused(empty, "has no members");
+}
+
+TEST_F(Verify, SignatureOfTheWrongLength) {
+    Parts p = signed_parts(kMembers, key_);
+    p.signature->pop_back();
+    expect_refused(p.zip(), "manifest.sig is 63 bytes");
+}
+
+TEST_F(Verify, EveryFlippedBitOfTheSignatureIsRefused) {
+    const Parts good = signed_parts(kMembers, key_);
+    for (size_t bit = 0; bit < 64 * 8; ++bit) {
+        Parts p = good;
+        (*p.signature)[bit / 8] ^= char(1 << (bit % 8));
+        SCOPED_TRACE(bit);
+        expect_refused(p.zip(),
+                       "bad signature: manifest.sig does not match manifest.pb for "
+                       "trusted key /keys/release.pub");
+    }
+}
+
+TEST_F(Verify, EveryFlippedBitOfTheManifestIsRefused) {
+    const Parts good = signed_parts(kMembers, key_);
+    for (size_t bit = 0; bit < good.manifest.size() * 8; ++bit) {
+        Parts p = good;
+        p.manifest[bit / 8] ^= char(1 << (bit % 8));
+        SCOPED_TRACE(bit);
+        auto r = read_all_verified(p.zip(), trust());
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error().kind(), ErrorKind::rejected);
+        // Depending on the bit: a bad signature, a manifest naming another key, or garbage.
+        const std::string& m = r.error().message();
+        EXPECT_TRUE(m.find("bad signature") != std::string::npos ||
+                    m.find("unknown key") != std::string::npos)
+            << m;
+    }
+}
+
+TEST_F(Verify, UnknownKey) {
+    const SecretKey stranger = make_key();
+    expect_refused(signed_parts(kMembers, stranger).zip(),
+                   "signed by unknown key " + stranger.public_key().hex() +
+                       ", which is not among the trusted keys in /keys (/keys/release.pub (" +
+                       key_.public_key().fingerprint() + "))");
+    // Signed by a stranger claiming to be the trusted key: still a bad signature.
+    Manifest lie = manifest_for(kMembers, stranger);
+    lie.signing_key = key_.public_key();
+    expect_refused(signed_parts(kMembers, stranger, lie).zip(), "bad signature");
+}
+
+TEST_F(Verify, SecondTrustedKeyIsUsed) {
+    const SecretKey other = make_key();
+    TrustOptions t = trust();
+    t.keys.push_back({"/keys/other.pub", other.public_key()});
+    auto r = BundleReader::open(memory_source(as_bytes(signed_parts(kMembers, other).zip()), "b"));
+    auto v = VerifyingReader::open(std::move(*r), t);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    EXPECT_EQ(v->signer()->file, "/keys/other.pub");
+}
+
+TEST_F(Verify, CompatibleMismatch) {
+    const std::string zip =
+        signed_parts(kMembers, key_, manifest_for(kMembers, key_, "board-2")).zip();
+    expect_refused(zip,
+                   "b.zip is for \"board-2\", but this device is \"board-1\" (setting "
+                   "`compatible`)");
+}
+
+TEST_F(Verify, ExtraMember) {
+    Parts p = signed_parts(kMembers, key_);
+    p.members.insert(p.members.begin() + 1, {"evil.sh", "#!/bin/sh\n"});
+    expect_refused(p.zip(), "member \"evil.sh\" is not listed in the manifest");
+    // At the end, too (a second manifest.pb cannot follow: zip names are unique).
+    p = signed_parts(kMembers, key_);
+    p.members.push_back({"zz", ""});
+    expect_refused(p.zip(), "member \"zz\" is not listed in the manifest");
+}
+
+TEST_F(Verify, MissingMember) {
+    Parts p = signed_parts(kMembers, key_);
+    p.members.erase(p.members.begin() + 1);
+    expect_refused(p.zip(), "member \"kernel_efi.efi\" is listed in the manifest but missing");
+}
+
+TEST_F(Verify, ResizedMember) {
+    for (int delta : {-1, +1}) {
+        Parts p = signed_parts(kMembers, key_);
+        if (delta < 0)
+            p.members[0].second.pop_back();
+        else
+            p.members[0].second.push_back('x');
+        expect_refused(p.zip(), "is " + std::to_string(kMembers[0].second.size() + delta) +
+                                    " bytes in the zip, but the manifest says " +
+                                    std::to_string(kMembers[0].second.size()));
+    }
+}
+
+TEST_F(Verify, EveryMemberWithAFlippedBitIsRefusedBeforeItsLastBytes) {
+    for (size_t i = 0; i < kMembers.size(); ++i) {
+        if (kMembers[i].second.empty()) continue;
+        for (size_t at :
+             {size_t(0), kMembers[i].second.size() / 2, kMembers[i].second.size() - 1}) {
+            Parts p = signed_parts(kMembers, key_);
+            p.members[i].second[at] ^= 0x10;
+            SCOPED_TRACE(kMembers[i].first + " byte " + std::to_string(at));
+            const std::string zip = p.zip();
+            auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+            auto v = VerifyingReader::open(std::move(*reader), trust());
+            ASSERT_TRUE(v.ok()) << v.error().message();
+            for (size_t j = 0; j < i; ++j) {
+                ASSERT_TRUE(v->next().ok());
+                ASSERT_TRUE(v->skip().ok());
+            }
+            ASSERT_TRUE(v->next().ok());
+            // Everything delivered before the error must be a strict prefix: the last bytes are
+            // held back until the digest matched.
+            std::string got;
+            std::vector<uint8_t> buf(1000);
+            Result<size_t> n = size_t(0);
+            while ((n = v->read(buf)).ok() && *n > 0)
+                got.append(reinterpret_cast<const char*>(buf.data()), *n);
+            ASSERT_FALSE(n.ok());
+            EXPECT_EQ(n.error().kind(), ErrorKind::rejected);
+            EXPECT_NE(n.error().message().find("has SHA-256"), std::string::npos)
+                << n.error().message();
+            EXPECT_NE(n.error().message().find(kMembers[i].first), std::string::npos);
+            EXPECT_LT(got.size(), kMembers[i].second.size());
+            // And the reader stays failed.
+            EXPECT_FALSE(v->next().ok());
+        }
+    }
+}
+
+TEST_F(Verify, RawBitFlipsInTheZipAreCaughtByTheReader) {
+    // Without recomputing the zip's CRC-32 the zip reader refuses first (ErrorKind::input).
+    const Parts p = signed_parts(kMembers, key_);
+    const std::string zip = p.zip();
+    for (const std::string& needle : {p.manifest, *p.signature, kMembers[0].second.substr(0, 64),
+                                      kMembers[1].second.substr(100, 64)}) {
+        const size_t at = zip.find(needle);
+        ASSERT_NE(at, std::string::npos);
+        std::string bad = zip;
+        bad[at + needle.size() / 2] ^= 0x01;
+        auto r = read_all_verified(bad, trust());
+        ASSERT_FALSE(r.ok());
+        EXPECT_TRUE(r.error().kind() == ErrorKind::input || r.error().kind() == ErrorKind::rejected)
+            << r.error().message();
+    }
+}
+
+TEST_F(Verify, AllowUnsignedAcceptsAndWarns) {
+    TrustOptions t = trust();
+    t.allow_unsigned = true;
+    t.keys.clear();
+    t.compatible.clear();
+    Logger logger(LogLevel::warning);
+    Log log(&logger, "test");
+    t.log = &log;
+    std::string zip;
+    {
+        BundleWriter w(string_sink(&zip));
+        for (const auto& [name, data] : kMembers)
+            ASSERT_TRUE(w.add_member(name, as_bytes(data)).ok());
+        ASSERT_TRUE(w.finish().ok());
+    }
+    ::testing::internal::CaptureStderr();
+    auto all = read_all_verified(zip, t);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(all.ok()) << all.error().message();
+    EXPECT_EQ(*all, kMembers);
+    EXPECT_NE(err.find("warning: b.zip is not signed"), std::string::npos) << err;
+    EXPECT_NE(err.find("allow_unsigned"), std::string::npos) << err;
+
+    // A signed bundle whose signature does not verify: a warning, not a refusal...
+    Parts p = signed_parts(kMembers, make_key());
+    ::testing::internal::CaptureStderr();
+    all = read_all_verified(p.zip(), t);
+    const std::string err2 = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(all.ok()) << all.error().message();
+    EXPECT_NE(err2.find("accepted without a valid signature because allow_unsigned is set"),
+              std::string::npos)
+        << err2;
+    // ...but its manifest still binds the members.
+    p.members[1].second[0] ^= 1;
+    ::testing::internal::CaptureStderr();
+    auto tampered = read_all_verified(p.zip(), t);
+    ::testing::internal::GetCapturedStderr();
+    ASSERT_FALSE(tampered.ok());
+    EXPECT_EQ(tampered.error().kind(), ErrorKind::rejected);
+    // And a configured compatible string is still enforced.
+    t.compatible = "board-9";
+    ::testing::internal::CaptureStderr();
+    auto wrong = read_all_verified(signed_parts(kMembers, key_).zip(), t);
+    ::testing::internal::GetCapturedStderr();
+    ASSERT_FALSE(wrong.ok());
+    EXPECT_NE(wrong.error().message().find("this device is \"board-9\""), std::string::npos);
+}
+
+TEST(SignedWriter, FilesRoundTripThroughVerifyBundle) {
+    TempDir dir;
+    const std::string image = random_bytes(3 << 20, 11);
+    write_whole(dir / "rootfs.img", image);
+    write_whole(dir / "uki.efi", "UKI");
+    const SecretKey key = make_key();
+    std::string out;
+    auto manifest =
+        write_signed_bundle(string_sink(&out), key, "board-1", *BundleVersion::parse("2.0"),
+                            {{"verity_rootfs.img", (dir / "rootfs.img").string()},
+                             {"kernel_efi.efi", (dir / "uki.efi").string()}});
+    ASSERT_TRUE(manifest.ok()) << manifest.error().message();
+    EXPECT_EQ(manifest->members.size(), 2u);
+    EXPECT_EQ(manifest->members[0].size, image.size());
+
+    // The zip layout: manifest, signature, then the files in the order given.
+    auto raw = read_all(out);
+    ASSERT_TRUE(raw.ok()) << raw.error().message();
+    ASSERT_EQ(raw->size(), 4u);
+    EXPECT_EQ((*raw)[0].header.name, "manifest.pb");
+    EXPECT_EQ((*raw)[1].header.name, "manifest.sig");
+    EXPECT_EQ((*raw)[1].data.size(), 64u);
+    EXPECT_EQ((*raw)[2].header.name, "verity_rootfs.img");
+    EXPECT_EQ((*raw)[2].data, image);
+    EXPECT_EQ((*raw)[3].data, "UKI");
+
+    TrustOptions t;
+    t.keys = {{"k.pub", key.public_key()}};
+    t.compatible = "board-1";
+    auto reader = BundleReader::open(memory_source(as_bytes(out), "b.zip"));
+    auto verified = verify_bundle(std::move(*reader), t);
+    ASSERT_TRUE(verified.ok()) << verified.error().message();
+    EXPECT_EQ(verified->version.text(), "2.0");
+    EXPECT_EQ(verified->members[1].sha256, manifest->members[1].sha256);
+}
+
+TEST(SignedWriter, Refusals) {
+    TempDir dir;
+    write_whole(dir / "f", "x");
+    const SecretKey key = make_key();
+    const BundleVersion v = *BundleVersion::parse("1");
+    auto write = [&](const std::vector<BundleInput>& files) {
+        std::string out;
+        return write_signed_bundle(string_sink(&out), key, "c", v, files);
+    };
+    const std::string f = (dir / "f").string();
+    for (const auto& [files, words] : std::vector<std::pair<std::vector<BundleInput>, std::string>>{
+             {{}, "at least one file"},
+             {{{"manifest.pb", f}}, "reserved"},
+             {{{"a", f}, {"a", f}}, "given twice"},
+             {{{"../a", f}}, "\"..\""},
+             {{{"a", (dir / "missing").string()}}, "missing"},
+             {{{"a", dir.path().string()}}, "not a regular file"}}) {
+        auto r = write(files);
+        ASSERT_FALSE(r.ok()) << words;
+        EXPECT_NE(r.error().message().find(words), std::string::npos) << r.error().message();
+    }
+}
+
+TEST(SignedWriter, DeflatedMembersWithDataDescriptorsGetTheManifestSize) {
+    if (!have_program("zip")) GTEST_SKIP() << "zip not installed";
+    // Info-ZIP writing to a pipe deflates and puts sizes after the data; the manifest supplies
+    // them up front.
+    TempDir dir;
+    const SecretKey key = make_key();
+    const Members members = {{"data", std::string(200000, 'z') + random_bytes(1000, 3)}};
+    const Parts p = signed_parts(members, key);
+    write_whole(dir / "manifest.pb", p.manifest);
+    write_whole(dir / "manifest.sig", *p.signature);
+    write_whole(dir / "data", members[0].second);
+    ASSERT_EQ(std::system(("cd " + dir.path().string() +
+                           " && zip -q -X - manifest.pb manifest.sig data > b.zip")
+                              .c_str()),
+              0);
+    const std::string zip = read_whole(dir / "b.zip");
+    TrustOptions t;
+    t.keys = {{"k.pub", key.public_key()}};
+    t.compatible = "board-1";
+    auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+    auto v = VerifyingReader::open(std::move(*reader), t);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    auto h = v->next();
+    ASSERT_TRUE(h.ok() && *h) << (h.ok() ? "end" : h.error().message());
+    EXPECT_EQ((*h)->method, kMethodDeflated);
+    ASSERT_TRUE((*h)->size.has_value());
+    EXPECT_EQ(*(*h)->size, members[0].second.size());
+    ASSERT_TRUE(v->skip().ok());
+    auto end = v->next();
+    ASSERT_TRUE(end.ok()) << end.error().message();
+}
+
+}  // namespace
+}  // namespace activate::bundle::test
