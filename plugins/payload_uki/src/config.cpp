@@ -57,16 +57,24 @@ Result<UkiSourceConfig> read_config(const Settings& s) {
 
     ACTIVATE_ASSIGN(c.running_slot_pattern,
                     s.string_or("running_slot_pattern", c.running_slot_pattern));
-    try {
-        auto re = std::make_shared<std::regex>(c.running_slot_pattern, std::regex::ECMAScript);
-        if (re->mark_count() < 1)
+    {
+        auto* re = new regex_t;
+        if (int rc = ::regcomp(re, c.running_slot_pattern.c_str(), REG_EXTENDED); rc != 0) {
+            char why[256];
+            ::regerror(rc, re, why, sizeof why);
+            delete re;
+            return s.error_at(
+                "running_slot_pattern",
+                "not a valid POSIX extended regular expression (" + std::string(why) + ")");
+        }
+        c.running_slot_regex = std::shared_ptr<const regex_t>(re, [](const regex_t* r) {
+            ::regfree(const_cast<regex_t*>(r));
+            delete r;
+        });
+        if (re->re_nsub < 1)
             return s.error_at("running_slot_pattern",
                               "the pattern needs a capture group for the slot letter, e.g. "
                               "\"PARTLABEL=METROPOLIS-SYSTEM-(A|B)\"");
-        c.running_slot_regex = std::move(re);
-    } catch (const std::regex_error& e) {
-        return s.error_at("running_slot_pattern", "not a valid ECMAScript regular expression (" +
-                                                      std::string(e.what()) + ")");
     }
 
     ACTIVATE_ASSIGN(c.uki_path, s.string_or("uki_path", c.uki_path));

@@ -1,10 +1,11 @@
 // Slot discovery from the GPT and /proc/cmdline.
 #include <fcntl.h>
+#include <regex.h>
 
+#include <algorithm>
 #include <payload_uki/random_reader.hpp>
 #include <payload_uki/slot_layout.hpp>
 #include <payload_uki/uki.hpp>
-#include <regex>
 
 namespace activate::payload_uki {
 namespace {
@@ -84,25 +85,28 @@ Result<char> running_slot_letter(std::string_view cmdline, const UkiSourceConfig
     const std::string where = "/proc/cmdline";
     const std::string pattern = "running_slot_pattern \"" + config.running_slot_pattern + "\"";
     char letter = 0;
-    try {
-        const std::string text(cmdline);
-        for (std::sregex_iterator it(text.begin(), text.end(), *config.running_slot_regex), end;
-             it != end; ++it) {
-            const auto& group = (*it)[1];
-            std::string v = group.matched ? group.str() : "";
-            if (v != "A" && v != "B" && v != "a" && v != "b")
-                return Error(ErrorKind::input, where + ": " + pattern + " matched \"" + it->str() +
-                                                   "\" but its first group captured \"" + v +
-                                                   "\", not a slot letter A or B");
-            char l = static_cast<char>(v[0] & ~0x20);
-            if (letter != 0 && letter != l)
-                return Error(ErrorKind::input, where + " names both slot A and slot B (" + pattern +
-                                                   "); cannot tell which one is running");
-            letter = l;
-        }
-    } catch (const std::regex_error& e) {
-        return Error(ErrorKind::internal,
-                     "matching " + pattern + " against " + where + ": " + e.what());
+    const std::string text(cmdline.substr(0, cmdline.find('\0')));
+    regmatch_t m[2];
+    for (size_t at = 0; at <= text.size();) {
+        const int flags = at == 0 ? 0 : REG_NOTBOL;
+        if (::regexec(config.running_slot_regex.get(), text.c_str() + at, 2, m, flags) != 0) break;
+        const std::string whole = text.substr(at + static_cast<size_t>(m[0].rm_so),
+                                              static_cast<size_t>(m[0].rm_eo - m[0].rm_so));
+        const std::string v = m[1].rm_so < 0
+                                  ? ""
+                                  : text.substr(at + static_cast<size_t>(m[1].rm_so),
+                                                static_cast<size_t>(m[1].rm_eo - m[1].rm_so));
+        if (v != "A" && v != "B" && v != "a" && v != "b")
+            return Error(ErrorKind::input, where + ": " + pattern + " matched \"" + whole +
+                                               "\" but its first group captured \"" + v +
+                                               "\", not a slot letter A or B");
+        const char l = static_cast<char>(v[0] & ~0x20);
+        if (letter != 0 && letter != l)
+            return Error(ErrorKind::input, where + " names both slot A and slot B (" + pattern +
+                                               "); cannot tell which one is running");
+        letter = l;
+        // Continue after this match (at least one character on, for empty matches).
+        at += static_cast<size_t>(std::max<regoff_t>(m[0].rm_eo, 1));
     }
     if (letter == 0)
         return Error(ErrorKind::input, "the running slot is unknown: " + pattern +

@@ -37,7 +37,10 @@ TEST(UkiConfig, Defaults) {
     EXPECT_EQ(c->cmdline_replacement, "METROPOLIS-SYSTEM-{slot}");
     EXPECT_EQ(c->bundle, "");
     ASSERT_NE(c->running_slot_regex, nullptr);
-    EXPECT_TRUE(std::regex_search("root=PARTLABEL=METROPOLIS-SYSTEM-B", *c->running_slot_regex));
+    regmatch_t m[2];
+    ASSERT_EQ(::regexec(c->running_slot_regex.get(), "root=PARTLABEL=METROPOLIS-SYSTEM-B", 2, m, 0),
+              0);
+    EXPECT_EQ(m[1].rm_so, 33);
 }
 
 TEST(UkiConfig, AllSettings) {

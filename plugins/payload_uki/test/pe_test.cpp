@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 #include <payload_uki/pe.hpp>
-#include <regex>
 #include <sstream>
 
 #include "../src/little_endian.hpp"
@@ -31,14 +31,15 @@ Result<PeImage> parse_path(const fs::path& path) {
 std::map<std::string, std::pair<uint64_t, uint64_t>> objdump_sections(const fs::path& file) {
     std::string out;
     EXPECT_TRUE(run("objdump -h " + quote(file.string()), &out));
-    static const std::regex row(
-        R"(^\s*\d+\s+(\S+)\s+([0-9a-f]+)\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+))");
     std::map<std::string, std::pair<uint64_t, uint64_t>> m;
     std::istringstream in(out);
+    // Rows: "Idx Name Size VMA LMA File-off Algn".
     for (std::string l; std::getline(in, l);) {
-        std::smatch s;
-        if (std::regex_search(l, s, row))
-            m[s[1]] = {std::stoull(s[2], nullptr, 16), std::stoull(s[3], nullptr, 16)};
+        std::istringstream row(l);
+        std::string idx, name, size, vma, lma, off;
+        if (!(row >> idx >> name >> size >> vma >> lma >> off)) continue;
+        if (idx.find_first_not_of("0123456789") != std::string::npos) continue;
+        m[name] = {std::stoull(size, nullptr, 16), std::stoull(off, nullptr, 16)};
     }
     return m;
 }

@@ -4,11 +4,11 @@
 #include <sys/wait.h>
 #include <zlib.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <random>
-#include <regex>
 #include <sstream>
 
 namespace activate::payload_uki::testing {
@@ -97,19 +97,39 @@ uint32_t checksum(const fs::path& path, uint64_t offset, uint64_t length) {
     return static_cast<uint32_t>(crc);
 }
 
+// Value of `key=` in an sfdisk dump line, up to the next ", " (names are quoted).
+std::string dump_field(const std::string& line, const std::string& key) {
+    size_t at = line.find(key + "=");
+    if (at == std::string::npos) return "";
+    at += key.size() + 1;
+    while (at < line.size() && line[at] == ' ') ++at;
+    if (at < line.size() && line[at] == '"') {
+        size_t close = line.find('"', at + 1);
+        return line.substr(at + 1, close == std::string::npos ? std::string::npos : close - at - 1);
+    }
+    size_t stop = line.find(',', at);
+    return line.substr(at, stop == std::string::npos ? std::string::npos : stop - at);
+}
+
 std::vector<DumpedPartition> sfdisk_dump(const fs::path& image) {
     std::string out;
     if (!run("sfdisk --dump " + quote(image.string()), &out)) return {};
     // "<image>3 : start=       67584, size=       32768, type=..., uuid=..., name="..."".
-    static const std::regex line(
-        R"re(^\S*?(\d+) : start=\s*(\d+), size=\s*(\d+), type=([0-9A-Fa-f-]+), uuid=([0-9A-Fa-f-]+)(?:, name="([^"]*)")?)re");
     std::vector<DumpedPartition> parts;
     std::istringstream in(out);
     for (std::string l; std::getline(in, l);) {
-        std::smatch m;
-        if (!std::regex_search(l, m, line)) continue;
-        parts.push_back({static_cast<uint32_t>(std::stoul(m[1])), std::stoull(m[2]),
-                         std::stoull(m[3]), m[4], m[5], m[6]});
+        size_t colon = l.find(" : start=");
+        if (colon == std::string::npos) continue;
+        size_t digits = colon;
+        while (digits > 0 && std::isdigit(static_cast<unsigned char>(l[digits - 1]))) --digits;
+        DumpedPartition p;
+        p.number = static_cast<uint32_t>(std::stoul(l.substr(digits, colon - digits)));
+        p.start = std::stoull(dump_field(l, "start"));
+        p.size = std::stoull(dump_field(l, "size"));
+        p.type = dump_field(l, "type");
+        p.uuid = dump_field(l, "uuid");
+        p.name = dump_field(l, "name");
+        parts.push_back(p);
     }
     return parts;
 }

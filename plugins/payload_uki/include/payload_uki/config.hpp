@@ -2,10 +2,11 @@
 // anything runs (a bad regex or path is a policy error pointing at its line).
 #pragma once
 
+#include <regex.h>
+
 #include <activate/result.hpp>
 #include <activate/settings.hpp>
 #include <memory>
-#include <regex>
 #include <string>
 
 namespace activate::payload_uki {
@@ -19,9 +20,11 @@ struct UkiSourceConfig {
     // GPT partition names of the slots' system partitions.
     std::string label_a = "METROPOLIS-SYSTEM-A";
     std::string label_b = "METROPOLIS-SYSTEM-B";
-    // Finds the running slot in /proc/cmdline; capture group 1 is the letter (A or B).
+    // Finds the running slot in /proc/cmdline; capture group 1 is the letter (A or B). A POSIX
+    // extended regular expression: glibc's matcher does not recurse per input character the
+    // way std::regex does, so no command line can exhaust the stack.
     std::string running_slot_pattern = "PARTLABEL=METROPOLIS-SYSTEM-(A|B)";
-    std::shared_ptr<const std::regex> running_slot_regex;
+    std::shared_ptr<const regex_t> running_slot_regex;
     // The slot's UKI on the ESP, relative; "{slot}" is the lower-case slot letter.
     std::string uki_path = "EFI/metropolis/boot-{slot}.efi";
     // Member names in the bundle zip.
