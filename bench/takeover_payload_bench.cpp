@@ -101,6 +101,20 @@ std::optional<double> stage(const std::string& root, const embedded::EmbeddedBlo
     return t1 - t0;
 }
 
+// Breakdown: the AgentInit append alone (zstd frame with the newc archive) into an empty memfd.
+std::optional<double> append_only(const std::string& agent_init) {
+    UniqueFd fd(::memfd_create("bench-append", MFD_CLOEXEC));
+    if (!fd) return std::nullopt;
+    const double t0 = now_seconds();
+    auto appended = embedded::append_agent_init(fd.get(), agent_init);
+    const double t1 = now_seconds();
+    if (!appended.ok()) {
+        std::fprintf(stderr, "append_agent_init: %s\n", appended.error().message().c_str());
+        return std::nullopt;
+    }
+    return t1 - t0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,8 +153,8 @@ int main(int argc, char** argv) {
     // An idle child: what a forked child's RSS is before doing anything (includes the blobs).
     auto idle = run_in_child([] { return std::optional<double>(0.0); });
 
-    std::vector<double> base_t, cand_t;
-    std::vector<uint64_t> base_rss, cand_rss;
+    std::vector<double> base_t, cand_t, append_t;
+    std::vector<uint64_t> base_rss, cand_rss, append_rss;
     bool failed = !idle;
     for (int i = 0; i < opt.iterations && !failed; ++i) {
         // Alternate the order so neither side always runs on a warmer system.
@@ -155,6 +169,13 @@ int main(int argc, char** argv) {
             (baseline ? base_t : cand_t).push_back(s->seconds);
             (baseline ? base_rss : cand_rss).push_back(s->peak_rss_bytes);
         }
+        auto a = failed ? std::nullopt : run_in_child([&] { return append_only(agent_init); });
+        if (!a) {
+            failed = true;
+            break;
+        }
+        append_t.push_back(a->seconds);
+        append_rss.push_back(a->peak_rss_bytes);
     }
     remove_tree(root);
     if (failed) {
@@ -176,6 +197,8 @@ int main(int argc, char** argv) {
     std::printf(
         "  candidate (EmbeddedPayloadSource::prepare): %8.2f ms  %7.0f MiB/s  peak RSS %s\n",
         ct * 1e3, payload / kMiB / ct, mib(rss).c_str());
+    std::printf("  of which the AgentInit append alone (own child):  %8.2f ms  peak RSS %s\n",
+                median(append_t) * 1e3, mib(max_of(append_rss)).c_str());
     std::printf("  idle forked child RSS: %s (the process plus the %s of resident blobs)\n",
                 mib(idle->peak_rss_bytes).c_str(), mib(payload).c_str());
     std::printf(
