@@ -186,6 +186,10 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
               << "  " << d.program << " serve --policy FILE [--policy FILE ...] --socket PATH\n"
               << "  " << d.program << " request --socket PATH --bundle URL --mode "
                  "none|reboot|kexec\n"
+              << (d.bundle_command ? "  " + d.program +
+                                         " bundle keygen|create|verify|info ... (see '" +
+                                         d.program + " bundle --help')\n"
+                                   : std::string())
               << "  " << d.program << " --help | --version\n\n"
               << "Runs the activation pipeline a policy describes: takeover (kexec into an "
                  "embedded agent)\nor an A/B slot update (install a bundle, then EFI BootNext or "
@@ -209,6 +213,13 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     if (argc > 1 && argv[1][0] != '-') {
         command = argv[1];
         first = 2;
+    }
+    if (command == "bundle") {
+        if (!defaults.bundle_command)
+            return fail(logger, usage_error(defaults.program, "'bundle' is not part of " +
+                                                                  defaults.program +
+                                                                  "; use the activate binary"));
+        return defaults.bundle_command(argc - 1, argv + 1, defaults.program);
     }
     if (command != "run" && command != "status" && command != "mark-good" &&
         command != "serve" && command != "request")

@@ -2,7 +2,8 @@
 #include <activate/settings.hpp>
 
 #include <cmath>
-#include <regex>
+#include <algorithm>
+#include <cstdlib>
 
 namespace activate {
 
@@ -64,8 +65,9 @@ Result<int64_t> Settings::integer_or(const std::string& key, int64_t fallback, i
     YAML::Node n = node_[key];
     if (!n.IsScalar()) return error_at(key, std::string("expected an integer, got ") + type_name(n));
     const std::string& s = n.Scalar();
-    static const std::regex integer(R"([+-]?[0-9]+)");
-    if (!std::regex_match(s, integer))
+    size_t digits_from = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
+    if (s.size() == digits_from ||
+        s.find_first_not_of("0123456789", digits_from) != std::string::npos)
         return error_at(key, "expected an integer, got '" + s + "'");
     errno = 0;
     long long v = std::strtoll(s.c_str(), nullptr, 10);
@@ -106,13 +108,19 @@ Result<std::chrono::milliseconds> Settings::duration_or(const std::string& key,
     if (!has(key)) return fallback;
     YAML::Node n = node_[key];
     if (!n.IsScalar()) return error_at(key, std::string("expected a duration, got ") + type_name(n));
-    static const std::regex duration(R"(([0-9]+(\.[0-9]+)?)\s*(ms|s)?)");
-    std::smatch m;
+    // A number of seconds or milliseconds: digits, an optional fraction, an optional unit.
     const std::string& s = n.Scalar();
-    if (!std::regex_match(s, m, duration))
+    size_t number_end = s.find_first_not_of("0123456789.");
+    std::string number = s.substr(0, number_end);
+    std::string unit = number_end == std::string::npos ? "" : s.substr(number_end);
+    while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+    bool well_formed = !number.empty() && number.front() != '.' && number.back() != '.' &&
+                       std::count(number.begin(), number.end(), '.') <= 1 &&
+                       (unit.empty() || unit == "s" || unit == "ms");
+    if (!well_formed)
         return error_at(key, "expected a duration like 5, 5s or 500ms, got '" + s + "'");
-    double value = std::stod(m[1].str());
-    double ms = m[3].str() == "ms" ? value : value * 1000.0;
+    double value = std::strtod(number.c_str(), nullptr);
+    double ms = unit == "ms" ? value : value * 1000.0;
     if (ms > 24.0 * 3600 * 1000) return error_at(key, "duration " + s + " is longer than a day");
     return std::chrono::milliseconds(static_cast<int64_t>(std::llround(ms)));
 }

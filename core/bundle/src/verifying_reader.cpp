@@ -288,7 +288,7 @@ Result<VerifyingReader> VerifyingReader::open(BundleReader reader, const TrustOp
     if (!options.compatible.empty() && s.manifest->compatible != options.compatible)
         return Error(ErrorKind::rejected, name + " is for \"" + s.manifest->compatible +
                                               "\", but this device is \"" + options.compatible +
-                                              "\" (setting `compatible`)");
+                                              "\" (" + options.compatible_origin + ")");
     if (s.signer && options.log)
         options.log->info(name + ": signature by " + s.signer->file + " (" +
                           s.signer->key.fingerprint() + ") verified; version " +

@@ -15,6 +15,10 @@ struct CliDefaults {
     // When set, used if --policy is absent (the takeover binary's compiled-in policy).
     std::string embedded_policy;
     std::string embedded_policy_name;
+    // Runs `<program> bundle ...` (argv[0] is "bundle"): see activate/bundle_cli.hpp. Null in
+    // binaries without the bundle tools, so the static takeover binary needs neither libcurl
+    // nor the bundle writer.
+    int (*bundle_command)(int argc, char** argv, const std::string& program) = nullptr;
 };
 
 // Returns the process exit code (README "Exit codes").

@@ -26,6 +26,8 @@ struct TrustOptions {
     // The device's compatible string; the manifest's must be equal. Empty: not checked (the uki
     // payload requires it unless allow_unsigned; `bundle verify` makes it optional).
     std::string compatible;
+    // Where `compatible` came from, for messages.
+    std::string compatible_origin = "setting `compatible`";
     // Signatures are not required: a bundle without manifest passes unchecked; a bundle with one
     // still has its members, sizes, digests and `compatible` enforced, and a signature that does
     // not verify is only a warning. Stripping the signature would get the same bundle through,

@@ -1,0 +1,381 @@
+// `activate bundle keygen|create|verify|info`: key pairs, signed bundle creation, verification
+// without installing, and the manifest of a bundle. Formats: docs/bundle-format.md. As in the
+// rest of the CLI, stdout carries only the command's output (`info`); logs go to stderr.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <activate/bundle/signed_writer.hpp>
+#include <activate/bundle/source.hpp>
+#include <activate/bundle/verifying_reader.hpp>
+#include <activate/bundle_cli.hpp>
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+namespace activate {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace activate::bundle;
+
+namespace {
+
+struct Context {
+    std::string program;  // "activate bundle"
+    Logger logger;
+    Log log{&logger, "bundle"};
+};
+
+int fail(const Context& c, const Error& error) {
+    c.logger.write(LogLevel::error, "activate", error.message());
+    return exit_code(error.kind());
+}
+
+Error usage(const Context& c, const std::string& message) {
+    return Error(ErrorKind::usage, message + " (see '" + c.program + " --help')");
+}
+
+void print_help(const std::string& program) {
+    std::cout
+        << "Usage:\n"
+        << "  " << program << " keygen -o PREFIX | --secret FILE --public FILE\n"
+        << "  " << program
+        << " create --key SECRET --compatible STR --version V -o OUT.zip [NAME=]FILE...\n"
+        << "  " << program << " verify --keys DIR [--compatible STR] BUNDLE\n"
+        << "  " << program << " info [--json] BUNDLE\n\n"
+        << "keygen   writes an Ed25519 key pair: PREFIX.secret (mode 0600; keep it off the\n"
+           "         devices) and PREFIX.pub (goes into the devices' trusted key directory,\n"
+           "         the uki payload setting trusted_keys, default /etc/activate/keys).\n"
+           "create   writes a signed bundle: manifest.pb and manifest.sig first, then each FILE\n"
+           "         as member NAME (default: its file name). -o - writes to stdout.\n"
+           "verify   checks the signature against the *.pub keys in DIR, the compatible string\n"
+           "         (when given) and the size and SHA-256 of every member. Installs nothing.\n"
+           "info     prints the manifest (the signature is not checked; use verify).\n\n"
+           "BUNDLE is a path or an http(s) URL. Format: docs/bundle-format.md.\n"
+           "Exit codes: 0 ok, 1 internal error, 2 usage, 5 invalid input (damaged zip), 6 I/O,\n"
+           "8 bundle rejected (signature, compatible string, digests).\n";
+}
+
+// Parses `args` (the words after the subcommand) against `desc`; positional words go to
+// `positional`.
+Status parse(const Context& c, const std::vector<std::string>& args,
+             const po::options_description& desc, std::vector<std::string>* positional,
+             po::variables_map* vm) {
+    po::options_description all;
+    all.add(desc);
+    std::vector<std::string> rest;
+    all.add_options()("positional", po::value(&rest)->composing());
+    po::positional_options_description pos;
+    pos.add("positional", -1);
+    try {
+        po::store(po::command_line_parser(args).options(all).positional(pos).run(), *vm);
+        po::notify(*vm);
+    } catch (const po::error& e) {
+        return usage(c, e.what());
+    }
+    if (positional)
+        *positional = rest;
+    else if (!rest.empty())
+        return usage(c, "unexpected argument '" + rest.front() + "'");
+    return {};
+}
+
+// Creates `path` exclusively with `mode` and writes `data`, fsynced.
+Status write_new_file(const std::string& path, const std::string& data, mode_t mode) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (!fd.valid()) {
+        if (errno == EEXIST)
+            return Error(ErrorKind::usage, path + " already exists; keys are never overwritten");
+        return errno_error(ErrorKind::activation, "creating " + path);
+    }
+    // The umask may only take bits away; make the mode exact anyway.
+    if (::fchmod(fd.get(), mode) != 0) return errno_error(ErrorKind::activation, "chmod " + path);
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return errno_error(ErrorKind::activation, "writing " + path);
+        done += size_t(n);
+    }
+    if (::fsync(fd.get()) != 0) return errno_error(ErrorKind::activation, "fsync " + path);
+    return {};
+}
+
+int keygen(Context& c, const std::vector<std::string>& args) {
+    std::string prefix, secret_path, public_path;
+    po::options_description desc("keygen options");
+    desc.add_options()("output,o", po::value(&prefix), "write PREFIX.secret and PREFIX.pub")(
+        "secret", po::value(&secret_path), "secret key file")("public", po::value(&public_path),
+                                                              "public key file");
+    po::variables_map vm;
+    if (auto st = parse(c, args, desc, nullptr, &vm); !st.ok()) return fail(c, st.error());
+    if (!prefix.empty() && (!secret_path.empty() || !public_path.empty()))
+        return fail(c, usage(c, "give either -o PREFIX or --secret/--public, not both"));
+    if (!prefix.empty()) {
+        secret_path = prefix + ".secret";
+        public_path = prefix + ".pub";
+    }
+    if (secret_path.empty() || public_path.empty())
+        return fail(c, usage(c, "keygen needs -o PREFIX, or both --secret FILE and --public FILE"));
+    auto key = generate_secret_key();
+    if (!key.ok()) return fail(c, key.error());
+    if (auto st = write_new_file(secret_path, format_secret_key(*key), 0600); !st.ok())
+        return fail(c, st.error());
+    if (auto st = write_new_file(public_path, format_public_key(key->public_key()), 0644); !st.ok())
+        return fail(c, st.error());
+    c.log.info("key " + key->public_key().fingerprint() + ": secret key in " + secret_path +
+               " (mode 0600, keep it off the devices), public key in " + public_path +
+               " (copy it into the devices' trusted key directory, default /etc/activate/keys)");
+    return 0;
+}
+
+// The output file of `create`: written under a temporary name and renamed when complete, so a
+// failed run never leaves something that looks like a bundle.
+class OutputFile {
+  public:
+    ~OutputFile() {
+        if (!temp_.empty()) ::unlink(temp_.c_str());
+    }
+    Result<UniqueFd> open(const std::string& path) {
+        temp_ = path + ".partial-" + std::to_string(::getpid());
+        final_ = path;
+        UniqueFd fd(::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        if (!fd.valid()) {
+            const int err = errno;
+            temp_.clear();
+            return errno_error(ErrorKind::activation, "creating " + path + ".partial-*", err);
+        }
+        return fd;
+    }
+    Status commit() {
+        if (::rename(temp_.c_str(), final_.c_str()) != 0)
+            return errno_error(ErrorKind::activation, "renaming " + temp_ + " to " + final_);
+        temp_.clear();
+        return {};
+    }
+
+  private:
+    std::string temp_, final_;
+};
+
+int create(Context& c, const std::vector<std::string>& args) {
+    std::string key_path, compatible, version_text, output;
+    bool progress = false;
+    po::options_description desc("create options");
+    desc.add_options()("key", po::value(&key_path), "secret key file (from keygen)")(
+        "compatible", po::value(&compatible), "what the bundle is for (the devices' setting)")(
+        "version", po::value(&version_text), "bundle version, dotted decimal (1.2.3)")(
+        "output,o", po::value(&output), "the bundle to write, or - for stdout")(
+        "progress", po::bool_switch(&progress), "report progress on stderr");
+    std::vector<std::string> files;
+    po::variables_map vm;
+    if (auto st = parse(c, args, desc, &files, &vm); !st.ok()) return fail(c, st.error());
+    if (key_path.empty() || compatible.empty() || version_text.empty() || output.empty())
+        return fail(c, usage(c, "create needs --key, --compatible, --version and -o"));
+    if (files.empty()) return fail(c, usage(c, "create needs at least one FILE"));
+
+    // Everything that can be refused is refused before hours of hashing.
+    auto version = BundleVersion::parse(version_text);
+    if (!version.ok()) return fail(c, usage(c, "--version: " + version.error().message()));
+    if (compatible.size() > kCompatibleLimit ||
+        !std::all_of(compatible.begin(), compatible.end(),
+                     [](char ch) { return ch >= 0x20 && ch <= 0x7e; }))
+        return fail(c, usage(c, "--compatible must be printable ASCII of at most " +
+                                    std::to_string(kCompatibleLimit) + " bytes"));
+    std::vector<BundleInput> inputs;
+    for (const std::string& f : files) {
+        const size_t eq = f.find('=');
+        if (eq != std::string::npos)
+            inputs.push_back({f.substr(0, eq), f.substr(eq + 1)});
+        else
+            inputs.push_back({fs::path(f).filename().string(), f});
+    }
+    std::string key_text;
+    {
+        UniqueFd fd(::open(key_path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd.valid()) return fail(c, errno_error(ErrorKind::usage, "opening --key " + key_path));
+        char buf[4097];
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) return fail(c, errno_error(ErrorKind::activation, "reading " + key_path));
+        key_text.assign(buf, size_t(n));
+    }
+    auto key = parse_secret_key(key_text, key_path);
+    if (!key.ok()) return fail(c, Error(ErrorKind::usage, key.error().message()));
+
+    OutputFile file;
+    std::unique_ptr<ByteSink> sink;
+    if (output == "-") {
+        if (::isatty(STDOUT_FILENO))
+            return fail(c, usage(c, "refusing to write a bundle to a terminal; redirect stdout"));
+        sink = fd_sink(UniqueFd(::dup(STDOUT_FILENO)), "<stdout>");
+    } else {
+        auto fd = file.open(output);
+        if (!fd.ok()) return fail(c, fd.error());
+        sink = fd_sink(std::move(*fd), output);
+    }
+    ProgressOptions progress_options;
+    progress_options.mode = progress ? ProgressMode::always : ProgressMode::automatic;
+    Progress bar("hashing and writing " + output, std::nullopt, progress_options);
+    auto manifest = write_signed_bundle(std::move(sink), *key, compatible, *version, inputs, &bar);
+    if (!manifest.ok()) return fail(c, manifest.error());
+    if (output != "-")
+        if (auto st = file.commit(); !st.ok()) return fail(c, st.error());
+    c.log.info("wrote " + output + ": version " + version->text() + " for \"" + compatible +
+               "\", " + std::to_string(manifest->members.size()) + " member(s), signed by key " +
+               key->public_key().fingerprint());
+    return 0;
+}
+
+Result<BundleReader> open_bundle(const Context& c, const std::string& where) {
+    std::string location = where;
+    if (where.rfind("http://", 0) != 0 && where.rfind("https://", 0) != 0)
+        location = fs::absolute(where).lexically_normal().string();
+    SourceOptions options;
+    options.logger = &c.logger;
+    ACTIVATE_ASSIGN(auto source, open_source(Sysroot("/"), location, options));
+    return BundleReader::open(std::move(source));
+}
+
+int verify(Context& c, const std::vector<std::string>& args) {
+    std::string keys_dir, compatible;
+    po::options_description desc("verify options");
+    desc.add_options()("keys", po::value(&keys_dir), "directory of trusted *.pub keys")(
+        "compatible", po::value(&compatible), "also require this compatible string");
+    std::vector<std::string> positional;
+    po::variables_map vm;
+    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return fail(c, st.error());
+    if (keys_dir.empty()) return fail(c, usage(c, "verify needs --keys DIR"));
+    if (positional.size() != 1) return fail(c, usage(c, "verify takes exactly one BUNDLE"));
+    TrustOptions trust;
+    trust.keys_origin = fs::absolute(keys_dir).lexically_normal().string();
+    auto keys = load_trusted_keys(Sysroot("/"), trust.keys_origin, &c.log);
+    if (!keys.ok()) return fail(c, keys.error());
+    trust.keys = std::move(*keys);
+    trust.compatible = compatible;
+    trust.compatible_origin = "--compatible";
+    trust.log = &c.log;
+    auto reader = open_bundle(c, positional.front());
+    if (!reader.ok()) return fail(c, reader.error());
+    const std::string name = reader->source().name();
+    auto manifest = verify_bundle(std::move(*reader), trust);
+    if (!manifest.ok()) return fail(c, manifest.error());
+    uint64_t bytes = 0;
+    for (const ManifestMember& m : manifest->members) bytes += m.size;
+    c.log.info(name + ": OK — signature, " + std::to_string(manifest->members.size()) +
+               " member(s) (" + std::to_string(bytes) + " bytes) and their SHA-256 verified" +
+               (compatible.empty() ? "; compatible string not checked (no --compatible)" : ""));
+    return 0;
+}
+
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char ch : s) {
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += char(ch);
+        } else if (ch < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+            out += buf;
+        } else {
+            out += char(ch);
+        }
+    }
+    return out + "\"";
+}
+
+int info(Context& c, const std::vector<std::string>& args) {
+    bool json = false;
+    po::options_description desc("info options");
+    desc.add_options()("json", po::bool_switch(&json), "print JSON");
+    std::vector<std::string> positional;
+    po::variables_map vm;
+    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return fail(c, st.error());
+    if (positional.size() != 1) return fail(c, usage(c, "info takes exactly one BUNDLE"));
+    auto reader = open_bundle(c, positional.front());
+    if (!reader.ok()) return fail(c, reader.error());
+    const std::string name = reader->source().name();
+    // Only the first two members are read: info does not download or hash the images.
+    auto first = reader->next();
+    if (!first.ok()) return fail(c, first.error());
+    if (!*first || (*first)->name != kManifestMember)
+        return fail(c, Error(ErrorKind::input, name + " is not a signed bundle: its first member "
+                                                      "is not manifest.pb"));
+    std::string raw;
+    std::vector<uint8_t> buf(64 << 10);
+    while (true) {
+        auto n = reader->read(buf);
+        if (!n.ok()) return fail(c, n.error());
+        if (*n == 0) break;
+        if (raw.size() + *n > kManifestLimit)
+            return fail(c, Error(ErrorKind::input, name + ": manifest.pb is too large"));
+        raw.append(reinterpret_cast<const char*>(buf.data()), *n);
+    }
+    auto second = reader->next();
+    if (!second.ok()) return fail(c, second.error());
+    const bool has_signature = *second && (*second)->name == kSignatureMember;
+    auto manifest = parse_manifest(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
+    if (!manifest.ok()) return fail(c, std::move(manifest).error().with_context(name));
+
+    std::ostringstream out;
+    if (json) {
+        out << "{\"bundle\":" << json_string(name)
+            << ",\"format_version\":" << manifest->format_version
+            << ",\"compatible\":" << json_string(manifest->compatible)
+            << ",\"version\":" << json_string(manifest->version.text())
+            << ",\"signing_key\":" << json_string(manifest->signing_key.hex())
+            << ",\"has_signature\":" << (has_signature ? "true" : "false")
+            << ",\"signature_checked\":false,\"members\":[";
+        for (size_t i = 0; i < manifest->members.size(); ++i) {
+            const ManifestMember& m = manifest->members[i];
+            out << (i ? "," : "") << "{\"name\":" << json_string(m.name) << ",\"size\":" << m.size
+                << ",\"sha256\":" << json_string(to_hex(m.sha256)) << "}";
+        }
+        out << "]}\n";
+    } else {
+        out << "bundle:         " << name << "\n"
+            << "format version: " << manifest->format_version << "\n"
+            << "compatible:     " << manifest->compatible << "\n"
+            << "version:        " << manifest->version.text() << "\n"
+            << "signing key:    " << manifest->signing_key.hex() << "\n"
+            << "signature:      "
+            << (has_signature ? "present, not checked (use verify --keys DIR)" : "MISSING") << "\n"
+            << "members:\n";
+        for (const ManifestMember& m : manifest->members)
+            out << "  " << m.name << "  " << m.size << " bytes  sha256 " << to_hex(m.sha256)
+                << "\n";
+    }
+    std::cout << out.str();
+    std::cout.flush();
+    return 0;
+}
+
+}  // namespace
+
+int run_bundle_cli(int argc, char** argv, const std::string& program) {
+    Context c;
+    c.program = program + " bundle";
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+        if (argc < 2)
+            return fail(c, usage(c, "missing subcommand: keygen, create, verify or info"));
+        print_help(c.program);
+        return 0;
+    }
+    const std::string sub = argv[1];
+    std::vector<std::string> args(argv + 2, argv + argc);
+    for (const std::string& a : args)
+        if (a == "--help" || a == "-h") {
+            print_help(c.program);
+            return 0;
+        }
+    if (sub == "keygen") return keygen(c, args);
+    if (sub == "create") return create(c, args);
+    if (sub == "verify") return verify(c, args);
+    if (sub == "info") return info(c, args);
+    return fail(c, usage(c, "unknown subcommand '" + sub + "' (keygen, create, verify or info)"));
+}
+
+}  // namespace activate
