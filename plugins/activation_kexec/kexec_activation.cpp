@@ -54,6 +54,7 @@ Status KexecActivation::stage(Payload* payload, const std::optional<Slot>& /*tar
         return Error(ErrorKind::policy,
                      "the kexec activation needs a payload with a kernel; use a payload source "
                      "that provides one (embedded or uki)");
+    const std::string what = payload->description.empty() ? "the payload" : payload->description;
     ACTIVATE_ASSIGN(std::string cmdline, staged_cmdline(payload->cmdline));
     const bool has_initramfs = payload->initramfs.valid();
     // kexec_file_load(2): without an initramfs the fd is ignored and this flag is required.
@@ -62,10 +63,10 @@ Status KexecActivation::stage(Payload* payload, const std::optional<Slot>& /*tar
         payload->kernel.get(), has_initramfs ? payload->initramfs.get() : -1, cmdline, flags);
     if (err != 0)
         return kexec_error(err, sysroot_, "kexec_file_load", cmdline.size())
-            .with_context("staging " + payload->description);
+            .with_context("staging " + what);
     staged_ = true;
-    log_.info("staged " + payload->description + " for kexec" +
-              (has_initramfs ? "" : " (no initramfs)") + " with command line \"" + cmdline + "\"");
+    log_.info("staged " + what + " for kexec" + (has_initramfs ? "" : " (no initramfs)") +
+              " with command line \"" + cmdline + "\"");
     return {};
 }
 

@@ -111,9 +111,10 @@ TEST(Cpio, RoundTripsEveryKindAndEveryPaddingCase) {
 }
 
 TEST(Cpio, NumbersMembersWithoutIno) {
-    auto read = read_cpio(write_archive({{.name = "a", .mode = 0100644},
-                                         {.name = "b", .mode = 0100644, .ino = 7},
-                                         {.name = "c", .mode = 0100644}}));
+    const std::string archive = write_archive({{.name = "a", .mode = 0100644},
+                                               {.name = "b", .mode = 0100644, .ino = 7},
+                                               {.name = "c", .mode = 0100644}});
+    auto read = read_cpio(archive);
     ASSERT_TRUE(read.ok());
     ASSERT_EQ(read->entries.size(), 3u);
     EXPECT_EQ(read->entries[0].ino, 1u);
@@ -124,7 +125,8 @@ TEST(Cpio, NumbersMembersWithoutIno) {
 TEST(Cpio, ReadsOnlyUpToTheTrailer) {
     const std::string first = write_archive({{.name = "a", .mode = 0100644, .data = "1"}});
     const std::string second = write_archive({{.name = "b", .mode = 0100644, .data = "2"}});
-    auto read = read_cpio(first + second);
+    const std::string both = first + second;  // the entries point into it
+    auto read = read_cpio(both);
     ASSERT_TRUE(read.ok());
     EXPECT_EQ(read->size, first.size());
     ASSERT_EQ(read->entries.size(), 1u);
