@@ -105,8 +105,8 @@ Status fsync_dir(const Sysroot& sysroot, const std::string& dir) {
 
 }  // namespace
 
-Status SlotInstaller::install(const Slot& target, bundle::BundleReader& bundle,
-                              bundle::Progress* progress) {
+template <class Reader>
+Status SlotInstaller::install(const Slot& target, Reader& bundle, bundle::Progress* progress) {
     const std::string slot = std::string("slot ") + target.letter;
     const GptPartition& part = target.system;
     const std::string part_name =
@@ -245,5 +245,8 @@ Status SlotInstaller::install(const Slot& target, bundle::BundleReader& bundle,
     if (progress) progress->finish();
     return {};
 }
+
+template Status SlotInstaller::install(const Slot&, bundle::BundleReader&, bundle::Progress*);
+template Status SlotInstaller::install(const Slot&, bundle::VerifyingReader&, bundle::Progress*);
 
 }  // namespace activate::payload_uki

@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <activate/bundle/signed_writer.hpp>
+#include <activate/bundle/source.hpp>
+#include <activate/bundle/writer.hpp>
 #include <payload_uki/gpt.hpp>
 #include <payload_uki/pe.hpp>
+#include <payload_uki/slot_installer.hpp>
 
 #include "plugin_fixture.hpp"
 
@@ -418,6 +422,49 @@ TEST_F(UkiInstall, ThenPrepareLoadsTheInstalledUki) {
     EXPECT_EQ(read_fd(payload->kernel.get()), kernel_);
     EXPECT_EQ(read_fd(payload->initramfs.get()), initrd_);
     EXPECT_EQ(payload->cmdline, "root=PARTLABEL=METROPOLIS-SYSTEM-B ro");
+}
+
+TEST_F(UkiInstall, SignedBundleThroughTheVerifyingReader) {
+    // The installer also takes a VerifyingReader, which hides manifest.pb/manifest.sig and
+    // checks every member's SHA-256 as it streams.
+    const std::string image = random_bytes(2 * kMiB + 7, 28);
+    write_file(work_.path() / "image", image);
+    write_file(work_.path() / "uki", uki_);
+    auto key = bundle::generate_secret_key();
+    ASSERT_TRUE(key.ok());
+    auto version = bundle::BundleVersion::parse("1.2.3");
+    ASSERT_TRUE(version.ok());
+    std::string zip;
+    auto manifest =
+        bundle::write_signed_bundle(bundle::string_sink(&zip), *key, "test-device", *version,
+                                    {{"kernel_efi.efi", (work_.path() / "uki").string()},
+                                     {"verity_rootfs.img", (work_.path() / "image").string()}});
+    ASSERT_TRUE(manifest.ok()) << manifest.error().message();
+    write_file(root_.root() / "signed.zip", zip);
+
+    auto open = [&](bool trust) -> Result<bundle::VerifyingReader> {
+        ACTIVATE_ASSIGN(auto source, bundle::open_source(root_.sysroot(), "/signed.zip"));
+        ACTIVATE_ASSIGN(auto reader, bundle::BundleReader::open(std::move(source)));
+        bundle::TrustOptions options;
+        options.compatible = "test-device";
+        if (trust) options.keys.push_back({"test.pub", key->public_key()});
+        return bundle::VerifyingReader::open(std::move(reader), options);
+    };
+    auto untrusted = open(false);
+    ASSERT_FALSE(untrusted.ok());
+    EXPECT_EQ(untrusted.error().kind(), ErrorKind::rejected);
+
+    auto reader = open(true);
+    ASSERT_TRUE(reader.ok()) << reader.error().message();
+    auto config = read_config(Settings(YAML::Load("disk: /disk.img"), "p.yaml", "payload"));
+    ASSERT_TRUE(config.ok());
+    Log log(root_.context().logger, "test");
+    SlotInstaller installer(root_.sysroot(), *config, log);
+    auto st = installer.install(slots_.target, *reader, nullptr);
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_EQ(read_range(root_.disk(), offset_of(slots_.target.system), image.size()), image);
+    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_);
+    EXPECT_EQ(uki_dir_entries(), (std::vector<std::string>{"boot-b.efi"}));
 }
 
 // ----- prepare() -----

@@ -5,6 +5,7 @@
 
 #include <activate/bundle/progress.hpp>
 #include <activate/bundle/reader.hpp>
+#include <activate/bundle/verifying_reader.hpp>
 #include <activate/log.hpp>
 #include <activate/plugin_api.hpp>
 #include <activate/sysroot.hpp>
@@ -24,12 +25,20 @@ class SlotInstaller {
     // fit the partition, else nothing is written. The UKI must parse as a PE with a .linux
     // section before it replaces the old one. On any error the old UKI stays and no temporary
     // file is left behind. `progress` (may be null) follows the bundle's source offset.
-    Status install(const Slot& target, bundle::BundleReader& bundle, bundle::Progress* progress);
+    // `Reader` is bundle::BundleReader or bundle::VerifyingReader (signed bundles: each member's
+    // SHA-256 is checked before its last bytes arrive, so an unverified UKI is never renamed).
+    template <class Reader>
+    Status install(const Slot& target, Reader& bundle, bundle::Progress* progress);
 
   private:
     const Sysroot& sysroot_;
     const UkiSourceConfig& config_;
     const Log& log_;
 };
+
+extern template Status SlotInstaller::install(const Slot&, bundle::BundleReader&,
+                                              bundle::Progress*);
+extern template Status SlotInstaller::install(const Slot&, bundle::VerifyingReader&,
+                                              bundle::Progress*);
 
 }  // namespace activate::payload_uki
