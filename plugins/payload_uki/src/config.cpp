@@ -1,4 +1,5 @@
 // Settings of the "uki" payload source; see config.hpp and README.md.
+#include <algorithm>
 #include <payload_uki/config.hpp>
 #include <payload_uki/gpt.hpp>
 
@@ -8,6 +9,21 @@ namespace {
 Status check_absolute(const Settings& s, const std::string& key, const std::string& value) {
     if (value.empty() || value.front() != '/')
         return s.error_at(key, "\"" + value + "\" is not an absolute path");
+    return {};
+}
+
+// A '/'-separated path relative to the ESP, without empty, "." or ".." components.
+Status check_relative(const Settings& s, const std::string& key, const std::string& value) {
+    if (value.empty() || value.front() == '/')
+        return s.error_at(key, "must be a path relative to the ESP");
+    for (size_t start = 0; start <= value.size();) {
+        size_t end = value.find('/', start);
+        if (end == std::string::npos) end = value.size();
+        const std::string part = value.substr(start, end - start);
+        if (part.empty() || part == "." || part == "..")
+            return s.error_at(key, "\"" + value + "\" has an empty, \".\" or \"..\" component");
+        start = end + 1;
+    }
     return {};
 }
 
@@ -106,7 +122,23 @@ Result<UkiSourceConfig> read_config(const Settings& s) {
     ACTIVATE_ASSIGN(c.cmdline_replacement,
                     s.string_or("cmdline_replacement", c.cmdline_replacement));
     ACTIVATE_ASSIGN(c.bundle, s.string_or("bundle", ""));
+
+    ACTIVATE_ASSIGN(c.trusted_keys, s.string_or("trusted_keys", c.trusted_keys));
+    ACTIVATE_TRY(check_absolute(s, "trusted_keys", c.trusted_keys));
+    ACTIVATE_ASSIGN(c.compatible, s.string_or("compatible", ""));
+    if (c.compatible.size() > 256 || !std::all_of(c.compatible.begin(), c.compatible.end(),
+                                                  [](char ch) { return ch >= 0x20 && ch <= 0x7e; }))
+        return s.error_at("compatible", "must be printable ASCII of at most 256 bytes");
+    ACTIVATE_ASSIGN(c.allow_unsigned, s.boolean_or("allow_unsigned", false));
+    ACTIVATE_ASSIGN(c.version_file, s.string_or("version_file", c.version_file));
+    ACTIVATE_TRY(check_relative(s, "version_file", c.version_file));
     ACTIVATE_TRY(s.finish());
+    // After finish(), so that a misspelt key is reported as such rather than as this.
+    if (c.compatible.empty() && !c.allow_unsigned)
+        return s.error_at("compatible",
+                          "is required: signed bundles name the devices they are for, and this "
+                          "device installs only bundles whose compatible string equals this "
+                          "setting (or set allow_unsigned: true to accept unsigned bundles)");
     return c;
 }
 

@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <activate/bundle/source.hpp>
+#include <activate/bundle/verifying_reader.hpp>
 #include <payload_uki/config.hpp>
 #include <payload_uki/slot_installer.hpp>
 #include <payload_uki/slot_layout.hpp>
+#include <payload_uki/slot_versions.hpp>
 #include <payload_uki/uki_payload.hpp>
 #include <payload_uki/uki_payload_source.hpp>
 
@@ -46,21 +48,10 @@ class UkiPayloadSource final : public PayloadSource {
             return Error(ErrorKind::usage,
                          "no bundle given: pass one on the command line or set "
                          "`bundle` in the payload settings");
-        bundle::SourceOptions options;
-        options.logger = logger_;
-        ACTIVATE_ASSIGN(auto source, bundle::open_source(sysroot_, location, options));
-        const auto total = source->size_hint();
-        ACTIVATE_ASSIGN(bundle::BundleReader reader, bundle::BundleReader::open(std::move(source)));
-        bundle::ProgressOptions progress_options;
-        progress_options.mode =
-            request.progress ? bundle::ProgressMode::always : bundle::ProgressMode::automatic;
-        bundle::Progress progress(std::string("installing slot ") + target.letter, total,
-                                  progress_options);
-        SlotInstaller installer(sysroot_, config_, log_);
-        auto installed = installer.install(target, reader, &progress);
-        if (!installed.ok())
-            return std::move(installed).error().with_context(std::string("installing ") + location +
-                                                             " into slot " + target.letter);
+        const std::string context =
+            std::string("installing ") + location + " into slot " + target.letter;
+        auto installed = install_verified(target, now.running.letter, location, request);
+        if (!installed.ok()) return std::move(installed).error().with_context(context);
         return {};
     }
 
@@ -78,8 +69,18 @@ class UkiPayloadSource final : public PayloadSource {
 
     std::vector<PlanStep> plan() const override {
         const std::string uki = config_.esp + "/" + config_.uki_path;
+        const std::string trust =
+            config_.allow_unsigned
+                ? "check the bundle's signature if possible (allow_unsigned: unsigned bundles "
+                  "are installed with a warning)"
+                : "verify the bundle's signature against the trusted keys, compatible \"" +
+                      config_.compatible +
+                      "\" and version (not older than the running slot's), before writing";
         return {
             {"find the running slot (" + config_.running_slot_pattern + ")", {"/proc/cmdline"}, {}},
+            {trust,
+             {config_.trusted_keys + "/*.pub", config_.esp + "/" + config_.version_file},
+             {}},
             {"read the GPT: ESP and partitions \"" + config_.label_a + "\", \"" + config_.label_b +
                  "\"",
              {config_.disk},
@@ -89,6 +90,9 @@ class UkiPayloadSource final : public PayloadSource {
                  " (temporary file, fsync, rename)",
              {config_.bundle.empty() ? "<bundle>" : config_.bundle},
              {config_.disk + " (inactive slot's partition)", uki}},
+            {"record the installed bundle version of the slot (cleared before writing)",
+             {},
+             {config_.esp + "/" + config_.version_file}},
             {"load the target slot's UKI (.linux, .ucode + .initrd, .cmdline with \"" +
                  config_.cmdline_placeholder + "\" -> \"" + config_.cmdline_replacement +
                  "\") into sealed memfds",
@@ -98,6 +102,82 @@ class UkiPayloadSource final : public PayloadSource {
     }
 
   private:
+    // Trust first (keys, signature, compatible, version), then the state record, then the
+    // writes; see docs/bundle-format.md "Installing".
+    Status install_verified(const Slot& target, char running, const std::string& location,
+                            const InstallRequest& request) {
+        if (config_.allow_unsigned)
+            log_.warning(
+                "allow_unsigned is set: bundles are installed even without a valid "
+                "signature from a trusted key (" +
+                config_.trusted_keys + ")");
+        // Keys are checked before anything is downloaded.
+        bundle::TrustOptions trust;
+        trust.keys_origin = config_.trusted_keys;
+        trust.compatible = config_.compatible;
+        trust.allow_unsigned = config_.allow_unsigned;
+        trust.log = &log_;
+        auto keys = bundle::load_trusted_keys(sysroot_, config_.trusted_keys, &log_);
+        if (keys.ok())
+            trust.keys = std::move(*keys);
+        else if (!config_.allow_unsigned)
+            return nothing_written(std::move(keys).error());
+
+        bundle::SourceOptions options;
+        options.logger = logger_;
+        ACTIVATE_ASSIGN(auto source, bundle::open_source(sysroot_, location, options));
+        const auto total = source->size_hint();
+        ACTIVATE_ASSIGN(bundle::BundleReader reader, bundle::BundleReader::open(std::move(source)));
+        auto opened = bundle::VerifyingReader::open(std::move(reader), trust);
+        if (!opened.ok()) return nothing_written(std::move(opened).error());
+        bundle::VerifyingReader& verified = *opened;
+
+        const std::string version_path = config_.esp + "/" + config_.version_file;
+        auto read_versions = SlotVersions::read(sysroot_, version_path);
+        if (!read_versions.ok()) return nothing_written(std::move(read_versions).error());
+        SlotVersions versions = std::move(*read_versions);
+        if (const auto& manifest = verified.manifest()) {
+            ACTIVATE_TRY(
+                nothing_written(check_not_older(versions, running, manifest->version,
+                                                request.allow_downgrade, version_path, log_)));
+            for (const std::string* member : {&config_.bundle_image, &config_.bundle_uki})
+                if (!manifest->find(*member))
+                    return nothing_written(Error(
+                        ErrorKind::input, verified.source().name() + ": the manifest lists no \"" +
+                                              *member + "\" (settings bundle_image, bundle_uki)"));
+        } else {
+            log_.warning(verified.source().name() +
+                         " has no manifest: its version is unknown and not checked");
+        }
+        // The slot is about to change: its old record must not outlive its old contents.
+        versions.clear(target.letter);
+        ACTIVATE_TRY(versions.write(sysroot_, version_path));
+
+        bundle::ProgressOptions progress_options;
+        progress_options.mode =
+            request.progress ? bundle::ProgressMode::always : bundle::ProgressMode::automatic;
+        bundle::Progress progress(std::string("installing slot ") + target.letter, total,
+                                  progress_options);
+        SlotInstaller installer(sysroot_, config_, log_);
+        ACTIVATE_TRY(installer.install(target, verified, &progress));
+
+        if (const auto& manifest = verified.manifest()) {
+            const auto& signer = verified.signer();
+            versions.set(target.letter,
+                         {manifest->version.text(), manifest->compatible,
+                          signer ? signer->file + " (" + signer->key.fingerprint() + ")" : ""});
+            ACTIVATE_TRY(versions.write(sysroot_, version_path));
+            log_.info(std::string("slot ") + target.letter + " holds version " +
+                      manifest->version.text() + " (recorded in " + version_path + ")");
+        }
+        return {};
+    }
+
+    static Status nothing_written(Status status) {
+        if (status.ok()) return status;
+        return Error(status.error().kind(), status.error().message() + "; nothing was written");
+    }
+
     const Sysroot& sysroot_;
     const Logger* logger_;
     Log log_;

@@ -24,7 +24,7 @@ void expect_policy_error(const std::string& yaml, const std::string& key, const 
 }
 
 TEST(UkiConfig, Defaults) {
-    auto c = read("disk: /dev/vda");
+    auto c = read("{disk: /dev/vda, compatible: board-1}");
     ASSERT_TRUE(c.ok()) << c.error().message();
     EXPECT_EQ(c->disk, "/dev/vda");
     EXPECT_EQ(c->esp, "/esp");
@@ -36,6 +36,10 @@ TEST(UkiConfig, Defaults) {
     EXPECT_EQ(c->cmdline_placeholder, "METROPOLIS-SYSTEM-X");
     EXPECT_EQ(c->cmdline_replacement, "METROPOLIS-SYSTEM-{slot}");
     EXPECT_EQ(c->bundle, "");
+    EXPECT_EQ(c->trusted_keys, "/etc/activate/keys");
+    EXPECT_EQ(c->compatible, "board-1");
+    EXPECT_FALSE(c->allow_unsigned);
+    EXPECT_EQ(c->version_file, "EFI/activate/versions.json");
     ASSERT_NE(c->running_slot_regex, nullptr);
     regmatch_t m[2];
     ASSERT_EQ(::regexec(c->running_slot_regex.get(), "root=PARTLABEL=METROPOLIS-SYSTEM-B", 2, m, 0),
@@ -55,6 +59,10 @@ bundle_image: b.img
 cmdline_placeholder: "@SLOT@"
 cmdline_replacement: "SYS_{slot}"
 bundle: https://example.com/b.zip
+trusted_keys: /usr/share/keys
+compatible: "metropolis x86_64 v2"
+allow_unsigned: false
+version_file: state/versions.json
 )yaml");
     ASSERT_TRUE(c.ok()) << c.error().message();
     EXPECT_EQ(c->esp, "/boot/efi");
@@ -63,7 +71,10 @@ bundle: https://example.com/b.zip
     EXPECT_EQ(c->label('B'), "SYS_B");
     EXPECT_EQ(c->bundle, "https://example.com/b.zip");
     EXPECT_EQ(c->cmdline_placeholder, "@SLOT@");
-    auto single = read("{disk: /d, slot_label_a: X1, slot_label_b: X2}");
+    EXPECT_EQ(c->trusted_keys, "/usr/share/keys");
+    EXPECT_EQ(c->compatible, "metropolis x86_64 v2");
+    EXPECT_EQ(c->version_file, "state/versions.json");
+    auto single = read("{disk: /d, slot_label_a: X1, slot_label_b: X2, compatible: c}");
     ASSERT_TRUE(single.ok());
     EXPECT_EQ(single->label_a, "X1");
 }
@@ -72,6 +83,10 @@ TEST(UkiConfig, Rejections) {
     expect_policy_error("esp: /esp", "disk", "missing");
     expect_policy_error("disk: dev/vda", "disk", "absolute");
     expect_policy_error("{disk: /d, esp: esp}", "esp", "absolute");
+    auto unsigned_ok = read("{disk: /d, allow_unsigned: true}");
+    ASSERT_TRUE(unsigned_ok.ok()) << unsigned_ok.error().message();
+    EXPECT_TRUE(unsigned_ok->allow_unsigned);
+    EXPECT_EQ(unsigned_ok->compatible, "");
     expect_policy_error("{disk: /d, dsik: /x}", "dsik", "unknown setting");
     expect_policy_error("{disk: /d, running_slot_pattern: 'SYSTEM-(A|B'}", "running_slot_pattern",
                         "not a valid");
@@ -89,6 +104,19 @@ TEST(UkiConfig, Rejections) {
                         "36 UTF-16");
     expect_policy_error("{disk: /d, bundle_uki: x, bundle_image: x}", "bundle_image", "same");
     expect_policy_error("{disk: /d, bundle_uki: ''}", "bundle_uki", "empty");
+    // Signed bundles: the device must say what it is, unless unsigned bundles are allowed.
+    expect_policy_error("disk: /d", "compatible", "is required");
+    expect_policy_error("{disk: /d, allow_unsigned: false}", "compatible", "is required");
+    expect_policy_error("{disk: /d, compatible: \"a\\tb\"}", "compatible", "printable ASCII");
+    expect_policy_error("{disk: /d, compatible: c, trusted_keys: keys}", "trusted_keys",
+                        "absolute");
+    expect_policy_error("{disk: /d, compatible: c, allow_unsigned: maybe}", "allow_unsigned", "");
+    expect_policy_error("{disk: /d, compatible: c, version_file: /abs}", "version_file",
+                        "relative");
+    expect_policy_error("{disk: /d, compatible: c, version_file: 'a/../b'}", "version_file",
+                        "\"..\"");
+    // A misspelt key is reported as such, not as a missing compatible.
+    expect_policy_error("{disk: /d, compatibel: c}", "compatibel", "unknown setting");
 }
 
 }  // namespace

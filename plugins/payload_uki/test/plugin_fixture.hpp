@@ -36,9 +36,10 @@ class SlotSysroot {
     PluginContext context() const { return {&sysroot_, &logger_}; }
     ::testing::AssertionResult disk_ok() const { return disk_ok_; }
 
-    // The plugin with `yaml` as its settings (disk defaults to /disk.img).
+    // The plugin with `yaml` as its settings (disk defaults to /disk.img). The default accepts
+    // unsigned bundles (zips made by Info-ZIP); signature tests pass their own settings.
     Result<std::unique_ptr<PayloadSource>> source(
-        const std::string& yaml = "disk: /disk.img") const {
+        const std::string& yaml = "{disk: /disk.img, allow_unsigned: true}") const {
         Settings settings(YAML::Load(yaml), "test-policy.yaml", "payload.settings");
         return create_uki_payload_source(context(), settings);
     }

@@ -115,7 +115,8 @@ TEST(UkiSlots, CustomNamesAndPattern) {
     // Relabel the disk with other names.
     ASSERT_TRUE(make_slot_disk(root.disk(), "SYS_A", "SYS_B"));
     auto source = root.source(
-        "{disk: /disk.img, slot_names: [SYS_A, SYS_B], running_slot_pattern: 'slot=([ab])', "
+        "{allow_unsigned: true, disk: /disk.img, slot_names: [SYS_A, SYS_B], running_slot_pattern: "
+        "'slot=([ab])', "
         "uki_path: 'EFI/x/{slot}.efi', esp: /boot}");
     ASSERT_TRUE(source.ok()) << source.error().message();
     auto slots = (*source)->slots();
@@ -125,7 +126,8 @@ TEST(UkiSlots, CustomNamesAndPattern) {
     EXPECT_EQ(slots->target.uki_path, "EFI/x/a.efi");
     EXPECT_EQ(slots->target.esp_mount, "/boot");
 
-    auto wrong = root.source("{disk: /disk.img, running_slot_pattern: 'slot=(b)'}");
+    auto wrong =
+        root.source("{allow_unsigned: true, disk: /disk.img, running_slot_pattern: 'slot=(b)'}");
     ASSERT_TRUE(wrong.ok());
     auto missing = (*wrong)->slots();
     ASSERT_FALSE(missing.ok());
@@ -138,7 +140,8 @@ TEST(UkiSlots, CustomNamesAndPattern) {
 TEST(UkiSlots, PatternCapturingSomethingElseIsAnError) {
     SlotSysroot root("root=PARTLABEL=METROPOLIS-SYSTEM-C");
     ASSERT_TRUE(root.disk_ok());
-    auto source = root.source("{disk: /disk.img, running_slot_pattern: 'SYSTEM-(.)'}");
+    auto source =
+        root.source("{allow_unsigned: true, disk: /disk.img, running_slot_pattern: 'SYSTEM-(.)'}");
     ASSERT_TRUE(source.ok());
     auto slots = (*source)->slots();
     ASSERT_FALSE(slots.ok());
@@ -165,7 +168,7 @@ TEST(UkiSlots, SurvivesACorruptPrimaryGpt) {
 
 TEST(UkiSlots, MissingDiskIsAnErrorNamingIt) {
     SlotSysroot root;
-    auto source = root.source("disk: /dev/nothere");
+    auto source = root.source("{disk: /dev/nothere, allow_unsigned: true}");
     ASSERT_TRUE(source.ok());
     auto slots = (*source)->slots();
     ASSERT_FALSE(slots.ok());
@@ -390,7 +393,7 @@ TEST_F(UkiInstall, BundleFromTheSettingIsUsed) {
     const std::string image = random_bytes(1000, 27);
     fs::copy_file(make_bundle({{"verity_rootfs.img", image}, {"kernel_efi.efi", uki_}}),
                   root_.root() / "default.zip");
-    auto source = root_.source("{disk: /disk.img, bundle: /default.zip}");
+    auto source = root_.source("{allow_unsigned: true, disk: /disk.img, bundle: /default.zip}");
     ASSERT_TRUE(source.ok());
     auto st = (*source)->install(slots_.target, InstallRequest{});
     ASSERT_TRUE(st.ok()) << st.error().message();
@@ -456,7 +459,8 @@ TEST_F(UkiInstall, SignedBundleThroughTheVerifyingReader) {
 
     auto reader = open(true);
     ASSERT_TRUE(reader.ok()) << reader.error().message();
-    auto config = read_config(Settings(YAML::Load("disk: /disk.img"), "p.yaml", "payload"));
+    auto config = read_config(
+        Settings(YAML::Load("{disk: /disk.img, compatible: test-device}"), "p.yaml", "payload"));
     ASSERT_TRUE(config.ok());
     Log log(root_.context().logger, "test");
     SlotInstaller installer(root_.sysroot(), *config, log);
@@ -526,7 +530,8 @@ TEST_F(UkiPrepare, ExtractsSectionsByteExactlyWithUcodeFirst) {
 TEST_F(UkiPrepare, SlotASubstitutionAndCustomReplacement) {
     place_uki({{".cmdline", "root=@@"}, {".linux", "K"}}, "a");
     auto source = root_.source(
-        "{disk: /disk.img, cmdline_placeholder: '@@', cmdline_replacement: 'LABEL=sys-{slot}'}");
+        "{allow_unsigned: true, disk: /disk.img, cmdline_placeholder: '@@', cmdline_replacement: "
+        "'LABEL=sys-{slot}'}");
     ASSERT_TRUE(source.ok());
     PayloadRequest request;
     request.slot = slots_.running;  // slot A

@@ -37,6 +37,19 @@ struct UkiSourceConfig {
     // Bundle used when the command line names none (local system path or http(s) URL).
     std::string bundle;
 
+    // Signed bundles (docs/bundle-format.md). Public keys (*.pub) a bundle may be signed with, a
+    // system directory read through the sysroot.
+    std::string trusted_keys = "/etc/activate/keys";
+    // What this device is; a bundle's manifest must name the same. Required unless
+    // allow_unsigned.
+    std::string compatible;
+    // Install bundles without a valid signature (with a warning on every run). Off by default:
+    // nothing is written unless a trusted key signed it.
+    bool allow_unsigned = false;
+    // The bundle version installed in each slot, relative to the ESP (the one file system both
+    // slots share; the system images are read-only).
+    std::string version_file = "EFI/activate/versions.json";
+
     // The GPT name of slot `letter` ('A' or 'B').
     const std::string& label(char letter) const { return letter == 'A' ? label_a : label_b; }
 };
