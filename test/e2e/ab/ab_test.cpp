@@ -184,6 +184,7 @@ class AbTest : public ::testing::Test {
         ACTIVATE_ASSIGN(fs::path uki, Stripped(E2E_AB_PLUGIN_UKI));
         ACTIVATE_ASSIGN(fs::path efi, Stripped(E2E_AB_PLUGIN_EFI));
         ACTIVATE_ASSIGN(fs::path kexec, Stripped(E2E_AB_PLUGIN_KEXEC));
+        ACTIVATE_ASSIGN(fs::path key, SigningKey());
         InitramfsSpec spec;
         spec.modules = {"virtio_pci", "virtio_blk", "virtio_net", "efivarfs",
                         "vfat",       "nls_cp437",  "nls_ascii",  "nls_utf8"};
@@ -199,6 +200,8 @@ class AbTest : public ::testing::Test {
             {kexec, "/usr/lib/activate/plugins/kexec.so", true},
             {fs::path(E2E_AB_CONFIG_DIR) / "update-efi.yaml", "/etc/activate/update-efi.yaml"},
             {fs::path(E2E_AB_CONFIG_DIR) / "update-kexec.yaml", "/etc/activate/update-kexec.yaml"},
+            // The shipped policies install only bundles signed by a trusted key.
+            {key / "release.pub", "/etc/activate/keys/release.pub"},
         };
         return BuildInitramfs(spec);
     }
@@ -228,8 +231,29 @@ class AbTest : public ::testing::Test {
         return CopyOvmfVarsTemplate(dir_ / "vars.fd");
     }
 
-    // www/<name>.zip holding `uki` as kernel_efi.efi and a slot image of `image_size` bytes
-    // (image first, as a build system would stream it).
+    // The bundle signing key: the RFC 8032 section 7.1 TEST 1 key pair in the key file format
+    // of docs/bundle-format.md. Fixed, so that the guest images stay cacheable across tests.
+    Result<fs::path> SigningKey() {
+        fs::path dir = LogDir() / "e2e-ab" / "key";
+        fs::create_directories(dir);
+        for (auto [name, text] : std::vector<std::pair<std::string, std::string>>{
+                 {"release.secret",
+                  "activate-ed25519-secret 9d61b19deffd5a60ba844af492ec2cc444"
+                  "49c5697b326919703bac031cae7f60\n"},
+                 {"release.pub",
+                  "activate-ed25519-public d75a980182b10ab7d54bfed3c964073a0ee1"
+                  "72f3daa62325af021a68f707511a\n"}}) {
+            // Same bytes from every test: write and rename, so parallel tests never see half.
+            fs::path tmp = dir / (name + ".tmp." + std::to_string(::getpid()));
+            ACTIVATE_TRY(WriteFile(tmp, text));
+            fs::rename(tmp, dir / name);
+        }
+        return dir;
+    }
+
+    // www/<name>.zip, signed for the shipped policies' compatible string, holding `uki` as
+    // kernel_efi.efi and a slot image of `image_size` bytes (image first, as a build system
+    // would stream it). Every bundle has version 1.0: equal versions are never a downgrade.
     Status MakeBundle(const std::string& name, const fs::path& uki, const std::string& variant,
                       size_t image_size, size_t uki_size = 0) {
         fs::path stage = dir_ / "www" / "stage";
@@ -239,9 +263,12 @@ class AbTest : public ::testing::Test {
         ACTIVATE_TRY(WriteRootfs(stage / "verity_rootfs.img", variant, image_size));
         fs::path zip = dir_ / "www" / (name + ".zip");
         fs::remove(zip);
+        ACTIVATE_ASSIGN(fs::path key, SigningKey());
         auto r = RunCommand(
-            {"zip", "-q", "-0", "-j", "-X", zip.string(), (stage / "verity_rootfs.img").string(),
-             (stage / "kernel_efi.efi").string()},
+            {E2E_AB_ACTIVATE, "bundle", "create", "--key", (key / "release.secret").string(),
+             "--compatible", "metropolis-x86_64", "--version", "1.0", "-o", zip.string(),
+             "verity_rootfs.img=" + (stage / "verity_rootfs.img").string(),
+             "kernel_efi.efi=" + (stage / "kernel_efi.efi").string()},
             seconds(120));
         if (!r.ok()) return r.error();
         return {};
