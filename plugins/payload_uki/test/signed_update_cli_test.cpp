@@ -1,0 +1,203 @@
+// Signed bundles through the real `activate` binary, the shipped config/update-kexec.yaml and the
+// real uki, efi and kexec plugins on a sysroot (disk image made by sfdisk, empty efivarfs
+// directory, /proc/cmdline). A refused bundle must leave the target's boot entry inactive,
+// nothing staged for kexec, no jump and BootNext unset: the pipeline enables and stages only
+// after install() succeeded.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <activate/bundle/reader.hpp>
+#include <activate/bundle/writer.hpp>
+
+#include "test_support.hpp"
+
+namespace activate::payload_uki {
+namespace {
+
+using namespace testing;
+
+struct Outcome {
+    int code = -1;
+    std::string out;  // stdout only
+    std::string err;
+};
+
+Outcome run_activate(const std::string& args) {
+    TempDir io;
+    const std::string cmd = std::string(ACTIVATE_BINARY) + " " + args + " >" +
+                            quote((io.path() / "out").string()) + " 2>" +
+                            quote((io.path() / "err").string());
+    const int status = std::system(cmd.c_str());
+    Outcome r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_file(io.path() / "out");
+    r.err = read_file(io.path() / "err");
+    return r;
+}
+
+class SignedUpdateCli : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        fs::create_directories(root() / "proc");
+        fs::create_directories(root() / "esp");
+        fs::create_directories(root() / "sys/firmware/efi/efivars");
+        fs::create_directories(root() / "etc/activate/keys");
+        write_file(root() / "proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-A ro\n");
+        ASSERT_TRUE(make_slot_disk(root() / "disk.img"));
+        ASSERT_TRUE(make_uki(work_.path() / "kernel_efi.efi",
+                             {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-X ro"},
+                              {".linux", random_bytes(50000, 51)},
+                              {".initrd", random_bytes(7000, 52)}}));
+        write_file(work_.path() / "verity_rootfs.img", random_bytes(2 << 20, 53));
+        ASSERT_EQ(
+            run_activate("bundle keygen -o " + quote((work_.path() / "release").string())).code, 0);
+        fs::copy_file(work_.path() / "release.pub", root() / "etc/activate/keys/release.pub");
+    }
+
+    fs::path root() const { return root_.path(); }
+
+    // `activate bundle create` into the sysroot as /<name>.
+    void create(const std::string& name, const std::string& version,
+                const std::string& compatible = "metropolis-x86_64") {
+        Outcome r = run_activate("bundle create --key " +
+                                 quote((work_.path() / "release.secret").string()) +
+                                 " --compatible " + compatible + " --version " + version + " -o " +
+                                 quote((root() / name).string()) + " " +
+                                 quote((work_.path() / "verity_rootfs.img").string()) + " " +
+                                 quote((work_.path() / "kernel_efi.efi").string()));
+        ASSERT_EQ(r.code, 0) << r.err;
+    }
+
+    std::string policy_args() const {
+        return "--policy " SOURCE_DIR "/config/update-kexec.yaml --plugin-dir " PLUGIN_DIR
+               " --sysroot " +
+               quote(root().string()) + " --set payload.settings.disk=/disk.img";
+    }
+
+    Outcome update(const std::string& bundle, const std::string& extra = "") {
+        return run_activate(policy_args() + " --bundle " + bundle + " " + extra);
+    }
+
+    // `activate status --json` under the policy: boot entries, BootNext, kexec state.
+    std::string status() {
+        Outcome r = run_activate("status --json " + policy_args());
+        EXPECT_EQ(r.code, 0) << r.err;
+        return r.out;
+    }
+
+    void expect_nothing_activated() {
+        EXPECT_FALSE(fs::exists(root() / "run/activate/kexec/kernel"));
+        EXPECT_FALSE(fs::exists(root() / "run/activate/reboot"));
+        const std::string s = status();
+        EXPECT_NE(s.find("\"boot_next\":null"), std::string::npos) << s;
+        EXPECT_NE(s.find("\"kexec_loaded\":false"), std::string::npos) << s;
+        // Slot B's entry exists (begin_install made it) but stays disabled.
+        const size_t b = s.find("\"letter\":\"B\"");
+        ASSERT_NE(b, std::string::npos) << s;
+        EXPECT_NE(s.find("\"active\":false", b), std::string::npos) << s;
+    }
+
+    TempDir root_, work_;
+};
+
+TEST_F(SignedUpdateCli, SignedBundleInstallsStagesAndJumps) {
+    create("b.zip", "1.2.3");
+    Outcome verify =
+        run_activate("bundle verify --keys " + quote((root() / "etc/activate/keys").string()) +
+                     " --compatible metropolis-x86_64 " + quote((root() / "b.zip").string()));
+    EXPECT_EQ(verify.code, 0) << verify.err;
+    Outcome r = update("/b.zip");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("signature by /etc/activate/keys/release.pub"), std::string::npos)
+        << r.err;
+    EXPECT_TRUE(fs::exists(root() / "run/activate/kexec/kernel"));
+    EXPECT_EQ(read_file(root() / "run/activate/reboot"), "kexec\n");
+    EXPECT_NE(read_file(root() / "esp/EFI/activate/versions.json").find("\"1.2.3\""),
+              std::string::npos);
+    const std::string s = status();
+    const size_t b = s.find("\"letter\":\"B\"");
+    ASSERT_NE(b, std::string::npos) << s;
+    EXPECT_NE(s.find("\"active\":true", b), std::string::npos) << s;
+}
+
+TEST_F(SignedUpdateCli, TamperedBundleActivatesNothing) {
+    create("b.zip", "1.2.3");
+    // Rebuilt member by member (same manifest and signature) with one bit of the image flipped:
+    // the zip's own CRC-32s are right, so only the signed digest can notice.
+    const std::string good = read_file(root() / "b.zip");
+    auto reader = bundle::BundleReader::open(bundle::memory_source(
+        std::span(reinterpret_cast<const uint8_t*>(good.data()), good.size())));
+    ASSERT_TRUE(reader.ok());
+    std::string bad;
+    bundle::BundleWriter writer(bundle::string_sink(&bad));
+    while (true) {
+        auto member = reader->next();
+        ASSERT_TRUE(member.ok()) << member.error().message();
+        if (!*member) break;
+        std::string data;
+        ASSERT_TRUE(reader
+                        ->copy_to([&](std::span<const uint8_t> c) -> Status {
+                            data.append(reinterpret_cast<const char*>(c.data()), c.size());
+                            return {};
+                        })
+                        .ok());
+        if ((*member)->name == "verity_rootfs.img") data[1000] ^= 0x01;
+        ASSERT_TRUE(
+            writer
+                .add_member((*member)->name,
+                            std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size()))
+                .ok());
+    }
+    ASSERT_TRUE(writer.finish().ok());
+    write_file(root() / "bad.zip", bad);
+
+    Outcome r = update("/bad.zip");
+    EXPECT_EQ(r.code, 8) << r.err;
+    EXPECT_NE(r.err.find("has SHA-256"), std::string::npos) << r.err;
+    expect_nothing_activated();
+    EXPECT_EQ(read_file(root() / "esp/EFI/activate/versions.json").find("\"B\""),
+              std::string::npos);
+}
+
+TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
+    create("other.zip", "1.2.3", "some-other-board");
+    Outcome r = update("/other.zip");
+    EXPECT_EQ(r.code, 8) << r.err;
+    EXPECT_NE(r.err.find("is for \"some-other-board\""), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("nothing was written"), std::string::npos) << r.err;
+    expect_nothing_activated();
+
+    // Not signed: an Info-ZIP zip of the same files.
+    ASSERT_TRUE(run("cd " + quote(work_.path().string()) + " && zip -q -X " +
+                    quote((root() / "plain.zip").string()) + " verity_rootfs.img kernel_efi.efi"));
+    r = update("/plain.zip");
+    EXPECT_EQ(r.code, 8) << r.err;
+    EXPECT_NE(r.err.find("is not signed"), std::string::npos) << r.err;
+    expect_nothing_activated();
+
+    // ...unless the policy says so, with a warning.
+    r = update("/plain.zip", "--set payload.settings.allow_unsigned=true");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("warning: allow_unsigned is set"), std::string::npos) << r.err;
+}
+
+TEST_F(SignedUpdateCli, DowngradeNeedsTheFlag) {
+    create("new.zip", "2.0");
+    ASSERT_EQ(update("/new.zip").code, 0);
+    // Slot B runs 2.0 now; a 1.9 bundle for slot A is older.
+    write_file(root() / "proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-B ro\n");
+    fs::remove_all(root() / "run");
+    create("old.zip", "1.9");
+    Outcome r = update("/old.zip");
+    EXPECT_EQ(r.code, 8) << r.err;
+    EXPECT_NE(r.err.find("bundle version 1.9 is older than the running slot B's 2.0"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(root() / "run/activate/kexec/kernel"));
+    r = update("/old.zip", "--allow-downgrade");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(root() / "run/activate/kexec/kernel"));
+}
+
+}  // namespace
+}  // namespace activate::payload_uki
