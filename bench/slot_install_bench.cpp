@@ -121,7 +121,9 @@ struct Fixture {
 
 Result<std::unique_ptr<PayloadSource>> make_source(const Sysroot& sysroot, const Logger& logger) {
     PluginContext context{&sysroot, &logger};
-    Settings settings(YAML::Load("disk: /disk.img"), "bench-policy.yaml", "payload.settings");
+    // The bundle is unsigned: signature checks are bundle_verify_bench's subject.
+    Settings settings(YAML::Load("{disk: /disk.img, allow_unsigned: true}"), "bench-policy.yaml",
+                      "payload.settings");
     return payload_uki::create_uki_payload_source(context, settings);
 }
 

@@ -1,6 +1,8 @@
 // Signature, manifest and per-member digest checks around a BundleReader; see
 // verifying_reader.hpp and docs/bundle-format.md.
 #include <activate/bundle/verifying_reader.hpp>
+#include <future>
+#include <system_error>
 #include <unordered_map>
 
 #include "zip_format.hpp"
@@ -84,7 +86,9 @@ struct VerifyingReader::State {
         return {};
     }
 
-    Result<size_t> read(std::span<uint8_t> out) {
+    // The member's next bytes without hashing them: sizes are enforced, the digest is not.
+    // 0 at the end of the data, which is then not yet verified (see read()).
+    Result<size_t> read_raw(std::span<uint8_t> out) {
         if (failed) return Error(ErrorKind::internal, name + ": read after an earlier error");
         if (!in_member) return Error(ErrorKind::internal, name + ": read() before next()");
         if (member_done) {
@@ -101,19 +105,67 @@ struct VerifyingReader::State {
             out = out.first(std::max<uint64_t>(expected->size - count, 1));
         }
         ACTIVATE_ASSIGN(size_t n, reader.read(out));
-        if (n == 0) {
-            ACTIVATE_TRY(verify_member());
-            return n;
-        }
         count += n;
         if (expected && count > expected->size)
             return Error(ErrorKind::rejected, what() + " holds more than the " +
                                                   std::to_string(expected->size) +
                                                   " bytes the manifest says");
-        hash.update(out.first(n));
-        // The last bytes are handed out only once the digest matched.
-        if (expected && count == expected->size) ACTIVATE_TRY(verify_member());
         return n;
+    }
+
+    // The data is complete when the reader ends it or the manifest's size is reached.
+    bool complete(size_t n) const { return n == 0 || (expected && count == expected->size); }
+
+    Result<size_t> read(std::span<uint8_t> out) {
+        ACTIVATE_ASSIGN(size_t n, read_raw(out));
+        // Unchecked members (no manifest) cost nothing.
+        if (expected) hash.update(out.first(n));
+        // The last bytes are handed out only once the digest matched.
+        if (!member_done && complete(n)) ACTIVATE_TRY(verify_member());
+        return n;
+    }
+
+    // copy_to() with the SHA-256 of each chunk computed on a second thread while the sink
+    // writes the same chunk (both only read it) and the next chunk is read into the other
+    // buffer: hashing then costs wall time only where it is slower than the I/O. The final
+    // chunk is hashed and verified before the sink sees it, as read() does.
+    Result<uint64_t> copy_pipelined(const std::function<Status(std::span<const uint8_t>)>& sink,
+                                    size_t chunk) {
+        std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(chunk),
+                                           std::vector<uint8_t>(chunk)};
+        // Declared after the buffers: a std::async future waits for its task when destroyed,
+        // so no return path can free a buffer that is still being hashed.
+        std::future<void> hashing;
+        auto hashed = [&] {
+            if (hashing.valid()) hashing.get();
+        };
+        uint64_t total = 0;
+        for (int which = 0;; which ^= 1) {
+            // This buffer's previous content was hashed before the other one was handed out.
+            std::vector<uint8_t>& buf = buffers[which];
+            size_t fill = 0;
+            bool end = false;
+            while (fill < buf.size() && !end) {
+                ACTIVATE_ASSIGN(size_t n, read_raw(std::span(buf).subspan(fill)));
+                fill += n;
+                end = complete(n);
+            }
+            hashed();  // digests are fed in order
+            const std::span<const uint8_t> data(buf.data(), fill);
+            if (end || member_done) {
+                hash.update(data);
+                if (!member_done) ACTIVATE_TRY(verify_member());
+                if (fill > 0) ACTIVATE_TRY(sink(data));
+                return total + fill;
+            }
+            try {
+                hashing = std::async(std::launch::async, [this, data] { hash.update(data); });
+            } catch (const std::system_error&) {
+                hash.update(data);  // no thread to be had: hash here
+            }
+            ACTIVATE_TRY(sink(data));
+            total += fill;
+        }
     }
 
     Status finish_member() {
@@ -321,18 +373,33 @@ Status VerifyingReader::skip() {
 }
 
 Result<uint64_t> VerifyingReader::copy_to(
-    const std::function<Status(std::span<const uint8_t>)>& sink) {
-    std::vector<uint8_t> buf(kChunk);
-    uint64_t total = 0;
-    while (true) {
-        ACTIVATE_ASSIGN(size_t n, read(buf));
-        if (n == 0) return total;
-        if (auto st = sink(std::span<const uint8_t>(buf.data(), n)); !st.ok()) {
-            state_->failed = true;
-            return std::move(st).error();
+    const std::function<Status(std::span<const uint8_t>)>& sink, size_t chunk_size) {
+    chunk_size = std::max<size_t>(chunk_size, 4096);
+    Result<uint64_t> copied = uint64_t(0);
+    if (state_->in_member && state_->expected && !state_->failed) {
+        copied = state_->copy_pipelined(sink, chunk_size);
+    } else {
+        std::vector<uint8_t> buf(chunk_size);
+        uint64_t total = 0;
+        while (true) {
+            auto n = state_->read(buf);
+            if (!n.ok()) {
+                copied = std::move(n).error();
+                break;
+            }
+            if (*n == 0) {
+                copied = total;
+                break;
+            }
+            if (auto st = sink(std::span<const uint8_t>(buf.data(), *n)); !st.ok()) {
+                copied = std::move(st).error();
+                break;
+            }
+            total += *n;
         }
-        total += n;
     }
+    if (!copied.ok()) state_->failed = true;
+    return copied;
 }
 
 uint64_t VerifyingReader::source_offset() const { return state_->reader.source_offset(); }

@@ -247,7 +247,8 @@ TEST_F(Verify, SecondTrustedKeyIsUsed) {
     const SecretKey other = make_key();
     TrustOptions t = trust();
     t.keys.push_back({"/keys/other.pub", other.public_key()});
-    auto r = BundleReader::open(memory_source(as_bytes(signed_parts(kMembers, other).zip()), "b"));
+    const std::string zip = signed_parts(kMembers, other).zip();  // outlives the source
+    auto r = BundleReader::open(memory_source(as_bytes(zip), "b"));
     auto v = VerifyingReader::open(std::move(*r), t);
     ASSERT_TRUE(v.ok()) << v.error().message();
     EXPECT_EQ(v->signer()->file, "/keys/other.pub");
@@ -324,6 +325,62 @@ TEST_F(Verify, EveryMemberWithAFlippedBitIsRefusedBeforeItsLastBytes) {
             EXPECT_FALSE(v->next().ok());
         }
     }
+}
+
+TEST_F(Verify, PipelinedCopyToChecksDigestsBeforeTheLastChunk) {
+    // Small chunks, so the hash thread and the sink overlap many times.
+    for (bool tamper : {false, true}) {
+        Parts p = signed_parts(kMembers, key_);
+        if (tamper) p.members[0].second[150000] ^= 0x40;
+        const std::string zip = p.zip();
+        auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+        auto v = VerifyingReader::open(std::move(*reader), trust());
+        ASSERT_TRUE(v.ok());
+        ASSERT_TRUE(v->next().ok());
+        std::string got;
+        size_t chunks = 0;
+        auto n = v->copy_to(
+            [&](std::span<const uint8_t> c) -> Status {
+                EXPECT_LE(c.size(), 4096u);
+                got.append(reinterpret_cast<const char*>(c.data()), c.size());
+                ++chunks;
+                return {};
+            },
+            4096);
+        SCOPED_TRACE(tamper ? "tampered" : "intact");
+        if (!tamper) {
+            ASSERT_TRUE(n.ok()) << n.error().message();
+            EXPECT_EQ(*n, kMembers[0].second.size());
+            EXPECT_EQ(got, kMembers[0].second);
+            EXPECT_GT(chunks, 70u);
+            ASSERT_TRUE(v->next().ok());
+        } else {
+            ASSERT_FALSE(n.ok());
+            EXPECT_EQ(n.error().kind(), ErrorKind::rejected);
+            EXPECT_NE(n.error().message().find("has SHA-256"), std::string::npos);
+            EXPECT_LT(got.size(), kMembers[0].second.size());
+            EXPECT_FALSE(v->next().ok());
+        }
+    }
+}
+
+TEST_F(Verify, PipelinedCopyToStopsAtTheSinksError) {
+    const std::string zip = signed_parts(kMembers, key_).zip();
+    auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+    auto v = VerifyingReader::open(std::move(*reader), trust());
+    ASSERT_TRUE(v.ok());
+    ASSERT_TRUE(v->next().ok());
+    int calls = 0;
+    auto n = v->copy_to(
+        [&](std::span<const uint8_t>) -> Status {
+            if (++calls == 3) return Error(ErrorKind::activation, "disk full");
+            return {};
+        },
+        8192);
+    ASSERT_FALSE(n.ok());
+    EXPECT_EQ(n.error().message(), "disk full");
+    EXPECT_EQ(calls, 3);
+    EXPECT_FALSE(v->next().ok());
 }
 
 TEST_F(Verify, RawBitFlipsInTheZipAreCaughtByTheReader) {

@@ -14,6 +14,7 @@
 #include <payload_uki/slot_installer.hpp>
 #include <payload_uki/uki.hpp>
 #include <payload_uki/uki_payload.hpp>
+#include <type_traits>
 #include <vector>
 
 namespace activate::payload_uki {
@@ -174,25 +175,36 @@ Status SlotInstaller::install(const Slot& target, Reader& bundle, bundle::Progre
             log_.info("writing " + member->name + " (" + std::to_string(*member->size) +
                       " bytes) to " + slot + " (" + part_name + " at byte " +
                       std::to_string(offset) + ")");
-            std::vector<uint8_t> buf(kImageWriteBuffer);
             uint64_t written = 0;
-            for (bool at_end = false; !at_end;) {
-                size_t fill = 0;
-                while (fill < buf.size()) {
-                    ACTIVATE_ASSIGN(size_t n, bundle.read(std::span(buf).subspan(fill)));
-                    if (n == 0) {
-                        at_end = true;
-                        break;
-                    }
-                    fill += n;
-                }
-                if (fill == 0) break;
-                if (written + fill > capacity)  // the reader enforces the size; belt and braces
+            auto write_chunk = [&](std::span<const uint8_t> chunk) -> Status {
+                // The reader enforces the size; belt and braces.
+                if (written + chunk.size() > capacity)
                     return Error(ErrorKind::input, what + " exceeds " + part_name);
-                ACTIVATE_TRY(
-                    write_all_at(disk.get(), buf.data(), fill, offset + written, target.disk));
-                written += fill;
+                ACTIVATE_TRY(write_all_at(disk.get(), chunk.data(), chunk.size(), offset + written,
+                                          target.disk));
+                written += chunk.size();
                 report();
+                return {};
+            };
+            if constexpr (std::is_same_v<Reader, bundle::VerifyingReader>) {
+                // The verifying reader hashes each chunk on a second thread while it is written.
+                auto copied = bundle.copy_to(write_chunk, kImageWriteBuffer);
+                if (!copied.ok()) return std::move(copied).error();
+            } else {
+                std::vector<uint8_t> buf(kImageWriteBuffer);
+                for (bool at_end = false; !at_end;) {
+                    size_t fill = 0;
+                    while (fill < buf.size()) {
+                        ACTIVATE_ASSIGN(size_t n, bundle.read(std::span(buf).subspan(fill)));
+                        if (n == 0) {
+                            at_end = true;
+                            break;
+                        }
+                        fill += n;
+                    }
+                    if (fill == 0) break;
+                    ACTIVATE_TRY(write_chunk(std::span<const uint8_t>(buf.data(), fill)));
+                }
             }
             if (::fsync(disk.get()) != 0)
                 return errno_error(ErrorKind::activation, "fsync " + target.disk);

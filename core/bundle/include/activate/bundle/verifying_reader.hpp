@@ -68,9 +68,13 @@ class VerifyingReader {
     Result<size_t> read(std::span<uint8_t> out);
     // Reads (and verifies) the rest of the current member.
     Status skip();
-    // Streams the rest of the current member to `sink` in chunks of at most 256 KiB. As with
+    // Streams the rest of the current member to `sink` in chunks of at most `chunk_size` bytes.
+    // For a member in the manifest the SHA-256 of each chunk runs on a second thread while the
+    // sink writes it, so verification costs little wall time when the sink is I/O-bound; the
+    // last chunk reaches the sink only after the digest matched. As with
     // BundleReader::copy_to(), what the sink received is valid only once this succeeded.
-    Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink);
+    Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink,
+                             size_t chunk_size = 256 << 10);
 
     uint64_t source_offset() const;
     const ByteSource& source() const;

@@ -1,0 +1,298 @@
+// Issue 7: what verifying a signed bundle costs during install. On a temp sysroot (GPT disk image
+// file made by sfdisk, /proc/cmdline naming slot A, an ESP directory, a trusted key) the uki
+// plugin's install() runs twice over the same members:
+//   candidate: a signed bundle under the enforcing policy (signature, compatible, version, and
+//              SHA-256 of every member while it streams into slot B);
+//   baseline:  the same members without manifest under allow_unsigned (no hashing).
+// Goal: candidate throughput >= 0.9 x baseline. Also prints the raw SHA-256 rate of the linked
+// implementation, the figure that decides the ratio once the disk is fast.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <activate/bundle/sha256.hpp>
+#include <activate/bundle/signed_writer.hpp>
+#include <activate/bundle/writer.hpp>
+#include <activate/log.hpp>
+#include <activate/plugin_api.hpp>
+#include <activate/settings.hpp>
+#include <activate/sysroot.hpp>
+#include <bench_support.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <payload_uki/uki_payload_source.hpp>
+#include <string>
+#include <vector>
+
+using namespace activate;
+using namespace activate::bench;
+
+namespace {
+
+struct Options {
+    size_t size_mib = 512;
+    int iterations = 3;
+    std::string dir;
+};
+
+bool parse(int argc, char** argv, Options& o) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--size-mib" && i + 1 < argc)
+            o.size_mib = std::strtoul(argv[++i], nullptr, 10);
+        else if (a == "--iterations" && i + 1 < argc)
+            o.iterations = std::atoi(argv[++i]);
+        else if (a == "--dir" && i + 1 < argc)
+            o.dir = argv[++i];
+        else {
+            std::fprintf(stderr,
+                         "usage: bundle_verify_bench [--size-mib N (512)] [--iterations N (3)] "
+                         "[--dir DIR]\nneeds about 4x --size-mib of free space in DIR (image, "
+                         "two bundles, disk)\n");
+            return false;
+        }
+    }
+    return o.size_mib > 0 && o.iterations > 0;
+}
+
+bool write_file(const std::string& path, const std::string& data) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << data;
+    return static_cast<bool>(out.flush());
+}
+
+bool write_random_file(const std::string& path, uint64_t size, uint64_t seed) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) return false;
+    std::vector<char> buf(4 << 20);
+    for (uint64_t done = 0; done < size;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
+        fill_random(buf.data(), n, seed + done);
+        if (::write(fd.get(), buf.data(), n) != static_cast<ssize_t>(n)) return false;
+        done += n;
+    }
+    return ::fsync(fd.get()) == 0;
+}
+
+void drop_cache(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+}
+
+struct Fixture {
+    std::string root;
+    std::string disk() const { return root + "/disk.img"; }
+    std::string image() const { return root + "/image.img"; }
+    std::string uki() const { return root + "/uki.efi"; }
+};
+
+// The two policies: enforcing (candidate) and unsigned (baseline).
+const char* kSigned = "{disk: /disk.img, compatible: bench-board, trusted_keys: /keys}";
+const char* kUnsigned = "{disk: /disk.img, allow_unsigned: true}";
+
+bool make_disk(const Fixture& f, uint64_t image_mib) {
+    const std::string script =
+        "label: gpt\n"
+        "size=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"ESP\"\n"
+        "size=16MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-A\"\n"
+        "size=" +
+        std::to_string(image_mib + 1) +
+        "MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-B\"\n";
+    const std::string script_path = f.root + "/disk.sfdisk";
+    return write_file(script_path, script) &&
+           run_command({"truncate", "-s", std::to_string(image_mib + 40) + "M", f.disk()}) &&
+           run_command({"sh", "-c", "sfdisk -q \"$0\" < \"$1\"", f.disk(), script_path});
+}
+
+bool make_bundles(const Fixture& f) {
+    auto key = bundle::generate_secret_key();
+    if (!key.ok()) return false;
+    ::mkdir((f.root + "/keys").c_str(), 0755);
+    if (!write_file(f.root + "/keys/bench.pub", bundle::format_public_key(key->public_key())))
+        return false;
+    const std::vector<bundle::BundleInput> files = {{"verity_rootfs.img", f.image()},
+                                                    {"kernel_efi.efi", f.uki()}};
+    {
+        UniqueFd out(::open((f.root + "/signed.zip").c_str(),
+                            O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        auto made =
+            bundle::write_signed_bundle(bundle::fd_sink(std::move(out), "signed.zip"), *key,
+                                        "bench-board", *bundle::BundleVersion::parse("1.0"), files);
+        if (!made.ok()) {
+            std::fprintf(stderr, "signed bundle: %s\n", made.error().message().c_str());
+            return false;
+        }
+    }
+    UniqueFd out(
+        ::open((f.root + "/plain.zip").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    bundle::BundleWriter writer(bundle::fd_sink(std::move(out), "plain.zip"));
+    for (const auto& in : files) {
+        UniqueFd fd(::open(in.path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd || !writer.add_file(in.name, fd.get()).ok()) return false;
+    }
+    return writer.finish().ok();
+}
+
+std::optional<double> install(const Fixture& f, const char* policy, const std::string& bundle) {
+    Sysroot sysroot(f.root);
+    Logger logger(LogLevel::error);  // the baseline's allow_unsigned warning is expected
+    PluginContext context{&sysroot, &logger};
+    Settings settings(YAML::Load(policy), "bench-policy.yaml", "payload.settings");
+    auto source = payload_uki::create_uki_payload_source(context, settings);
+    if (!source.ok()) {
+        std::fprintf(stderr, "uki source: %s\n", source.error().message().c_str());
+        return std::nullopt;
+    }
+    auto slots = (*source)->slots();
+    if (!slots.ok()) {
+        std::fprintf(stderr, "slots: %s\n", slots.error().message().c_str());
+        return std::nullopt;
+    }
+    InstallRequest request;
+    request.bundle = bundle;
+    const double t0 = now_seconds();
+    auto installed = (*source)->install(slots->target, request);
+    const double t1 = now_seconds();
+    if (!installed.ok()) {
+        std::fprintf(stderr, "install %s: %s\n", bundle.c_str(),
+                     installed.error().message().c_str());
+        return std::nullopt;
+    }
+    return t1 - t0;
+}
+
+// SHA-256 of the image from the page cache, 4 MiB reads: the hash's own rate.
+std::optional<double> hash_only(const Fixture& f, uint64_t size) {
+    UniqueFd in(::open(f.image().c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return std::nullopt;
+    std::vector<uint8_t> buf(4 << 20);
+    const double t0 = now_seconds();
+    bundle::Sha256 hash;
+    for (uint64_t done = 0; done < size;) {
+        const ssize_t n = ::read(in.get(), buf.data(), buf.size());
+        if (n <= 0) return std::nullopt;
+        hash.update(std::span(buf.data(), static_cast<size_t>(n)));
+        done += static_cast<uint64_t>(n);
+    }
+    if (!hash.finish().ok()) return std::nullopt;
+    return now_seconds() - t0;
+}
+
+bool slot_matches_image(const Fixture& f, uint64_t offset, uint64_t size) {
+    UniqueFd disk(::open(f.disk().c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd image(::open(f.image().c_str(), O_RDONLY | O_CLOEXEC));
+    if (!disk || !image) return false;
+    std::vector<char> a(4 << 20), b(4 << 20);
+    for (uint64_t done = 0; done < size;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(a.size(), size - done));
+        if (::pread(disk.get(), a.data(), n, static_cast<off_t>(offset + done)) !=
+                static_cast<ssize_t>(n) ||
+            ::pread(image.get(), b.data(), n, static_cast<off_t>(done)) !=
+                static_cast<ssize_t>(n) ||
+            std::memcmp(a.data(), b.data(), n) != 0)
+            return false;
+        done += n;
+    }
+    return true;
+}
+
+bool clear_slot(const Fixture& f, uint64_t offset) {
+    UniqueFd disk(::open(f.disk().c_str(), O_WRONLY | O_CLOEXEC));
+    if (!disk) return false;
+    std::vector<char> zero(1 << 20, 0);
+    return ::pwrite(disk.get(), zero.data(), zero.size(), static_cast<off_t>(offset)) ==
+               static_cast<ssize_t>(zero.size()) &&
+           ::fsync(disk.get()) == 0;
+}
+
+int measure(const Fixture& f, const Options& opt, uint64_t offset) {
+    const uint64_t size = static_cast<uint64_t>(opt.size_mib) << 20;
+    std::vector<double> verified_t, plain_t, hash_t;
+    std::vector<uint64_t> verified_rss, plain_rss;
+    for (int i = 0; i < opt.iterations; ++i) {
+        for (int k = 0; k < 2; ++k) {
+            const bool plain = (i + k) % 2 == 0;  // alternate which one goes first
+            if (!clear_slot(f, offset)) return 1;
+            drop_cache(f.disk());
+            auto s = plain ? run_in_child([&] { return install(f, kUnsigned, "/plain.zip"); })
+                           : run_in_child([&] { return install(f, kSigned, "/signed.zip"); });
+            if (!s) return 1;
+            if (!slot_matches_image(f, offset, size)) {
+                std::fprintf(stderr, "the %s install left slot B different from the image\n",
+                             plain ? "unsigned" : "verified");
+                return 1;
+            }
+            (plain ? plain_t : verified_t).push_back(s->seconds);
+            (plain ? plain_rss : verified_rss).push_back(s->peak_rss_bytes);
+        }
+        auto h = run_in_child([&] { return hash_only(f, size); });
+        if (!h) return 1;
+        hash_t.push_back(h->seconds);
+    }
+    const double vt = median(verified_t), pt = median(plain_t), ht = median(hash_t);
+    const double v_mbs = size / kMiB / vt, p_mbs = size / kMiB / pt;
+    const double ratio = v_mbs / p_mbs;
+    std::printf(
+        "bundle install with and without verification: %s image into slot B of a GPT "
+        "disk image, %d iterations each, alternating, median\n",
+        mib(size).c_str(), opt.iterations);
+    std::printf("  SHA-256 implementation: %s, %.0f MiB/s on its own (image in the page cache)\n",
+                bundle::Sha256::implementation(), size / kMiB / ht);
+    std::printf("  baseline  unsigned bundle, no hashing:   %8.2f s  %7.1f MiB/s  peak RSS %s\n",
+                pt, p_mbs, mib(max_of(plain_rss)).c_str());
+    std::printf("  candidate signed bundle, verified:       %8.2f s  %7.1f MiB/s  peak RSS %s\n",
+                vt, v_mbs, mib(max_of(verified_rss)).c_str());
+    std::printf("  throughput ratio verified/unverified: %.3f (goal >= 0.9): %s\n", ratio,
+                ratio >= 0.9 ? "MET" : "NOT MET");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options opt;
+    if (!parse(argc, argv, opt)) return 2;
+    if (!opt.dir.empty()) ::setenv("TMPDIR", opt.dir.c_str(), 1);
+    Fixture f{make_temp_dir("bundle-verify-bench")};
+    if (f.root.empty()) {
+        std::perror("mkdtemp");
+        return 1;
+    }
+    int rc = 1;
+    const uint64_t size = static_cast<uint64_t>(opt.size_mib) << 20;
+    for (const char* d : {"/proc", "/esp", "/esp/EFI", "/esp/EFI/metropolis"})
+        ::mkdir((f.root + d).c_str(), 0755);
+    const std::string small_linux = f.root + "/linux.bin", cmdline = f.root + "/cmdline.txt";
+    if (!write_file(f.root + "/proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-A ro\n") ||
+        !make_disk(f, opt.size_mib)) {
+        std::fprintf(stderr, "bundle_verify_bench: could not make the sysroot or disk image\n");
+    } else if (!write_random_file(f.image(), size, 7) ||
+               !write_random_file(small_linux, 256 << 10, 8) ||
+               !write_file(cmdline, "root=PARTLABEL=METROPOLIS-SYSTEM-X\n") ||
+               !run_command({"sh", BENCH_MAKE_UKI, f.uki(), BENCH_UKI_STUB, ".cmdline=" + cmdline,
+                             ".linux=" + small_linux},
+                            false) ||
+               !make_bundles(f)) {
+        std::fprintf(stderr, "bundle_verify_bench: could not build the image and bundles\n");
+    } else {
+        Sysroot sysroot(f.root);
+        Logger logger(LogLevel::error);
+        PluginContext context{&sysroot, &logger};
+        Settings settings(YAML::Load(kSigned), "bench-policy.yaml", "payload.settings");
+        auto source = payload_uki::create_uki_payload_source(context, settings);
+        auto slots = source.ok() ? (*source)->slots() : Result<SlotPair>(source.error());
+        if (!slots.ok()) {
+            std::fprintf(stderr, "slots: %s\n", slots.error().message().c_str());
+        } else {
+            const uint64_t offset =
+                slots->target.system.first_lba * slots->target.system.sector_size;
+            std::printf("temp sysroot %s\n", f.root.c_str());
+            rc = measure(f, opt, offset);
+        }
+    }
+    remove_tree(f.root);
+    return rc;
+}
