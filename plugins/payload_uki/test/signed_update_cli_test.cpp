@@ -199,5 +199,67 @@ TEST_F(SignedUpdateCli, DowngradeNeedsTheFlag) {
     EXPECT_TRUE(fs::exists(root() / "run/activate/kexec/kernel"));
 }
 
+TEST_F(SignedUpdateCli, BundleTools) {
+    // keygen: secret key 0600, never overwritten.
+    EXPECT_EQ(fs::status(work_.path() / "release.secret").permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+    EXPECT_EQ(read_file(work_.path() / "release.pub").rfind("activate-ed25519-public ", 0), 0u);
+    Outcome again = run_activate("bundle keygen -o " + quote((work_.path() / "release").string()));
+    EXPECT_EQ(again.code, 2);
+    EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
+
+    create("b.zip", "1.2.3");
+    const std::string b = quote((root() / "b.zip").string());
+    Outcome info = run_activate("bundle info " + b);
+    ASSERT_EQ(info.code, 0) << info.err;
+    EXPECT_NE(info.out.find("compatible:     metropolis-x86_64"), std::string::npos) << info.out;
+    EXPECT_NE(info.out.find("version:        1.2.3"), std::string::npos) << info.out;
+    EXPECT_NE(info.out.find("verity_rootfs.img  2097152 bytes  sha256 "), std::string::npos)
+        << info.out;
+    Outcome json = run_activate("bundle info --json " + b);
+    ASSERT_EQ(json.code, 0) << json.err;
+    EXPECT_NE(json.out.find("\"version\":\"1.2.3\""), std::string::npos) << json.out;
+    EXPECT_NE(json.out.find("{\"name\":\"kernel_efi.efi\",\"size\":"), std::string::npos)
+        << json.out;
+    EXPECT_NE(json.out.find("\"has_signature\":true,\"signature_checked\":false"),
+              std::string::npos)
+        << json.out;
+
+    // verify: a key directory without this key; a wrong compatible string; a plain zip.
+    fs::create_directories(work_.path() / "other-keys");
+    ASSERT_EQ(
+        run_activate("bundle keygen -o " + quote((work_.path() / "other-keys/x").string())).code,
+        0);
+    fs::remove(work_.path() / "other-keys/x.secret");
+    Outcome unknown = run_activate("bundle verify --keys " +
+                                   quote((work_.path() / "other-keys").string()) + " " + b);
+    EXPECT_EQ(unknown.code, 8) << unknown.err;
+    EXPECT_NE(unknown.err.find("signed by unknown key"), std::string::npos) << unknown.err;
+    Outcome wrong =
+        run_activate("bundle verify --keys " + quote((root() / "etc/activate/keys").string()) +
+                     " --compatible board-9 " + b);
+    EXPECT_EQ(wrong.code, 8);
+    EXPECT_NE(wrong.err.find("(--compatible)"), std::string::npos) << wrong.err;
+    Outcome not_a_bundle =
+        run_activate("bundle info " + quote((work_.path() / "release.pub").string()));
+    EXPECT_EQ(not_a_bundle.code, 5) << not_a_bundle.err;
+
+    // Usage errors exit 2 and print nothing on stdout.
+    for (const std::string& args :
+         {std::string("bundle"), std::string("bundle frob"), std::string("bundle create -o x.zip"),
+          std::string("bundle verify " + b),
+          std::string("bundle create --key k --compatible c "
+                      "--version 01 -o x.zip f")}) {
+        Outcome r = run_activate(args);
+        EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+        EXPECT_EQ(r.out, "") << args;
+    }
+    Outcome help = run_activate("bundle --help");
+    EXPECT_EQ(help.code, 0);
+    EXPECT_NE(help.out.find("keygen"), std::string::npos);
+    EXPECT_NE(run_activate("--help").out.find("bundle keygen|create|verify|info"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace activate::payload_uki
