@@ -199,6 +199,32 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
                          "8 bundle rejected.\n";
 }
 
+// The human form of `status`: the same document, one value per line and indented.
+std::string indent_json(const std::string& json) {
+    std::string out;
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    auto newline = [&] { out += '\n' + std::string(2 * depth, ' '); };
+    for (char c : json) {
+        if (in_string) {
+            out += c;
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        switch (c) {
+            case '"': in_string = true; out += c; break;
+            case '{': case '[': out += c; ++depth; newline(); break;
+            case '}': case ']': --depth; newline(); out += c; break;
+            case ',': out += c; newline(); break;
+            case ':': out += ": "; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
 int fail(const Logger& logger, const Error& error) {
     logger.write(LogLevel::error, "activate", error.message());
     return exit_code(error.kind());
@@ -300,7 +326,7 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     if (command == "status") {
         Result<std::string> status = e.status_json();
         if (!status.ok()) return fail(logger, status.error());
-        std::cout << *status << "\n";
+        std::cout << (json ? *status : indent_json(*status)) << "\n";
         return 0;
     }
     if (command == "mark-good") {

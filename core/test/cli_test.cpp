@@ -111,3 +111,26 @@ TEST(Cli, TakeoverWritesOnlyTheResponseOnStdout) {
 
 }  // namespace
 }  // namespace activate
+
+namespace activate {
+namespace {
+
+TEST(Cli, StatusPrintsJsonOrIndentedText) {
+    test::TempDir dir, root;
+    test::write_file(dir / "u.yaml", "activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
+                                     "{uses_slots: true}\nactivation: {plugin: fake}\n"
+                                     "boot_control: {plugin: fake}\n");
+    auto json = test::run({ACTIVATE_BINARY, "status", "--json", "--policy",
+                           (dir / "u.yaml").string(), "--plugin-dir", FAKE_PLUGIN_DIR,
+                           "--sysroot", root.path().string()});
+    EXPECT_EQ(json.exit_code, 0) << json.err;
+    EXPECT_EQ(json.out,
+              "{\"running_slot\":\"A\",\"target_slot\":\"B\",\"kexec_loaded\":false,\"boot\":{}}\n");
+    auto text = test::run({ACTIVATE_BINARY, "status", "--policy", (dir / "u.yaml").string(),
+                           "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root.path().string()});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_NE(text.out.find("\n  \"running_slot\": \"A\",\n"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace activate

@@ -79,3 +79,19 @@ TEST(Settings, SectionListsHaveIndexedPaths) {
 
 }  // namespace
 }  // namespace activate
+
+namespace activate {
+namespace {
+
+TEST(Settings, MalformedNumbersAndDurations) {
+    Settings s(YAML::Load("a: '+'\nb: -3\nc: 1.2.3s\nd: .5s\ne: 5 ms\nf: 5h\n"), "p.yaml", "x");
+    EXPECT_FALSE(s.integer_or("a", 0, -10, 10).ok());
+    EXPECT_EQ(*s.integer_or("b", 0, -10, 10), -3);
+    EXPECT_FALSE(s.duration_or("c", {}).ok());
+    EXPECT_FALSE(s.duration_or("d", {}).ok());
+    EXPECT_EQ(s.duration_or("e", {})->count(), 5);
+    EXPECT_FALSE(s.duration_or("f", {}).ok());
+}
+
+}  // namespace
+}  // namespace activate

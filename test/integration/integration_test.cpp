@@ -1,0 +1,157 @@
+// The real plugins and binaries on temporary sysroots: nothing here can touch the host, since
+// every run passes --sysroot and kexec/reboot are then only recorded.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "takeover.pb.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+    int code;
+    std::string out, err;
+};
+
+class Sandbox {
+public:
+    Sandbox() {
+        std::string t = (fs::temp_directory_path() / "activate-it-XXXXXX").string();
+        root_ = ::mkdtemp(t.data());
+    }
+    ~Sandbox() { fs::remove_all(root_); }
+    const fs::path& root() const { return root_; }
+    void write(const std::string& rel, const std::string& content) const {
+        fs::create_directories((root_ / rel).parent_path());
+        std::ofstream(root_ / rel, std::ios::binary) << content;
+    }
+    std::string read(const std::string& rel) const {
+        std::ifstream in(root_ / rel, std::ios::binary);
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+
+private:
+    fs::path root_;
+};
+
+// Runs a shell command line with stdin from a file, capturing stdout and stderr.
+Outcome sh(const Sandbox& box, const std::string& command, const std::string& input = "") {
+    box.write(".io/in", input);
+    std::string full = "(" + command + ") <" + (box.root() / ".io/in").string() + " >" +
+                       (box.root() / ".io/out").string() + " 2>" +
+                       (box.root() / ".io/err").string();
+    int status = std::system(full.c_str());
+    return {WEXITSTATUS(status), box.read(".io/out"), box.read(".io/err")};
+}
+
+TEST(ShippedPolicies, EveryConfigValidatesWithTheRealPlugins) {
+    for (const char* policy : {"takeover.yaml", "update-kexec.yaml", "update-efi.yaml"}) {
+        Sandbox box;
+        Outcome r = sh(box, std::string(ACTIVATE_BINARY) + " --policy " SOURCE_DIR "/config/" +
+                            policy + " --plugin-dir " PLUGIN_DIR " --sysroot " +
+                            box.root().string() + " --dry-run");
+        EXPECT_EQ(r.code, 0) << policy << ": " << r.err;
+        EXPECT_NE(r.out.find("steps:"), std::string::npos) << policy;
+        EXPECT_NE(r.out.find(PLUGIN_DIR), std::string::npos) << policy;
+        // A dry run touches nothing under the sysroot.
+        EXPECT_FALSE(fs::exists(box.root() / "run")) << policy;
+    }
+}
+
+TEST(TakeoverBinary, HasBuiltInPluginsAndPolicy) {
+    Sandbox box;
+    Outcome r = sh(box, std::string(TAKEOVER_BINARY) + " --dry-run --sysroot " + box.root().string());
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("payload: embedded"), std::string::npos);
+    EXPECT_NE(r.out.find("(built-in)"), std::string::npos);
+    EXPECT_NE(r.out.find("policy: <built-in config/takeover.yaml>"), std::string::npos);
+}
+
+// The whole takeover on a sysroot: recorded rtnetlink dumps of a bonded, VLAN'd guest stand in
+// for the live network; the response, the staged bytes and the delayed jump are checked.
+TEST(TakeoverBinary, StagesAgentWithInitPbAndJumpsAfterTheResponse) {
+    Sandbox box;
+    box.write("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1 console=tty0 console=ttyS0,115200n8 quiet\n");
+    box.write("etc/resolv.conf", "nameserver 192.0.2.53\nnameserver 2001:db8::53\n");
+    fs::create_directories(box.root() / "dumps");
+    for (const char* f : {"links.nl", "addrs.nl", "routes.nl"})
+        fs::copy_file(fs::path(TESTDATA_DIR) / "netlink-bond-vlan" / f, box.root() / "dumps" / f);
+
+    activate::wire::TakeoverInit init;
+    init.set_machine_id("it-machine");
+    init.set_bmaas_endpoint("bmaas.example:443");
+    init.set_ca_certificate(std::string("\0CA\xff", 4));
+    auto start = std::chrono::steady_clock::now();
+    Outcome r = sh(box,
+               std::string(TAKEOVER_BINARY) + " --sysroot " + box.root().string() +
+                   " --set delay=1s --set captures.0.settings.dump_dir=/dumps",
+               init.SerializeAsString());
+    ASSERT_EQ(r.code, 0) << r.err;
+    activate::wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(r.out));
+    ASSERT_TRUE(response.has_success()) << response.DebugString();
+    EXPECT_EQ(response.success().init_message().SerializeAsString(), init.SerializeAsString());
+    ASSERT_EQ(response.success().key().size(), 32u);
+
+    // Command line: the policy's parameters plus the running kernel's consoles, in order.
+    EXPECT_EQ(box.read("run/activate/kexec/cmdline"),
+              "quiet init=/init console=tty0 console=ttyS0,115200n8");
+    // The staged initramfs is the embedded agent initramfs, byte for byte, followed by one
+    // appended frame that lists exactly init.pb and holds our AgentInit.
+    std::string initramfs = box.read("run/activate/kexec/initramfs");
+    std::ifstream agent_file(AGENT_INITRAMFS, std::ios::binary);
+    std::string agent_bytes((std::istreambuf_iterator<char>(agent_file)), {});
+    ASSERT_GT(initramfs.size(), agent_bytes.size());
+    EXPECT_EQ(initramfs.substr(0, agent_bytes.size()), agent_bytes);
+    box.write("appended.zst", initramfs.substr(agent_bytes.size()));
+    std::string staged = (box.root() / "appended.zst").string();
+    Outcome listing = sh(box, "zstd -dc " + staged + " | cpio -it 2>/dev/null");
+    EXPECT_EQ(listing.out, "init.pb\n");
+    fs::create_directories(box.root() / "x");
+    Outcome extract = sh(box, "cd " + (box.root() / "x").string() + " && zstd -dc " + staged +
+                              " | cpio -id init.pb 2>/dev/null");
+    activate::wire::AgentInit agent;
+    ASSERT_TRUE(agent.ParseFromString(box.read("x/init.pb")));
+    EXPECT_EQ(agent.takeover_init().machine_id(), "it-machine");
+    EXPECT_EQ(agent.private_key().substr(32), response.success().key());
+    bool bond = false;
+    for (const auto& i : agent.network_config().interface()) bond |= i.has_bond();
+    EXPECT_TRUE(bond) << agent.network_config().DebugString();
+    ASSERT_EQ(agent.network_config().nameserver_size(), 2);
+    EXPECT_EQ(agent.network_config().nameserver(0).ip(), "192.0.2.53");
+    // The embedded kernel is staged byte for byte.
+    EXPECT_EQ(box.read("run/activate/kexec/kernel").substr(0x202, 4), "HdrS");
+
+    // The jump comes from the detached second stage, after the delay.
+    while (!fs::exists(box.root() / "run/activate/reboot") &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(20))
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(box.read("run/activate/reboot"), "kexec\n");
+}
+
+TEST(TakeoverBinary, BadInputAnswersAnErrorAndStagesNothing) {
+    Sandbox box;
+    box.write("proc/cmdline", "console=ttyS0\n");
+    Outcome r = sh(box, std::string(TAKEOVER_BINARY) + " --sysroot " + box.root().string(),
+               "definitely not protobuf \xff\xff\xff");
+    EXPECT_EQ(r.code, 5) << r.err;
+    activate::wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(r.out));
+    ASSERT_TRUE(response.has_error());
+    EXPECT_FALSE(fs::exists(box.root() / "run/activate/kexec/kernel"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_FALSE(fs::exists(box.root() / "run/activate/reboot"));
+}
+
+}  // namespace
