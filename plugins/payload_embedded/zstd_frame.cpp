@@ -20,7 +20,8 @@ Status write_all(int fd, std::string_view data, const std::string& what) {
 ZstdFrameWriter::ZstdFrameWriter(int fd, std::string what, ZSTD_CCtx* context)
     : fd_(fd), what_(std::move(what)), context_(context), out_(ZSTD_CStreamOutSize(), '\0') {}
 
-Result<ZstdFrameWriter> ZstdFrameWriter::create(int fd, int level, std::string what) {
+Result<ZstdFrameWriter> ZstdFrameWriter::create(int fd, int level, std::string what,
+                                                std::optional<uint64_t> pledged_size) {
     ZSTD_CCtx* context = ZSTD_createCCtx();
     if (context == nullptr)
         return Error(ErrorKind::activation,
@@ -33,6 +34,12 @@ Result<ZstdFrameWriter> ZstdFrameWriter::create(int fd, int level, std::string w
             return Error(
                 ErrorKind::internal,
                 std::string("zstd: setting a compression parameter: ") + ZSTD_getErrorName(rc));
+    }
+    if (pledged_size) {
+        const size_t rc = ZSTD_CCtx_setPledgedSrcSize(context, *pledged_size);
+        if (ZSTD_isError(rc))
+            return Error(ErrorKind::internal,
+                         std::string("zstd: pledging the input size: ") + ZSTD_getErrorName(rc));
     }
     return writer;
 }

@@ -6,7 +6,9 @@
 #include <zstd.h>
 
 #include <activate/result.hpp>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,8 +17,12 @@ namespace activate::embedded {
 class ZstdFrameWriter {
   public:
     // Writes the compressed frame to `fd` (not owned), which must stay open until finish().
-    // `what` names the destination in errors ("the staged initramfs").
-    static Result<ZstdFrameWriter> create(int fd, int level, std::string what);
+    // `what` names the destination in errors ("the staged initramfs"). A known `pledged_size`
+    // (the exact number of bytes that will be written) lets zstd size its window and tables for
+    // the input instead of for an unbounded stream, and records the size in the frame header;
+    // writing a different amount is then an error.
+    static Result<ZstdFrameWriter> create(int fd, int level, std::string what,
+                                          std::optional<uint64_t> pledged_size = std::nullopt);
 
     Status write(std::string_view data);
     // Ends the frame (with a content checksum) and flushes it.

@@ -87,6 +87,9 @@ TEST_F(EmbeddedPayloadTest, StagesMicrocodeAgentAndOneFrameWithExactlyInitPb) {
     EXPECT_EQ(ZSTD_findFrameCompressedSize(frame.data(), frame.size()), frame.size());
     // ...holding one newc archive with exactly init.pb.
     const std::string archive = decompress(frame);
+    // The frame header declares the archive's size: zstd was told it, so its context was sized
+    // for kilobytes, not for an unbounded stream.
+    EXPECT_EQ(ZSTD_getFrameContentSize(frame.data(), frame.size()), archive.size());
     auto read = read_cpio(archive);
     ASSERT_TRUE(read.ok()) << read.error().message();
     EXPECT_EQ(read->size, archive.size());
