@@ -38,6 +38,12 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
         log_.info("activation_mode none: slot installed and staged, not jumping");
         return {};
     }
+    // The last line before the machine leaves this system: an operator reading the console (and
+    // the switch-time benchmark) sees what happens next and when.
+    log_.info(std::string("activating slot ") + slots.target.letter + " by " +
+              to_string(policy_.mode) +
+              (policy_.delay.count() > 0 ? " in " + std::to_string(policy_.delay.count()) + " ms"
+                                         : " now"));
     Status activated = activation_->activate(policy_.delay, detached_jump);
     if (!activated.ok()) {
         Status undone = activation_->unstage();

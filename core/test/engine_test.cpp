@@ -226,6 +226,20 @@ TEST_F(EngineTest, UpdateDisablesEntryBeforeWritingAndEnablesAfter) {
     EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "kexec\n");
 }
 
+// The last log line before the jump names the slot and the way in (the e2e switch-time
+// measurement starts at it).
+TEST_F(EngineTest, UpdateLogsTheActivationBeforeJumping) {
+    logger_.set_threshold(LogLevel::info);
+    auto engine = make(kUpdate);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    ::testing::internal::CaptureStderr();
+    Status s = (*engine)->run_update({"bundle.zip", false, false});
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_NE(log.find("activating slot B by kexec now"), std::string::npos) << log;
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "kexec\n");
+}
+
 TEST_F(EngineTest, FailedInstallLeavesEntryDisabledAndDoesNotJump) {
     auto engine = make(std::string(kUpdate).replace(kUpdate.find("uses_slots: true"), 16,
                                                     "uses_slots: true, fail: true"));
