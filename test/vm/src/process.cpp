@@ -161,6 +161,7 @@ void Process::finish_line(std::string line) {
         std::fprintf(stderr, "[%s] %s\n", options_.name.c_str(), line.c_str());
     std::lock_guard lock(mu_);
     lines_.push_back(std::move(line));
+    line_times_.push_back(Clock::now());
     cv_.notify_all();
 }
 
@@ -303,7 +304,7 @@ Result<LineMatch> Process::wait_for_line(const std::string& pattern, millisecond
         for (; cursor_ < lines_.size(); ++cursor_) {
             std::smatch m;
             if (std::regex_search(lines_[cursor_], m, re)) {
-                LineMatch out{lines_[cursor_], {}, cursor_};
+                LineMatch out{lines_[cursor_], {}, cursor_, line_times_[cursor_]};
                 for (const auto& g : m) out.groups.push_back(g.str());
                 ++cursor_;
                 return out;

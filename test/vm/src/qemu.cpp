@@ -246,7 +246,8 @@ Result<std::unique_ptr<Machine>> Machine::Start(std::unique_ptr<Machine> m, cons
     m->accel_ = ResolveAccel(o.accel);
     add(argv, {"-name", name, "-accel", to_string(m->accel_), "-m", std::to_string(o.memory_mib),
                "-smp", std::to_string(o.cpus), "-nodefaults", "-no-user-config", "-display", "none",
-               "-serial", "stdio", "-no-reboot"});
+               "-serial", "stdio"});
+    if (o.reboot_ends_run) add(argv, {"-no-reboot"});
     if (m->accel_ == Accel::kvm) add(argv, {"-cpu", "host"});
 
     const std::string blk = pci ? "virtio-blk-pci" : "virtio-blk-device";

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -34,6 +35,20 @@ TEST(Process, CapturesLinesAndExitCode) {
     EXPECT_FALSE(st.clean());
     EXPECT_EQ(p->lines(), (std::vector<std::string>{"one", "two", "three"}));
     EXPECT_EQ(p->stderr_text(), "err\n");
+}
+
+// Timelines (the demo, the switch-time benchmark) take the time a line arrived, not the time a
+// later wait_for_line() happened to look at it.
+TEST(Process, LinesCarryTheirArrivalTime) {
+    SpawnOptions o;
+    o.argv = {"sh", "-c", "echo first; sleep 0.5; echo second"};
+    VM_ASSERT_OK_AND_ASSIGN(auto p, Process::Spawn(std::move(o)));
+    VM_ASSERT_OK(p->wait(seconds(10)));
+    const auto after = Clock::now();
+    VM_ASSERT_OK_AND_ASSIGN(auto first, p->wait_for_line("first", seconds(1)));
+    VM_ASSERT_OK_AND_ASSIGN(auto second, p->wait_for_line("second", seconds(1)));
+    EXPECT_GE(second.arrived - first.arrived, milliseconds(400));
+    EXPECT_LE(second.arrived, after);
 }
 
 TEST(Process, WaitForLineFailsWhenTheProcessExits) {
@@ -113,6 +128,28 @@ TEST(Machine, QemuFailureCarriesItsStderr) {
     auto off = vm->wait_for_power_off(seconds(5));
     ASSERT_FALSE(off.ok());
     fs::remove(o.ovmf_vars);
+}
+
+TEST(Machine, RebootEndsTheRunUnlessAsked) {
+    if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "qemu not installed";
+    auto has_no_reboot = [](const Machine& m) {
+        const auto& argv = m.command();
+        return std::find(argv.begin(), argv.end(), "-no-reboot") != argv.end();
+    };
+    if (!fs::exists("/usr/share/OVMF/OVMF_VARS_4M.fd")) GTEST_SKIP() << "ovmf not installed";
+    for (bool ends : {true, false}) {
+        LaunchOptions o;
+        o.name = std::string("harness-reboot-") + (ends ? "ends" : "resets");
+        o.accel = Accel::tcg;
+        o.ovmf_vars = fs::temp_directory_path() / (o.name + "-" + std::to_string(::getpid()));
+        VM_ASSERT_OK(CopyOvmfVarsTemplate(o.ovmf_vars));
+        o.extra_args = {"-no-such-option"};  // QEMU fails at once: only its command line matters
+        o.reboot_ends_run = ends;
+        VM_ASSERT_OK_AND_ASSIGN(auto vm, Launch(o));
+        EXPECT_EQ(has_no_reboot(*vm), ends);
+        vm->kill();
+        fs::remove(o.ovmf_vars);
+    }
 }
 
 TEST(Launch, RejectsMissingVars) {

@@ -50,6 +50,7 @@ struct LineMatch {
     std::string line;
     std::vector<std::string> groups;  // groups[0] is the whole match
     size_t index = 0;                 // position in lines()
+    Clock::time_point arrived;        // when the reader thread got the whole line
 };
 
 class Process {
@@ -93,6 +94,7 @@ class Process {
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::vector<std::string> lines_;
+    std::vector<Clock::time_point> line_times_;  // arrival of each line in lines_
     std::string stderr_;
     size_t cursor_ = 0;
     bool zombie_marked_ = false;  // exited but not yet reaped: the group id is still ours

@@ -1,7 +1,7 @@
 // Boots QEMU guests for the end-to-end tests: Launch() runs OVMF firmware on q35 like a real
 // machine (persistent EFI variables, virtio disk, user networking, optional swtpm TPM);
 // MicroVM() boots a kernel directly for fast tests. Both return a Machine whose serial console
-// is captured line by line. A guest reboot ends the run (-no-reboot).
+// is captured line by line. By default a guest reboot ends the run (-no-reboot).
 #pragma once
 
 #include <cstdint>
@@ -85,6 +85,9 @@ struct MachineOptions {
     milliseconds timeout = seconds(300);            // hard limit for the whole run
     std::function<void(std::string_view)> on_line;  // each serial console line, as it comes
     std::vector<std::string> extra_args;            // appended to the QEMU command line
+    // -no-reboot: a guest reboot ends the run (tests relaunch on the same disk and vars). Off, the
+    // machine resets in place, as real hardware does, e.g. to time a reboot through firmware.
+    bool reboot_ends_run = true;
 };
 
 struct LaunchOptions : MachineOptions {
