@@ -1,0 +1,281 @@
+// See ab_world.hpp.
+#include "ab_world.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+namespace activate::vm {
+namespace {
+
+// The guest's /init. @VARIANT@ is replaced per variant. Slots are partitions 2 (A) and 3 (B)
+// of /dev/vda (AbDisk: ESP, A, B, data); each slot image starts with "TESTOS-ROOTFS-<V>".
+constexpr const char* kInit = R"SH(#!/bin/sh
+. /etc/vm-lib.sh
+vm_setup
+V=@VARIANT@
+echo "TESTOS_VARIANT=$V"
+echo "TESTOS_CMDLINE=$(cat /proc/cmdline)"
+mkdir -p /esp
+mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+EV=/sys/firmware/efi/efivars
+set -- $(od -An -tx1 $EV/BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c)
+echo "TESTOS_BOOTCURRENT=Boot$(echo "$6$5" | tr a-f A-F)"
+vm_wait_for /dev/vda4 30
+mount -t vfat /dev/vda1 /esp || echo "TESTOS mounting the ESP failed"
+case "$(cat /proc/cmdline)" in
+  *METROPOLIS-SYSTEM-A*) echo "TESTOS_ROOTFS=$(head -c 15 /dev/vda2)" ;;
+  *METROPOLIS-SYSTEM-B*) echo "TESTOS_ROOTFS=$(head -c 15 /dev/vda3)" ;;
+esac
+vm_wait_for /sys/class/net/eth0 30
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+EFI=/etc/activate/update-efi.yaml
+KEXEC=/etc/activate/update-kexec.yaml
+URL=http://10.0.2.100
+export ACTIVATE_PLUGIN_DIR=/usr/lib/activate/plugins
+# act ARGS: runs activate with its log on the console (through a pipe, so progress comes as
+# whole lines) and prints its exit code.
+act() { { /usr/bin/activate "$@" 2>&1; echo "TESTOS_RC=$?"; } | cat; }
+status() {
+  out=$(/usr/bin/activate status --policy "$1" --json 2>/tmp/status.err)
+  cat /tmp/status.err
+  echo "TESTOS_STATUS=$out"
+}
+if timeout 60 wget -q -O /tmp/scenario.sh $URL/scenario.sh; then
+  . /tmp/scenario.sh
+else
+  echo "TESTOS no scenario"
+fi
+echo "TESTOS_END"
+vm_poweroff
+)SH";
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+        s.replace(at, from.size(), to);
+    return s;
+}
+
+Status WriteFile(const fs::path& path, const std::string& data) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << data;
+    out.close();
+    if (!out) return Error(ErrorKind::internal, "cannot write " + path.string());
+    return {};
+}
+
+// A slot image: "TESTOS-ROOTFS-<V>\n" repeated up to `size` bytes.
+Status WriteRootfs(const fs::path& path, const std::string& variant, size_t size) {
+    std::string line = "TESTOS-ROOTFS-" + variant + "\n", data;
+    data.reserve(size);
+    while (data.size() < size) data += line;
+    data.resize(size);
+    return WriteFile(path, data);
+}
+
+}  // namespace
+
+std::optional<BootStatus> ParseStatus(const std::string& json) {
+    BootStatus s;
+    std::smatch m;
+    if (!std::regex_search(json, m, std::regex(R"re("running_slot":"([AB])")re"))) return {};
+    s.running = m[1];
+    if (!std::regex_search(json, m, std::regex(R"re("boot_order":\[([^\]]*)\])re"))) return {};
+    std::string order = m[1];
+    std::regex entry(R"re(Boot[0-9A-F]{4})re");
+    for (auto it = std::sregex_iterator(order.begin(), order.end(), entry);
+         it != std::sregex_iterator(); ++it)
+        s.boot_order.push_back(it->str());
+    if (std::regex_search(json, m, std::regex(R"re("boot_next":([^,]*),"boot_current")re")))
+        s.boot_next = m[1];
+    std::regex slot(
+        R"re(\{"letter":"([AB])","role":"(\w+)",(?:"entry":null|"entry":"(Boot[0-9A-F]{4})","description":"[^"]*","active":(true|false),"device_path":"[^"]*","boot_next":(true|false),"booted":(true|false))\})re");
+    for (auto it = std::sregex_iterator(json.begin(), json.end(), slot);
+         it != std::sregex_iterator(); ++it) {
+        const std::smatch& sm = *it;
+        s.slots[sm[1]] =
+            SlotStatus{sm[2], sm[3], sm[4] == "true", sm[5] == "true", sm[6] == "true"};
+    }
+    if (s.slots.size() != 2) return {};
+    return s;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+    return out;
+}
+
+Status AbWorld::Init(const std::string& name) {
+    name_ = name;
+    dir_ = LogDir() / "e2e-ab" / name_;
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    fs::create_directories(dir_ / "www" / "stage", ec);
+    if (ec) return Error(ErrorKind::internal, "creating " + dir_.string() + ": " + ec.message());
+    ACTIVATE_ASSIGN(kernel_, FindHostKernel());
+    return {};
+}
+
+Result<fs::path> AbWorld::Stripped(const fs::path& from) {
+    fs::path dir = LogDir() / "e2e-ab" / "stripped";
+    fs::create_directories(dir);
+    fs::path to = dir / from.filename();
+    fs::path tmp = dir / (from.filename().string() + ".tmp." + std::to_string(::getpid()));
+    auto r =
+        RunCommand({"strip", "--strip-debug", "-o", tmp.string(), from.string()}, seconds(120));
+    if (!r.ok()) return r.error();
+    fs::rename(tmp, to);
+    return to;
+}
+
+Result<fs::path> AbWorld::Initramfs(const std::string& variant) {
+    ACTIVATE_ASSIGN(fs::path activate, Stripped(E2E_AB_ACTIVATE));
+    ACTIVATE_ASSIGN(fs::path core, Stripped(E2E_AB_CORE_LIB));
+    ACTIVATE_ASSIGN(fs::path uki, Stripped(E2E_AB_PLUGIN_UKI));
+    ACTIVATE_ASSIGN(fs::path efi, Stripped(E2E_AB_PLUGIN_EFI));
+    ACTIVATE_ASSIGN(fs::path kexec, Stripped(E2E_AB_PLUGIN_KEXEC));
+    ACTIVATE_ASSIGN(fs::path key, SigningKey());
+    InitramfsSpec spec;
+    spec.modules = {"virtio_pci", "virtio_blk", "virtio_net", "efivarfs",
+                    "vfat",       "nls_cp437",  "nls_ascii",  "nls_utf8"};
+    spec.init = Replace(kInit, "@VARIANT@", variant);
+    spec.files = {
+        // The binaries' RUNPATH names the build tree: the core library goes there too, so
+        // that the dependency copying (elf) finds it present and skips the unstripped one.
+        {core, E2E_AB_CORE_LIB},
+        {core, "/usr/lib/libactivate-core.so"},
+        {activate, "/usr/bin/activate", true},
+        {uki, "/usr/lib/activate/plugins/uki.so", true},
+        {efi, "/usr/lib/activate/plugins/efi.so", true},
+        {kexec, "/usr/lib/activate/plugins/kexec.so", true},
+        {fs::path(E2E_AB_CONFIG_DIR) / "update-efi.yaml", "/etc/activate/update-efi.yaml"},
+        {fs::path(E2E_AB_CONFIG_DIR) / "update-kexec.yaml", "/etc/activate/update-kexec.yaml"},
+        // The shipped policies install only bundles signed by a trusted key.
+        {key / "release.pub", "/etc/activate/keys/release.pub"},
+    };
+    return BuildInitramfs(spec);
+}
+
+Result<fs::path> AbWorld::Uki(const std::string& variant, const std::string& slot) {
+    ACTIVATE_ASSIGN(fs::path initrd, Initramfs(variant));
+    UkiSpec spec;
+    spec.kernel = kernel_.bzimage;
+    spec.initrd = initrd;
+    spec.cmdline = "console=ttyS0 panic=-1 quiet root=PARTLABEL=METROPOLIS-SYSTEM-" + slot;
+    return BuildUki(spec);
+}
+
+// The ESP has room for a third UKI while one is replaced.
+Status AbWorld::MakeDisk() {
+    ACTIVATE_ASSIGN(fs::path xa, Uki("X", "A"));
+    ACTIVATE_ASSIGN(fs::path xb, Uki("X", "B"));
+    ACTIVATE_TRY(WriteRootfs(dir_ / "rootfs-X.img", "X", 1 << 20));
+    DiskSpec spec = AbDisk(xa, xa, xb);
+    spec.esp_size_mib = 128;
+    spec.partitions[0].image = dir_ / "rootfs-X.img";
+    ACTIVATE_ASSIGN(fs::path disk, BuildDisk(spec));
+    ACTIVATE_TRY(CopyImage(disk, dir_ / "disk.img"));
+    return CopyOvmfVarsTemplate(dir_ / "vars.fd");
+}
+
+Result<fs::path> AbWorld::SigningKey() {
+    fs::path dir = LogDir() / "e2e-ab" / "key";
+    fs::create_directories(dir);
+    for (auto [name, text] : std::vector<std::pair<std::string, std::string>>{
+             {"release.secret",
+              "activate-ed25519-secret 9d61b19deffd5a60ba844af492ec2cc444"
+              "49c5697b326919703bac031cae7f60\n"},
+             {"release.pub",
+              "activate-ed25519-public d75a980182b10ab7d54bfed3c964073a0ee1"
+              "72f3daa62325af021a68f707511a\n"}}) {
+        // Same bytes from every test: write and rename, so parallel tests never see half.
+        fs::path tmp = dir / (name + ".tmp." + std::to_string(::getpid()));
+        ACTIVATE_TRY(WriteFile(tmp, text));
+        fs::rename(tmp, dir / name);
+    }
+    return dir;
+}
+
+// The image goes first, as a build system would stream it. Every bundle has version 1.0: equal
+// versions are never a downgrade.
+Status AbWorld::MakeBundle(const std::string& name, const fs::path& uki, const std::string& variant,
+                           size_t image_size, size_t uki_size) {
+    fs::path stage = dir_ / "www" / "stage";
+    fs::remove(stage / "kernel_efi.efi");
+    fs::copy_file(uki, stage / "kernel_efi.efi");
+    if (uki_size) fs::resize_file(stage / "kernel_efi.efi", uki_size);
+    ACTIVATE_TRY(WriteRootfs(stage / "verity_rootfs.img", variant, image_size));
+    fs::path zip = dir_ / "www" / (name + ".zip");
+    fs::remove(zip);
+    ACTIVATE_ASSIGN(fs::path key, SigningKey());
+    auto r =
+        RunCommand({E2E_AB_ACTIVATE, "bundle", "create", "--key", (key / "release.secret").string(),
+                    "--compatible", "metropolis-x86_64", "--version", "1.0", "-o", zip.string(),
+                    "verity_rootfs.img=" + (stage / "verity_rootfs.img").string(),
+                    "kernel_efi.efi=" + (stage / "kernel_efi.efi").string()},
+                   seconds(120));
+    if (!r.ok()) return r.error();
+    return {};
+}
+
+Status AbWorld::Scenario(const std::string& script) {
+    return WriteFile(dir_ / "www" / "scenario.sh", script);
+}
+
+Result<std::unique_ptr<Machine>> AbWorld::Boot(const std::string& run, bool reboot_ends_run) {
+    LaunchOptions o;
+    o.name = "e2e-ab-" + name_ + "-" + run;
+    o.ovmf_vars = dir_ / "vars.fd";
+    o.drives = {Drive{dir_ / "disk.img", "raw", false}};
+    UserNic nic;
+    nic.guest_forwards = {
+        {"10.0.2.100", 80,
+         std::string("cmd:/usr/bin/python3 ") + E2E_AB_SERVE + " " + (dir_ / "www").string()}};
+    o.nics = {nic};
+    o.memory_mib = 1024;
+    o.timeout = seconds(1200);
+    o.reboot_ends_run = reboot_ends_run;
+    return Launch(o);
+}
+
+Result<AbWorld::Booted> AbWorld::WaitBooted(Machine& vm) {
+    Booted b;
+    ACTIVATE_ASSIGN(auto v, vm.wait_for_line("TESTOS_VARIANT=(\\w+)", kBoot));
+    b.variant = v.groups[1];
+    b.arrived = v.arrived;
+    ACTIVATE_ASSIGN(auto c, vm.wait_for_line("TESTOS_CMDLINE=(.*)", kStep));
+    b.cmdline = c.groups[1];
+    ACTIVATE_ASSIGN(auto bc, vm.wait_for_line("TESTOS_BOOTCURRENT=(\\w+)", kStep));
+    b.boot_current = bc.groups[1];
+    ACTIVATE_ASSIGN(auto r, vm.wait_for_line("TESTOS_ROOTFS=(.*)", kStep));
+    b.rootfs = r.groups[1];
+    std::fprintf(stderr, "[e2e-ab] booted %s (%s) cmdline: %s\n", b.variant.c_str(),
+                 b.boot_current.c_str(), b.cmdline.c_str());
+    return b;
+}
+
+Result<BootStatus> AbWorld::WaitStatus(Machine& vm) {
+    ACTIVATE_ASSIGN(auto line, vm.wait_for_line("TESTOS_STATUS=(.*)", kStep));
+    std::fprintf(stderr, "[e2e-ab] status: %s\n", line.groups[1].c_str());
+    auto s = ParseStatus(line.groups[1]);
+    if (!s) return Error(ErrorKind::input, "unparsable status: " + line.line);
+    return *s;
+}
+
+Result<std::pair<int, std::string>> AbWorld::WaitRc(Machine& vm, milliseconds timeout) {
+    ACTIVATE_ASSIGN(auto line, vm.wait_for_line("TESTOS_RC=(\\d+)", timeout));
+    std::string log;
+    auto lines = vm.lines();
+    for (size_t i = line.index; i-- > 0;) {
+        if (lines[i].rfind("TESTOS_", 0) == 0) break;
+        log = lines[i] + "\n" + log;
+    }
+    return std::make_pair(std::stoi(line.groups[1]), log);
+}
+
+}  // namespace activate::vm

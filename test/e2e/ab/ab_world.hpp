@@ -1,0 +1,85 @@
+// The A/B machine shared by the end-to-end tests, the demo and the switch-time benchmark: test OS
+// variants X, Y, Z as UKIs whose busybox init prints TESTOS_* lines and then runs the scenario
+// served at http://10.0.2.100/scenario.sh (calling the real `activate` with the shipped
+// policies), a private GPT disk and OVMF variable store, signed bundles served from the same
+// directory, and readers of what the guest prints.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+#include <vm/images.hpp>
+#include <vm/qemu.hpp>
+
+namespace activate::vm {
+
+// Generous: under TCG on a loaded machine one OVMF boot to the init takes 10 s to minutes.
+inline constexpr auto kBoot = seconds(600);
+inline constexpr auto kStep = seconds(300);
+
+// What `activate status --json` said about one slot.
+struct SlotStatus {
+    std::string role;   // running | target
+    std::string entry;  // Boot#### or empty
+    bool active = false, boot_next = false, booted = false;
+};
+struct BootStatus {
+    std::string running;
+    std::vector<std::string> boot_order;
+    std::string boot_next;                    // "null" or "\"Boot0003\""-like raw value
+    std::map<std::string, SlotStatus> slots;  // by letter
+};
+std::optional<BootStatus> ParseStatus(const std::string& json);
+
+std::string Join(const std::vector<std::string>& v);
+
+class AbWorld {
+  public:
+    // Empties the work directory LogDir()/e2e-ab/<name>; `name` also names the guests' logs.
+    Status Init(const std::string& name);
+    const fs::path& dir() const { return dir_; }
+
+    // The initramfs of one variant, with activate, its core library, the three plugins, the
+    // shipped policies and the bundle key at the installed layout.
+    Result<fs::path> Initramfs(const std::string& variant);
+    // A UKI of `variant` whose cmdline names `slot` ("A", "B", or "X": the kexec placeholder).
+    Result<fs::path> Uki(const std::string& variant, const std::string& slot);
+    // The starting disk: X in slot A (UKIs at the default path and boot-a.efi, image in A),
+    // X with slot B's cmdline at boot-b.efi; and a fresh variable store.
+    Status MakeDisk();
+    // www/<name>.zip, signed for the shipped policies, holding `uki` as kernel_efi.efi and a
+    // slot image of `image_size` bytes; `uki_size` truncates or pads the UKI.
+    Status MakeBundle(const std::string& name, const fs::path& uki, const std::string& variant,
+                      size_t image_size, size_t uki_size = 0);
+    // The shell the guests source after boot (www/scenario.sh); $V is the variant.
+    Status Scenario(const std::string& script);
+    // Boots OVMF on the disk and vars. With `reboot_ends_run` false a guest reboot resets the
+    // machine in the same run, as real hardware does.
+    Result<std::unique_ptr<Machine>> Boot(const std::string& run, bool reboot_ends_run = true);
+
+    // The TESTOS lines every boot prints; `arrived` is when the first of them came.
+    struct Booted {
+        std::string variant, cmdline, boot_current, rootfs;
+        Clock::time_point arrived;
+    };
+    static Result<Booted> WaitBooted(Machine& vm);
+    static Result<BootStatus> WaitStatus(Machine& vm);
+    // The exit code of the next `act` and the console lines activate printed before it.
+    static Result<std::pair<int, std::string>> WaitRc(Machine& vm, milliseconds timeout = kStep);
+
+  protected:
+    // The bundle signing key: the RFC 8032 section 7.1 TEST 1 key pair in the key file format
+    // of docs/bundle-format.md. Fixed, so that the guest images stay cacheable across runs.
+    Result<fs::path> SigningKey();
+    // A copy without debug info, made once in a directory shared by all users, so that the image
+    // cache sees the same inputs.
+    Result<fs::path> Stripped(const fs::path& from);
+
+    std::string name_;
+    fs::path dir_;
+    HostKernel kernel_;
+};
+
+}  // namespace activate::vm
