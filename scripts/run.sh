@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job from a fresh clone: install dependencies, build, then show what each shipped
-# policy would do (dry runs touch nothing).
+# The main job from a fresh clone: install dependencies, build, show what each shipped policy
+# would do (dry runs touch nothing), then the demo: takeover and an A/B update (kexec and EFI
+# BootNext) in QEMU guests, with a timeline (test/demo/demo.cpp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,5 +11,5 @@ for policy in config/takeover.yaml config/update-kexec.yaml config/update-efi.ya
   echo "=== activate --policy $policy --dry-run"
   ./build/bin/activate --policy "$policy" --dry-run
 done
-echo "=== takeover --dry-run (built-in policy and plugins)"
-./build/bin/takeover --dry-run
+echo "=== demo: takeover and A/B updates in QEMU guests (a few minutes under TCG)"
+./build/bin/activate_demo
