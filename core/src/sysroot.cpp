@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -172,22 +173,36 @@ int Sysroot::kexec_file_load(int kernel_fd, int initramfs_fd, const std::string&
         return rc == 0 ? 0 : errno;
     }
     if (!make_dirs(kKexecRecordDir)) return EIO;
-    auto record = [&](const char* name, int from) -> int {
-        fs::path p = path(kKexecRecordDir) / name;
-        UniqueFd out(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        if (!out) return errno;
-        return copy_fd_contents(from, out.get());
+    // Each part goes to a temporary name first and all are renamed only once all are written,
+    // the kernel last (its presence is what kexec_loaded() reports): a failure part way leaves
+    // the previous record, or none, never a mix.
+    const fs::path dir = path(kKexecRecordDir);
+    std::vector<std::pair<std::string, fs::path>> written;  // final name, temporary path
+    auto discard = [&](int err) {
+        for (const auto& [name, tmp] : written) ::unlink(tmp.c_str());
+        return err;
     };
-    if (int err = record("kernel", kernel_fd)) return err;
-    fs::path initramfs = path(kKexecRecordDir) / "initramfs";
-    if (initramfs_fd >= 0 && !(flags & KEXEC_FILE_NO_INITRAMFS)) {
-        if (int err = record("initramfs", initramfs_fd)) return err;
-    } else {
-        ::unlink(initramfs.c_str());
+    auto record = [&](const char* name, auto&& fill) -> int {
+        fs::path tmp = dir / (std::string(".") + name + ".new");
+        UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!out) return errno;
+        written.emplace_back(name, tmp);
+        return fill(out.get());
+    };
+    const bool with_initramfs = initramfs_fd >= 0 && !(flags & KEXEC_FILE_NO_INITRAMFS);
+    if (with_initramfs) {
+        if (int err = record("initramfs", [&](int out) { return copy_fd_contents(initramfs_fd, out); }))
+            return discard(err);
     }
-    UniqueFd out(::open((path(kKexecRecordDir) / "cmdline").c_str(),
-                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!out || !write_all(out.get(), cmdline.data(), cmdline.size())) return errno ? errno : EIO;
+    if (int err = record("cmdline", [&](int out) {
+            return write_all(out, cmdline.data(), cmdline.size()) ? 0 : (errno ? errno : EIO);
+        }))
+        return discard(err);
+    if (int err = record("kernel", [&](int out) { return copy_fd_contents(kernel_fd, out); }))
+        return discard(err);
+    if (!with_initramfs) ::unlink((dir / "initramfs").c_str());
+    for (const auto& [name, tmp] : written)
+        if (::rename(tmp.c_str(), (dir / name).c_str()) != 0) return discard(errno);
     return 0;
 }
 
@@ -238,7 +253,16 @@ Status Sysroot::jump_detached(JumpAction action, std::chrono::milliseconds delay
             ::dup2(null_fd, 1);
             ::dup2(null_fd, 2);
         }
-        ::close_range(3, ~0U, 0);
+        // Every descriptor goes but the locks: the second stage holds them until the jump.
+        std::vector<int> keep = *held_locks_;
+        std::sort(keep.begin(), keep.end());
+        unsigned next = 3;
+        for (int fd : keep) {
+            if (fd < int(next)) continue;
+            if (unsigned(fd) > next) ::close_range(next, unsigned(fd) - 1, 0);
+            next = unsigned(fd) + 1;
+        }
+        ::close_range(next, ~0U, 0);
         ::clearenv();
         std::this_thread::sleep_for(delay);
         Status jumped = jump(action);
@@ -274,7 +298,15 @@ Result<FileLock> Sysroot::lock(std::string_view absolute) const {
                          "another activation is in progress (lock " + p.string() + " is held)");
         return errno_error(ErrorKind::activation, "locking " + p.string());
     }
-    return FileLock(std::move(owned));
+    held_locks_->push_back(fd);
+    return FileLock(std::move(owned), held_locks_);
+}
+
+FileLock::FileLock(UniqueFd fd, std::shared_ptr<HeldLocks> held)
+    : fd_(std::move(fd)), held_(std::move(held)) {}
+
+FileLock::~FileLock() {
+    if (fd_ && held_) std::erase(*held_, fd_.get());
 }
 
 }  // namespace activate

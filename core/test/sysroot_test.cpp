@@ -91,6 +91,75 @@ TEST(Sysroot, ReadFileLimitAndMissingFile) {
     EXPECT_NE(missing.error().message().find((dir / "nope").string()), std::string::npos);
 }
 
+TEST(Sysroot, FailedStagingKeepsThePreviousRecordWhole) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    UniqueFd k = memfd_with("OLD-KERNEL"), i = memfd_with("OLD-INITRAMFS");
+    ASSERT_EQ(root.kexec_file_load(k.get(), i.get(), "old", 0), 0);
+    // A kernel "file" that cannot be read (a directory): the initramfs and cmdline were already
+    // written when the kernel fails.
+    UniqueFd unreadable(::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd i2 = memfd_with("NEW-INITRAMFS");
+    EXPECT_NE(root.kexec_file_load(unreadable.get(), i2.get(), "new", 0), 0);
+    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/kernel"), "OLD-KERNEL");
+    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/initramfs"), "OLD-INITRAMFS");
+    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/cmdline"), "old");
+    for (const auto& e : std::filesystem::directory_iterator(dir / "run/activate/kexec"))
+        EXPECT_EQ(e.path().filename().string().rfind(".", 0), std::string::npos) << e.path();
+}
+
+// The second stage keeps the activation lock until it has jumped: a second activation started
+// after the first process let go, but before the jump, is still refused.
+TEST(Sysroot, DetachedSecondStageHoldsTheLockUntilTheJump) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    {
+        Result<FileLock> lock = root.lock("/run/activate/lock");
+        ASSERT_TRUE(lock.ok());
+        ASSERT_TRUE(root.jump_detached(JumpAction::kexec, std::chrono::milliseconds(500)).ok());
+    }
+    Result<FileLock> during = root.lock("/run/activate/lock");
+    ASSERT_FALSE(during.ok()) << "the lock was free before the jump";
+    EXPECT_EQ(during.error().kind(), ErrorKind::busy);
+
+    const auto start = std::chrono::steady_clock::now();
+    while (!std::filesystem::exists(dir / "run/activate/reboot") &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    bool free_after = false;
+    for (int i = 0; i < 100 && !free_after; ++i) {
+        free_after = root.lock("/run/activate/lock").ok();
+        if (!free_after) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(free_after) << "the second stage kept the lock after its jump";
+}
+
+TEST(Sysroot, LocksReleasedBeforeTheJumpAreNotKept) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    { ASSERT_TRUE(root.lock("/run/activate/lock").ok()); }
+    ASSERT_TRUE(root.jump_detached(JumpAction::kexec, std::chrono::milliseconds(500)).ok());
+    EXPECT_TRUE(root.lock("/run/activate/lock").ok());
+}
+
+// When the jump itself fails, the detached second stage has no stdio left; it says why in the
+// kernel log (here the sysroot's dev/kmsg, a plain file).
+TEST(Sysroot, SecondStageReportsAFailedJumpToKmsg) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    std::filesystem::create_directories(dir / "dev");
+    std::filesystem::create_directories(dir / "run");
+    test::write_file(dir / "dev/kmsg", "");
+    test::write_file(dir / "run/activate", "a file where the record directory should be");
+    ASSERT_TRUE(root.jump_detached(JumpAction::reboot, std::chrono::milliseconds(0)).ok());
+    std::string kmsg;
+    for (int i = 0; i < 250 && kmsg.empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        kmsg = test::read_file(dir / "dev/kmsg");
+    }
+    EXPECT_NE(kmsg.find("activate: second stage: "), std::string::npos) << kmsg;
+}
+
 TEST(Sysroot, SecondLockIsBusy) {
     test::TempDir dir;
     Sysroot root(dir.path());

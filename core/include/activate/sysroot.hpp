@@ -9,8 +9,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <activate/fd.hpp>
 #include <activate/result.hpp>
@@ -20,13 +22,22 @@ namespace activate {
 enum class JumpAction { kexec, reboot, poweroff };
 const char* to_string(JumpAction action);
 
-// Held for the life of the object; see Sysroot::lock().
+// The descriptors of the locks a Sysroot holds right now (see FileLock).
+using HeldLocks = std::vector<int>;
+
+// Held for the life of the object; see Sysroot::lock(). While it is held, a detached second stage
+// started by the same Sysroot keeps the lock too, so "one activation at a time" lasts until the
+// machine has actually jumped, not just until this process exits.
 class FileLock {
 public:
-    explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+    FileLock(UniqueFd fd, std::shared_ptr<HeldLocks> held);
+    FileLock(FileLock&&) noexcept = default;
+    FileLock& operator=(FileLock&&) = delete;
+    ~FileLock();
 
 private:
     UniqueFd fd_;
+    std::shared_ptr<HeldLocks> held_;
 };
 
 class Sysroot {
@@ -65,9 +76,9 @@ public:
     // sync() then reboot(2) with the action; returns only on failure. Under a sysroot appends
     // "<action>\n" to /run/activate/reboot and returns success.
     Status jump(JumpAction action) const;
-    // Starts a detached second stage (new session, empty environment, no inherited descriptors)
-    // that sleeps `delay` and then jump()s; if the jump returns it logs why to /dev/kmsg. The
-    // caller returns at once.
+    // Starts a detached second stage (new session, empty environment, no inherited descriptors
+    // but the locks this Sysroot holds) that sleeps `delay` and then jump()s; if the jump returns
+    // it logs why to /dev/kmsg. The caller returns at once.
     Status jump_detached(JumpAction action, std::chrono::milliseconds delay) const;
 
     // An exclusive, non-blocking flock on a file under the root (created if needed); a lock held
@@ -77,6 +88,7 @@ public:
 private:
     std::filesystem::path root_;
     bool live_;
+    std::shared_ptr<HeldLocks> held_locks_ = std::make_shared<HeldLocks>();
 };
 
 }  // namespace activate
