@@ -79,6 +79,10 @@ Status Engine::run_takeover(int in_fd, int out_fd) {
         return error;
     };
 
+    // Held until the detached second stage has jumped (see FileLock): a second takeover in the
+    // meantime would replace the staged image under a client that already has its key.
+    Result<FileLock> lock = take_lock();
+    if (!lock.ok()) return fail(lock.error());
     Result<wire::TakeoverInit> init = read_takeover_init(in_fd);
     if (!init.ok()) return fail(init.error());
     log_.info("takeover requested for machine '" + init->machine_id() + "'");

@@ -108,8 +108,9 @@ TEST_F(EngineTest, DryRunPlanListsPluginsAndStepsAndTouchesNothing) {
     std::string text = plan.str();
     EXPECT_NE(text.find("payload: fake 0.0.1-test (" FAKE_PLUGIN_DIR "/fake.so)"), std::string::npos)
         << text;
-    EXPECT_NE(text.find("1. [engine] read one TakeoverInit"), std::string::npos) << text;
-    EXPECT_NE(text.find("2. [fake] capture fake"), std::string::npos) << text;
+    EXPECT_NE(text.find("1. [engine] take the activation lock"), std::string::npos) << text;
+    EXPECT_NE(text.find("2. [engine] read one TakeoverInit"), std::string::npos) << text;
+    EXPECT_NE(text.find("3. [fake] capture fake"), std::string::npos) << text;
     EXPECT_NE(text.find("jump: kexec after 200 ms from a detached second stage"), std::string::npos);
     EXPECT_TRUE(std::filesystem::is_empty(dir_.path()));
 }
@@ -187,6 +188,25 @@ TEST_F(EngineTest, TakeoverInputErrorsAnswerWithTakeoverErrorAndStageNothing) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+TEST_F(EngineTest, TakeoverWhileAnotherActivationRunsIsBusyAndStagesNothing) {
+    auto engine = make(kTakeover);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Result<FileLock> held = sysroot_.lock("/run/activate/lock");
+    ASSERT_TRUE(held.ok());
+    wire::TakeoverInit init;
+    init.set_machine_id("m-2");
+    init.set_bmaas_endpoint("bmaas.example:443");
+    Status status;
+    wire::TakeoverResponse response = takeover(**engine, init.SerializeAsString(), &status);
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.error().kind(), ErrorKind::busy);
+    ASSERT_TRUE(response.has_error()) << response.DebugString();
+    EXPECT_NE(response.error().message().find("another activation is in progress"),
+              std::string::npos)
+        << response.error().message();
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/kexec/kernel"));
 }
 
 TEST_F(EngineTest, StagingFailureMeansNoJump) {
