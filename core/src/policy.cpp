@@ -143,7 +143,12 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
         return top.error_at("activation_mode",
                             "unknown activation mode '" + mode + "' (expected none, reboot or kexec)");
 
-    ACTIVATE_ASSIGN(policy.delay, top.duration_or("delay", std::chrono::milliseconds(0)));
+    // A takeover answers on stdout before it jumps: the default gives the client time to read the
+    // response and close the connection first. An update's jump follows its own log at once.
+    const auto default_delay = policy.protocol == Protocol::stdio_protobuf
+                                   ? std::chrono::milliseconds(5000)
+                                   : std::chrono::milliseconds(0);
+    ACTIVATE_ASSIGN(policy.delay, top.duration_or("delay", default_delay));
     ACTIVATE_ASSIGN(policy.lock_file, top.string_or("lock_file", "/run/activate/lock"));
     if (policy.lock_file.empty() || policy.lock_file.front() != '/')
         return top.error_at("lock_file", "must be an absolute path");

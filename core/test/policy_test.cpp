@@ -43,6 +43,17 @@ TEST(Policy, ParsesPipelineAndPluginSections) {
     EXPECT_FALSE(p->boot_control.has_value());
 }
 
+TEST(Policy, DelayDefaultsToFiveSecondsForTakeoverOnly) {
+    const std::string plugins = "payload: {plugin: fake}\nactivation: {plugin: fake}\n";
+    Result<Policy> takeover =
+        parse_text("protocol: stdio-protobuf\nactivation_mode: kexec\n" + plugins);
+    ASSERT_TRUE(takeover.ok()) << takeover.error().message();
+    EXPECT_EQ(takeover->delay.count(), 5000);
+    Result<Policy> update = parse_text("activation_mode: kexec\n" + plugins);
+    ASSERT_TRUE(update.ok()) << update.error().message();
+    EXPECT_EQ(update->delay.count(), 0);
+}
+
 TEST(Policy, ActivationModeIsRequired) {
     EXPECT_EQ(error_of("payload: {plugin: fake}\nactivation: {plugin: fake}\n"),
               "t.yaml:1:1: activation_mode: required setting is missing");
