@@ -13,6 +13,8 @@
 #include <activate/policy.hpp>
 #include <activate/serve.hpp>
 
+#include "takeover.pb.h"
+
 namespace activate {
 
 namespace po = boost::program_options;
@@ -230,6 +232,25 @@ int fail(const Logger& logger, const Error& error) {
     return exit_code(error.kind());
 }
 
+// One TakeoverResponse carrying the error, for a client that decodes stdout whatever happened.
+void answer_takeover_error(const Error& error) {
+    wire::TakeoverResponse response;
+    response.mutable_error()->set_message(error.message());
+    const std::string bytes = response.SerializeAsString();
+    size_t off = 0;
+    while (off < bytes.size()) {
+        const ssize_t n = ::write(STDOUT_FILENO, bytes.data() + off, bytes.size() - off);
+        if (n <= 0) return;  // the error still goes to stderr and the exit code
+        off += size_t(n);
+    }
+}
+
+bool speaks_stdio_protocol(const YAML::Node& root) {
+    const YAML::Node& const_root = root;  // operator[] on a const node never inserts
+    const YAML::Node protocol = const_root["protocol"];
+    return protocol && protocol.IsScalar() && protocol.Scalar() == "stdio-protobuf";
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv, const CliDefaults& defaults) {
@@ -287,10 +308,18 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
                   << kPluginAbiVersion << ")\n";
         return 0;
     }
+    // A takeover client reads exactly one TakeoverResponse from stdout, so a takeover run answers
+    // the errors found before its pipeline starts (options, policy, plugins) too. The takeover
+    // binary always speaks the protocol; activate does when its policy says so.
+    bool answers_takeover = command == "run" && !dry_run && !defaults.embedded_policy.empty();
+    auto refuse = [&](const Error& error) {
+        if (answers_takeover) answer_takeover_error(error);
+        return fail(logger, error);
+    };
     LogLevel level;
     if (!parse_log_level(common.log_level, &level))
-        return fail(logger, usage_error(defaults.program,
-                                        "--log-level: unknown level '" + common.log_level + "'"));
+        return refuse(usage_error(defaults.program,
+                                  "--log-level: unknown level '" + common.log_level + "'"));
     logger.set_threshold(level);
     if (command == "request") {
         if (bundle.empty() || mode.empty())
@@ -306,8 +335,8 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
 
     Sysroot sysroot(common.sysroot);
     if (!std::filesystem::is_directory(sysroot.root()))
-        return fail(logger, usage_error(defaults.program,
-                                        "--sysroot " + common.sysroot + " is not a directory"));
+        return refuse(usage_error(defaults.program,
+                                  "--sysroot " + common.sysroot + " is not a directory"));
     if (command == "serve") {
         if (common.policies.empty())
             return fail(logger, usage_error(defaults.program, "serve needs at least one --policy"));
@@ -316,10 +345,11 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         return serve(common, defaults, path, sysroot, logger);
     }
     Result<PolicySource> source = the_policy(common, defaults);
-    if (!source.ok()) return fail(logger, source.error());
+    if (!source.ok()) return refuse(source.error());
+    if (command == "run" && !dry_run && speaks_stdio_protocol(source->root)) answers_takeover = true;
     Result<std::unique_ptr<Engine>> engine =
         build_engine(*source, common, defaults, sysroot, logger);
-    if (!engine.ok()) return fail(logger, engine.error());
+    if (!engine.ok()) return refuse(engine.error());
     Engine& e = **engine;
 
     Status result;

@@ -154,4 +154,64 @@ TEST(TakeoverBinary, BadInputAnswersAnErrorAndStagesNothing) {
     EXPECT_FALSE(fs::exists(box.root() / "run/activate/reboot"));
 }
 
+// The client over SSH decodes stdout whatever went wrong: errors found before the pipeline (a bad
+// override, an unreadable policy, a plugin that cannot load) are answered as a TakeoverError too.
+TEST(TakeoverBinary, ErrorsBeforeThePipelineAreAnsweredToo) {
+    Sandbox box;
+    const std::string takeover = std::string(TAKEOVER_BINARY) + " --sysroot " + box.root().string();
+    const std::string activate = std::string(ACTIVATE_BINARY) + " --sysroot " + box.root().string() +
+                                 " --policy " SOURCE_DIR "/config/takeover.yaml";
+    const std::pair<std::string, std::string> cases[] = {
+        {takeover + " --set no_such_key=1", "no_such_key"},
+        {takeover + " --policy " + (box.root() / "missing.yaml").string(), "missing.yaml"},
+        {activate + " --plugin-dir " + (box.root() / "no-plugins").string(), "embedded"},
+    };
+    for (const auto& [command, mention] : cases) {
+        Outcome r = sh(box, command);
+        EXPECT_NE(r.code, 0) << command;
+        activate::wire::TakeoverResponse response;
+        ASSERT_TRUE(response.ParseFromString(r.out)) << command;
+        ASSERT_TRUE(response.has_error()) << command;
+        EXPECT_NE(response.error().message().find(mention), std::string::npos)
+            << command << ": " << response.error().message();
+        EXPECT_NE(r.err.find(mention), std::string::npos) << r.err;
+    }
+    // Not a takeover run: a dry run's stdout is the plan, an update's errors are not answered.
+    Outcome dry = sh(box, takeover + " --dry-run --set no_such_key=1");
+    EXPECT_EQ(dry.code, 3);
+    EXPECT_EQ(dry.out, "");
+    EXPECT_FALSE(fs::exists(box.root() / "run/activate/kexec/kernel"));
+}
+
+TEST(TakeoverBinary, TakesAPolicyFileInsteadOfItsOwn) {
+    Sandbox box;
+    Outcome r = sh(box, std::string(TAKEOVER_BINARY) + " --policy " SOURCE_DIR
+                                                         "/config/takeover.yaml --dry-run --sysroot " +
+                            box.root().string());
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("policy: " SOURCE_DIR "/config/takeover.yaml"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(built-in)"), std::string::npos) << r.out;
+}
+
+// It is copied onto machines that have nothing but a kernel and busybox: no dynamic loader.
+TEST(TakeoverBinary, IsStaticallyLinked) {
+    if (!TAKEOVER_IS_STATIC) GTEST_SKIP() << "a sanitized tree links takeover dynamically";
+    std::ifstream in(TAKEOVER_BINARY, std::ios::binary);
+    std::string elf(64, '\0');
+    ASSERT_TRUE(in.read(elf.data(), 64));
+    ASSERT_EQ(elf.substr(0, 4), "\x7f" "ELF");
+    // ELF64: e_phoff at 32 (8 bytes), e_phentsize at 54, e_phnum at 56 (2 bytes each), LE.
+    auto u = [&](const std::string& b, size_t at, size_t n) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; ++i) v |= uint64_t(uint8_t(b[at + i])) << (8 * i);
+        return v;
+    };
+    const uint64_t phoff = u(elf, 32, 8), phentsize = u(elf, 54, 2), phnum = u(elf, 56, 2);
+    std::string headers(phentsize * phnum, '\0');
+    in.seekg(std::streamoff(phoff));
+    ASSERT_TRUE(in.read(headers.data(), std::streamsize(headers.size())));
+    for (uint64_t i = 0; i < phnum; ++i)
+        EXPECT_NE(u(headers, i * phentsize, 4), 3u) << "PT_INTERP: takeover needs a dynamic loader";
+}
+
 }  // namespace
