@@ -129,7 +129,7 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
         log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
                         build_engine(source, o, defaults, sysroot, logger));
-        InstallRequest install{request.bundle_url(), false, false};
+        InstallRequest install{request.bundle_url(), false, false, {}};
         Status result = engine->run_update(install, /*detached_jump=*/true);
         if (!result.ok()) log.error(result.error().message());
         return result;
@@ -368,7 +368,7 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     } else if (e.policy().protocol == Protocol::stdio_protobuf) {
         result = e.run_takeover(STDIN_FILENO, STDOUT_FILENO);
     } else {
-        InstallRequest request{bundle, progress || ::isatty(STDERR_FILENO), allow_downgrade};
+        InstallRequest request{bundle, progress || ::isatty(STDERR_FILENO), allow_downgrade, {}};
         result = e.run_update(request);
     }
     if (!result.ok()) return fail(logger, result.error());

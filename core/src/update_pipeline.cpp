@@ -22,8 +22,27 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
     log_.info(std::string("running slot ") + slots.running.letter + ", installing into slot " +
               slots.target.letter);
 
-    ACTIVATE_TRY(boot_control_->begin_install(slots.target));
-    ACTIVATE_TRY(payload_->install(slots.target, request));
+    // Runs once the payload has checked the bundle and before it writes anything: a refused
+    // bundle leaves the boot entries, BootNext and a staged kexec image exactly as they were.
+    bool began = false;
+    InstallRequest install = request;
+    install.before_writing = [&]() -> Status {
+        began = true;
+        // An image staged by an earlier run may start the target slot, which is about to change.
+        ACTIVATE_ASSIGN(bool loaded, sysroot_.kexec_loaded());
+        if (loaded) {
+            if (int err = sysroot_.kexec_unload())
+                return errno_error(ErrorKind::activation,
+                                   "unloading the kexec image staged earlier", err);
+            log_.info("unloaded the kexec image staged earlier (its slot is about to change)");
+        }
+        return boot_control_->begin_install(slots.target);
+    };
+    ACTIVATE_TRY(payload_->install(slots.target, install));
+    if (!began)
+        return Error(ErrorKind::internal, "payload plugin \"" + policy_.payload.name +
+                                              "\" installed without calling before_writing(): "
+                                              "the target's boot entry was never disabled");
     ACTIVATE_TRY(boot_control_->finish_install(slots.target));
     log_.info(std::string("slot ") + slots.target.letter + " written and enabled");
 

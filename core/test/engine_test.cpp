@@ -2,6 +2,8 @@
 // end to end on a temporary sysroot.
 #include <activate/engine.hpp>
 #include <fcntl.h>
+#include <linux/kexec.h>
+#include <sys/mman.h>
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -239,11 +241,57 @@ boot_control: {plugin: fake}
 TEST_F(EngineTest, UpdateDisablesEntryBeforeWritingAndEnablesAfter) {
     auto engine = make(kUpdate);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
-    Status s = (*engine)->run_update({"bundle.zip", false, false});
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\nfinish B\n");
     EXPECT_EQ(test::read_file(dir_ / "slot-B"), "installed from bundle.zip");
     EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "kexec\n");
+}
+
+std::string with_payload_settings(const std::string& settings) {
+    std::string yaml = kUpdate;
+    return yaml.replace(yaml.find("{uses_slots: true}"), 18, "{uses_slots: true, " + settings + "}");
+}
+
+// A bundle refused before anything is written (signature, compatibility, version, size) leaves
+// the boot entries and a kexec image staged earlier exactly as they were.
+TEST_F(EngineTest, RefusedBundleTouchesNeitherBootEntriesNorTheStagedImage) {
+    UniqueFd k(::memfd_create("k", MFD_CLOEXEC));
+    ASSERT_EQ(::write(k.get(), "EARLIER", 7), 7);
+    ASSERT_EQ(sysroot_.kexec_file_load(k.get(), -1, "earlier", KEXEC_FILE_NO_INITRAMFS), 0);
+    auto engine = make(with_payload_settings("reject: true"));
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().kind(), ErrorKind::rejected);
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "boot-log"));
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/kexec/kernel"), "EARLIER");
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+// Once writing starts, an image staged by an earlier run (it may start the slot being
+// overwritten) is unloaded and the target's entry is disabled, and stays so when the write fails.
+TEST_F(EngineTest, WritingUnloadsAnEarlierImageAndAFailureLeavesTheEntryDisabled) {
+    UniqueFd k(::memfd_create("k", MFD_CLOEXEC));
+    ASSERT_EQ(::write(k.get(), "EARLIER", 7), 7);
+    ASSERT_EQ(sysroot_.kexec_file_load(k.get(), -1, "earlier", KEXEC_FILE_NO_INITRAMFS), 0);
+    auto engine = make(with_payload_settings("fail: true"));
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\n");
+    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+TEST_F(EngineTest, PayloadThatWritesWithoutBeforeWritingIsRefused) {
+    auto engine = make(with_payload_settings("skip_before_writing: true"));
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().kind(), ErrorKind::internal);
+    EXPECT_NE(s.error().message().find("before_writing"), std::string::npos) << s.error().message();
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
 // The last log line before the jump names the slot and the way in (the e2e switch-time
@@ -253,21 +301,11 @@ TEST_F(EngineTest, UpdateLogsTheActivationBeforeJumping) {
     auto engine = make(kUpdate);
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     ::testing::internal::CaptureStderr();
-    Status s = (*engine)->run_update({"bundle.zip", false, false});
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
     const std::string log = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_NE(log.find("activating slot B by kexec now"), std::string::npos) << log;
     EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "kexec\n");
-}
-
-TEST_F(EngineTest, FailedInstallLeavesEntryDisabledAndDoesNotJump) {
-    auto engine = make(std::string(kUpdate).replace(kUpdate.find("uses_slots: true"), 16,
-                                                    "uses_slots: true, fail: true"));
-    ASSERT_TRUE(engine.ok()) << engine.error().message();
-    Status s = (*engine)->run_update({"bundle.zip", false, false});
-    ASSERT_FALSE(s.ok());
-    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\n");
-    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
 TEST_F(EngineTest, SecondUpdateWhileLockedIsBusy) {
@@ -275,7 +313,7 @@ TEST_F(EngineTest, SecondUpdateWhileLockedIsBusy) {
     ASSERT_TRUE(engine.ok());
     Result<FileLock> held = sysroot_.lock("/run/activate/lock");
     ASSERT_TRUE(held.ok());
-    Status s = (*engine)->run_update({"b", false, false});
+    Status s = (*engine)->run_update({"b", false, false, {}});
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().kind(), ErrorKind::busy);
     EXPECT_FALSE(std::filesystem::exists(dir_ / "boot-log"));

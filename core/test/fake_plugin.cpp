@@ -28,7 +28,10 @@ UniqueFd memfd_with(const std::string& bytes) {
 
 class FakePayload : public PayloadSource {
 public:
-    bool kernel = true, agent = true, slots_ = false, fail = false;
+    // reject: refused up front (like a bad signature); fail: a write fails part way;
+    // skip_before_writing: breaks the install contract.
+    bool kernel = true, agent = true, slots_ = false, fail = false, reject = false,
+         skip_before_writing = false;
     std::chrono::milliseconds install_delay{0};
     const Sysroot* sysroot = nullptr;
     bool provides_kernel() const override { return kernel; }
@@ -41,6 +44,8 @@ public:
         return p;
     }
     Status install(const Slot& target, const InstallRequest& request) override {
+        if (reject) return Error(ErrorKind::rejected, "fake bundle refused");
+        if (request.before_writing && !skip_before_writing) ACTIVATE_TRY(request.before_writing());
         if (fail) return Error(ErrorKind::activation, "fake install failed");
         std::this_thread::sleep_for(install_delay);
         return sysroot->write_file_atomic("/slot-" + std::string(1, target.letter),
@@ -119,6 +124,8 @@ Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Se
     ACTIVATE_ASSIGN(p->agent, s.boolean_or("accepts_agent_init", true));
     ACTIVATE_ASSIGN(p->slots_, s.boolean_or("uses_slots", false));
     ACTIVATE_ASSIGN(p->fail, s.boolean_or("fail", false));
+    ACTIVATE_ASSIGN(p->reject, s.boolean_or("reject", false));
+    ACTIVATE_ASSIGN(p->skip_before_writing, s.boolean_or("skip_before_writing", false));
     ACTIVATE_ASSIGN(p->install_delay, s.duration_or("install_delay", {}));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<PayloadSource>(std::move(p));

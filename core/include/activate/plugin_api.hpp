@@ -15,6 +15,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,7 +29,9 @@
 
 namespace activate {
 
-inline constexpr uint32_t kPluginAbiVersion = 1;
+// Raised whenever a type that crosses the boundary changes. 2: InstallRequest::before_writing,
+// Sysroot remembers the locks it holds.
+inline constexpr uint32_t kPluginAbiVersion = 2;
 
 // Passed to every plugin factory; outlives the plugin instance.
 struct PluginContext {
@@ -91,6 +94,11 @@ struct InstallRequest {
     std::string bundle;  // local path (a system path) or http(s) URL
     bool progress = false;
     bool allow_downgrade = false;
+    // Set by the engine: install() calls it exactly once, after the bundle passed every check it
+    // can make up front (trust, compatibility, version, sizes) and before its first write; an
+    // error from it ends the install with nothing written. It takes the boot entry of the target
+    // out of service, so a bundle refused up front changes nothing at all.
+    std::function<Status()> before_writing;
 };
 
 class PayloadSource {

@@ -142,13 +142,30 @@ class UkiPayloadSource final : public PayloadSource {
                                                 request.allow_downgrade, version_path, log_)));
             for (const std::string* member : {&config_.bundle_image, &config_.bundle_uki})
                 if (!manifest->find(*member))
-                    return nothing_written(Error(
-                        ErrorKind::input, verified.source().name() + ": the manifest lists no \"" +
-                                              *member + "\" (settings bundle_image, bundle_uki)"));
+                    return nothing_written(
+                        Error(ErrorKind::rejected, verified.source().name() +
+                                                       ": the manifest lists no \"" + *member +
+                                                       "\" (settings bundle_image, bundle_uki)"));
+            // The manifest states the image's size: an image that cannot fit is refused now,
+            // before the boot entry or the version record change (the installer checks again
+            // against the member itself).
+            const uint64_t image_size = manifest->find(config_.bundle_image)->size;
+            uint64_t capacity = 0;
+            if (!__builtin_mul_overflow(target.system.size_lba, target.system.sector_size,
+                                        &capacity) &&
+                image_size > capacity)
+                return nothing_written(
+                    Error(ErrorKind::input, verified.source().name() + ": " + config_.bundle_image +
+                                                " is " + std::to_string(image_size) +
+                                                " bytes, larger than slot " + target.letter +
+                                                "'s partition \"" + target.system.name + "\" (" +
+                                                std::to_string(capacity) + " bytes)"));
         } else {
             log_.warning(verified.source().name() +
                          " has no manifest: its version is unknown and not checked");
         }
+        // Everything that can be checked up front was: from here on the target changes.
+        if (request.before_writing) ACTIVATE_TRY(request.before_writing());
         // The slot is about to change: its old record must not outlive its old contents.
         versions.clear(target.letter);
         ACTIVATE_TRY(versions.write(sysroot_, version_path));

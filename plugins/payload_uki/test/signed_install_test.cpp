@@ -110,6 +110,11 @@ class SignedInstall : public ::testing::Test {
         InstallRequest request;
         request.bundle = "/bundle.zip";
         request.allow_downgrade = allow_downgrade;
+        request.before_writing = [this] {
+            ++before_writing_calls_;
+            return Status{};
+        };
+        before_writing_calls_ = 0;
         return s->install(slots->target, request);
     }
 
@@ -136,6 +141,8 @@ class SignedInstall : public ::testing::Test {
         EXPECT_NE(m.find("nothing was written"), std::string::npos) << m;
         EXPECT_NE(m.find("installing /bundle.zip into slot B"), std::string::npos) << m;
         EXPECT_TRUE(snapshot() == before) << words;
+        // The engine's hook (it disables the boot entry) never ran: the EFI variables stay too.
+        EXPECT_EQ(before_writing_calls_, 0) << words;
         std::vector<std::string> names;
         for (const auto& e : fs::directory_iterator(uki_dir()))
             names.push_back(e.path().filename().string());
@@ -149,6 +156,7 @@ class SignedInstall : public ::testing::Test {
         ASSERT_FALSE(st.ok()) << words;
         EXPECT_EQ(st.error().kind(), ErrorKind::rejected) << st.error().message();
         EXPECT_NE(st.error().message().find(words), std::string::npos) << st.error().message();
+        EXPECT_EQ(before_writing_calls_, 1) << words;
         EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), "old UKI of slot B");
         auto versions = SlotVersions::read(root_.sysroot(), "/esp/EFI/activate/versions.json");
         ASSERT_TRUE(versions.ok());
@@ -159,6 +167,7 @@ class SignedInstall : public ::testing::Test {
     TempDir work_;
     bundle::SecretKey key_ = make_key();
     std::string uki_, image_;
+    int before_writing_calls_ = 0;
 };
 
 TEST_F(SignedInstall, CreateVerifyInstallRecordsTheVersion) {
@@ -181,6 +190,7 @@ TEST_F(SignedInstall, CreateVerifyInstallRecordsTheVersion) {
 
     auto st = install(zip);
     ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_EQ(before_writing_calls_, 1);
     auto s = source();
     const Slot target = s->slots()->target;
     const uint64_t offset = target.system.first_lba * target.system.sector_size;
@@ -272,6 +282,25 @@ TEST_F(SignedInstall, ManifestWithoutTheSlotMembersIsRefusedBeforeWriting) {
               std::string::npos)
         << st.error().message();
     EXPECT_NE(st.error().message().find("nothing was written"), std::string::npos);
+    EXPECT_TRUE(snapshot() == before);
+}
+
+// The manifest states the image's size, so an image too large for the slot (16 MiB here) is
+// refused before the boot entry changes, not when the image member is reached.
+TEST_F(SignedInstall, ImageLargerThanTheSlotIsRefusedBeforeTheHook) {
+    const Snapshot before = snapshot();
+    auto st = install(
+        signed_parts({{"verity_rootfs.img", random_bytes(17 << 20, 43)}, {"kernel_efi.efi", uki_}},
+                     key_)
+            .zip());
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().kind(), ErrorKind::input);
+    EXPECT_NE(st.error().message().find("verity_rootfs.img is " + std::to_string(17 << 20) +
+                                        " bytes, larger than slot B's partition"),
+              std::string::npos)
+        << st.error().message();
+    EXPECT_NE(st.error().message().find("nothing was written"), std::string::npos);
+    EXPECT_EQ(before_writing_calls_, 0);
     EXPECT_TRUE(snapshot() == before);
 }
 

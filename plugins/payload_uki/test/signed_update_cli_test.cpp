@@ -1,8 +1,9 @@
 // Signed bundles through the real `activate` binary, the shipped config/update-kexec.yaml and the
 // real uki, efi and kexec plugins on a sysroot (disk image made by sfdisk, empty efivarfs
-// directory, /proc/cmdline). A refused bundle must leave the target's boot entry inactive,
-// nothing staged for kexec, no jump and BootNext unset: the pipeline enables and stages only
-// after install() succeeded.
+// directory, /proc/cmdline). A bundle refused up front (key, signature, compatible, version)
+// changes nothing at all, EFI variables included; one that fails while it is written leaves the
+// target's boot entry inactive, nothing staged for kexec, no jump and BootNext unset: the
+// pipeline enables and stages only after install() succeeded.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -85,16 +86,26 @@ class SignedUpdateCli : public ::testing::Test {
         return r.out;
     }
 
+    // After a failure while writing: slot B's entry exists (begin_install made it) but stays
+    // disabled; nothing staged, no jump, no BootNext.
     void expect_nothing_activated() {
         EXPECT_FALSE(fs::exists(root() / "run/activate/kexec/kernel"));
         EXPECT_FALSE(fs::exists(root() / "run/activate/reboot"));
         const std::string s = status();
         EXPECT_NE(s.find("\"boot_next\":null"), std::string::npos) << s;
         EXPECT_NE(s.find("\"kexec_loaded\":false"), std::string::npos) << s;
-        // Slot B's entry exists (begin_install made it) but stays disabled.
         const size_t b = s.find("\"letter\":\"B\"");
         ASSERT_NE(b, std::string::npos) << s;
         EXPECT_NE(s.find("\"active\":false", b), std::string::npos) << s;
+    }
+
+    // After a refusal up front: not one EFI variable written (the efivarfs directory starts
+    // empty), no version record, nothing staged, no jump.
+    void expect_untouched() {
+        EXPECT_TRUE(fs::is_empty(root() / "sys/firmware/efi/efivars"));
+        EXPECT_FALSE(fs::exists(root() / "esp/EFI/activate/versions.json"));
+        EXPECT_FALSE(fs::exists(root() / "run/activate/kexec/kernel"));
+        EXPECT_FALSE(fs::exists(root() / "run/activate/reboot"));
     }
 
     TempDir root_, work_;
@@ -151,9 +162,14 @@ TEST_F(SignedUpdateCli, TamperedBundleActivatesNothing) {
     ASSERT_TRUE(writer.finish().ok());
     write_file(root() / "bad.zip", bad);
 
+    // An earlier run installed b.zip into B and staged it without jumping: that image would
+    // start the slot the bad bundle is about to overwrite, so writing unloads it.
+    ASSERT_EQ(update("/b.zip", "--set activation_mode=none").code, 0);
+    ASSERT_TRUE(fs::exists(root() / "run/activate/kexec/kernel"));
     Outcome r = update("/bad.zip");
     EXPECT_EQ(r.code, 8) << r.err;
     EXPECT_NE(r.err.find("has SHA-256"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("unloaded the kexec image staged earlier"), std::string::npos) << r.err;
     expect_nothing_activated();
     EXPECT_EQ(read_file(root() / "esp/EFI/activate/versions.json").find("\"B\""),
               std::string::npos);
@@ -165,7 +181,7 @@ TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
     EXPECT_EQ(r.code, 8) << r.err;
     EXPECT_NE(r.err.find("is for \"some-other-board\""), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("nothing was written"), std::string::npos) << r.err;
-    expect_nothing_activated();
+    expect_untouched();
 
     // Not signed: an Info-ZIP zip of the same files.
     ASSERT_TRUE(run("cd " + quote(work_.path().string()) + " && zip -q -X " +
@@ -173,7 +189,7 @@ TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
     r = update("/plain.zip");
     EXPECT_EQ(r.code, 8) << r.err;
     EXPECT_NE(r.err.find("is not signed"), std::string::npos) << r.err;
-    expect_nothing_activated();
+    expect_untouched();
 
     // ...unless the policy says so, with a warning.
     r = update("/plain.zip", "--set payload.settings.allow_unsigned=true");
