@@ -169,6 +169,9 @@ int request(const std::string& socket, const std::string& bundle, const std::str
         case ServeCode::busy:
             logger.write(LogLevel::error, "request", "refused: " + reply->message);
             return exit_code(ErrorKind::busy);
+        case ServeCode::rejected:
+            logger.write(LogLevel::error, "request", "bundle refused: " + reply->message);
+            return exit_code(ErrorKind::rejected);
         case ServeCode::invalid_argument:
         case ServeCode::unavailable:
             logger.write(LogLevel::error, "request", "invalid request: " + reply->message);

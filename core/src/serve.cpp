@@ -3,7 +3,6 @@
 // that is how a second request learns at once that it is refused, instead of queueing behind a
 // multi-minute install.
 #include <activate/serve.hpp>
-
 #include <boost/asio.hpp>
 #include <mutex>
 #include <thread>
@@ -23,10 +22,21 @@ std::string frame(const std::string& payload) {
     return out + payload;
 }
 
+// A client gets this long to send its whole request frame; one that connects and stays silent
+// must not hold up the others (the acceptor never waits on a connection).
+constexpr auto kRequestDeadline = std::chrono::seconds(10);
+
+uint32_t frame_length(const unsigned char header[4]) {
+    return (uint32_t(header[0]) << 24) | (uint32_t(header[1]) << 16) | (uint32_t(header[2]) << 8) |
+           header[3];
+}
+
 std::string reply_payload(ServeCode code, const std::string& message) {
     std::string payload(1, static_cast<char>(code));
-    if (code == ServeCode::ok) payload += wire::UpdateNodeResponse().SerializeAsString();
-    else payload += message;
+    if (code == ServeCode::ok)
+        payload += wire::UpdateNodeResponse().SerializeAsString();
+    else
+        payload += message;
     return payload;
 }
 
@@ -35,15 +45,54 @@ Result<std::string> read_frame(stream::socket& socket) {
     boost::system::error_code ec;
     asio::read(socket, asio::buffer(header), ec);
     if (ec) return Error(ErrorKind::input, "reading the frame length: " + ec.message());
-    uint32_t n = (uint32_t(header[0]) << 24) | (uint32_t(header[1]) << 16) |
-                 (uint32_t(header[2]) << 8) | header[3];
+    const uint32_t n = frame_length(header);
     if (n > kMaxFrame)
         return Error(ErrorKind::input, "frame of " + std::to_string(n) + " bytes exceeds 1 MiB");
     std::string payload(n, '\0');
     asio::read(socket, asio::buffer(payload), ec);
-    if (ec) return Error(ErrorKind::input, "reading a frame of " + std::to_string(n) +
-                                               " bytes: " + ec.message());
+    if (ec)
+        return Error(ErrorKind::input,
+                     "reading a frame of " + std::to_string(n) + " bytes: " + ec.message());
     return payload;
+}
+// One accepted connection while its request frame arrives: asynchronous reads under a deadline.
+struct Connection {
+    explicit Connection(stream::socket s) : socket(std::move(s)), deadline(socket.get_executor()) {}
+    stream::socket socket;
+    asio::steady_timer deadline;
+    unsigned char header[4] = {};
+    std::string payload;
+};
+
+// Reads one frame, then calls done(payload or error) on the io thread.
+void read_request(std::shared_ptr<Connection> c, std::function<void(Result<std::string>)> done) {
+    c->deadline.expires_after(kRequestDeadline);
+    c->deadline.async_wait([c](boost::system::error_code ec) {
+        if (!ec) c->socket.close();  // the pending read fails with operation_aborted
+    });
+    asio::async_read(
+        c->socket, asio::buffer(c->header), [c, done](boost::system::error_code ec, size_t) {
+            if (ec) {
+                c->deadline.cancel();
+                return done(Error(ErrorKind::input, "reading the frame length: " + ec.message()));
+            }
+            const uint32_t n = frame_length(c->header);
+            if (n > kMaxFrame) {
+                c->deadline.cancel();
+                return done(Error(ErrorKind::input,
+                                  "frame of " + std::to_string(n) + " bytes exceeds 1 MiB"));
+            }
+            c->payload.assign(n, '\0');
+            asio::async_read(c->socket, asio::buffer(c->payload),
+                             [c, done, n](boost::system::error_code ec2, size_t) {
+                                 c->deadline.cancel();
+                                 if (ec2)
+                                     return done(Error(ErrorKind::input,
+                                                       "reading a frame of " + std::to_string(n) +
+                                                           " bytes: " + ec2.message()));
+                                 done(std::move(c->payload));
+                             });
+        });
 }
 }  // namespace
 
@@ -63,7 +112,8 @@ Status UpdateServer::serve(size_t max_requests) {
     acceptor.open(stream(), ec);
     if (!ec) acceptor.bind(stream::endpoint(socket_path_), ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return Error(ErrorKind::activation, "listening on " + socket_path_ + ": " + ec.message());
+    if (ec)
+        return Error(ErrorKind::activation, "listening on " + socket_path_ + ": " + ec.message());
     stop_hook_ = [&] { asio::post(io, [&] { acceptor.close(); }); };
 
     std::mutex mu;
@@ -72,54 +122,66 @@ Status UpdateServer::serve(size_t max_requests) {
     std::vector<std::thread> workers;
     auto finish_one = [&] {
         std::lock_guard<std::mutex> lock(mu);
-        if (max_requests && ++answered >= max_requests)
-            asio::post(io, [&] { acceptor.close(); });
+        if (max_requests && ++answered >= max_requests) asio::post(io, [&] { acceptor.close(); });
+    };
+
+    // Validates a received request and starts its update on a worker, or answers at once.
+    auto handle = [&](std::shared_ptr<Connection> c, Result<std::string> payload) {
+        auto conn = std::shared_ptr<stream::socket>(c, &c->socket);
+        auto reply = [conn](ServeCode code, const std::string& message) {
+            boost::system::error_code wec;
+            asio::write(*conn, asio::buffer(frame(reply_payload(code, message))), wec);
+        };
+        wire::UpdateNodeRequest request;
+        if (!payload.ok()) {
+            reply(ServeCode::invalid_argument, payload.error().message());
+        } else if (!request.ParseFromString(*payload)) {
+            reply(ServeCode::invalid_argument, "the frame is not an UpdateNodeRequest");
+        } else if (request.activation_mode() == wire::ACTIVATION_INVALID) {
+            reply(ServeCode::invalid_argument,
+                  "activation_mode is ACTIVATION_INVALID: set NONE, REBOOT or KEXEC");
+        } else if (!wire::ActivationMode_IsValid(request.activation_mode())) {
+            // proto3 keeps enum values it does not know: a newer client's mode is not "none".
+            reply(ServeCode::invalid_argument, "activation_mode " +
+                                                   std::to_string(request.activation_mode()) +
+                                                   " is unknown: set NONE, REBOOT or KEXEC");
+        } else if (request.bundle_url().empty()) {
+            reply(ServeCode::invalid_argument, "bundle_url is empty");
+        } else {
+            std::lock_guard<std::mutex> lock(mu);
+            if (running) {
+                reply(ServeCode::busy, "another update is in progress");
+            } else {
+                running = true;
+                workers.emplace_back([&, c, request, reply] {
+                    Status s = runner_(request);
+                    {
+                        std::lock_guard<std::mutex> inner(mu);
+                        running = false;
+                    }
+                    if (s.ok())
+                        reply(ServeCode::ok, "");
+                    else if (s.error().kind() == ErrorKind::busy)
+                        reply(ServeCode::busy, s.error().message());
+                    else if (s.error().kind() == ErrorKind::usage)
+                        reply(ServeCode::unavailable, s.error().message());
+                    else if (s.error().kind() == ErrorKind::rejected)
+                        reply(ServeCode::rejected, s.error().message());
+                    else
+                        reply(ServeCode::failed, s.error().message());
+                    finish_one();
+                });
+                return;
+            }
+        }
+        finish_one();
     };
 
     std::function<void()> accept_next = [&] {
         acceptor.async_accept([&](boost::system::error_code aec, stream::socket socket) {
             if (aec) return;  // closed: serve() returns
-            auto conn = std::make_shared<stream::socket>(std::move(socket));
-            Result<std::string> payload = read_frame(*conn);
-            auto reply = [conn](ServeCode code, const std::string& message) {
-                boost::system::error_code wec;
-                asio::write(*conn, asio::buffer(frame(reply_payload(code, message))), wec);
-            };
-            wire::UpdateNodeRequest request;
-            if (!payload.ok()) {
-                reply(ServeCode::invalid_argument, payload.error().message());
-            } else if (!request.ParseFromString(*payload)) {
-                reply(ServeCode::invalid_argument, "the frame is not an UpdateNodeRequest");
-            } else if (request.activation_mode() == wire::ACTIVATION_INVALID) {
-                reply(ServeCode::invalid_argument,
-                      "activation_mode is ACTIVATION_INVALID: set NONE, REBOOT or KEXEC");
-            } else if (request.bundle_url().empty()) {
-                reply(ServeCode::invalid_argument, "bundle_url is empty");
-            } else {
-                std::lock_guard<std::mutex> lock(mu);
-                if (running) {
-                    reply(ServeCode::busy, "another update is in progress");
-                } else {
-                    running = true;
-                    workers.emplace_back([&, conn, request, reply] {
-                        Status s = runner_(request);
-                        {
-                            std::lock_guard<std::mutex> inner(mu);
-                            running = false;
-                        }
-                        if (s.ok()) reply(ServeCode::ok, "");
-                        else if (s.error().kind() == ErrorKind::busy)
-                            reply(ServeCode::busy, s.error().message());
-                        else if (s.error().kind() == ErrorKind::usage)
-                            reply(ServeCode::unavailable, s.error().message());
-                        else reply(ServeCode::failed, s.error().message());
-                        finish_one();
-                    });
-                    if (!stopping_) accept_next();
-                    return;
-                }
-            }
-            finish_one();
+            auto c = std::make_shared<Connection>(std::move(socket));
+            read_request(c, [&, c](Result<std::string> payload) { handle(c, std::move(payload)); });
             if (!stopping_) accept_next();
         });
     };
@@ -136,7 +198,8 @@ Result<ServeReply> send_update_request(const std::string& socket_path,
     stream::socket socket(io);
     boost::system::error_code ec;
     socket.connect(stream::endpoint(socket_path), ec);
-    if (ec) return Error(ErrorKind::activation, "connecting to " + socket_path + ": " + ec.message());
+    if (ec)
+        return Error(ErrorKind::activation, "connecting to " + socket_path + ": " + ec.message());
     asio::write(socket, asio::buffer(frame(request.SerializeAsString())), ec);
     if (ec) return Error(ErrorKind::activation, "sending the request: " + ec.message());
     ACTIVATE_ASSIGN(std::string payload, read_frame(socket));

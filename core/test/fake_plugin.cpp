@@ -44,7 +44,10 @@ public:
         return p;
     }
     Status install(const Slot& target, const InstallRequest& request) override {
-        if (reject) return Error(ErrorKind::rejected, "fake bundle refused");
+        // A bundle whose name says "rejected" is refused too, for callers that cannot set
+        // settings per request (serve).
+        if (reject || request.bundle.find("rejected") != std::string::npos)
+            return Error(ErrorKind::rejected, "fake bundle refused");
         if (request.before_writing && !skip_before_writing) ACTIVATE_TRY(request.before_writing());
         if (fail) return Error(ErrorKind::activation, "fake install failed");
         std::this_thread::sleep_for(install_delay);

@@ -1,11 +1,14 @@
 // `activate serve` and `activate request` as separate processes over a real UNIX socket.
 #include <gtest/gtest.h>
 #include <signal.h>
-
-#include <chrono>
-#include <thread>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <activate/serve.hpp>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -15,7 +18,7 @@ namespace {
 const std::string kBin = ACTIVATE_BINARY;
 
 class ServeTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         test::write_file(dir_ / "kexec.yaml",
                          "activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
@@ -25,9 +28,9 @@ protected:
         server_ = ::fork();
         if (server_ == 0) {
             std::freopen((dir_ / "serve.log").c_str(), "w", stderr);
-            ::execl(kBin.c_str(), kBin.c_str(), "serve", "--policy",
-                    (dir_ / "kexec.yaml").c_str(), "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
-                    root_.path().c_str(), "--socket", socket_.c_str(), nullptr);
+            ::execl(kBin.c_str(), kBin.c_str(), "serve", "--policy", (dir_ / "kexec.yaml").c_str(),
+                    "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root_.path().c_str(), "--socket",
+                    socket_.c_str(), nullptr);
             ::_exit(127);
         }
         for (int i = 0; i < 200 && !std::filesystem::exists(socket_); ++i)
@@ -77,9 +80,40 @@ TEST_F(ServeTest, InvalidModeAndMissingPolicyAreRefused) {
     EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
 }
 
+TEST_F(ServeTest, UnknownActivationModeIsRefused) {
+    // A mode a newer client knows and this server does not: proto3 keeps the number.
+    ServeReply r = send("b.zip", static_cast<wire::ActivationMode>(7));
+    EXPECT_EQ(r.code, ServeCode::invalid_argument);
+    EXPECT_NE(r.message.find("activation_mode 7 is unknown"), std::string::npos) << r.message;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
+// A client that connects and sends nothing does not hold up the next one.
+TEST_F(ServeTest, SilentClientDoesNotBlockOthers) {
+    int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::connect(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    auto answered =
+        std::async(std::launch::async, [&] { return send("b.zip", wire::ACTIVATION_REBOOT); });
+    ASSERT_EQ(answered.wait_for(std::chrono::seconds(3)), std::future_status::ready)
+        << "the server waited on the silent connection";
+    EXPECT_EQ(answered.get().code, ServeCode::unavailable);
+    ::close(silent);
+}
+
+TEST_F(ServeTest, RejectedBundleIsItsOwnReplyAndExitCode) {
+    auto r = test::run(
+        {kBin, "request", "--socket", socket_, "--bundle", "rejected.zip", "--mode", "kexec"});
+    EXPECT_EQ(r.exit_code, 8) << r.err;
+    EXPECT_NE(r.err.find("bundle refused: "), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
 TEST_F(ServeTest, ModeNoneInstallsWithoutJumping) {
-    auto r = test::run({kBin, "request", "--socket", socket_, "--bundle", "local.zip", "--mode",
-                        "none"});
+    auto r = test::run(
+        {kBin, "request", "--socket", socket_, "--bundle", "local.zip", "--mode", "none"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from local.zip");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));

@@ -20,6 +20,7 @@ enum class ServeCode : uint8_t {
     busy = 2,              // another update is running
     failed = 3,            // the update failed; the message says why
     unavailable = 4,       // no policy for the requested mode
+    rejected = 5,          // the bundle was refused (signature, compatibility, version)
 };
 
 // Runs one update; returns its Status. Called on the server's worker thread.
