@@ -37,7 +37,7 @@ void add_common(po::options_description& desc, CommonOptions& o) {
          "act on this directory instead of the live system (nothing outside it is touched)")
         ("plugin-dir", po::value(&o.plugin_dirs)->composing(),
          "directory with plugin .so files (repeatable; default $ACTIVATE_PLUGIN_DIR or "
-         "<prefix>/lib/activate/plugins)")
+         "<prefix>/<libdir>/activate/plugins)")
         ("set", po::value(&o.overrides)->composing(),
          "override a policy value by dotted path, KEY=VALUE (repeatable)")
         ("log-level", po::value(&o.log_level)->default_value("info"),

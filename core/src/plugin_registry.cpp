@@ -77,8 +77,8 @@ fs::path default_plugin_dir() {
     if (const char* env = std::getenv("ACTIVATE_PLUGIN_DIR"); env && *env) return env;
     std::error_code ec;
     fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (ec) return "/usr/local/lib/activate/plugins";
-    return exe.parent_path().parent_path() / "lib" / "activate" / "plugins";
+    if (ec) return ACTIVATE_PLUGIN_FALLBACK_DIR;  // no /proc: where this build installs them
+    return exe.parent_path().parent_path() / ACTIVATE_PLUGIN_SUBDIR;
 }
 
 }  // namespace activate

@@ -34,8 +34,8 @@ private:
 };
 
 // The plugin directory used when none is given: $ACTIVATE_PLUGIN_DIR, else the directory
-// ../lib/activate/plugins relative to the running executable (true for both the build tree and
-// an installation).
+// ../<libdir>/activate/plugins relative to the running executable (true for both the build tree
+// and an installation, wherever it was installed).
 std::filesystem::path default_plugin_dir();
 
 }  // namespace activate
