@@ -3,6 +3,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <activate/bundle/sha256.hpp>
+#include <span>
 #include <vm/images.hpp>
 
 namespace activate::vm {
@@ -83,13 +85,8 @@ wire::TakeoverInit MakeTakeoverInit() {
 }
 
 std::string Hex(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (const char c : bytes) {
-        out += digits[static_cast<unsigned char>(c) >> 4];
-        out += digits[static_cast<unsigned char>(c) & 15];
-    }
-    return out;
+    return bundle::to_hex(
+        std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
