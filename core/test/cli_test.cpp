@@ -1,5 +1,10 @@
 // The `activate` binary as users run it: exit codes, stdout carrying only protocol output.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "takeover.pb.h"
 #include "test_support.hpp"
@@ -107,6 +112,48 @@ TEST(Cli, TakeoverWritesOnlyTheResponseOnStdout) {
     EXPECT_EQ(bad.exit_code, 5);
     ASSERT_TRUE(response.ParseFromString(bad.out));
     EXPECT_TRUE(response.has_error());
+}
+
+// Another activation holds the lock (here a process that holds the flock, as a running activate
+// or a waiting second stage does): both pipelines fail at once with exit 7.
+TEST(Cli, HeldLockExitsSevenForUpdateAndTakeover) {
+    test::TempDir dir, root;
+    std::filesystem::create_directories(root / "run/activate");
+    const std::string lock = (root / "run/activate/lock").string();
+    test::write_file(dir / "ready", "");
+    const pid_t holder = ::fork();
+    if (holder == 0) {
+        ::setpgid(0, 0);  // flock, sh and sleep go together at the end
+        ::execlp("flock", "flock", lock.c_str(), "sh", "-c",
+                 ("rm " + (dir / "ready").string() + "; sleep 10").c_str(), nullptr);
+        ::_exit(127);
+    }
+    for (int i = 0; i < 200 && std::filesystem::exists(dir / "ready"); ++i)
+        ::usleep(25000);
+    ASSERT_FALSE(std::filesystem::exists(dir / "ready")) << "flock did not take the lock";
+
+    const std::string update = policy_file(
+        dir, "activation_mode: kexec\npayload: {plugin: fake, settings: {uses_slots: true}}\n"
+             "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    auto u = run({kBin, "--policy", update, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                  root.path().string(), "--bundle", "b.zip"});
+    EXPECT_EQ(u.exit_code, 7) << u.err;
+    EXPECT_NE(u.err.find("another activation is in progress"), std::string::npos) << u.err;
+    EXPECT_FALSE(std::filesystem::exists(root / "slot-B"));
+
+    wire::TakeoverInit init;
+    init.set_machine_id("cli");
+    init.set_bmaas_endpoint("e:1");
+    auto t = run({kBin, "--policy", policy_file(dir, kPolicy), "--plugin-dir", FAKE_PLUGIN_DIR,
+                  "--sysroot", root.path().string()},
+                 init.SerializeAsString());
+    EXPECT_EQ(t.exit_code, 7) << t.err;
+    wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(t.out));
+    EXPECT_TRUE(response.has_error());
+    EXPECT_FALSE(std::filesystem::exists(root / "run/activate/kexec/kernel"));
+    ::kill(-holder, SIGKILL);
+    ::waitpid(holder, nullptr, 0);
 }
 
 }  // namespace
