@@ -1,6 +1,7 @@
 // Signature, manifest and per-member digest checks around a BundleReader; see
 // verifying_reader.hpp and docs/bundle-format.md.
 #include <activate/bundle/verifying_reader.hpp>
+#include <atomic>
 #include <future>
 #include <system_error>
 #include <unordered_map>
@@ -63,6 +64,10 @@ struct VerifyingReader::State {
     uint64_t count = 0;
     Sha256 hash;
     bool failed = false;
+    // While copy_read_ahead() reads on a second thread, source_offset() answers from here: the
+    // reading thread publishes the offset after each read, the sink's thread only loads it.
+    bool reading_ahead = false;
+    std::atomic<uint64_t> published_offset{0};
 
     explicit State(BundleReader r) : reader(std::move(r)), name(reader.source().name()) {}
 
@@ -105,6 +110,7 @@ struct VerifyingReader::State {
             out = out.first(std::max<uint64_t>(expected->size - count, 1));
         }
         ACTIVATE_ASSIGN(size_t n, reader.read(out));
+        published_offset.store(reader.source_offset(), std::memory_order_relaxed);
         count += n;
         if (expected && count > expected->size)
             return Error(ErrorKind::rejected, what() + " holds more than the " +
@@ -166,6 +172,55 @@ struct VerifyingReader::State {
             ACTIVATE_TRY(sink(data));
             total += fill;
         }
+    }
+
+    // copy_to() for a member without a digest to check (an unsigned bundle): the next chunk is
+    // read (and CRC-checked by the zip reader) on a second thread while the sink writes this
+    // one, so reading and writing overlap as a kernel's readahead and writeback do for dd. The
+    // sink still runs on the caller's thread, in order.
+    Result<uint64_t> copy_read_ahead(const std::function<Status(std::span<const uint8_t>)>& sink,
+                                     size_t chunk) {
+        std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(chunk),
+                                           std::vector<uint8_t>(chunk)};
+        auto fill = [this](std::span<uint8_t> buf) -> Result<size_t> {
+            size_t filled = 0;
+            while (filled < buf.size()) {
+                ACTIVATE_ASSIGN(size_t n, read(buf.subspan(filled)));
+                if (n == 0) break;
+                filled += n;
+            }
+            return filled;
+        };
+        published_offset.store(reader.source_offset(), std::memory_order_relaxed);
+        reading_ahead = true;
+        // Declared after the buffers: a std::async future waits for its task when destroyed,
+        // so no return path can free a buffer that is still being filled.
+        std::future<Result<size_t>> reading;
+        struct Done {
+            bool& flag;
+            ~Done() { flag = false; }
+        } done{reading_ahead};
+        ACTIVATE_ASSIGN(size_t n, fill(buffers[0]));
+        uint64_t total = 0;
+        for (int which = 0; n > 0; which ^= 1) {
+            const std::span<uint8_t> next = buffers[which ^ 1];
+            bool ahead = false;
+            try {
+                reading = std::async(std::launch::async, fill, next);
+                ahead = true;
+            } catch (const std::system_error&) {
+                // No thread to be had: read after the sink, on this thread.
+            }
+            Status written = sink(std::span<const uint8_t>(buffers[which].data(), n));
+            Result<size_t> read_next = ahead          ? reading.get()
+                                       : written.ok() ? fill(next)
+                                                      : Result<size_t>(size_t{0});
+            ACTIVATE_TRY(written);
+            if (!read_next.ok()) return std::move(read_next).error();
+            total += n;
+            n = *read_next;
+        }
+        return total;
     }
 
     Status finish_member() {
@@ -378,6 +433,8 @@ Result<uint64_t> VerifyingReader::copy_to(
     Result<uint64_t> copied = uint64_t(0);
     if (state_->in_member && state_->expected && !state_->failed) {
         copied = state_->copy_pipelined(sink, chunk_size);
+    } else if (state_->in_member && !state_->failed) {
+        copied = state_->copy_read_ahead(sink, chunk_size);
     } else {
         std::vector<uint8_t> buf(chunk_size);
         uint64_t total = 0;
@@ -402,7 +459,10 @@ Result<uint64_t> VerifyingReader::copy_to(
     return copied;
 }
 
-uint64_t VerifyingReader::source_offset() const { return state_->reader.source_offset(); }
+uint64_t VerifyingReader::source_offset() const {
+    return state_->reading_ahead ? state_->published_offset.load(std::memory_order_relaxed)
+                                 : state_->reader.source_offset();
+}
 const ByteSource& VerifyingReader::source() const { return state_->reader.source(); }
 
 Result<Manifest> verify_bundle(BundleReader reader, const TrustOptions& options) {
