@@ -14,7 +14,6 @@
 #include <payload_uki/slot_installer.hpp>
 #include <payload_uki/uki.hpp>
 #include <payload_uki/uki_payload.hpp>
-#include <type_traits>
 #include <vector>
 
 namespace activate::payload_uki {
@@ -106,8 +105,9 @@ Status fsync_dir(const Sysroot& sysroot, const std::string& dir) {
 
 }  // namespace
 
-template <class Reader>
-Status SlotInstaller::install(const Slot& target, Reader& bundle, bundle::Progress* progress) {
+Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundle,
+                              const std::function<Status()>& before_first_write,
+                              bundle::Progress* progress) {
     const std::string slot = std::string("slot ") + target.letter;
     const GptPartition& part = target.system;
     const std::string part_name =
@@ -175,37 +175,25 @@ Status SlotInstaller::install(const Slot& target, Reader& bundle, bundle::Progre
             log_.info("writing " + member->name + " (" + std::to_string(*member->size) +
                       " bytes) to " + slot + " (" + part_name + " at byte " +
                       std::to_string(offset) + ")");
+            // The member passed every check that can be made before writing: from here on the
+            // target slot changes.
+            if (before_first_write) ACTIVATE_TRY(before_first_write());
             uint64_t written = 0;
-            auto write_chunk = [&](std::span<const uint8_t> chunk) -> Status {
-                // The reader enforces the size; belt and braces.
-                if (written + chunk.size() > capacity)
-                    return Error(ErrorKind::input, what + " exceeds " + part_name);
-                ACTIVATE_TRY(write_all_at(disk.get(), chunk.data(), chunk.size(), offset + written,
-                                          target.disk));
-                written += chunk.size();
-                report();
-                return {};
-            };
-            if constexpr (std::is_same_v<Reader, bundle::VerifyingReader>) {
-                // The verifying reader hashes each chunk on a second thread while it is written.
-                auto copied = bundle.copy_to(write_chunk, kImageWriteBuffer);
-                if (!copied.ok()) return std::move(copied).error();
-            } else {
-                std::vector<uint8_t> buf(kImageWriteBuffer);
-                for (bool at_end = false; !at_end;) {
-                    size_t fill = 0;
-                    while (fill < buf.size()) {
-                        ACTIVATE_ASSIGN(size_t n, bundle.read(std::span(buf).subspan(fill)));
-                        if (n == 0) {
-                            at_end = true;
-                            break;
-                        }
-                        fill += n;
-                    }
-                    if (fill == 0) break;
-                    ACTIVATE_TRY(write_chunk(std::span<const uint8_t>(buf.data(), fill)));
-                }
-            }
+            // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
+            // the next one (unsigned); see VerifyingReader::copy_to.
+            auto copied = bundle.copy_to(
+                [&](std::span<const uint8_t> chunk) -> Status {
+                    // The reader enforces the size; belt and braces.
+                    if (written + chunk.size() > capacity)
+                        return Error(ErrorKind::input, what + " exceeds " + part_name);
+                    ACTIVATE_TRY(write_all_at(disk.get(), chunk.data(), chunk.size(),
+                                              offset + written, target.disk));
+                    written += chunk.size();
+                    report();
+                    return {};
+                },
+                kImageWriteBuffer);
+            if (!copied.ok()) return std::move(copied).error();
             if (::fsync(disk.get()) != 0)
                 return errno_error(ErrorKind::activation, "fsync " + target.disk);
             image_done = true;
@@ -257,8 +245,5 @@ Status SlotInstaller::install(const Slot& target, Reader& bundle, bundle::Progre
     if (progress) progress->finish();
     return {};
 }
-
-template Status SlotInstaller::install(const Slot&, bundle::BundleReader&, bundle::Progress*);
-template Status SlotInstaller::install(const Slot&, bundle::VerifyingReader&, bundle::Progress*);
 
 }  // namespace activate::payload_uki

@@ -164,11 +164,14 @@ class UkiPayloadSource final : public PayloadSource {
             log_.warning(verified.source().name() +
                          " has no manifest: its version is unknown and not checked");
         }
-        // Everything that can be checked up front was: from here on the target changes.
-        if (request.before_writing) ACTIVATE_TRY(request.before_writing());
-        // The slot is about to change: its old record must not outlive its old contents.
-        versions.clear(target.letter);
-        ACTIVATE_TRY(versions.write(sysroot_, version_path));
+        // Runs once the installer has checked the image member too (an unsigned bundle states
+        // its size only there): from here on the target changes.
+        auto before_first_write = [&]() -> Status {
+            if (request.before_writing) ACTIVATE_TRY(request.before_writing());
+            // The slot is about to change: its old record must not outlive its old contents.
+            versions.clear(target.letter);
+            return versions.write(sysroot_, version_path);
+        };
 
         bundle::ProgressOptions progress_options;
         progress_options.mode =
@@ -176,7 +179,7 @@ class UkiPayloadSource final : public PayloadSource {
         bundle::Progress progress(std::string("installing slot ") + target.letter, total,
                                   progress_options);
         SlotInstaller installer(sysroot_, config_, log_);
-        ACTIVATE_TRY(installer.install(target, verified, &progress));
+        ACTIVATE_TRY(installer.install(target, verified, before_first_write, &progress));
 
         if (const auto& manifest = verified.manifest()) {
             const auto& signer = verified.signer();

@@ -257,8 +257,16 @@ TEST_F(UkiInstall, WritesImageAtThePartitionOffsetAndTheUkiAtomically) {
     InstallRequest request;
     fs::copy_file(bundle, root_.root() / "bundle.zip");
     request.bundle = "/bundle.zip";
+    int hook_calls = 0;
+    request.before_writing = [&]() -> Status {
+        ++hook_calls;
+        // Runs before the slot is touched.
+        EXPECT_EQ(read_range(root_.disk(), offset_of(target.system), 4096), std::string(4096, 0));
+        return {};
+    };
     auto st = source_->install(target, request);
     ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_EQ(hook_calls, 1);
 
     EXPECT_EQ(read_range(root_.disk(), offset_of(target.system), image.size()), image);
     // The rest of the partition is left as it was (zeros in a fresh image).
@@ -300,8 +308,16 @@ TEST_F(UkiInstall, ImageLargerThanThePartitionIsRefusedBeforeWriting) {
     const uint32_t before = checksum(root_.disk(), 0, kDiskBytes);
     InstallRequest request;
     request.bundle = "/big.zip";
+    // An unsigned bundle states the image's size only in the member's own header: the engine's
+    // hook (which disables the boot entry) must still not run before that check.
+    int hook_calls = 0;
+    request.before_writing = [&]() -> Status {
+        ++hook_calls;
+        return {};
+    };
     auto st = source_->install(slots_.target, request);
     ASSERT_FALSE(st.ok());
+    EXPECT_EQ(hook_calls, 0);
     const std::string& m = st.error().message();
     EXPECT_EQ(st.error().kind(), ErrorKind::input);
     EXPECT_NE(m.find("verity_rootfs.img"), std::string::npos) << m;
@@ -376,8 +392,14 @@ TEST_F(UkiInstall, MissingMembersAndSourcesAreErrors) {
 
     fs::copy_file(make_bundle({{"kernel_efi.efi", uki_}}), root_.root() / "noimage.zip");
     request.bundle = "/noimage.zip";
+    bool hook_ran = false;
+    request.before_writing = [&]() -> Status {
+        hook_ran = true;
+        return {};
+    };
     st = source_->install(slots_.target, request);
     ASSERT_FALSE(st.ok());
+    EXPECT_FALSE(hook_ran) << "nothing is written without an image";
     EXPECT_NE(st.error().message().find("no member \"verity_rootfs.img\""), std::string::npos)
         << st.error().message();
     EXPECT_TRUE(uki_dir_entries().empty());
@@ -464,8 +486,16 @@ TEST_F(UkiInstall, SignedBundleThroughTheVerifyingReader) {
     ASSERT_TRUE(config.ok());
     Log log(root_.context().logger, "test");
     SlotInstaller installer(root_.sysroot(), *config, log);
-    auto st = installer.install(slots_.target, *reader, nullptr);
+    int first_writes = 0;
+    auto st = installer.install(
+        slots_.target, *reader,
+        [&]() -> Status {
+            ++first_writes;
+            return {};
+        },
+        nullptr);
     ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_EQ(first_writes, 1);
     EXPECT_EQ(read_range(root_.disk(), offset_of(slots_.target.system), image.size()), image);
     EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_);
     EXPECT_EQ(uki_dir_entries(), (std::vector<std::string>{"boot-b.efi"}));
