@@ -5,6 +5,7 @@
 
 #include <activate/bundle/signed_writer.hpp>
 #include <activate/bundle/verifying_reader.hpp>
+#include <thread>
 
 #include "test_util.hpp"
 
@@ -381,6 +382,85 @@ TEST_F(Verify, PipelinedCopyToStopsAtTheSinksError) {
     EXPECT_EQ(n.error().message(), "disk full");
     EXPECT_EQ(calls, 3);
     EXPECT_FALSE(v->next().ok());
+}
+
+// An unsigned bundle (allow_unsigned): copy_to reads ahead on a second thread while the sink
+// writes. The sink still sees every byte once, in order, on the caller's thread; the zip's own
+// CRC-32 still catches damage; a sink error stops the copy.
+TEST_F(Verify, ReadAheadCopyOfAnUnsignedMember) {
+    std::string plain;
+    {
+        BundleWriter w(string_sink(&plain));
+        for (const auto& [name, data] : kMembers)
+            ASSERT_TRUE(w.add_member(name, as_bytes(data)).ok());
+        ASSERT_TRUE(w.finish().ok());
+    }
+    TrustOptions t;
+    t.allow_unsigned = true;
+    auto open = [&](const std::string& zip) {
+        auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+        EXPECT_TRUE(reader.ok());
+        auto v = VerifyingReader::open(std::move(*reader), t);
+        EXPECT_TRUE(v.ok()) << v.error().message();
+        EXPECT_FALSE(v->manifest());
+        auto h = v->next();
+        EXPECT_TRUE(h.ok() && *h && (*h)->name == kMembers[0].first);
+        return std::move(*v);
+    };
+
+    VerifyingReader v = open(plain);
+    const std::thread::id caller = std::this_thread::get_id();
+    std::string got;
+    uint64_t last_offset = 0;
+    bool offsets_monotone = true, same_thread = true;
+    auto n = v.copy_to(
+        [&](std::span<const uint8_t> c) -> Status {
+            same_thread &= std::this_thread::get_id() == caller;
+            const uint64_t offset = v.source_offset();
+            offsets_monotone &= offset >= last_offset && offset <= plain.size();
+            last_offset = offset;
+            got.append(reinterpret_cast<const char*>(c.data()), c.size());
+            return {};
+        },
+        4096);
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    EXPECT_EQ(*n, kMembers[0].second.size());
+    EXPECT_EQ(got, kMembers[0].second);
+    EXPECT_TRUE(same_thread);
+    EXPECT_TRUE(offsets_monotone);
+    EXPECT_GT(last_offset, kMembers[0].second.size());
+    for (size_t i = 1; i < kMembers.size(); ++i) {
+        auto h = v.next();
+        ASSERT_TRUE(h.ok() && *h) << i;
+        ASSERT_TRUE(v.skip().ok());
+    }
+    auto end = v.next();
+    ASSERT_TRUE(end.ok()) << end.error().message();
+    EXPECT_FALSE(*end);
+
+    // One flipped byte deep in the member: the CRC-32 fails at its end.
+    std::string damaged = plain;
+    const size_t at = damaged.find(kMembers[0].second.substr(200000, 64));
+    ASSERT_NE(at, std::string::npos);
+    damaged[at] ^= 0x20;
+    VerifyingReader bad = open(damaged);
+    auto failed = bad.copy_to([](std::span<const uint8_t>) -> Status { return {}; }, 4096);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.error().kind(), ErrorKind::input) << failed.error().message();
+    EXPECT_FALSE(bad.next().ok());
+
+    VerifyingReader full = open(plain);
+    int calls = 0;
+    auto stopped = full.copy_to(
+        [&](std::span<const uint8_t>) -> Status {
+            if (++calls == 3) return Error(ErrorKind::activation, "disk full");
+            return {};
+        },
+        8192);
+    ASSERT_FALSE(stopped.ok());
+    EXPECT_EQ(stopped.error().message(), "disk full");
+    EXPECT_EQ(calls, 3);
+    EXPECT_FALSE(full.next().ok());
 }
 
 TEST_F(Verify, RawBitFlipsInTheZipAreCaughtByTheReader) {
