@@ -209,8 +209,6 @@ Result<BootEntry> BootEntries::create(const Slot& slot, std::string_view descrip
         return Error(ErrorKind::activation, "no free Boot#### index left in " + vars_.directory());
     BootEntry entry{static_cast<uint16_t>(index), std::move(option)};
     ACTIVATE_TRY(write(entry));
-    order.push_back(entry.index);
-    ACTIVATE_TRY(set_boot_order(order));
     log_.info("created boot entry " + entry.name() + " \"" + std::string(description) +
               "\" for slot " + std::string(1, slot.letter));
     return entry;

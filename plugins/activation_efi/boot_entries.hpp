@@ -64,7 +64,9 @@ class BootEntries {
     // The lowest-numbered entry that boots `slot` (duplicates are logged).
     Result<std::optional<BootEntry>> find(const Slot& slot) const;
     // Creates an entry for `slot` at the lowest index that has neither a Boot#### variable nor a
-    // BootOrder position, and appends it to BootOrder so firmware fallback can still reach it.
+    // BootOrder position. BootOrder is left alone: BootNext reaches any entry (UEFI 2.10 §3.1.2),
+    // and only mark-good decides what cold boots run, so a crash before it returns to the old
+    // slot.
     Result<BootEntry> create(const Slot& slot, std::string_view description,
                              uint32_t attributes) const;
     Status write(const BootEntry& entry) const;

@@ -1,5 +1,6 @@
 // The "efi" activation in a temp sysroot: stage() unloads kexec and sets BootNext, unstage()
 // clears it, activate() records a reboot instead of rebooting.
+#include <linux/kexec.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -42,7 +43,9 @@ TEST_F(RebootActivationTest, StageUnloadsKexecAndSetsBootNext) {
     UniqueFd kernel(memfd_create("kernel", MFD_CLOEXEC));
     ASSERT_TRUE(kernel.valid());
     ASSERT_EQ(::write(kernel.get(), "MZ", 2), 2);
-    ASSERT_EQ(sysroot_->kexec_file_load(kernel.get(), -1, "console=ttyS0", 0), 0);
+    ASSERT_EQ(sysroot_->kexec_file_load(kernel.get(), -1, "console=ttyS0",
+                                        KEXEC_FILE_NO_INITRAMFS),
+              0);
     ASSERT_TRUE(*sysroot_->kexec_loaded());
 
     ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
