@@ -172,6 +172,8 @@ int Sysroot::kexec_file_load(int kernel_fd, int initramfs_fd, const std::string&
                             cmdline.c_str(), flags);
         return rc == 0 ? 0 : errno;
     }
+    // As the kernel does: without KEXEC_FILE_NO_INITRAMFS the initramfs fd must be valid.
+    if (initramfs_fd < 0 && !(flags & KEXEC_FILE_NO_INITRAMFS)) return EBADF;
     if (!make_dirs(kKexecRecordDir)) return EIO;
     // Each part goes to a temporary name first and all are renamed only once all are written,
     // the kernel last (its presence is what kexec_loaded() reports): a failure part way leaves
@@ -218,6 +220,8 @@ int Sysroot::kexec_unload() const {
 
 Result<bool> Sysroot::kexec_loaded() const {
     if (!live_) return fs::exists(path(kKexecRecordDir) / "kernel");
+    // A kernel built without kexec (no CONFIG_KEXEC_CORE) has no such file, and nothing loaded.
+    if (::access("/sys/kernel/kexec_loaded", F_OK) != 0 && errno == ENOENT) return false;
     ACTIVATE_ASSIGN(std::string text, read_file("/sys/kernel/kexec_loaded", 64));
     return !text.empty() && text[0] == '1';
 }

@@ -119,7 +119,17 @@ Status Engine::run_takeover(int in_fd, int out_fd) {
 
     *success->mutable_init_message() = *init;
     success->set_key(key->public_key.data(), key->public_key.size());
-    ACTIVATE_TRY(respond(out_fd, response));
+    // A staged image nobody will jump to (or whose key the client never got) must not wait
+    // for the next reboot to start it.
+    auto undo_staging = [&](Error error) -> Status {
+        Status undone = activation_->unstage();
+        if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());
+        log_.error(error.message());
+        return error;
+    };
+    Status answered = respond(out_fd, response);
+    if (!answered.ok())
+        return undo_staging(answered.error().with_context("the client did not get its key"));
 
     if (policy_.mode == ActivationMode::none) {
         log_.info("activation_mode none: staged, not jumping");
@@ -127,7 +137,11 @@ Status Engine::run_takeover(int in_fd, int out_fd) {
     }
     log_.info(std::string("jumping (") + to_string(policy_.mode) + ") in " +
               std::to_string(policy_.delay.count()) + " ms from a detached second stage");
-    return activation_->activate(policy_.delay, /*detached=*/true);
+    Status jumping = activation_->activate(policy_.delay, /*detached=*/true);
+    if (!jumping.ok())
+        return undo_staging(jumping.error().with_context(
+            "the client was already told the takeover succeeded, but no jump will happen"));
+    return jumping;
 }
 
 }  // namespace activate

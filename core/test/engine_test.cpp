@@ -230,6 +230,27 @@ TEST_F(EngineTest, StagingFailureMeansNoJump) {
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
+// The client already holds a TakeoverSuccess when the second stage cannot be started: the
+// image it was promised is unloaded rather than left for some later reboot to start.
+TEST_F(EngineTest, JumpFailureAfterTheResponseUnloadsTheStagedImage) {
+    auto failing =
+        make(std::string(kTakeover).replace(kTakeover.find("activation: {plugin: fake}"), 26,
+                                            "activation: {plugin: fake, settings: "
+                                            "{fail_activate: true}}"));
+    ASSERT_TRUE(failing.ok()) << failing.error().message();
+    wire::TakeoverInit init;
+    init.set_bmaas_endpoint("e");
+    Status status;
+    wire::TakeoverResponse response = takeover(**failing, init.SerializeAsString(), &status);
+    ASSERT_FALSE(status.ok());
+    EXPECT_TRUE(response.has_success());
+    EXPECT_NE(status.error().message().find("fake jump failed"), std::string::npos);
+    EXPECT_NE(status.error().message().find("already told"), std::string::npos)
+        << status.error().message();
+    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
 const std::string kUpdate = R"(activation_mode: kexec
 payload:
   plugin: fake
@@ -280,6 +301,20 @@ TEST_F(EngineTest, WritingUnloadsAnEarlierImageAndAFailureLeavesTheEntryDisabled
     Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\n");
+    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+TEST_F(EngineTest, UpdateWhoseJumpFailsUnstages) {
+    std::string yaml = kUpdate;
+    yaml.replace(yaml.find("activation: {plugin: fake}"), 26,
+                 "activation: {plugin: fake, settings: {fail_activate: true}}");
+    auto engine = make(yaml);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message().find("fake jump failed"), std::string::npos);
+    EXPECT_EQ(test::read_file(dir_ / "slot-B"), "installed from bundle.zip");
     EXPECT_FALSE(*sysroot_.kexec_loaded());
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }

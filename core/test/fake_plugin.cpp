@@ -71,7 +71,7 @@ public:
 class FakeActivation : public ActivationStrategy {
 public:
     const Sysroot* sysroot = nullptr;
-    bool fail_stage = false, staged = false;
+    bool fail_stage = false, fail_activate = false, staged = false;
     bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
     bool needs_kernel() const override { return true; }
     Status stage(Payload* payload, const std::optional<Slot>&, BootControl*) override {
@@ -82,9 +82,15 @@ public:
         staged = true;
         return {};
     }
-    Status unstage() override { return {}; }
+    Status unstage() override {
+        if (int err = sysroot->kexec_unload())
+            return errno_error(ErrorKind::activation, "fake unload", err);
+        staged = false;
+        return {};
+    }
     Status activate(std::chrono::milliseconds delay, bool detached) override {
         if (!staged) return Error(ErrorKind::activation, "not staged");
+        if (fail_activate) return Error(ErrorKind::activation, "fake jump failed");
         if (detached) return sysroot->jump_detached(JumpAction::kexec, delay);
         return sysroot->jump(JumpAction::kexec);
     }
@@ -139,6 +145,7 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
     auto a = std::make_unique<FakeActivation>();
     a->sysroot = c.sysroot;
     ACTIVATE_ASSIGN(a->fail_stage, s.boolean_or("fail_stage", false));
+    ACTIVATE_ASSIGN(a->fail_activate, s.boolean_or("fail_activate", false));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<ActivationStrategy>(std::move(a));
 }

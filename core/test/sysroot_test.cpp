@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <linux/kexec.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -39,10 +40,24 @@ TEST(Sysroot, KexecStagingRecordsExactBytes) {
     EXPECT_EQ(test::read_file(dir / "run/activate/kexec/cmdline"), "console=ttyS0 quiet");
     EXPECT_TRUE(*root.kexec_loaded());
 
+    // The kernel refuses a missing initramfs unless told there is none; so does the record,
+    // leaving the previous one whole.
+    EXPECT_EQ(root.kexec_file_load(k.get(), -1, "x", 0), EBADF);
+    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/cmdline"), "console=ttyS0 quiet");
     ASSERT_EQ(root.kexec_file_load(k.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
     EXPECT_FALSE(std::filesystem::exists(dir / "run/activate/kexec/initramfs"));
     ASSERT_EQ(root.kexec_unload(), 0);
     EXPECT_FALSE(*root.kexec_loaded());
+}
+
+TEST(Sysroot, LiveKernelWithoutKexecHasNothingLoaded) {
+    // Only reads: a kernel built without kexec (as this test machine's may be) has no
+    // /sys/kernel/kexec_loaded, which means nothing can be loaded, not an error.
+    if (::access("/sys/kernel/kexec_loaded", F_OK) == 0)
+        GTEST_SKIP() << "this kernel has kexec; the case needs one without";
+    auto loaded = Sysroot("/").kexec_loaded();
+    ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+    EXPECT_FALSE(*loaded);
 }
 
 TEST(Sysroot, JumpIsRecordedNotPerformed) {
