@@ -83,6 +83,73 @@ TEST(Sysroot, DetachedJumpHappensAfterTheDelay) {
     EXPECT_EQ(test::read_file(dir / "run/activate/reboot"), "kexec\n");
 }
 
+// Processes other than this one that hold `file` open, with their session ids and the
+// targets of all their descriptors.
+struct Holder {
+    pid_t pid, session;
+    std::vector<std::string> fds;
+};
+std::vector<Holder> other_holders_of(const std::filesystem::path& file) {
+    namespace fs = std::filesystem;
+    std::vector<Holder> found;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const pid_t pid = std::stoi(name);
+        if (pid == ::getpid()) continue;
+        Holder h{pid, ::getsid(pid), {}};
+        bool holds = false;
+        std::error_code fd_ec;
+        for (const auto& fd : fs::directory_iterator(e.path() / "fd", fd_ec)) {
+            std::error_code link_ec;
+            const std::string target = fs::read_symlink(fd.path(), link_ec).string();
+            h.fds.push_back(fd.path().filename().string() + " -> " + target);
+            holds |= target == file.string();
+        }
+        if (holds) found.push_back(std::move(h));
+    }
+    return found;
+}
+
+TEST(Sysroot, SecondStageHasItsOwnSessionAndOnlyTheLocksAndStdio) {
+    test::TempDir dir;
+    Sysroot root(dir.path());
+    auto lock = root.lock("/run/activate/test.lock");
+    ASSERT_TRUE(lock.ok()) << lock.error().message();
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);  // not close-on-exec: a careless fork would keep the write end
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(root.jump_detached(JumpAction::reboot, std::chrono::milliseconds(2000)).ok());
+    ::close(fds[1]);
+    // End of file as soon as the second stage dropped what it inherited, long before its jump.
+    char byte;
+    EXPECT_EQ(::read(fds[0], &byte, 1), 0);
+    ::close(fds[0]);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
+
+    const auto holders = other_holders_of(dir / "run/activate/test.lock");
+    ASSERT_EQ(holders.size(), 1u) << "the second stage keeps the lock until it jumps";
+    const Holder& stage = holders[0];
+    EXPECT_NE(stage.session, ::getsid(0));
+    EXPECT_NE(stage.session, stage.pid) << "not a session leader: it can never get a terminal";
+    std::string listing;
+    for (const auto& f : stage.fds) listing += f + "\n";
+    EXPECT_EQ(stage.fds.size(), 4u) << listing;  // /dev/null as 0, 1, 2, and the lock
+    for (const auto& f : stage.fds) {
+        if (f.rfind("0 ", 0) == 0 || f.rfind("1 ", 0) == 0 || f.rfind("2 ", 0) == 0) {
+            EXPECT_NE(f.find("/dev/null"), std::string::npos) << f;
+        }
+    }
+
+    EXPECT_FALSE(std::filesystem::exists(dir / "run/activate/reboot"));
+    while (!std::filesystem::exists(dir / "run/activate/reboot") &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(test::read_file(dir / "run/activate/reboot"), "reboot\n");
+}
+
 TEST(Sysroot, AtomicWriteReplacesContentAndLeavesNoTemporaries) {
     test::TempDir dir;
     Sysroot root(dir.path());

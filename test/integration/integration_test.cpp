@@ -78,7 +78,8 @@ TEST(TakeoverBinary, HasBuiltInPluginsAndPolicy) {
 
 // The whole takeover on a sysroot: recorded rtnetlink dumps of a bonded, VLAN'd guest stand in
 // for the live network; the response, the staged bytes and the delayed jump are checked.
-TEST(TakeoverBinary, StagesAgentWithInitPbAndJumpsAfterTheResponse) {
+// `program` is the self-contained takeover or activate with the takeover policy and .so plugins.
+void check_full_takeover(const std::string& program) {
     Sandbox box;
     box.write("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1 console=tty0 console=ttyS0,115200n8 quiet\n");
     box.write("etc/resolv.conf", "nameserver 192.0.2.53\nnameserver 2001:db8::53\n");
@@ -92,7 +93,7 @@ TEST(TakeoverBinary, StagesAgentWithInitPbAndJumpsAfterTheResponse) {
     init.set_ca_certificate(std::string("\0CA\xff", 4));
     auto start = std::chrono::steady_clock::now();
     Outcome r = sh(box,
-               std::string(TAKEOVER_BINARY) + " --sysroot " + box.root().string() +
+               program + " --sysroot " + box.root().string() +
                    " --set delay=1s --set captures.0.settings.dump_dir=/dumps",
                init.SerializeAsString());
     ASSERT_EQ(r.code, 0) << r.err;
@@ -138,6 +139,16 @@ TEST(TakeoverBinary, StagesAgentWithInitPbAndJumpsAfterTheResponse) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     EXPECT_EQ(box.read("run/activate/reboot"), "kexec\n");
+}
+
+TEST(TakeoverBinary, StagesAgentWithInitPbAndJumpsAfterTheResponse) {
+    check_full_takeover(TAKEOVER_BINARY);
+}
+
+// The installed engine does the same with the shipped policy and the plugins as shared objects.
+TEST(ShippedPolicies, TakeoverPolicyWithPluginsStagesTheAgentAndJumps) {
+    check_full_takeover(std::string(ACTIVATE_BINARY) + " --policy " SOURCE_DIR
+                        "/config/takeover.yaml --plugin-dir " PLUGIN_DIR);
 }
 
 TEST(TakeoverBinary, BadInputAnswersAnErrorAndStagesNothing) {
