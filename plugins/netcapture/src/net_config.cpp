@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <netcapture/net_config.hpp>
 #include <set>
@@ -473,6 +474,13 @@ class Builder {
         if (protocol == kEtherType8021AD) {
             vlan->set_protocol(wire::VLAN::SVLAN);
         } else {
+            // The wire format knows only the two; anything else is most likely 802.1Q-like.
+            if (protocol != kEtherType8021Q) {
+                char hex[8];
+                std::snprintf(hex, sizeof hex, "0x%04x", protocol);
+                c.warnings.push_back("link " + link.name + ": VLAN protocol " + hex +
+                                     " is neither 802.1Q nor 802.1ad, captured as 802.1Q");
+            }
             vlan->set_protocol(wire::VLAN::CVLAN);
         }
     }

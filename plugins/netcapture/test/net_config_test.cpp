@@ -269,6 +269,18 @@ TEST(NetConfig, VlanProtocols) {
     EXPECT_EQ(find(c.net, "eth0.5")->vlan().parent(), "eth0");
     EXPECT_EQ(find(c.net, "eth0.6")->vlan().protocol(), wire::VLAN::SVLAN);
     EXPECT_EQ(find(c.net, "eth0")->address_size(), 0);
+    EXPECT_TRUE(c.warnings.empty()) << all_warnings(c);
+
+    LinkMessage odd = link(5, "eth0.7", "vlan");
+    odd.vlan = VlanAttributes{7, 0x9100};
+    odd.link = 2;
+    dump.links.push_back(odd);
+    dump.addresses.push_back(address(5, "203.0.113.1", 24));
+    c = build_net_config(dump, FakeFacts{});
+    EXPECT_EQ(find(c.net, "eth0.7")->vlan().protocol(), wire::VLAN::CVLAN);
+    EXPECT_TRUE(has_warning(
+        c, "link eth0.7: VLAN protocol 0x9100 is neither 802.1Q nor 802.1ad, captured as 802.1Q"))
+        << all_warnings(c);
 }
 
 TEST(NetConfig, AddressRules) {
