@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$case_name" != size ] && ! unshare --pid --fork --mount-proc true 2>/dev/null; then
+if [ "$case_name" != size ] && [ "$case_name" != no_heap ] && ! unshare --pid --fork --mount-proc true 2>/dev/null; then
     note "SKIP: cannot create PID namespaces here (need root and unshare)"
     exit 77
 fi
@@ -356,8 +356,23 @@ test_size() {
     done
 }
 
+test_no_heap() {
+    # Issue 5: no heap after start-up — in fact none at all: the same source linked unstripped
+    # with the same flags must not pull in any allocator entry point.
+    : "${MUSL_GCC:?}" "${MINIT_SOURCE:?}"
+    "$MUSL_GCC" -Os -static -Wall -Wextra -Werror -DMINIT_VERSION="\"$MINIT_VERSION\"" \
+        -o "$TEST_DIR/minit.unstripped" "$MINIT_SOURCE" || fail "building an unstripped minit"
+    symbols=$(nm "$TEST_DIR/minit.unstripped") || fail "nm"
+    [ -n "$symbols" ] || fail "no symbols to check"
+    echo "$symbols" | grep -q ' main$' || fail "symbol table has no main: cannot judge"
+    allocators=$(echo "$symbols" | awk '{print $NF}' |
+        grep -xE 'malloc|calloc|realloc|free|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|strdup|strndup|__libc_malloc|__simple_malloc|__malloc_donate')
+    [ -z "$allocators" ] || fail "minit links heap functions: $(echo $allocators)"
+    note "no allocator among $(echo "$symbols" | wc -l) symbols"
+}
+
 case $case_name in
-not_pid1 | orphans | signals | exit_status | reboot | std_fds | size) "test_$case_name" ;;
+not_pid1 | orphans | signals | exit_status | reboot | std_fds | size | no_heap) "test_$case_name" ;;
 *) fail "unknown case $case_name" ;;
 esac
 echo "PASS: $case_name"
