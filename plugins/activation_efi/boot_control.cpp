@@ -196,10 +196,10 @@ std::vector<PlanStep> EfiBootControl::plan() const {
         {"find the slot's boot entry (ESP partition GUID + UKI path) among Boot#### variables",
          {dir, boot},
          {}},
-        {"begin install: create the entry if missing (lowest free index, appended to BootOrder) "
+        {"begin install: create the entry if missing (lowest free index, not in BootOrder) "
          "and clear LOAD_OPTION_ACTIVE; clear BootNext if it points at the target",
          {boot, order, next},
-         {boot, order, next}},
+         {boot, next}},
         {"finish install: set LOAD_OPTION_ACTIVE on the target's entry", {boot}, {boot}},
         {"boot next: set BootNext to the target's entry", {boot}, {next}},
         {"mark good: put the running slot's entry first in BootOrder (no write when it already "
