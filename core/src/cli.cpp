@@ -111,7 +111,14 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
         policies.emplace_back((*engine)->policy().mode, *source);
     }
     Log log(&logger, "serve");
-    UpdateServer server(socket, [&](const wire::UpdateNodeRequest& request) -> Status {
+    // NONE is served by any policy (with its mode overridden); the others by their own.
+    std::vector<wire::ActivationMode> modes;
+    if (!policies.empty()) modes.push_back(wire::ACTIVATION_NONE);
+    for (const auto& [mode, source] : policies) {
+        if (mode == ActivationMode::reboot) modes.push_back(wire::ACTIVATION_REBOOT);
+        if (mode == ActivationMode::kexec) modes.push_back(wire::ACTIVATION_KEXEC);
+    }
+    UpdateServer server(socket, modes, [&](const wire::UpdateNodeRequest& request) -> Status {
         ActivationMode wanted = mode_of(request.activation_mode());
         const PolicySource* chosen = nullptr;
         for (const auto& [mode, source] : policies)
@@ -123,8 +130,9 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
             source = {YAML::Clone(policies.front().second.root), policies.front().second.name};
             ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
         } else {
-            return Error(ErrorKind::usage, std::string("no policy for activation mode ") +
-                                               to_string(wanted) + " was given to serve");
+            // The server answers `unavailable` before calling us for modes without a policy.
+            return Error(ErrorKind::internal, std::string("no policy for activation mode ") +
+                                                  to_string(wanted) + " was given to serve");
         }
         log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
