@@ -77,8 +77,10 @@ public:
 class FakeActivation : public ActivationStrategy {
 public:
     const Sysroot* sysroot = nullptr;
-    bool fail_stage = false, staged = false;
-    bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
+    bool fail_stage = false, staged = false, reboot = false;
+    bool supports(ActivationMode mode) const override {
+        return mode == ActivationMode::kexec || (reboot && mode == ActivationMode::reboot);
+    }
     bool needs_kernel() const override { return true; }
     Status stage(Payload* payload, const std::optional<Slot>&, BootControl*) override {
         if (fail_stage) return Error(ErrorKind::activation, "fake staging failed");
@@ -146,6 +148,8 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
     auto a = std::make_unique<FakeActivation>();
     a->sysroot = c.sysroot;
     ACTIVATE_ASSIGN(a->fail_stage, s.boolean_or("fail_stage", false));
+    // Lets the engine's checks of a reboot policy be reached (they come after the mode check).
+    ACTIVATE_ASSIGN(a->reboot, s.boolean_or("supports_reboot", false));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<ActivationStrategy>(std::move(a));
 }
