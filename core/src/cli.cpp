@@ -196,9 +196,9 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
               << "[--plugin-dir DIR] [--set KEY=VALUE ...] [--log-level LEVEL] [--bundle SRC]\n"
               << "  " << d.program << " status --policy FILE [--json]\n"
               << "  " << d.program << " mark-good --policy FILE\n"
-              << "  " << d.program << " serve --policy FILE [--policy FILE ...] --socket PATH\n"
-              << "  " << d.program << " request --socket PATH --bundle URL --mode "
-                 "none|reboot|kexec\n"
+              << "  " << d.program << " serve --policy FILE [--policy FILE ...] [--socket PATH]\n"
+              << "  " << d.program << " request --bundle URL --mode none|reboot|kexec "
+                 "[--socket PATH]\n"
               << (d.bundle_command ? "  " + d.program +
                                          " bundle keygen|create|verify|info ... (see '" +
                                          d.program + " bundle --help')\n"

@@ -33,6 +33,17 @@ TEST(Cli, HelpAndVersion) {
     EXPECT_EQ(version.out.rfind("activate " ACTIVATE_VERSION, 0), 0u) << version.out;
 }
 
+TEST(Cli, HelpShowsTheSocketAsOptional) {
+    // README and docs/serve.md: --socket defaults to /run/activate/activate.sock.
+    auto help = run({kBin, "--help"});
+    EXPECT_NE(help.out.find(" serve --policy FILE [--policy FILE ...] [--socket PATH]\n"),
+              std::string::npos)
+        << help.out;
+    EXPECT_NE(help.out.find(" request --bundle URL --mode none|reboot|kexec [--socket PATH]\n"),
+              std::string::npos)
+        << help.out;
+}
+
 TEST(Cli, UsageErrorsExitTwoWithNothingOnStdout) {
     for (std::vector<std::string> args :
          {std::vector<std::string>{kBin}, {kBin, "--bogus"}, {kBin, "frobnicate"},
