@@ -264,6 +264,24 @@ bool speaks_stdio_protocol(const YAML::Node& root) {
 
 }  // namespace
 
+Result<std::string> resolve_bundle_argument(const std::string& bundle, const Sysroot& sysroot,
+                                            const std::filesystem::path& cwd) {
+    if (bundle.empty() || bundle.front() == '/' || bundle.rfind("http://", 0) == 0 ||
+        bundle.rfind("https://", 0) == 0)
+        return bundle;
+    if (!sysroot.is_live())
+        return Error(ErrorKind::usage,
+                     "--bundle " + bundle + ": under --sysroot " + sysroot.root().string() +
+                         " the bundle must be an absolute path inside the sysroot (e.g. /" +
+                         std::filesystem::path(bundle).lexically_normal().string() + " for " +
+                         sysroot.path("/" + bundle).lexically_normal().string() + ")");
+    if (cwd.empty())
+        return Error(
+            ErrorKind::usage,
+            "--bundle " + bundle + ": the current directory is unknown; give an absolute path");
+    return (cwd / bundle).lexically_normal().string();
+}
+
 int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     Logger logger;
     std::string command = "run";
@@ -354,6 +372,14 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         std::string path = vm.count("socket") ? socket : sysroot.path(socket).string();
         if (!vm.count("socket")) (void)sysroot.make_dirs("/run/activate");
         return serve(common, defaults, path, sysroot, logger);
+    }
+    if (!bundle.empty()) {
+        std::error_code ec;
+        const std::filesystem::path cwd = std::filesystem::current_path(ec);
+        Result<std::string> resolved = resolve_bundle_argument(bundle, sysroot, cwd);
+        if (!resolved.ok())
+            return refuse(usage_error(defaults.program, resolved.error().message()));
+        bundle = *resolved;
     }
     Result<PolicySource> source = the_policy(common, defaults);
     if (!source.ok()) return refuse(source.error());
