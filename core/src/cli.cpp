@@ -111,7 +111,14 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
         policies.emplace_back((*engine)->policy().mode, *source);
     }
     Log log(&logger, "serve");
-    UpdateServer server(socket, [&](const wire::UpdateNodeRequest& request) -> Status {
+    // NONE is served by any policy (with its mode overridden); the others by their own.
+    std::vector<wire::ActivationMode> modes;
+    if (!policies.empty()) modes.push_back(wire::ACTIVATION_NONE);
+    for (const auto& [mode, source] : policies) {
+        if (mode == ActivationMode::reboot) modes.push_back(wire::ACTIVATION_REBOOT);
+        if (mode == ActivationMode::kexec) modes.push_back(wire::ACTIVATION_KEXEC);
+    }
+    UpdateServer server(socket, modes, [&](const wire::UpdateNodeRequest& request) -> Status {
         ActivationMode wanted = mode_of(request.activation_mode());
         const PolicySource* chosen = nullptr;
         for (const auto& [mode, source] : policies)
@@ -123,8 +130,9 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
             source = {YAML::Clone(policies.front().second.root), policies.front().second.name};
             ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
         } else {
-            return Error(ErrorKind::usage, std::string("no policy for activation mode ") +
-                                               to_string(wanted) + " was given to serve");
+            // The server answers `unavailable` before calling us for modes without a policy.
+            return Error(ErrorKind::internal, std::string("no policy for activation mode ") +
+                                                  to_string(wanted) + " was given to serve");
         }
         log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
@@ -188,9 +196,9 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
               << "[--plugin-dir DIR] [--set KEY=VALUE ...] [--log-level LEVEL] [--bundle SRC]\n"
               << "  " << d.program << " status --policy FILE [--json]\n"
               << "  " << d.program << " mark-good --policy FILE\n"
-              << "  " << d.program << " serve --policy FILE [--policy FILE ...] --socket PATH\n"
-              << "  " << d.program << " request --socket PATH --bundle URL --mode "
-                 "none|reboot|kexec\n"
+              << "  " << d.program << " serve --policy FILE [--policy FILE ...] [--socket PATH]\n"
+              << "  " << d.program << " request --bundle URL --mode none|reboot|kexec "
+                 "[--socket PATH]\n"
               << (d.bundle_command ? "  " + d.program +
                                          " bundle keygen|create|verify|info ... (see '" +
                                          d.program + " bundle --help')\n"
@@ -255,6 +263,24 @@ bool speaks_stdio_protocol(const YAML::Node& root) {
 }
 
 }  // namespace
+
+Result<std::string> resolve_bundle_argument(const std::string& bundle, const Sysroot& sysroot,
+                                            const std::filesystem::path& cwd) {
+    if (bundle.empty() || bundle.front() == '/' || bundle.rfind("http://", 0) == 0 ||
+        bundle.rfind("https://", 0) == 0)
+        return bundle;
+    if (!sysroot.is_live())
+        return Error(ErrorKind::usage,
+                     "--bundle " + bundle + ": under --sysroot " + sysroot.root().string() +
+                         " the bundle must be an absolute path inside the sysroot (e.g. /" +
+                         std::filesystem::path(bundle).lexically_normal().string() + " for " +
+                         sysroot.path("/" + bundle).lexically_normal().string() + ")");
+    if (cwd.empty())
+        return Error(
+            ErrorKind::usage,
+            "--bundle " + bundle + ": the current directory is unknown; give an absolute path");
+    return (cwd / bundle).lexically_normal().string();
+}
 
 int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     Logger logger;
@@ -346,6 +372,14 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         std::string path = vm.count("socket") ? socket : sysroot.path(socket).string();
         if (!vm.count("socket")) (void)sysroot.make_dirs("/run/activate");
         return serve(common, defaults, path, sysroot, logger);
+    }
+    if (!bundle.empty()) {
+        std::error_code ec;
+        const std::filesystem::path cwd = std::filesystem::current_path(ec);
+        Result<std::string> resolved = resolve_bundle_argument(bundle, sysroot, cwd);
+        if (!resolved.ok())
+            return refuse(usage_error(defaults.program, resolved.error().message()));
+        bundle = *resolved;
     }
     Result<PolicySource> source = the_policy(common, defaults);
     if (!source.ok()) return refuse(source.error());

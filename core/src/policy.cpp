@@ -1,5 +1,8 @@
 // Policy parsing: the engine's own keys, checked strictly (unknown keys are errors).
 #include <activate/policy.hpp>
+#include <map>
+#include <set>
+#include <utility>
 
 namespace activate {
 
@@ -17,18 +20,55 @@ const char* to_string(ActivationMode mode) {
 }
 
 namespace {
+std::string position(const std::string& file, const YAML::Mark& mark) {
+    return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+// yaml-cpp keeps every pair of a mapping, and node[key] returns the first: without this check
+// `delay: 1s` followed by `delay: 9s` would silently mean 1s. YAML 1.2 §3.2.1.1 requires keys
+// to be unique, so a repeated one is an error at its second occurrence.
+// `visited` holds the collections already checked (by position and type): an alias refers to
+// the same node again, and an anchor may even be used inside itself (`&a [*a]`), so without it
+// the walk could go round forever or blow up exponentially.
+Status check_unique_keys(const YAML::Node& node, const std::string& file, const std::string& path,
+                         std::set<std::pair<size_t, int>>* visited) {
+    if (!node.IsMap() && !node.IsSequence()) return {};
+    if (!visited->emplace(node.Mark().pos, static_cast<int>(node.Type())).second) return {};
+    auto child_path = [&](const std::string& key) { return path.empty() ? key : path + "." + key; };
+    if (node.IsSequence()) {
+        for (size_t i = 0; i < node.size(); ++i)
+            ACTIVATE_TRY(check_unique_keys(node[i], file, child_path(std::to_string(i)), visited));
+        return {};
+    }
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& item : node) {
+        // Keys that are not scalars are refused later, when the policy is read.
+        if (!item.first.IsScalar()) continue;
+        const std::string& key = item.first.Scalar();
+        auto [first, inserted] = seen.emplace(key, item.first.Mark());
+        if (!inserted)
+            return Error(ErrorKind::policy, position(file, item.first.Mark()) + ": " +
+                                                child_path(key) + ": duplicate key '" + key +
+                                                "' (first given at line " +
+                                                std::to_string(first->second.line + 1) + ")");
+        ACTIVATE_TRY(check_unique_keys(item.second, file, child_path(key), visited));
+    }
+    return {};
+}
+
 template <class LoadFn>
 Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
     try {
         YAML::Node root = load();
         if (!root.IsMap())
             return Error(ErrorKind::policy, file + ": a policy must be a YAML mapping");
+        std::set<std::pair<size_t, int>> visited;
+        ACTIVATE_TRY(check_unique_keys(root, file, "", &visited));
         return root;
     } catch (const YAML::BadFile&) {
         return Error(ErrorKind::policy, file + ": cannot read the policy file");
     } catch (const YAML::ParserException& e) {
-        return Error(ErrorKind::policy, file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                            std::to_string(e.mark.column + 1) + ": " + e.msg);
+        return Error(ErrorKind::policy, position(file, e.mark) + ": " + e.msg);
     } catch (const YAML::Exception& e) {
         return Error(ErrorKind::policy, file + ": " + e.what());
     }
@@ -54,6 +94,7 @@ Status apply_policy_override(YAML::Node& root, const std::string& assignment) {
     } catch (const YAML::Exception& e) {
         return Error(ErrorKind::usage, "--set " + key + ": the value is not valid YAML: " + e.msg);
     }
+    mark_origin(value, "--set " + assignment);
     std::vector<std::string> parts;
     for (size_t start = 0;;) {
         size_t dot = key.find('.', start);
@@ -76,7 +117,12 @@ Status apply_policy_override(YAML::Node& root, const std::string& assignment) {
                                                        "' is not an index of the list");
                 child.reset(node[index]);
             } else {
-                if (!node[part].IsDefined() || node[part].IsNull()) node[part] = YAML::Node(YAML::NodeType::Map);
+                if (!node[part].IsDefined() || node[part].IsNull()) {
+                    YAML::Node created(YAML::NodeType::Map);
+                    // Not in the file: errors about the new section name the override too.
+                    mark_origin(created, "--set " + assignment);
+                    node[part] = created;
+                }
                 child.reset(node[part]);
             }
             if (!child.IsMap() && !child.IsSequence())

@@ -3,7 +3,9 @@
 // that is how a second request learns at once that it is refused, instead of queueing behind a
 // multi-minute install.
 #include <activate/serve.hpp>
+#include <algorithm>
 #include <boost/asio.hpp>
+#include <cctype>
 #include <mutex>
 #include <thread>
 
@@ -94,10 +96,19 @@ void read_request(std::shared_ptr<Connection> c, std::function<void(Result<std::
                              });
         });
 }
+// "reboot" for ACTIVATION_REBOOT: the policy's spelling, which the operator wrote.
+std::string mode_name(wire::ActivationMode mode) {
+    std::string name = wire::ActivationMode_Name(mode);
+    if (name.rfind("ACTIVATION_", 0) == 0) name.erase(0, 11);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    return name;
+}
 }  // namespace
 
-UpdateServer::UpdateServer(std::string socket_path, UpdateRunner runner)
-    : socket_path_(std::move(socket_path)), runner_(std::move(runner)) {}
+UpdateServer::UpdateServer(std::string socket_path, std::vector<wire::ActivationMode> modes,
+                           UpdateRunner runner)
+    : socket_path_(std::move(socket_path)), modes_(std::move(modes)), runner_(std::move(runner)) {}
 
 void UpdateServer::stop() {
     stopping_ = true;
@@ -147,6 +158,11 @@ Status UpdateServer::serve(size_t max_requests) {
                                                    " is unknown: set NONE, REBOOT or KEXEC");
         } else if (request.bundle_url().empty()) {
             reply(ServeCode::invalid_argument, "bundle_url is empty");
+        } else if (std::find(modes_.begin(), modes_.end(), request.activation_mode()) ==
+                   modes_.end()) {
+            reply(ServeCode::unavailable, "no policy for activation mode " +
+                                              mode_name(request.activation_mode()) +
+                                              " was given to serve");
         } else {
             std::lock_guard<std::mutex> lock(mu);
             if (running) {
@@ -164,7 +180,9 @@ Status UpdateServer::serve(size_t max_requests) {
                     else if (s.error().kind() == ErrorKind::busy)
                         reply(ServeCode::busy, s.error().message());
                     else if (s.error().kind() == ErrorKind::usage)
-                        reply(ServeCode::unavailable, s.error().message());
+                        // What the request asked cannot be done as asked (a relative
+                        // bundle_url, ...): the client's mistake, not a missing policy.
+                        reply(ServeCode::invalid_argument, s.error().message());
                     else if (s.error().kind() == ErrorKind::rejected)
                         reply(ServeCode::rejected, s.error().message());
                     else

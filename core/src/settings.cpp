@@ -17,7 +17,33 @@ const char* type_name(const YAML::Node& node) {
         default: return "nothing";
     }
 }
+
+// The origin travels in the node's tag, so that it survives YAML::Clone (serve clones a policy
+// per request) and needs no table beside the tree. A tag written in YAML cannot contain a space,
+// so no policy file can produce this prefix.
+const std::string kOriginTagPrefix = "activate origin: ";
+
+const std::string* origin_of(const YAML::Node& node) {
+    const std::string& tag = node.Tag();
+    if (tag.compare(0, kOriginTagPrefix.size(), kOriginTagPrefix) != 0) return nullptr;
+    return &tag;
+}
 }  // namespace
+
+void mark_origin(YAML::Node node, const std::string& origin) {
+    const std::string tag = kOriginTagPrefix + origin;
+    // Already marked: an alias met again (or a cycle, `&a [*a]`); stop here.
+    if (node.Tag() == tag) return;
+    node.SetTag(tag);
+    if (node.IsSequence()) {
+        for (YAML::Node item : node) mark_origin(item, origin);
+    } else if (node.IsMap()) {
+        for (auto item : node) {
+            mark_origin(item.first, origin);
+            mark_origin(item.second, origin);
+        }
+    }
+}
 
 Settings::Settings(YAML::Node node, std::string file, std::string path)
     : node_(std::move(node)),
@@ -26,7 +52,9 @@ Settings::Settings(YAML::Node node, std::string file, std::string path)
       asked_(std::make_shared<std::set<std::string>>()) {}
 
 std::string Settings::where(const YAML::Node& node) const {
-    YAML::Mark mark = node.IsDefined() ? node.Mark() : node_.Mark();
+    const YAML::Node& at = node.IsDefined() ? node : node_;
+    if (const std::string* origin = origin_of(at)) return origin->substr(kOriginTagPrefix.size());
+    YAML::Mark mark = at.Mark();
     if (mark.is_null()) return file_;
     return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
 }

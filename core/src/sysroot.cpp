@@ -1,6 +1,4 @@
 // The Sysroot: live system access when the root is "/", recording under any other root.
-#include <activate/sysroot.hpp>
-
 #include <fcntl.h>
 #include <linux/kexec.h>
 #include <linux/reboot.h>
@@ -12,9 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <activate/sysroot.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <thread>
+#include <vector>
 
 namespace activate {
 
@@ -85,15 +85,49 @@ Sysroot::Sysroot(fs::path root) : root_(root.empty() ? fs::path("/") : std::move
     live_ = root_ == fs::path("/");
 }
 
+namespace {
+// The components of a system path after "." and ".." are resolved; `escaped` is set when a ".."
+// went above "/" (and was dropped, as the kernel does at a chroot's root).
+std::vector<std::string_view> normal_components(std::string_view absolute, bool* escaped) {
+    std::vector<std::string_view> parts;
+    *escaped = false;
+    size_t start = 0;
+    while (start <= absolute.size()) {
+        size_t end = absolute.find('/', start);
+        if (end == std::string_view::npos) end = absolute.size();
+        std::string_view part = absolute.substr(start, end - start);
+        if (part == "..") {
+            if (parts.empty())
+                *escaped = true;
+            else
+                parts.pop_back();
+        } else if (!part.empty() && part != ".") {
+            parts.push_back(part);
+        }
+        start = end + 1;
+    }
+    return parts;
+}
+}  // namespace
+
 fs::path Sysroot::path(std::string_view absolute) const {
-    std::string_view rel = absolute;
-    while (!rel.empty() && rel.front() == '/') rel.remove_prefix(1);
-    if (live_) return fs::path("/") / rel;
-    return root_ / rel;
+    bool escaped = false;
+    fs::path out = live_ ? fs::path("/") : root_;
+    for (std::string_view part : normal_components(absolute, &escaped)) out /= part;
+    return out;
+}
+
+Result<fs::path> Sysroot::resolve(std::string_view absolute) const {
+    bool escaped = false;
+    (void)normal_components(absolute, &escaped);
+    if (escaped)
+        return Error(ErrorKind::input, "path " + std::string(absolute) + " leaves the sysroot " +
+                                           root_.string() + " (a \"..\" goes above \"/\")");
+    return path(absolute);
 }
 
 Result<UniqueFd> Sysroot::open(std::string_view absolute, int flags, mode_t mode) const {
-    fs::path p = path(absolute);
+    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
     int fd = ::open(p.c_str(), flags | O_CLOEXEC, mode);
     if (fd < 0) return errno_error(ErrorKind::activation, "opening " + p.string());
     return UniqueFd(fd);
@@ -118,24 +152,24 @@ Result<std::string> Sysroot::read_file(std::string_view absolute, size_t limit) 
 }
 
 Result<std::string> Sysroot::read_link(std::string_view absolute) const {
+    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
     std::error_code ec;
-    fs::path target = fs::read_symlink(path(absolute), ec);
-    if (ec) return Error(ErrorKind::activation, "reading link " + path(absolute).string() + ": " +
-                                                    ec.message());
+    fs::path target = fs::read_symlink(p, ec);
+    if (ec) return Error(ErrorKind::activation, "reading link " + p.string() + ": " + ec.message());
     return target.string();
 }
 
 Status Sysroot::make_dirs(std::string_view absolute) const {
+    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
     std::error_code ec;
-    fs::create_directories(path(absolute), ec);
-    if (ec) return Error(ErrorKind::activation, "creating " + path(absolute).string() + ": " +
-                                                    ec.message());
+    fs::create_directories(p, ec);
+    if (ec) return Error(ErrorKind::activation, "creating " + p.string() + ": " + ec.message());
     return {};
 }
 
 Status Sysroot::write_file_atomic(std::string_view absolute, std::string_view data,
                                   mode_t mode) const {
-    fs::path target = path(absolute);
+    ACTIVATE_ASSIGN(fs::path target, resolve(absolute));
     fs::path dir = target.parent_path();
     std::string tmp_template = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
     int fd = ::mkostemp(tmp_template.data(), O_CLOEXEC);
@@ -290,7 +324,7 @@ Status Sysroot::jump_detached(JumpAction action, std::chrono::milliseconds delay
 }
 
 Result<FileLock> Sysroot::lock(std::string_view absolute) const {
-    fs::path p = path(absolute);
+    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
     std::error_code ec;
     fs::create_directories(p.parent_path(), ec);
     int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);

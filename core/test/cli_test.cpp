@@ -4,7 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <activate/cli.hpp>
 #include <filesystem>
+#include <regex>
+#include <sstream>
 
 #include "takeover.pb.h"
 #include "test_support.hpp"
@@ -31,6 +34,17 @@ TEST(Cli, HelpAndVersion) {
     auto version = run({kBin, "--version"});
     EXPECT_EQ(version.exit_code, 0);
     EXPECT_EQ(version.out.rfind("activate " ACTIVATE_VERSION, 0), 0u) << version.out;
+}
+
+TEST(Cli, HelpShowsTheSocketAsOptional) {
+    // README and docs/serve.md: --socket defaults to /run/activate/activate.sock.
+    auto help = run({kBin, "--help"});
+    EXPECT_NE(help.out.find(" serve --policy FILE [--policy FILE ...] [--socket PATH]\n"),
+              std::string::npos)
+        << help.out;
+    EXPECT_NE(help.out.find(" request --bundle URL --mode none|reboot|kexec [--socket PATH]\n"),
+              std::string::npos)
+        << help.out;
 }
 
 TEST(Cli, UsageErrorsExitTwoWithNothingOnStdout) {
@@ -136,7 +150,7 @@ TEST(Cli, HeldLockExitsSevenForUpdateAndTakeover) {
         dir, "activation_mode: kexec\npayload: {plugin: fake, settings: {uses_slots: true}}\n"
              "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
     auto u = run({kBin, "--policy", update, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
-                  root.path().string(), "--bundle", "b.zip"});
+                  root.path().string(), "--bundle", "/b.zip"});
     EXPECT_EQ(u.exit_code, 7) << u.err;
     EXPECT_NE(u.err.find("another activation is in progress"), std::string::npos) << u.err;
     EXPECT_FALSE(std::filesystem::exists(root / "slot-B"));
@@ -161,6 +175,111 @@ TEST(Cli, HeldLockExitsSevenForUpdateAndTakeover) {
 
 namespace activate {
 namespace {
+
+const char* kUpdatePolicy =
+    "activation_mode: kexec\n"
+    "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+    "activation: {plugin: fake}\nboot_control: {plugin: fake}\n";
+
+// Exit 6 and exit 1 as the binary returns them (README "Exit codes").
+TEST(Cli, FailedActivationExitsSixAndABrokenPluginContractExitsOne) {
+    test::TempDir dir, root;
+    std::string p = policy_file(dir, kUpdatePolicy);
+    auto failed =
+        run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+             root.path().string(), "--bundle", "/b.zip", "--set", "payload.settings.fail=true"});
+    EXPECT_EQ(failed.exit_code, 6) << failed.err;
+    EXPECT_NE(failed.err.find("fake install failed"), std::string::npos) << failed.err;
+    EXPECT_EQ(failed.out, "");
+    EXPECT_FALSE(std::filesystem::exists(root / "run/activate/reboot"));
+
+    // A payload that writes without calling before_writing() is a bug (ErrorKind::internal).
+    auto internal = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                         root.path().string(), "--bundle", "/b.zip", "--set",
+                         "payload.settings.skip_before_writing=true"});
+    EXPECT_EQ(internal.exit_code, 1) << internal.err;
+    EXPECT_NE(internal.err.find("installed without calling before_writing()"), std::string::npos)
+        << internal.err;
+    EXPECT_EQ(internal.out, "");
+}
+
+// stderr: `activate[<component>] <level>: <message>`, one line each; stdout: protocol output only.
+TEST(Cli, LogLinesHaveComponentAndLevelAndRespectTheThreshold) {
+    test::TempDir dir, root;
+    std::string p = policy_file(dir, kUpdatePolicy);
+    const std::regex line(R"(activate\[[A-Za-z0-9_.-]+\] (debug|info|warning|error): .+)");
+    auto lines_of = [](const std::string& text) {
+        std::vector<std::string> lines;
+        std::istringstream in(text);
+        for (std::string l; std::getline(in, l);) lines.push_back(l);
+        return lines;
+    };
+
+    auto ok = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                   root.path().string(), "--bundle", "/b.zip"});
+    EXPECT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(ok.out, "");  // an update has no protocol output
+    std::vector<std::string> lines = lines_of(ok.err);
+    ASSERT_FALSE(lines.empty());
+    for (const std::string& l : lines) EXPECT_TRUE(std::regex_match(l, line)) << l;
+    EXPECT_NE(ok.err.find("activate[engine] info: running slot A, installing into slot B\n"),
+              std::string::npos)
+        << ok.err;
+
+    auto quiet = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                      root.path().string(), "--bundle", "/b.zip", "--log-level", "error"});
+    EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+    EXPECT_EQ(quiet.err, "");
+    EXPECT_EQ(quiet.out, "");
+
+    auto failing = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                        root.path().string(), "--bundle", "/b.zip", "--log-level", "error", "--set",
+                        "payload.settings.fail=true"});
+    EXPECT_EQ(failing.exit_code, 6);
+    lines = lines_of(failing.err);
+    ASSERT_EQ(lines.size(), 1u) << failing.err;
+    EXPECT_TRUE(std::regex_match(lines[0], line)) << lines[0];
+    EXPECT_EQ(lines[0].rfind("activate[activate] error: ", 0), 0u) << lines[0];
+    EXPECT_EQ(failing.out, "");
+
+    // The dry-run plan is protocol output: stdout, with the logs still on stderr only.
+    auto plan = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                     root.path().string(), "--dry-run"});
+    EXPECT_EQ(plan.exit_code, 0) << plan.err;
+    EXPECT_EQ(plan.out.rfind("policy: " + p + "\n", 0), 0u) << plan.out;
+    EXPECT_EQ(plan.out.find("activate["), std::string::npos) << plan.out;
+}
+
+// On the live system a relative --bundle is relative to the current directory; under a sysroot
+// it must be absolute (a path inside the sysroot), and the error says so.
+TEST(Cli, RelativeBundleIsResolvedOnlyWithoutASysroot) {
+    test::TempDir dir, root;
+    std::string p = policy_file(dir, kUpdatePolicy);
+    auto refused = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                        root.path().string(), "--bundle", "./b.zip"});
+    EXPECT_EQ(refused.exit_code, 2) << refused.err;
+    EXPECT_NE(refused.err.find("--bundle ./b.zip: under --sysroot " + root.path().string() +
+                               " the bundle must be an absolute path inside the sysroot"),
+              std::string::npos)
+        << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(root / "slot-B"));
+
+    // Without a sysroot (the live system, which a test must not act on): checked on the function
+    // the CLI calls.
+    Sysroot live("/");
+    EXPECT_EQ(*resolve_bundle_argument("./b.zip", live, "/home/op"), "/home/op/b.zip");
+    EXPECT_EQ(*resolve_bundle_argument("../x/b.zip", live, "/home/op"), "/home/x/b.zip");
+    EXPECT_EQ(*resolve_bundle_argument("/srv/b.zip", live, "/home/op"), "/srv/b.zip");
+    EXPECT_EQ(*resolve_bundle_argument("https://h/b.zip", live, "/home/op"), "https://h/b.zip");
+    Sysroot under(root.path());
+    EXPECT_EQ(*resolve_bundle_argument("/b.zip", under, "/home/op"), "/b.zip");
+    Result<std::string> bad = resolve_bundle_argument("b.zip", under, "/home/op");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().kind(), ErrorKind::usage);
+    EXPECT_NE(bad.error().message().find("(e.g. /b.zip for " + (root / "b.zip").string() + ")"),
+              std::string::npos)
+        << bad.error().message();
+}
 
 TEST(Cli, StatusPrintsJsonOrIndentedText) {
     test::TempDir dir, root;

@@ -88,6 +88,49 @@ TEST_F(EngineTest, StdioProtocolNeedsAPayloadThatCarriesAgentInit) {
         << e;
 }
 
+// A plugin that fills no role at all, built in, to reach the engine's role check.
+extern "C" const ActivatePluginDescriptor* activate_builtin_noroles() {
+    static const ActivatePluginDescriptor d{kPluginAbiVersion, "noroles", "0",    nullptr,
+                                            nullptr,           nullptr,   nullptr};
+    return &d;
+}
+
+TEST_F(EngineTest, PluginInARoleItCannotFillIsRefused) {
+    PluginRegistry registry({activate_builtin_noroles}, {FAKE_PLUGIN_DIR});
+    Result<YAML::Node> root = load_policy_yaml_text(
+        "activation_mode: kexec\npayload: {plugin: noroles}\nactivation: {plugin: fake}\n",
+        "e.yaml");
+    ASSERT_TRUE(root.ok());
+    Result<Policy> policy = parse_policy(*root, "e.yaml");
+    ASSERT_TRUE(policy.ok()) << policy.error().message();
+    auto e = Engine::create(std::move(policy).value(), registry, sysroot_, logger_);
+    ASSERT_FALSE(e.ok());
+    EXPECT_EQ(e.error().kind(), ErrorKind::policy);
+    EXPECT_EQ(e.error().message(),
+              "e.yaml:2:19: payload.plugin: plugin 'noroles' (built-in) "
+              "cannot act as a payload source");
+}
+
+TEST_F(EngineTest, StdioProtocolWithASlotPayloadIsRefused) {
+    std::string e = error_of(
+        "protocol: stdio-protobuf\nactivation_mode: kexec\npayload:\n"
+        "  plugin: fake\n  settings: {uses_slots: true}\n"
+        "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    EXPECT_NE(e.find("e.yaml:1:11: protocol: protocol stdio-protobuf is for takeover; payload "
+                     "'fake' installs slots"),
+              std::string::npos)
+        << e;
+}
+
+TEST_F(EngineTest, RebootWithoutBootControlIsRefused) {
+    std::string e = error_of(
+        "activation_mode: reboot\npayload: {plugin: fake}\n"
+        "activation: {plugin: fake, settings: {supports_reboot: true}}\n");
+    EXPECT_NE(e.find("boot_control: activation_mode reboot needs a boot_control section"),
+              std::string::npos)
+        << e;
+}
+
 TEST_F(EngineTest, SlotPayloadNeedsBootControl) {
     std::string e = error_of("activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
                              "{uses_slots: true}\nactivation: {plugin: fake}\n");

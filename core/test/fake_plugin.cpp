@@ -30,8 +30,9 @@ class FakePayload : public PayloadSource {
 public:
     // reject: refused up front (like a bad signature); fail: a write fails part way;
     // skip_before_writing: breaks the install contract.
+    // absolute_bundles: like the real slot payload, a bundle must be an absolute path or a URL.
     bool kernel = true, agent = true, slots_ = false, fail = false, reject = false,
-         skip_before_writing = false;
+         skip_before_writing = false, absolute_bundles = false;
     std::chrono::milliseconds install_delay{0};
     const Sysroot* sysroot = nullptr;
     bool provides_kernel() const override { return kernel; }
@@ -44,12 +45,17 @@ public:
         return p;
     }
     Status install(const Slot& target, const InstallRequest& request) override {
-        // A bundle whose name says "rejected" is refused too, for callers that cannot set
-        // settings per request (serve).
+        if (absolute_bundles && (request.bundle.empty() || request.bundle.front() != '/') &&
+            request.bundle.rfind("http", 0) != 0)
+            return Error(ErrorKind::usage,
+                         "bundle \"" + request.bundle + "\" is neither an absolute path nor a URL");
+        // A bundle whose name says "rejected" (or "failing") is refused (or fails) too, for
+        // callers that cannot set settings per request (serve).
         if (reject || request.bundle.find("rejected") != std::string::npos)
             return Error(ErrorKind::rejected, "fake bundle refused");
         if (request.before_writing && !skip_before_writing) ACTIVATE_TRY(request.before_writing());
-        if (fail) return Error(ErrorKind::activation, "fake install failed");
+        if (fail || request.bundle.find("failing") != std::string::npos)
+            return Error(ErrorKind::activation, "fake install failed");
         std::this_thread::sleep_for(install_delay);
         return sysroot->write_file_atomic("/slot-" + std::string(1, target.letter),
                                           "installed from " + request.bundle);
@@ -71,8 +77,10 @@ public:
 class FakeActivation : public ActivationStrategy {
 public:
     const Sysroot* sysroot = nullptr;
-    bool fail_stage = false, fail_activate = false, staged = false;
-    bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
+    bool fail_stage = false, fail_activate = false, staged = false, reboot = false;
+    bool supports(ActivationMode mode) const override {
+        return mode == ActivationMode::kexec || (reboot && mode == ActivationMode::reboot);
+    }
     bool needs_kernel() const override { return true; }
     Status stage(Payload* payload, const std::optional<Slot>&, BootControl*) override {
         if (fail_stage) return Error(ErrorKind::activation, "fake staging failed");
@@ -135,6 +143,7 @@ Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Se
     ACTIVATE_ASSIGN(p->fail, s.boolean_or("fail", false));
     ACTIVATE_ASSIGN(p->reject, s.boolean_or("reject", false));
     ACTIVATE_ASSIGN(p->skip_before_writing, s.boolean_or("skip_before_writing", false));
+    ACTIVATE_ASSIGN(p->absolute_bundles, s.boolean_or("absolute_bundles", false));
     ACTIVATE_ASSIGN(p->install_delay, s.duration_or("install_delay", {}));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<PayloadSource>(std::move(p));
@@ -146,6 +155,8 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
     a->sysroot = c.sysroot;
     ACTIVATE_ASSIGN(a->fail_stage, s.boolean_or("fail_stage", false));
     ACTIVATE_ASSIGN(a->fail_activate, s.boolean_or("fail_activate", false));
+    // Lets the engine's checks of a reboot policy be reached (they come after the mode check).
+    ACTIVATE_ASSIGN(a->reboot, s.boolean_or("supports_reboot", false));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<ActivationStrategy>(std::move(a));
 }

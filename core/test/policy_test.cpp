@@ -101,6 +101,39 @@ TEST(Policy, MissingFile) {
     EXPECT_NE(r.error().message().find("/nonexistent/policy.yaml: cannot read"), std::string::npos);
 }
 
+TEST(Policy, DuplicateKeyIsRefusedAtItsSecondOccurrence) {
+    EXPECT_EQ(error_of("activation_mode: none\ndelay: 1s\ndelay: 9s\n"),
+              "t.yaml:3:1: delay: duplicate key 'delay' (first given at line 2)");
+    EXPECT_EQ(error_of("activation_mode: none\npayload:\n  plugin: fake\n  settings:\n"
+                       "    fail: false\n    fail: true\n"),
+              "t.yaml:6:5: payload.settings.fail: duplicate key 'fail' (first given at line 5)");
+    EXPECT_EQ(error_of("activation_mode: none\ncaptures: [{plugin: a}, {plugin: b, plugin: c}]\n"),
+              "t.yaml:2:37: captures.1.plugin: duplicate key 'plugin' (first given at line 2)");
+}
+
+TEST(Policy, SelfReferencingAliasEndsTheDuplicateCheck) {
+    // An anchor used inside itself makes a cyclic tree; the check must still terminate.
+    std::string e = error_of("activation_mode: none\npayload: {plugin: fake}\n"
+                             "activation: {plugin: fake}\nloop: &a [*a, *a]\n");
+    EXPECT_NE(e.find("loop: unknown setting"), std::string::npos) << e;
+}
+
+TEST(Policy, LockFileMustBeAbsolute) {
+    EXPECT_EQ(error_of("activation_mode: none\nlock_file: run/lock\n"),
+              "t.yaml:2:12: lock_file: must be an absolute path");
+}
+
+TEST(Policy, EmptyPluginNameIsRefused) {
+    EXPECT_EQ(
+        error_of("activation_mode: none\npayload: {plugin: ''}\nactivation: {plugin: fake}\n"),
+        "t.yaml:2:19: payload.plugin: plugin name is empty");
+}
+
+TEST(Policy, PolicyMustBeAMapping) {
+    EXPECT_EQ(error_of("- activation_mode: none\n"), "t.yaml: a policy must be a YAML mapping");
+    EXPECT_EQ(error_of("just a string\n"), "t.yaml: a policy must be a YAML mapping");
+}
+
 TEST(PolicyOverride, SetsNestedValuesAndListIndices) {
     YAML::Node root = *load_policy_yaml_text(kValid, "t.yaml");
     ASSERT_TRUE(apply_policy_override(root, "payload.settings.fail=true").ok());
@@ -122,6 +155,34 @@ TEST(PolicyOverride, BadAssignmentsAreUsageErrors) {
         ASSERT_FALSE(s.ok()) << bad;
         EXPECT_EQ(s.error().kind(), ErrorKind::usage) << bad;
     }
+}
+
+TEST(PolicyOverride, ErrorsInOverriddenValuesNameTheOverride) {
+    auto error_after = [](const std::string& assignment) {
+        YAML::Node root = *load_policy_yaml_text(kValid, "t.yaml");
+        Status s = apply_policy_override(root, assignment);
+        if (!s.ok()) return "apply: " + s.error().message();
+        Result<Policy> p = parse_policy(root, "t.yaml");
+        return p.ok() ? std::string() : p.error().message();
+    };
+    EXPECT_EQ(error_after("delay=[1]"), "--set delay=[1]: delay: expected a duration, got a list");
+    EXPECT_EQ(error_after("captures=[{plugin: fake}, 7]"),
+              "--set captures=[{plugin: fake}, 7]: captures.1: expected a mapping, got a scalar");
+    // A section the override created has no place in the file either.
+    EXPECT_EQ(error_after("boot_control.colour=blue"),
+              "--set boot_control.colour=blue: boot_control.plugin: required setting is missing");
+    // Values from the file keep their position.
+    EXPECT_EQ(error_after("delay=1s").find("--set"), std::string::npos);
+}
+
+TEST(PolicyOverride, OriginSurvivesClone) {
+    // serve clones the overridden policy for each request.
+    YAML::Node root = *load_policy_yaml_text(kValid, "t.yaml");
+    ASSERT_TRUE(apply_policy_override(root, "delay=soon").ok());
+    Result<Policy> p = parse_policy(YAML::Clone(root), "t.yaml");
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().message().rfind("--set delay=soon: delay: expected a duration", 0), 0u)
+        << p.error().message();
 }
 
 }  // namespace

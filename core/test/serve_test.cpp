@@ -22,7 +22,8 @@ class ServeTest : public ::testing::Test {
     void SetUp() override {
         test::write_file(dir_ / "kexec.yaml",
                          "activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
-                         "{uses_slots: true, install_delay: 1500ms}\nactivation: {plugin: fake}\n"
+                         "{uses_slots: true, install_delay: 1500ms, absolute_bundles: true}\n"
+                         "activation: {plugin: fake}\n"
                          "boot_control: {plugin: fake}\n");
         socket_ = (dir_ / "s.sock").string();
         server_ = ::fork();
@@ -80,6 +81,31 @@ TEST_F(ServeTest, InvalidModeAndMissingPolicyAreRefused) {
     EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
 }
 
+// A request the policy cannot carry out as asked is the client's mistake (invalid_argument, exit
+// 2); `unavailable` stays reserved for a mode no policy was given for.
+TEST_F(ServeTest, RelativeBundleUrlIsAnInvalidArgument) {
+    ServeReply r = send("b.zip", wire::ACTIVATION_KEXEC);
+    EXPECT_EQ(r.code, ServeCode::invalid_argument) << r.message;
+    EXPECT_NE(r.message.find("\"b.zip\" is neither an absolute path nor a URL"), std::string::npos)
+        << r.message;
+    auto cli =
+        test::run({kBin, "request", "--socket", socket_, "--bundle", "b.zip", "--mode", "kexec"});
+    EXPECT_EQ(cli.exit_code, 2) << cli.err;
+    EXPECT_NE(cli.err.find("invalid request: "), std::string::npos) << cli.err;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
+TEST_F(ServeTest, FailedUpdateIsAnsweredFailed) {
+    ServeReply r = send("/failing.zip", wire::ACTIVATION_KEXEC);
+    EXPECT_EQ(r.code, ServeCode::failed) << r.message;
+    EXPECT_NE(r.message.find("fake install failed"), std::string::npos) << r.message;
+    auto cli = test::run(
+        {kBin, "request", "--socket", socket_, "--bundle", "/failing.zip", "--mode", "kexec"});
+    EXPECT_EQ(cli.exit_code, 6) << cli.err;
+    EXPECT_NE(cli.err.find("update failed: "), std::string::npos) << cli.err;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "run/activate/reboot"));
+}
+
 TEST_F(ServeTest, UnknownActivationModeIsRefused) {
     // A mode a newer client knows and this server does not: proto3 keeps the number.
     ServeReply r = send("b.zip", static_cast<wire::ActivationMode>(7));
@@ -105,7 +131,7 @@ TEST_F(ServeTest, SilentClientDoesNotBlockOthers) {
 
 TEST_F(ServeTest, RejectedBundleIsItsOwnReplyAndExitCode) {
     auto r = test::run(
-        {kBin, "request", "--socket", socket_, "--bundle", "rejected.zip", "--mode", "kexec"});
+        {kBin, "request", "--socket", socket_, "--bundle", "/rejected.zip", "--mode", "kexec"});
     EXPECT_EQ(r.exit_code, 8) << r.err;
     EXPECT_NE(r.err.find("bundle refused: "), std::string::npos) << r.err;
     EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
@@ -113,9 +139,9 @@ TEST_F(ServeTest, RejectedBundleIsItsOwnReplyAndExitCode) {
 
 TEST_F(ServeTest, ModeNoneInstallsWithoutJumping) {
     auto r = test::run(
-        {kBin, "request", "--socket", socket_, "--bundle", "local.zip", "--mode", "none"});
+        {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "none"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from local.zip");
+    EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from /local.zip");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_FALSE(std::filesystem::exists(root_ / "run/activate/reboot"));
     auto bad = test::run({kBin, "request", "--socket", socket_, "--bundle", "x", "--mode", "warp"});

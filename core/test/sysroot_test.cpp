@@ -28,6 +28,39 @@ TEST(Sysroot, MapsSystemPathsUnderTheRoot) {
     EXPECT_EQ(Sysroot("/").path("/proc/cmdline"), "/proc/cmdline");
 }
 
+TEST(Sysroot, PathsThatWouldLeaveTheRootAreRefused) {
+    test::TempDir outer;
+    std::filesystem::create_directories(outer / "root");
+    test::write_file(outer / "secret", "outside");
+    Sysroot root(outer / "root");
+    const std::filesystem::path r = root.root();
+    // Normalised lexically, and never outside the root.
+    EXPECT_EQ(root.path("/run//activate/./x/../lock"), r / "run/activate/lock");
+    EXPECT_EQ(root.path("/../secret"), r / "secret");
+    EXPECT_EQ(root.path("/a/../../secret"), r / "secret");
+    EXPECT_EQ(Sysroot("/").path("/proc/../etc/./hostname"), "/etc/hostname");
+
+    ASSERT_TRUE(root.resolve("/a/b/../c").ok());
+    EXPECT_EQ(*root.resolve("/a/b/../c"), r / "a/c");
+    for (const char* escaping : {"/../secret", "/a/../../secret", "/..", "../secret"}) {
+        Result<std::filesystem::path> p = root.resolve(escaping);
+        ASSERT_FALSE(p.ok()) << escaping;
+        EXPECT_EQ(p.error().message(), "path " + std::string(escaping) + " leaves the sysroot " +
+                                           r.string() + " (a \"..\" goes above \"/\")");
+    }
+    // Every accessor refuses: nothing outside is read, written or created.
+    Result<std::string> read = root.read_file("/../secret");
+    ASSERT_FALSE(read.ok());
+    EXPECT_NE(read.error().message().find("leaves the sysroot"), std::string::npos);
+    EXPECT_FALSE(root.write_file_atomic("/../secret", "overwritten").ok());
+    EXPECT_EQ(test::read_file(outer / "secret"), "outside");
+    EXPECT_FALSE(root.make_dirs("/../made").ok());
+    EXPECT_FALSE(std::filesystem::exists(outer / "made"));
+    EXPECT_FALSE(root.lock("/../lock").ok());
+    EXPECT_FALSE(std::filesystem::exists(outer / "lock"));
+    EXPECT_FALSE(root.read_link("/../secret").ok());
+}
+
 TEST(Sysroot, KexecStagingRecordsExactBytes) {
     test::TempDir dir;
     Sysroot root(dir.path());

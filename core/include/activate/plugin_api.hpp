@@ -10,6 +10,23 @@
 // bumped whenever anything declared here (or in the headers it includes) changes layout.
 // Nothing may throw across the boundary: every call returns a Result, and plugins catch library
 // exceptions themselves.
+//
+// Two version numbers, for two things. The `v1` in `activate_plugin_v1` versions the symbol
+// protocol: a function taking nothing and returning a descriptor whose first field is a uint32
+// ABI version. It changes only if that handshake does, and an engine looking for `_v2` then
+// reports a missing symbol instead of misreading an old plugin. kPluginAbiVersion is the revision
+// of everything behind the descriptor and is compared before anything else is read, so a stale
+// plugin is a clear ABI-mismatch error rather than a crash.
+//
+// The boundary covered by that rule is this header, the headers it includes (fd.hpp, log.hpp,
+// result.hpp, settings.hpp, sysroot.hpp), and the other core headers plugins compile against:
+// kernel_cmdline.hpp (implemented in activate_core) and activate/bundle/*.hpp (the bundle library,
+// linked into the plugin but handed the engine's Sysroot and Logger). A layout change in any of
+// them bumps kPluginAbiVersion.
+//
+// Everything else in a plugin is built with hidden visibility (activate_plugin() in the top-level
+// CMakeLists.txt); the plugin_exports.<name> tests fail if a plugin .so exports anything but the
+// entry point.
 #pragma once
 
 #include <array>

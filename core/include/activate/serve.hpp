@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "management.pb.h"
 
@@ -23,18 +24,24 @@ enum class ServeCode : uint8_t {
     rejected = 5,          // the bundle was refused (signature, compatibility, version)
 };
 
-// Runs one update; returns its Status. Called on the server's worker thread.
+// Runs one update; returns its Status. Called on the server's worker thread. The error's kind
+// decides the reply: busy -> busy, rejected -> rejected, usage (a request the policy cannot
+// carry out as asked, e.g. a relative bundle_url) -> invalid_argument, anything else -> failed.
 using UpdateRunner = std::function<Status(const wire::UpdateNodeRequest&)>;
 
 class UpdateServer {
 public:
-    UpdateServer(std::string socket_path, UpdateRunner runner);
+    // `modes`: the activation modes a policy was given for. A request for any other mode is
+    // answered `unavailable` at once, without taking the one update slot.
+    UpdateServer(std::string socket_path, std::vector<wire::ActivationMode> modes,
+                 UpdateRunner runner);
     // Serves until stop() is called or `max_requests` requests were answered (0: forever).
     Status serve(size_t max_requests = 0);
     void stop();
 
 private:
     std::string socket_path_;
+    std::vector<wire::ActivationMode> modes_;
     UpdateRunner runner_;
     std::atomic<bool> stopping_{false};
     std::function<void()> stop_hook_;

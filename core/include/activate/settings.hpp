@@ -17,6 +17,11 @@
 
 namespace activate {
 
+// Marks `node` and everything in it as coming from `origin` (e.g. "--set delay=[1]") rather than
+// from the policy file: errors about these nodes then name the origin instead of a file position
+// they never had (yaml-cpp gives a value parsed on its own the position 1:1).
+void mark_origin(YAML::Node node, const std::string& origin);
+
 class Settings {
 public:
     // `node` may be null/undefined (an absent section reads as empty). `path` is the dotted key

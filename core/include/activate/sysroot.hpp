@@ -48,8 +48,14 @@ public:
     bool is_live() const { return live_; }
     const std::filesystem::path& root() const { return root_; }
 
-    // Maps an absolute system path ("/proc/cmdline") to its place under the root.
+    // Maps an absolute system path ("/proc/cmdline") to its place under the root, normalised
+    // lexically ("." and ".." resolved, repeated '/' collapsed). A ".." above "/" stays at "/",
+    // as in a chroot, so the result is never outside the root; resolve() refuses such a path
+    // instead, and every accessor below goes through resolve().
     std::filesystem::path path(std::string_view absolute) const;
+    // path(), or an error naming the path when its ".." components would leave the root (e.g.
+    // "/../x"). Lexical only: a symlink inside the root that points out of it is not caught here.
+    Result<std::filesystem::path> resolve(std::string_view absolute) const;
 
     // Reads a whole file; files larger than `limit` bytes are an error.
     Result<std::string> read_file(std::string_view absolute, size_t limit = 16 << 20) const;
