@@ -201,20 +201,22 @@ Status AbWorld::MakeDisk() {
 }
 
 Result<fs::path> AbWorld::SigningKey() {
-    fs::path dir = LogDir() / "e2e-ab" / "key";
-    fs::create_directories(dir);
-    for (auto [name, text] : std::vector<std::pair<std::string, std::string>>{
-             {"release.secret",
-              "activate-ed25519-secret 9d61b19deffd5a60ba844af492ec2cc444"
-              "49c5697b326919703bac031cae7f60\n"},
-             {"release.pub",
-              "activate-ed25519-public d75a980182b10ab7d54bfed3c964073a0ee1"
-              "72f3daa62325af021a68f707511a\n"}}) {
-        // Same bytes from every test: write and rename, so parallel tests never see half.
-        fs::path tmp = dir / (name + ".tmp." + std::to_string(::getpid()));
-        ACTIVATE_TRY(WriteFile(tmp, text));
-        fs::rename(tmp, dir / name);
-    }
+    fs::path dir = LogDir() / "e2e-ab" / "signing-key";
+    if (fs::exists(dir / "release.secret") && fs::exists(dir / "release.pub")) return dir;
+    // Made aside and renamed into place: a test running at the same time either wins the
+    // rename or finds the winner's key; both then sign with the same one.
+    fs::path tmp = LogDir() / "e2e-ab" / ("signing-key.tmp." + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    if (ec) return Error(ErrorKind::internal, "creating " + tmp.string() + ": " + ec.message());
+    auto r = RunCommand({E2E_AB_ACTIVATE, "bundle", "keygen", "-o", (tmp / "release").string()},
+                        seconds(60));
+    if (!r.ok()) return r.error();
+    fs::rename(tmp, dir, ec);
+    if (ec) fs::remove_all(tmp, ec);
+    if (!fs::exists(dir / "release.secret") || !fs::exists(dir / "release.pub"))
+        return Error(ErrorKind::internal, "no signing key in " + dir.string());
     return dir;
 }
 

@@ -75,8 +75,9 @@ class AbWorld {
     static Result<std::pair<int, std::string>> WaitRc(Machine& vm, milliseconds timeout = kStep);
 
   protected:
-    // The bundle signing key: the RFC 8032 section 7.1 TEST 1 key pair in the key file format
-    // of docs/bundle-format.md. Fixed, so that the guest images stay cacheable across runs.
+    // The directory holding release.secret and release.pub, the bundle signing key pair made by
+    // `activate bundle keygen` the first time a test of this build tree asks for it. It is kept
+    // (in LogDir()), so that the guest images holding the public key stay cached across runs.
     Result<fs::path> SigningKey();
     // A copy without debug info, made once in a directory shared by all users, so that the image
     // cache sees the same inputs.
