@@ -2,13 +2,16 @@
 // the /init.pb the takeover appended, prints one line describing it on the console and powers
 // the machine off. A real agent would configure the network and talk to the BMaaS endpoint.
 //
-// Two modes, chosen by the process id and nothing else:
+// Three modes, chosen by the process ids and the arguments:
 //  - PID 1 (the kernel started us as init): mount /proc, /sys, /dev, read /init.pb, print, then
 //    sync and reboot(LINUX_REBOOT_CMD_POWER_OFF). Run as PID 1 in a new PID namespace
 //    (unshare --pid --fork), reboot() only ends that namespace (reboot(2), "PID namespaces").
-//  - any other PID (tests on a development machine): `agent --init-pb FILE [--cmdline-file FILE]`
-//    prints the same line to stdout and exits. reboot() is unreachable in this mode: it is only
-//    called from run_as_init(), which main() enters only when getpid() == 1.
+//  - the core of an init (parent PID 1, no arguments; the reference initramfs has minit as /init
+//    and the agent as its core): mount what is not mounted yet, read /init.pb, print on the
+//    console and exit 0 (started) or 1; minit then powers off, or restarts after its delay.
+//  - any other case (tests on a development machine): `agent --init-pb FILE [--cmdline-file FILE]`
+//    prints the same line to stdout and exits.
+// reboot() is only called from run_as_init(), which main() enters only when getpid() == 1.
 #include <fcntl.h>
 #include <linux/reboot.h>
 #include <sys/mount.h>
@@ -73,14 +76,19 @@ std::string describe(const char* init_pb_path, const char* cmdline_path, bool* s
 
 // ----- PID 1 -----
 
-void mount_kernel_filesystems() {
+// `only_missing`: skip a file system whose marker path exists (a core never mounts over what
+// its init or the host already has).
+void mount_kernel_filesystems(bool only_missing) {
     struct Mount {
         const char* source;
         const char* target;
         const char* type;
+        const char* marker;
     };
-    for (const Mount& m : {Mount{"proc", "/proc", "proc"}, Mount{"sysfs", "/sys", "sysfs"},
-                           Mount{"devtmpfs", "/dev", "devtmpfs"}}) {
+    for (const Mount& m : {Mount{"proc", "/proc", "proc", "/proc/self"},
+                           Mount{"sysfs", "/sys", "sysfs", "/sys/kernel"},
+                           Mount{"devtmpfs", "/dev", "devtmpfs", "/dev/null"}}) {
+        if (only_missing && ::access(m.marker, F_OK) == 0) continue;
         ::mkdir(m.target, 0755);
         // EBUSY: already mounted (e.g. by unshare --mount-proc); the file system is there.
         if (::mount(m.source, m.target, m.type, MS_NOSUID | MS_NOEXEC, nullptr) != 0 &&
@@ -99,7 +107,7 @@ int console() {
 }
 
 [[noreturn]] void run_as_init() {
-    mount_kernel_filesystems();
+    mount_kernel_filesystems(false);
     const int out = console();
     bool started = false;
     write_line(out, describe("/init.pb", "/proc/cmdline", &started));
@@ -110,7 +118,17 @@ int console() {
     for (;;) ::pause();
 }
 
-// ----- any other PID: the test mode -----
+// ----- the core of an init (minit): report and exit, the init powers off -----
+
+int run_as_core() {
+    mount_kernel_filesystems(true);
+    const int out = console();
+    bool started = false;
+    write_line(out, describe("/init.pb", "/proc/cmdline", &started));
+    return started ? 0 : 1;
+}
+
+// ----- anything else: the test mode -----
 
 int run_as_test(int argc, char** argv) {
     const char* init_pb = nullptr;
@@ -140,5 +158,6 @@ int run_as_test(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     if (::getpid() == 1) run_as_init();
+    if (::getppid() == 1 && argc == 1) return run_as_core();
     return run_as_test(argc, argv);
 }

@@ -225,5 +225,24 @@ TEST(AgentBinary, AsInitOfAPidNamespaceItReportsAndPowersOff) {
     EXPECT_EQ(r.status, 128 + SIGINT);
 }
 
+// As the core of minit (test build) in a new PID namespace: parent PID 1 and no arguments make
+// the agent report and exit instead of powering off; with no /init.pb it exits 1, which minit
+// reports before restarting (SIGHUP for the namespace's init).
+TEST(AgentBinary, AsCoreOfMinitItReportsAndExits) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root for unshare --pid";
+    if (std::filesystem::exists("/init.pb")) GTEST_SKIP() << "this host has an /init.pb";
+    if (shell("unshare --pid --fork --mount-proc true 2>/dev/null; echo $?").out != "0\n")
+        GTEST_SKIP() << "PID namespaces unavailable";
+    auto r = shell("unshare --pid --fork --mount-proc env MINIT_CORE=" + std::string(AGENT_BINARY) +
+                   " " + MINIT_TEST_BINARY + " 2>&1");
+    EXPECT_NE(r.out.find("AGENT-ERROR cannot read /init.pb: No such file or directory\n"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("minit: core " + std::string(AGENT_BINARY) + " exited with status 1\n"),
+              std::string::npos)
+        << r.out;
+    EXPECT_EQ(r.status, 128 + SIGHUP) << r.out;
+}
+
 }  // namespace
 }  // namespace activate::agent

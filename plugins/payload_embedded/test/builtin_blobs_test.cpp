@@ -1,5 +1,5 @@
 // The blobs really built into the plugin: the configured kernel and, by default, the reference
-// agent initramfs with /init, /dev/console and the mount points.
+// agent initramfs with minit as /init, the agent as its core, /dev/console and the mount points.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <zstd.h>
@@ -44,10 +44,15 @@ TEST(BuiltinBlobs, InitramfsIsTheReferenceAgent) {
     auto read = read_cpio(archive);
     ASSERT_TRUE(read.ok()) << read.error().message();
     EXPECT_EQ(read->size, archive.size());
-    bool init = false, console = false, proc = false, sys = false;
+    bool init = false, core = false, console = false, proc = false, sys = false;
     for (const CpioEntry& e : read->entries) {
         if (e.name == "init") {
             init = true;
+            EXPECT_EQ(e.mode, 0100755u);
+            EXPECT_EQ(e.data, test::read_file(MINIT_BINARY));
+        }
+        if (e.name == AGENT_CORE) {
+            core = true;
             EXPECT_EQ(e.mode, 0100755u);
             EXPECT_EQ(e.data, test::read_file(AGENT_BINARY));
             EXPECT_EQ(e.data.substr(0, 4),
@@ -63,7 +68,7 @@ TEST(BuiltinBlobs, InitramfsIsTheReferenceAgent) {
         proc |= e.name == "proc";
         sys |= e.name == "sys";
     }
-    EXPECT_TRUE(init && console && proc && sys);
+    EXPECT_TRUE(init && core && console && proc && sys);
 }
 
 }  // namespace

@@ -52,8 +52,9 @@ void ExpectMarkedGood(const BootStatus& s, const std::string& slot,
     }
 }
 
-// (test 2) X in slot A installs Y into B and reboots into it with BootNext; Y marks itself good
-// and installs Z into A; Z boots from A and marks itself good.
+// (test 2) X in slot A installs Y into B and sets BootNext to B's entry; Y, booted by the
+// firmware from B through BootNext alone, marks itself good and installs Z into A, and the engine
+// reboots; Z boots from A and marks itself good.
 TEST_F(AbTest, EfiBootNextInstallsYThenZ) {
     PhaseTimer phase(name_);
     ASSERT_TRUE(MakeDisk().ok());
@@ -61,16 +62,20 @@ TEST_F(AbTest, EfiBootNextInstallsYThenZ) {
     AB_ASSERT_OK_AND_ASSIGN(auto za, Uki("Z", "A"));
     AB_ASSERT_OK(MakeBundle("Y", yb, "Y", 1 << 20));
     AB_ASSERT_OK(MakeBundle("Z", za, "Z", 2 << 20));
+    // X installs with activation_mode none, so that its exit code and the BootNext it left can be
+    // read before the reboot; Y's install takes the full path, the engine rebooting itself.
     AB_ASSERT_OK(Scenario(R"SH(
 case $V in
-X) status $EFI; act --policy $EFI --bundle $URL/Y.zip ;;
-Y) act mark-good --policy $EFI; status $EFI; act --policy $EFI --bundle $URL/Z.zip ;;
+X) status $EFI; act --policy $EFI --set activation_mode=none --bundle $URL/Y.zip; status $EFI
+   sync; reboot -f ;;
+Y) status $EFI; act mark-good --policy $EFI; status $EFI; act --policy $EFI --bundle $URL/Z.zip ;;
 Z) act mark-good --policy $EFI; status $EFI ;;
 esac
 )SH"));
     phase.mark("images and bundles");
 
     std::vector<std::string> initial;
+    std::string b_entry;
     {
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run1"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
@@ -79,8 +84,20 @@ esac
         phase.mark("run 1: OVMF boots X from slot A");
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
         EXPECT_EQ(s.running, "A");
+        EXPECT_EQ(s.boot_next, "null");
         initial = s.boot_order;
         EXPECT_FALSE(initial.empty()) << "OVMF made no boot entries";
+        AB_ASSERT_OK_AND_ASSIGN(auto rc, WaitRc(*vm));
+        EXPECT_EQ(rc.first, 0) << rc.second;
+        AB_ASSERT_OK_AND_ASSIGN(auto staged, WaitStatus(*vm));
+        b_entry = staged.slots["B"].entry;
+        ASSERT_FALSE(b_entry.empty()) << "the install made no entry for slot B";
+        EXPECT_TRUE(staged.slots["B"].active);
+        EXPECT_TRUE(staged.slots["B"].boot_next);
+        EXPECT_EQ(staged.boot_next, "\"" + b_entry + "\"");
+        ASSERT_FALSE(staged.boot_order.empty());
+        EXPECT_NE(staged.boot_order.front(), b_entry)
+            << "BootOrder changed before mark-good: " << Join(staged.boot_order);
         AB_ASSERT_OK(vm->wait_for_guest_exit(GuestExit::reboot, kStep));
         phase.mark("run 1: install Y into B, BootNext, reboot");
     }
@@ -90,13 +107,22 @@ esac
         EXPECT_EQ(b.variant, "Y");
         EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-Y") << "slot B does not hold Y's image";
         EXPECT_NE(b.cmdline.find("METROPOLIS-SYSTEM-B"), std::string::npos);
+        EXPECT_EQ(b.boot_current, b_entry);
+        // Before mark-good: BootOrder does not start with B, and BootNext is gone (the firmware
+        // consumes it), so only BootNext can have sent the firmware to B's entry.
+        AB_ASSERT_OK_AND_ASSIGN(auto before, WaitStatus(*vm));
+        EXPECT_EQ(before.running, "B");
+        EXPECT_EQ(before.boot_next, "null") << "the firmware did not consume BootNext";
+        EXPECT_TRUE(before.slots["B"].booted);
+        ASSERT_FALSE(before.boot_order.empty());
+        EXPECT_NE(before.boot_order.front(), b_entry) << Join(before.boot_order);
         phase.mark("run 2: OVMF boots Y from slot B by BootNext");
         AB_ASSERT_OK_AND_ASSIGN(auto rc, WaitRc(*vm));
         EXPECT_EQ(rc.first, 0) << rc.second;
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
         ExpectMarkedGood(s, "B", initial);
         EXPECT_EQ(s.boot_next, "null");
-        EXPECT_EQ(b.boot_current, s.slots["B"].entry);
+        EXPECT_EQ(s.slots["B"].entry, b_entry);
         phase.mark("run 2: mark-good");
         AB_ASSERT_OK(vm->wait_for_guest_exit(GuestExit::reboot, kStep));
         phase.mark("run 2: install Z into A, BootNext, reboot");
@@ -116,8 +142,8 @@ esac
         // B (Y, marked good before) stays right behind A.
         ASSERT_GE(s.boot_order.size(), 2u);
         EXPECT_EQ(s.boot_order[1], s.slots["B"].entry) << Join(s.boot_order);
-        AB_ASSERT_OK(vm->wait_for_power_off(kStep));
-        phase.mark("run 3: mark-good and power off");
+        AB_ASSERT_OK(WaitPowerOff(*vm));
+        phase.mark("run 3: mark-good, minit powers off");
     }
 }
 
@@ -172,8 +198,8 @@ esac
         ASSERT_FALSE(good_entry.empty());
         EXPECT_EQ(sz.boot_order.front(), good_entry) << Join(sz.boot_order);
         EXPECT_EQ(sz.boot_next, "null") << "kexec activation must not set BootNext";
-        AB_ASSERT_OK(vm->wait_for_power_off(kStep));
-        phase.mark("Z: mark-good, power off");
+        AB_ASSERT_OK(WaitPowerOff(*vm));
+        phase.mark("Z: mark-good, minit powers off");
     }
     // The slot UKIs carry the placeholder cmdline, so the cold-booted system cannot name its
     // slot; BootCurrent and the image it runs say where the firmware went.
@@ -184,13 +210,14 @@ esac
         EXPECT_EQ(v.groups[1], "Z");
         AB_ASSERT_OK_AND_ASSIGN(auto bc, vm->wait_for_line("TESTOS_BOOTCURRENT=(\\w+)", kStep));
         EXPECT_EQ(bc.groups[1], good_entry) << "the cold boot did not use slot A's entry";
-        AB_ASSERT_OK(vm->wait_for_power_off(kStep));
+        AB_ASSERT_OK(WaitPowerOff(*vm));
         phase.mark("cold boot lands on Z in slot A");
     }
 }
 
-// (test 6) Bad bundles fail cleanly and leave the running slot bootable: a truncated UKI and an
-// image larger than the slot, then a reboot into the same system.
+// (test 6) Bad bundles fail cleanly and leave the running slot bootable: X marks itself good, a
+// truncated UKI and an image larger than the slot are refused, then a reboot lands on X again
+// through slot A's own entry.
 TEST_F(AbTest, BadBundlesFailAndKeepRunningSlot) {
     PhaseTimer phase(name_);
     ASSERT_TRUE(MakeDisk().ok());
@@ -199,18 +226,22 @@ TEST_F(AbTest, BadBundlesFailAndKeepRunningSlot) {
     AB_ASSERT_OK(MakeBundle("oversized-image", yb, "Y", 40 << 20));
     AB_ASSERT_OK(Scenario(R"SH(
 case $V in
-X) act --policy $EFI --bundle $URL/truncated-uki.zip
+X) act mark-good --policy $EFI
+   act --policy $EFI --bundle $URL/truncated-uki.zip
    act --policy $EFI --bundle $URL/oversized-image.zip
    status $EFI
    sync; reboot -f ;;
 esac
 )SH"));
     phase.mark("images and bundles");
+    std::string a_entry;
     {
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run1"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
         EXPECT_EQ(b.variant, "X");
-        phase.mark("OVMF boots X");
+        AB_ASSERT_OK_AND_ASSIGN(auto good, WaitRc(*vm));
+        EXPECT_EQ(good.first, 0) << good.second;
+        phase.mark("OVMF boots X, mark-good");
         AB_ASSERT_OK_AND_ASSIGN(auto t, WaitRc(*vm));
         std::fprintf(stderr, "[e2e-ab] truncated UKI: exit %d\n%s", t.first, t.second.c_str());
         EXPECT_EQ(t.first, 5) << t.second;  // invalid input
@@ -223,20 +254,32 @@ esac
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
         EXPECT_EQ(s.running, "A");
         EXPECT_EQ(s.boot_next, "null");
-        // The target's entry exists but stays disabled: nothing boots the unfinished slot.
+        a_entry = s.slots["A"].entry;
+        ASSERT_FALSE(a_entry.empty()) << "mark-good made no entry for slot A";
+        EXPECT_TRUE(s.slots["A"].active);
+        ASSERT_FALSE(s.boot_order.empty());
+        EXPECT_EQ(s.boot_order.front(), a_entry) << Join(s.boot_order);
+        // The target's entry exists (the truncated UKI was refused while the slot was written)
+        // but stays disabled: nothing boots the unfinished slot.
+        EXPECT_FALSE(s.slots["B"].entry.empty()) << "no boot entry for slot B";
         EXPECT_FALSE(s.slots["B"].active);
         AB_ASSERT_OK(vm->wait_for_guest_exit(GuestExit::reboot, kStep));
         phase.mark("two failed installs, reboot");
     }
-    AB_ASSERT_OK(Scenario(""));
+    AB_ASSERT_OK(Scenario("status $EFI\n"));
     {
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run2"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
         EXPECT_EQ(b.variant, "X");
         EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-X");
         EXPECT_NE(b.cmdline.find("METROPOLIS-SYSTEM-A"), std::string::npos);
-        AB_ASSERT_OK(vm->wait_for_power_off(kStep));
-        phase.mark("reboot lands on X in slot A again");
+        EXPECT_EQ(b.boot_current, a_entry) << "the reboot did not use slot A's entry";
+        AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
+        EXPECT_EQ(s.running, "A");
+        EXPECT_TRUE(s.slots["A"].booted);
+        EXPECT_FALSE(s.slots["B"].active);
+        AB_ASSERT_OK(WaitPowerOff(*vm));
+        phase.mark("reboot lands on X in slot A through its entry again");
     }
 }
 
@@ -285,7 +328,7 @@ esac
         EXPECT_EQ(s.boot_next, "null");
         ASSERT_FALSE(s.slots["B"].entry.empty());
         EXPECT_FALSE(s.slots["B"].active) << "the half-written slot's entry is active";
-        AB_ASSERT_OK(vm->wait_for_power_off(kStep));
+        AB_ASSERT_OK(WaitPowerOff(*vm));
         phase.mark("next boot: old slot, half-written slot's entry inactive");
     }
 }

@@ -10,9 +10,10 @@
 namespace activate::vm {
 namespace {
 
-// The guest's /init. @VARIANT@ is replaced per variant. Slots are partitions 2 (A) and 3 (B)
-// of /dev/vda (AbDisk: ESP, A, B, data); each slot image starts with "TESTOS-ROOTFS-<V>".
-constexpr const char* kInit = R"SH(#!/bin/sh
+// The guest's /core, run by minit as PID 1 (rdinit=/minit on every UKI's cmdline). @VARIANT@
+// is replaced per variant. Slots are partitions 2 (A) and 3 (B) of /dev/vda (AbDisk: ESP, A, B,
+// data); each slot image starts with "TESTOS-ROOTFS-<V>". A clean exit lets minit power off.
+constexpr const char* kCore = R"SH(#!/bin/sh
 . /etc/vm-lib.sh
 vm_setup
 V=@VARIANT@
@@ -51,7 +52,13 @@ else
   echo "TESTOS no scenario"
 fi
 echo "TESTOS_END"
-vm_poweroff
+exit 0
+)SH";
+
+// /init is never run: rdinit= makes minit PID 1.
+constexpr const char* kNotInit = R"SH(#!/bin/sh
+echo "TESTOS-ERROR /init ran instead of minit"
+poweroff -f
 )SH";
 
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
@@ -140,11 +147,20 @@ Result<fs::path> AbWorld::Initramfs(const std::string& variant) {
     ACTIVATE_ASSIGN(fs::path efi, Stripped(E2E_AB_PLUGIN_EFI));
     ACTIVATE_ASSIGN(fs::path kexec, Stripped(E2E_AB_PLUGIN_KEXEC));
     ACTIVATE_ASSIGN(fs::path key, SigningKey());
+    // The core goes in as a file: build-initramfs.sh keeps its mode.
+    fs::path core_script = dir_ / ("core-" + variant + ".sh");
+    ACTIVATE_TRY(WriteFile(core_script, Replace(kCore, "@VARIANT@", variant)));
+    fs::permissions(core_script, fs::perms::owner_all | fs::perms::group_read |
+                                     fs::perms::group_exec | fs::perms::others_read |
+                                     fs::perms::others_exec);
     InitramfsSpec spec;
     spec.modules = {"virtio_pci", "virtio_blk", "virtio_net", "efivarfs",
                     "vfat",       "nls_cp437",  "nls_ascii",  "nls_utf8"};
-    spec.init = Replace(kInit, "@VARIANT@", variant);
+    spec.init = kNotInit;
     spec.files = {
+        // The shipped static minit is PID 1; the scenario runs as its core.
+        {E2E_AB_MINIT, "/minit"},
+        {core_script, "/core"},
         // The binaries' RUNPATH names the build tree: the core library goes there too, so
         // that the dependency copying (elf) finds it present and skips the unstripped one.
         {core, E2E_AB_CORE_LIB},
@@ -166,7 +182,8 @@ Result<fs::path> AbWorld::Uki(const std::string& variant, const std::string& slo
     UkiSpec spec;
     spec.kernel = kernel_.bzimage;
     spec.initrd = initrd;
-    spec.cmdline = "console=ttyS0 panic=-1 quiet root=PARTLABEL=METROPOLIS-SYSTEM-" + slot;
+    spec.cmdline =
+        "console=ttyS0 panic=-1 quiet rdinit=/minit root=PARTLABEL=METROPOLIS-SYSTEM-" + slot;
     return BuildUki(spec);
 }
 
@@ -184,20 +201,22 @@ Status AbWorld::MakeDisk() {
 }
 
 Result<fs::path> AbWorld::SigningKey() {
-    fs::path dir = LogDir() / "e2e-ab" / "key";
-    fs::create_directories(dir);
-    for (auto [name, text] : std::vector<std::pair<std::string, std::string>>{
-             {"release.secret",
-              "activate-ed25519-secret 9d61b19deffd5a60ba844af492ec2cc444"
-              "49c5697b326919703bac031cae7f60\n"},
-             {"release.pub",
-              "activate-ed25519-public d75a980182b10ab7d54bfed3c964073a0ee1"
-              "72f3daa62325af021a68f707511a\n"}}) {
-        // Same bytes from every test: write and rename, so parallel tests never see half.
-        fs::path tmp = dir / (name + ".tmp." + std::to_string(::getpid()));
-        ACTIVATE_TRY(WriteFile(tmp, text));
-        fs::rename(tmp, dir / name);
-    }
+    fs::path dir = LogDir() / "e2e-ab" / "signing-key";
+    if (fs::exists(dir / "release.secret") && fs::exists(dir / "release.pub")) return dir;
+    // Made aside and renamed into place: a test running at the same time either wins the
+    // rename or finds the winner's key; both then sign with the same one.
+    fs::path tmp = LogDir() / "e2e-ab" / ("signing-key.tmp." + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    if (ec) return Error(ErrorKind::internal, "creating " + tmp.string() + ": " + ec.message());
+    auto r = RunCommand({E2E_AB_ACTIVATE, "bundle", "keygen", "-o", (tmp / "release").string()},
+                        seconds(60));
+    if (!r.ok()) return r.error();
+    fs::rename(tmp, dir, ec);
+    if (ec) fs::remove_all(tmp, ec);
+    if (!fs::exists(dir / "release.secret") || !fs::exists(dir / "release.pub"))
+        return Error(ErrorKind::internal, "no signing key in " + dir.string());
     return dir;
 }
 
@@ -245,7 +264,9 @@ Result<std::unique_ptr<Machine>> AbWorld::Boot(const std::string& run, bool rebo
 
 Result<AbWorld::Booted> AbWorld::WaitBooted(Machine& vm) {
     Booted b;
-    ACTIVATE_ASSIGN(auto v, vm.wait_for_line("TESTOS_VARIANT=(\\w+)", kBoot));
+    // minit's banner comes before anything its core prints, after every boot and every kexec.
+    ACTIVATE_TRY(vm.wait_for_line("^minit [0-9.]+: starting /core$", kBoot));
+    ACTIVATE_ASSIGN(auto v, vm.wait_for_line("TESTOS_VARIANT=(\\w+)", kStep));
     b.variant = v.groups[1];
     b.arrived = v.arrived;
     ACTIVATE_ASSIGN(auto c, vm.wait_for_line("TESTOS_CMDLINE=(.*)", kStep));
@@ -257,6 +278,13 @@ Result<AbWorld::Booted> AbWorld::WaitBooted(Machine& vm) {
     std::fprintf(stderr, "[e2e-ab] booted %s (%s) cmdline: %s\n", b.variant.c_str(),
                  b.boot_current.c_str(), b.cmdline.c_str());
     return b;
+}
+
+Status AbWorld::WaitPowerOff(Machine& vm) {
+    ACTIVATE_TRY(vm.wait_for_line("^TESTOS_END$", kStep));
+    ACTIVATE_TRY(vm.wait_for_line("^minit: core /core exited with status 0$", kStep));
+    ACTIVATE_TRY(vm.wait_for_line("^minit: powering off$", kStep));
+    return vm.wait_for_power_off(kStep);
 }
 
 Result<BootStatus> AbWorld::WaitStatus(Machine& vm) {

@@ -1,5 +1,6 @@
 // The A/B machine shared by the end-to-end tests, the demo and the switch-time benchmark: test OS
-// variants X, Y, Z as UKIs whose busybox init prints TESTOS_* lines and then runs the scenario
+// variants X, Y, Z as UKIs whose init (the shipped minit as PID 1 and a busybox shell script as
+// its core) prints TESTOS_* lines and then runs the scenario
 // served at http://10.0.2.100/scenario.sh (calling the real `activate` with the shipped
 // policies), a private GPT disk and OVMF variable store, signed bundles served from the same
 // directory, and readers of what the guest prints.
@@ -59,19 +60,24 @@ class AbWorld {
     // machine in the same run, as real hardware does.
     Result<std::unique_ptr<Machine>> Boot(const std::string& run, bool reboot_ends_run = true);
 
-    // The TESTOS lines every boot prints; `arrived` is when the first of them came.
+    // minit's banner and the TESTOS lines every boot prints; `arrived` is when the first
+    // TESTOS line came.
     struct Booted {
         std::string variant, cmdline, boot_current, rootfs;
         Clock::time_point arrived;
     };
     static Result<Booted> WaitBooted(Machine& vm);
     static Result<BootStatus> WaitStatus(Machine& vm);
+    // The end of a boot whose core ran to the end: TESTOS_END, minit reporting status 0 and
+    // powering off, and the guest powered off.
+    static Status WaitPowerOff(Machine& vm);
     // The exit code of the next `act` and the console lines activate printed before it.
     static Result<std::pair<int, std::string>> WaitRc(Machine& vm, milliseconds timeout = kStep);
 
   protected:
-    // The bundle signing key: the RFC 8032 section 7.1 TEST 1 key pair in the key file format
-    // of docs/bundle-format.md. Fixed, so that the guest images stay cacheable across runs.
+    // The directory holding release.secret and release.pub, the bundle signing key pair made by
+    // `activate bundle keygen` the first time a test of this build tree asks for it. It is kept
+    // (in LogDir()), so that the guest images holding the public key stay cached across runs.
     Result<fs::path> SigningKey();
     // A copy without debug info, made once in a directory shared by all users, so that the image
     // cache sees the same inputs.

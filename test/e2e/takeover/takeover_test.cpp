@@ -1,8 +1,9 @@
 // Takeover end to end (issue 6, test 1): the source guest (takeover_source.hpp) configures a
 // bond, a VLAN, static IPv4 and IPv6 addresses, routes and nameservers, then runs the static
 // `takeover` binary with a TakeoverInit on stdin. The test decodes the TakeoverResponse the guest
-// prints, and after the kexec the reference agent's AGENT-STARTED line on the same console must
-// carry the identity, the key, the network the source configured and the source's console=.
+// prints, and after the kexec the reference agent (the core of minit, PID 1 of the agent
+// initramfs) prints AGENT-STARTED on the same console, which must carry the identity, the key,
+// the network the source configured and the source's console=; minit then powers off.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -123,7 +124,9 @@ TEST(TakeoverE2E, SourceGuestIsTakenOverByTheAgentWithItsNetwork) {
     for (const std::string& w : success.warning())
         std::fprintf(stderr, "takeover warning: %s\n", w.c_str());
 
-    // The agent runs after the kexec, on the same machine and serial console.
+    // The agent runs after the kexec, on the same machine and serial console, as the core of
+    // minit (PID 1 of the agent initramfs).
+    VM_ASSERT_OK(vm->wait_for_line("^minit [0-9.]+: starting /core$", seconds(300)));
     VM_ASSERT_OK_AND_ASSIGN(auto agent,
                             vm->wait_for_line("AGENT-(STARTED|ERROR) (.*)", seconds(300)));
     phase.mark("kexec into the agent");
@@ -156,6 +159,9 @@ TEST(TakeoverE2E, SourceGuestIsTakenOverByTheAgentWithItsNetwork) {
     }
     EXPECT_EQ(names, (std::vector<std::string>{"bond0", "bond0.42", "eth0", "eth1", "eth2"}));
 
+    // The agent exits 0 and minit powers the machine off.
+    VM_ASSERT_OK(vm->wait_for_line("^minit: core /core exited with status 0$", seconds(120)));
+    VM_ASSERT_OK(vm->wait_for_line("^minit: powering off$", seconds(60)));
     VM_ASSERT_OK(vm->wait_for_power_off(seconds(120)));
     phase.mark("agent to power off");
 }
