@@ -254,13 +254,17 @@ TEST_F(EngineTest, TakeoverWhileAnotherActivationRunsIsBusyAndStagesNothing) {
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/kexec/kernel"));
 }
 
+// `yaml` with settings for its fake activation plugin.
+std::string with_activation_settings(std::string yaml, const std::string& settings) {
+    const std::string plain = "activation: {plugin: fake}";
+    return yaml.replace(yaml.find(plain), plain.size(),
+                        "activation: {plugin: fake, settings: {" + settings + "}}");
+}
+
 TEST_F(EngineTest, StagingFailureMeansNoJump) {
     auto engine = make(kTakeover + "");
     ASSERT_TRUE(engine.ok());
-    auto failing = make(std::string(kTakeover).replace(kTakeover.find("activation: {plugin: fake}"),
-                                                       26,
-                                                       "activation: {plugin: fake, settings: "
-                                                       "{fail_stage: true}}"));
+    auto failing = make(with_activation_settings(kTakeover, "fail_stage: true"));
     ASSERT_TRUE(failing.ok()) << failing.error().message();
     wire::TakeoverInit init;
     init.set_bmaas_endpoint("e");
@@ -276,10 +280,7 @@ TEST_F(EngineTest, StagingFailureMeansNoJump) {
 // The client already holds a TakeoverSuccess when the second stage cannot be started: the
 // image it was promised is unloaded rather than left for some later reboot to start.
 TEST_F(EngineTest, JumpFailureAfterTheResponseUnloadsTheStagedImage) {
-    auto failing =
-        make(std::string(kTakeover).replace(kTakeover.find("activation: {plugin: fake}"), 26,
-                                            "activation: {plugin: fake, settings: "
-                                            "{fail_activate: true}}"));
+    auto failing = make(with_activation_settings(kTakeover, "fail_activate: true"));
     ASSERT_TRUE(failing.ok()) << failing.error().message();
     wire::TakeoverInit init;
     init.set_bmaas_endpoint("e");
@@ -349,10 +350,7 @@ TEST_F(EngineTest, WritingUnloadsAnEarlierImageAndAFailureLeavesTheEntryDisabled
 }
 
 TEST_F(EngineTest, UpdateWhoseJumpFailsUnstages) {
-    std::string yaml = kUpdate;
-    yaml.replace(yaml.find("activation: {plugin: fake}"), 26,
-                 "activation: {plugin: fake, settings: {fail_activate: true}}");
-    auto engine = make(yaml);
+    auto engine = make(with_activation_settings(kUpdate, "fail_activate: true"));
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
     ASSERT_FALSE(s.ok());
