@@ -253,6 +253,8 @@ int bench_install(const Fixture& f, const Options& opt, uint64_t offset) {
                              is_dd ? "dd" : "install");
                 return 1;
             }
+            std::fprintf(stderr, "  run %d: %-7s %.3f s\n", i + 1, is_dd ? "dd" : "install",
+                         s->seconds);
             (is_dd ? dd_t : inst_t).push_back(s->seconds);
             (is_dd ? dd_rss : inst_rss).push_back(s->peak_rss_bytes);
         }
