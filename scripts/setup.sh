@@ -10,7 +10,7 @@ packages=(
   # libraries
   libboost-program-options-dev libboost-dev libprotobuf-dev protobuf-compiler
   libzstd-dev zstd libyaml-cpp-dev libgtest-dev libgmock-dev libsodium-dev nlohmann-json3-dev
-  libcurl4-openssl-dev zlib1g-dev libssl-dev
+  libcurl4-openssl-dev zlib1g-dev libdeflate-dev libssl-dev
   # minit is linked statically against musl
   musl-tools
   # test tools and VM harness

@@ -3,6 +3,7 @@
 // section 4.3; zip64 rules: 4.4.1.4 and 4.5.3.
 #include <sys/stat.h>
 #include <unistd.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <activate/bundle/progress.hpp>
@@ -100,14 +101,9 @@ std::unique_ptr<ByteSink> string_sink(std::string* out) {
 }
 
 uint32_t update_crc32(uint32_t crc, std::span<const uint8_t> data) {
-    uLong c = crc;
-    // zlib takes uInt lengths; feed it in pieces that fit.
-    while (!data.empty()) {
-        const size_t n = std::min<size_t>(data.size(), 1u << 30);
-        c = ::crc32(c, data.data(), uInt(n));
-        data = data.subspan(n);
-    }
-    return uint32_t(c);
+    // libdeflate's CRC-32 (same polynomial and conventions as zlib's) uses PCLMULQDQ where the
+    // CPU has it: ~5x zlib's table-driven code here, and every byte of an image passes through it.
+    return libdeflate_crc32(crc, data.data(), data.size());
 }
 
 BundleWriter::BundleWriter(std::unique_ptr<ByteSink> sink) : sink_(std::move(sink)) {}

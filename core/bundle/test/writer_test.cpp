@@ -23,6 +23,23 @@ std::string make_bundle(const std::vector<std::pair<std::string, std::string>>& 
     return out;
 }
 
+// The zip CRC-32 (ISO-HDLC polynomial, reflected, ~0 in and out): the standard check value, and
+// the same result for any split of the input, including pieces that are not a multiple of the
+// 16- and 64-byte strides fast implementations fold by.
+TEST(Crc32, CheckValueAndAnySplit) {
+    const std::string check = "123456789";
+    EXPECT_EQ(update_crc32(0, as_bytes(check)), 0xCBF43926u);
+    EXPECT_EQ(update_crc32(0, {}), 0u);
+    const std::string data = random_bytes(100000, 3);
+    const uint32_t whole = update_crc32(0, as_bytes(data));
+    for (size_t piece : {1u, 7u, 15u, 16u, 17u, 63u, 64u, 65u, 4095u, 65536u}) {
+        uint32_t crc = 0;
+        for (size_t at = 0; at < data.size(); at += piece)
+            crc = update_crc32(crc, as_bytes(data).subspan(at, std::min(piece, data.size() - at)));
+        EXPECT_EQ(crc, whole) << "pieces of " << piece;
+    }
+}
+
 TEST(BundleWriter, RoundTripThroughReader) {
     const std::vector<std::pair<std::string, std::string>> members = {
         {"manifest.json", "{\"version\": 3}\n"},   {"EFI/", ""},
