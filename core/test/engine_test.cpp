@@ -24,6 +24,8 @@ protected:
         if (!policy.ok()) return policy.error();
         return Engine::create(std::move(policy).value(), registry_, sysroot_, logger_);
     }
+    // A takeover with the fake plugins, the activation given `settings`.
+    wire::TakeoverResponse takeover_with_activation(const std::string& settings, Status* status);
     std::string error_of(const std::string& yaml) {
         auto e = make(yaml);
         return e.ok() ? "" : e.error().message();
@@ -261,15 +263,19 @@ std::string with_activation_settings(std::string yaml, const std::string& settin
                         "activation: {plugin: fake, settings: {" + settings + "}}");
 }
 
-TEST_F(EngineTest, StagingFailureMeansNoJump) {
-    auto engine = make(kTakeover + "");
-    ASSERT_TRUE(engine.ok());
-    auto failing = make(with_activation_settings(kTakeover, "fail_stage: true"));
-    ASSERT_TRUE(failing.ok()) << failing.error().message();
+wire::TakeoverResponse EngineTest::takeover_with_activation(const std::string& settings,
+                                                            Status* status) {
+    auto engine = make(with_activation_settings(kTakeover, settings));
+    EXPECT_TRUE(engine.ok()) << engine.error().message();
+    if (!engine.ok()) return {};
     wire::TakeoverInit init;
     init.set_bmaas_endpoint("e");
+    return takeover(**engine, init.SerializeAsString(), status);
+}
+
+TEST_F(EngineTest, StagingFailureMeansNoJump) {
     Status status;
-    wire::TakeoverResponse response = takeover(**failing, init.SerializeAsString(), &status);
+    wire::TakeoverResponse response = takeover_with_activation("fail_stage: true", &status);
     ASSERT_FALSE(status.ok());
     ASSERT_TRUE(response.has_error());
     EXPECT_NE(response.error().message().find("fake staging failed"), std::string::npos);
@@ -280,12 +286,8 @@ TEST_F(EngineTest, StagingFailureMeansNoJump) {
 // The client already holds a TakeoverSuccess when the second stage cannot be started: the
 // image it was promised is unloaded rather than left for some later reboot to start.
 TEST_F(EngineTest, JumpFailureAfterTheResponseUnloadsTheStagedImage) {
-    auto failing = make(with_activation_settings(kTakeover, "fail_activate: true"));
-    ASSERT_TRUE(failing.ok()) << failing.error().message();
-    wire::TakeoverInit init;
-    init.set_bmaas_endpoint("e");
     Status status;
-    wire::TakeoverResponse response = takeover(**failing, init.SerializeAsString(), &status);
+    wire::TakeoverResponse response = takeover_with_activation("fail_activate: true", &status);
     ASSERT_FALSE(status.ok());
     EXPECT_TRUE(response.has_success());
     EXPECT_NE(status.error().message().find("fake jump failed"), std::string::npos);
