@@ -430,31 +430,10 @@ Status VerifyingReader::skip() {
 Result<uint64_t> VerifyingReader::copy_to(
     const std::function<Status(std::span<const uint8_t>)>& sink, size_t chunk_size) {
     chunk_size = std::max<size_t>(chunk_size, 4096);
-    Result<uint64_t> copied = uint64_t(0);
-    if (state_->in_member && state_->expected && !state_->failed) {
-        copied = state_->copy_pipelined(sink, chunk_size);
-    } else if (state_->in_member && !state_->failed) {
-        copied = state_->copy_read_ahead(sink, chunk_size);
-    } else {
-        std::vector<uint8_t> buf(chunk_size);
-        uint64_t total = 0;
-        while (true) {
-            auto n = state_->read(buf);
-            if (!n.ok()) {
-                copied = std::move(n).error();
-                break;
-            }
-            if (*n == 0) {
-                copied = total;
-                break;
-            }
-            if (auto st = sink(std::span<const uint8_t>(buf.data(), *n)); !st.ok()) {
-                copied = std::move(st).error();
-                break;
-            }
-            total += *n;
-        }
-    }
+    // Outside a member, or after an earlier error, copy_read_ahead's first read reports why.
+    Result<uint64_t> copied = state_->in_member && state_->expected && !state_->failed
+                                  ? state_->copy_pipelined(sink, chunk_size)
+                                  : state_->copy_read_ahead(sink, chunk_size);
     if (!copied.ok()) state_->failed = true;
     return copied;
 }

@@ -460,6 +460,15 @@ TEST_F(Verify, ReadAheadCopyOfAnUnsignedMember) {
     ASSERT_FALSE(stopped.ok());
     EXPECT_EQ(stopped.error().message(), "disk full");
     EXPECT_EQ(calls, 3);
+    // A copy after the error reports it and hands the sink nothing.
+    auto again = full.copy_to([&](std::span<const uint8_t>) -> Status {
+        ++calls;
+        return {};
+    });
+    ASSERT_FALSE(again.ok());
+    EXPECT_NE(again.error().message().find("after an earlier error"), std::string::npos)
+        << again.error().message();
+    EXPECT_EQ(calls, 3);
     EXPECT_FALSE(full.next().ok());
 }
 
