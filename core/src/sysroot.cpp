@@ -108,22 +108,25 @@ std::vector<std::string_view> normal_components(std::string_view absolute, bool*
     }
     return parts;
 }
+
+fs::path joined(fs::path base, const std::vector<std::string_view>& parts) {
+    for (std::string_view part : parts) base /= part;
+    return base;
+}
 }  // namespace
 
 fs::path Sysroot::path(std::string_view absolute) const {
     bool escaped = false;
-    fs::path out = live_ ? fs::path("/") : root_;
-    for (std::string_view part : normal_components(absolute, &escaped)) out /= part;
-    return out;
+    return joined(root_, normal_components(absolute, &escaped));
 }
 
 Result<fs::path> Sysroot::resolve(std::string_view absolute) const {
     bool escaped = false;
-    (void)normal_components(absolute, &escaped);
+    std::vector<std::string_view> parts = normal_components(absolute, &escaped);
     if (escaped)
         return Error(ErrorKind::input, "path " + std::string(absolute) + " leaves the sysroot " +
                                            root_.string() + " (a \"..\" goes above \"/\")");
-    return path(absolute);
+    return joined(root_, parts);
 }
 
 Result<UniqueFd> Sysroot::open(std::string_view absolute, int flags, mode_t mode) const {
