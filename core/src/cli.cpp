@@ -86,14 +86,6 @@ Result<std::unique_ptr<Engine>> build_engine(const PolicySource& source, const C
     return Engine::create(std::move(policy), registry, sysroot, logger);
 }
 
-ActivationMode mode_of(wire::ActivationMode mode) {
-    switch (mode) {
-        case wire::ACTIVATION_REBOOT: return ActivationMode::reboot;
-        case wire::ACTIVATION_KEXEC: return ActivationMode::kexec;
-        default: return ActivationMode::none;
-    }
-}
-
 // `serve`: every policy is validated up front; each request then runs on a fresh engine built
 // from the policy whose activation_mode matches the request (NONE: the first policy, with its
 // mode overridden to none).
@@ -111,29 +103,30 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
         policies.emplace_back((*engine)->policy().mode, *source);
     }
     Log log(&logger, "serve");
-    // NONE is served by any policy (with its mode overridden); the others by their own.
+    // The policy a request for `wanted` runs with: the one of that mode (the last, if several);
+    // for none, failing that, the first, its mode overridden. Null: serve has none for it.
+    auto policy_for = [&](ActivationMode wanted) -> const std::pair<ActivationMode, PolicySource>* {
+        const std::pair<ActivationMode, PolicySource>* chosen = nullptr;
+        for (const auto& entry : policies)
+            if (entry.first == wanted) chosen = &entry;
+        if (!chosen && wanted == ActivationMode::none && !policies.empty())
+            chosen = &policies.front();
+        return chosen;
+    };
     std::vector<wire::ActivationMode> modes;
-    if (!policies.empty()) modes.push_back(wire::ACTIVATION_NONE);
-    for (const auto& [mode, source] : policies) {
-        if (mode == ActivationMode::reboot) modes.push_back(wire::ACTIVATION_REBOOT);
-        if (mode == ActivationMode::kexec) modes.push_back(wire::ACTIVATION_KEXEC);
-    }
+    for (wire::ActivationMode m :
+         {wire::ACTIVATION_NONE, wire::ACTIVATION_REBOOT, wire::ACTIVATION_KEXEC})
+        if (policy_for(activation_mode_of(m))) modes.push_back(m);
     UpdateServer server(socket, modes, [&](const wire::UpdateNodeRequest& request) -> Status {
-        ActivationMode wanted = mode_of(request.activation_mode());
-        const PolicySource* chosen = nullptr;
-        for (const auto& [mode, source] : policies)
-            if (mode == wanted) chosen = &source;
-        PolicySource source;
-        if (chosen) {
-            source = {YAML::Clone(chosen->root), chosen->name};
-        } else if (wanted == ActivationMode::none && !policies.empty()) {
-            source = {YAML::Clone(policies.front().second.root), policies.front().second.name};
-            ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
-        } else {
-            // The server answers `unavailable` before calling us for modes without a policy.
+        ActivationMode wanted = activation_mode_of(request.activation_mode());
+        const auto* chosen = policy_for(wanted);
+        // The server answers `unavailable` before calling us for modes without a policy.
+        if (!chosen)
             return Error(ErrorKind::internal, std::string("no policy for activation mode ") +
                                                   to_string(wanted) + " was given to serve");
-        }
+        PolicySource source{YAML::Clone(chosen->second.root), chosen->second.name};
+        if (chosen->first != wanted)
+            ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
         log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
                         build_engine(source, o, defaults, sysroot, logger));

@@ -5,7 +5,6 @@
 #include <activate/serve.hpp>
 #include <algorithm>
 #include <boost/asio.hpp>
-#include <cctype>
 #include <mutex>
 #include <thread>
 
@@ -96,15 +95,15 @@ void read_request(std::shared_ptr<Connection> c, std::function<void(Result<std::
                              });
         });
 }
-// "reboot" for ACTIVATION_REBOOT: the policy's spelling, which the operator wrote.
-std::string mode_name(wire::ActivationMode mode) {
-    std::string name = wire::ActivationMode_Name(mode);
-    if (name.rfind("ACTIVATION_", 0) == 0) name.erase(0, 11);
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    return name;
-}
 }  // namespace
+
+ActivationMode activation_mode_of(wire::ActivationMode mode) {
+    switch (mode) {
+        case wire::ACTIVATION_REBOOT: return ActivationMode::reboot;
+        case wire::ACTIVATION_KEXEC: return ActivationMode::kexec;
+        default: return ActivationMode::none;
+    }
+}
 
 UpdateServer::UpdateServer(std::string socket_path, std::vector<wire::ActivationMode> modes,
                            UpdateRunner runner)
@@ -160,9 +159,10 @@ Status UpdateServer::serve(size_t max_requests) {
             reply(ServeCode::invalid_argument, "bundle_url is empty");
         } else if (std::find(modes_.begin(), modes_.end(), request.activation_mode()) ==
                    modes_.end()) {
-            reply(ServeCode::unavailable, "no policy for activation mode " +
-                                              mode_name(request.activation_mode()) +
-                                              " was given to serve");
+            reply(ServeCode::unavailable,
+                  std::string("no policy for activation mode ") +
+                      to_string(activation_mode_of(request.activation_mode())) +
+                      " was given to serve");
         } else {
             std::lock_guard<std::mutex> lock(mu);
             if (running) {

@@ -10,6 +10,7 @@
 
 #include "management.pb.h"
 
+#include <activate/plugin_api.hpp>
 #include <activate/result.hpp>
 
 namespace activate {
@@ -23,6 +24,10 @@ enum class ServeCode : uint8_t {
     unavailable = 4,       // no policy for the requested mode
     rejected = 5,          // the bundle was refused (signature, compatibility, version)
 };
+
+// The engine's mode for a request's; ACTIVATION_INVALID and unknown values, which the server
+// refuses before it gets here, read as none.
+ActivationMode activation_mode_of(wire::ActivationMode mode);
 
 // Runs one update; returns its Status. Called on the server's worker thread. The error's kind
 // decides the reply: busy -> busy, rejected -> rejected, usage (a request the policy cannot
