@@ -106,11 +106,19 @@ int console() {
     return fd >= 0 ? fd : 1;
 }
 
-[[noreturn]] void run_as_init() {
-    mount_kernel_filesystems(false);
-    const int out = console();
+// Mounts what is needed, reads /init.pb and prints the one line on the console (its fd is
+// returned in `out`); true when it reported STARTED.
+bool report_on_console(bool only_missing_mounts, int* out) {
+    mount_kernel_filesystems(only_missing_mounts);
+    *out = console();
     bool started = false;
-    write_line(out, describe("/init.pb", "/proc/cmdline", &started));
+    write_line(*out, describe("/init.pb", "/proc/cmdline", &started));
+    return started;
+}
+
+[[noreturn]] void run_as_init() {
+    int out = -1;
+    report_on_console(false, &out);
     ::sync();
     ::reboot(LINUX_REBOOT_CMD_POWER_OFF);
     // init must never exit (the kernel panics); say why and wait.
@@ -121,11 +129,8 @@ int console() {
 // ----- the core of an init (minit): report and exit, the init powers off -----
 
 int run_as_core() {
-    mount_kernel_filesystems(true);
-    const int out = console();
-    bool started = false;
-    write_line(out, describe("/init.pb", "/proc/cmdline", &started));
-    return started ? 0 : 1;
+    int out = -1;
+    return report_on_console(true, &out) ? 0 : 1;
 }
 
 // ----- anything else: the test mode -----
