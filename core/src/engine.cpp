@@ -153,4 +153,10 @@ void Engine::print_plan(std::ostream& out) const {
 
 Result<FileLock> Engine::take_lock() const { return sysroot_.lock(policy_.lock_file); }
 
+Error Engine::undo_staging(Error why) {
+    Status undone = activation_->unstage();
+    if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());
+    return why;
+}
+
 }  // namespace activate

@@ -119,14 +119,8 @@ Status Engine::run_takeover(int in_fd, int out_fd) {
 
     *success->mutable_init_message() = *init;
     success->set_key(key->public_key.data(), key->public_key.size());
-    // A staged image nobody will jump to (or whose key the client never got) must not wait
-    // for the next reboot to start it.
-    auto undo_staging = [&](Error error) -> Status {
-        Status undone = activation_->unstage();
-        if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());
-        log_.error(error.message());
-        return error;
-    };
+    // From here on a failure unloads the staged image: nobody will jump to it, or the client
+    // never got its key.
     Status answered = respond(out_fd, response);
     if (!answered.ok())
         return undo_staging(answered.error().with_context("the client did not get its key"));

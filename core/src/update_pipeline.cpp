@@ -64,10 +64,7 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
               (policy_.delay.count() > 0 ? " in " + std::to_string(policy_.delay.count()) + " ms"
                                          : " now"));
     Status activated = activation_->activate(policy_.delay, detached_jump);
-    if (!activated.ok()) {
-        Status undone = activation_->unstage();
-        if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());
-    }
+    if (!activated.ok()) return undo_staging(std::move(activated).error());
     return activated;
 }
 

@@ -43,6 +43,9 @@ private:
     Status check_combination() const;
     Status run_pipeline_without_protocol();
     Result<FileLock> take_lock() const;
+    // After stage() succeeded and a later step failed: unloads what was staged, so that nothing
+    // starts it at some later reboot, and returns `why` (a failed unload is only logged).
+    Error undo_staging(Error why);
 
     Policy policy_;
     const Sysroot& sysroot_;
