@@ -2,10 +2,9 @@
 // verifying_reader.hpp and docs/bundle-format.md.
 #include <activate/bundle/verifying_reader.hpp>
 #include <atomic>
-#include <future>
-#include <system_error>
 #include <unordered_map>
 
+#include "chunk_pipeline.hpp"
 #include "zip_format.hpp"
 
 namespace activate::bundle {
@@ -64,8 +63,8 @@ struct VerifyingReader::State {
     uint64_t count = 0;
     Sha256 hash;
     bool failed = false;
-    // While copy_read_ahead() reads on a second thread, source_offset() answers from here: the
-    // reading thread publishes the offset after each read, the sink's thread only loads it.
+    // While copy() reads on a second thread, source_offset() answers from here: the reading
+    // thread publishes the offset after each read, the sink's thread only loads it.
     bool reading_ahead = false;
     std::atomic<uint64_t> published_offset{0};
 
@@ -131,96 +130,32 @@ struct VerifyingReader::State {
         return n;
     }
 
-    // copy_to() with the SHA-256 of each chunk computed on a second thread while the sink
-    // writes the same chunk (both only read it) and the next chunk is read into the other
-    // buffer: hashing then costs wall time only where it is slower than the I/O. The final
-    // chunk is hashed and verified before the sink sees it, as read() does.
-    Result<uint64_t> copy_pipelined(const std::function<Status(std::span<const uint8_t>)>& sink,
-                                    size_t chunk) {
-        std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(chunk),
-                                           std::vector<uint8_t>(chunk)};
-        // Declared after the buffers: a std::async future waits for its task when destroyed,
-        // so no return path can free a buffer that is still being hashed.
-        std::future<void> hashing;
-        auto hashed = [&] {
-            if (hashing.valid()) hashing.get();
+    // copy_to(): the member's next chunks are read on one thread and, if it has a digest to
+    // check, hashed on another while the sink writes each on the caller's thread, so hashing
+    // and reading cost wall time only where they are slower than the sink's I/O. The last
+    // chunk reaches the sink only once the whole member verified, as with read().
+    Result<uint64_t> copy(const std::function<Status(std::span<const uint8_t>)>& sink,
+                          size_t chunk) {
+        ChunkStages stages;
+        stages.fill = [this](std::span<uint8_t> buf) -> Result<ChunkStages::Filled> {
+            size_t size = 0;
+            while (size < buf.size()) {
+                ACTIVATE_ASSIGN(size_t n, read_raw(buf.subspan(size)));
+                size += n;
+                if (complete(n)) return ChunkStages::Filled{size, true};
+            }
+            return ChunkStages::Filled{size, false};
         };
-        uint64_t total = 0;
-        for (int which = 0;; which ^= 1) {
-            // This buffer's previous content was hashed before the other one was handed out.
-            std::vector<uint8_t>& buf = buffers[which];
-            size_t fill = 0;
-            bool end = false;
-            while (fill < buf.size() && !end) {
-                ACTIVATE_ASSIGN(size_t n, read_raw(std::span(buf).subspan(fill)));
-                fill += n;
-                end = complete(n);
-            }
-            hashed();  // digests are fed in order
-            const std::span<const uint8_t> data(buf.data(), fill);
-            if (end || member_done) {
-                hash.update(data);
-                if (!member_done) ACTIVATE_TRY(verify_member());
-                if (fill > 0) ACTIVATE_TRY(sink(data));
-                return total + fill;
-            }
-            try {
-                hashing = std::async(std::launch::async, [this, data] { hash.update(data); });
-            } catch (const std::system_error&) {
-                hash.update(data);  // no thread to be had: hash here
-            }
-            ACTIVATE_TRY(sink(data));
-            total += fill;
-        }
-    }
-
-    // copy_to() for a member without a digest to check (an unsigned bundle): the next chunk is
-    // read (and CRC-checked by the zip reader) on a second thread while the sink writes this
-    // one, so reading and writing overlap as a kernel's readahead and writeback do for dd. The
-    // sink still runs on the caller's thread, in order.
-    Result<uint64_t> copy_read_ahead(const std::function<Status(std::span<const uint8_t>)>& sink,
-                                     size_t chunk) {
-        std::vector<uint8_t> buffers[2] = {std::vector<uint8_t>(chunk),
-                                           std::vector<uint8_t>(chunk)};
-        auto fill = [this](std::span<uint8_t> buf) -> Result<size_t> {
-            size_t filled = 0;
-            while (filled < buf.size()) {
-                ACTIVATE_ASSIGN(size_t n, read(buf.subspan(filled)));
-                if (n == 0) break;
-                filled += n;
-            }
-            return filled;
-        };
+        if (expected && !member_done)
+            stages.digest = [this](std::span<const uint8_t> data) { hash.update(data); };
+        stages.check = [this] { return member_done ? Status() : verify_member(); };
+        stages.sink = sink;
+        // source_offset() answers from published_offset while the reader thread reads.
         published_offset.store(reader.source_offset(), std::memory_order_relaxed);
         reading_ahead = true;
-        // Declared after the buffers: a std::async future waits for its task when destroyed,
-        // so no return path can free a buffer that is still being filled.
-        std::future<Result<size_t>> reading;
-        struct Done {
-            bool& flag;
-            ~Done() { flag = false; }
-        } done{reading_ahead};
-        ACTIVATE_ASSIGN(size_t n, fill(buffers[0]));
-        uint64_t total = 0;
-        for (int which = 0; n > 0; which ^= 1) {
-            const std::span<uint8_t> next = buffers[which ^ 1];
-            bool ahead = false;
-            try {
-                reading = std::async(std::launch::async, fill, next);
-                ahead = true;
-            } catch (const std::system_error&) {
-                // No thread to be had: read after the sink, on this thread.
-            }
-            Status written = sink(std::span<const uint8_t>(buffers[which].data(), n));
-            Result<size_t> read_next = ahead          ? reading.get()
-                                       : written.ok() ? fill(next)
-                                                      : Result<size_t>(size_t{0});
-            ACTIVATE_TRY(written);
-            if (!read_next.ok()) return std::move(read_next).error();
-            total += n;
-            n = *read_next;
-        }
-        return total;
+        Result<uint64_t> copied = run_chunk_pipeline(stages, chunk);
+        reading_ahead = false;
+        return copied;
     }
 
     Status finish_member() {
@@ -430,10 +365,8 @@ Status VerifyingReader::skip() {
 Result<uint64_t> VerifyingReader::copy_to(
     const std::function<Status(std::span<const uint8_t>)>& sink, size_t chunk_size) {
     chunk_size = std::max<size_t>(chunk_size, 4096);
-    // Outside a member, or after an earlier error, copy_read_ahead's first read reports why.
-    Result<uint64_t> copied = state_->in_member && state_->expected && !state_->failed
-                                  ? state_->copy_pipelined(sink, chunk_size)
-                                  : state_->copy_read_ahead(sink, chunk_size);
+    // Outside a member, or after an earlier error, the first read reports why.
+    Result<uint64_t> copied = state_->copy(sink, chunk_size);
     if (!copied.ok()) state_->failed = true;
     return copied;
 }

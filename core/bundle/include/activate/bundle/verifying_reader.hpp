@@ -69,11 +69,10 @@ class VerifyingReader {
     // Reads (and verifies) the rest of the current member.
     Status skip();
     // Streams the rest of the current member to `sink` in chunks of at most `chunk_size` bytes.
-    // For a member in the manifest the SHA-256 of each chunk runs on a second thread while the
-    // sink writes it, so verification costs little wall time when the sink is I/O-bound; the
-    // last chunk reaches the sink only after the digest matched. For a member without a digest
-    // (unsigned bundle) the next chunk is read on a second thread while the sink writes this
-    // one. Either way the sink runs on the calling thread, chunk after chunk, and may call
+    // The next chunks are read on a second thread and, for a member in the manifest, hashed
+    // on a third while the sink writes each one, so verification costs wall time only where
+    // SHA-256 is slower than the sink's I/O; the last chunk reaches the sink only after the
+    // digest matched. The sink runs on the calling thread, chunk after chunk, and may call
     // source_offset(). As with BundleReader::copy_to(), what the sink received is valid only
     // once this succeeded.
     Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink,
