@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build, test and VM-test dependency from Debian packages, after `apt-get update`.
-# Idempotent; run as root on a fresh Debian 12 machine. Nothing is downloaded
-# from anywhere but Debian's archive.
+# Idempotent; on a fresh Debian 12 machine run it as root. When everything is present it
+# changes nothing and needs no root. Nothing is downloaded from anywhere but Debian's archive.
 set -euo pipefail
 
 packages=(
@@ -19,27 +19,22 @@ packages=(
   linux-image-amd64 kmod efibootmgr swtpm
 )
 
-if [ "$(id -u)" != 0 ]; then
-  echo "setup.sh: must run as root (it calls apt-get)" >&2
-  exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# The package lists first, so that what is installed now is current. An offline machine that
-# already has everything can still build and test.
-apt_updated=1
-apt-get update -q >&2 || apt_updated=0
-
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  [ "$apt_updated" = 1 ] || echo "setup.sh: warning: apt-get update failed; all packages are present anyway" >&2
   echo "setup.sh: all ${#packages[@]} packages present" >&2
   exit 0
 fi
-if [ "$apt_updated" = 0 ]; then
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: ${missing[*]} must be installed; run this as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# The package lists first, so that what is installed is current.
+if ! apt-get update -q >&2; then
   echo "setup.sh: apt-get update failed and ${missing[*]} must be installed" >&2
   exit 1
 fi
