@@ -71,9 +71,9 @@ Status respond(int fd, const wire::TakeoverResponse& response) {
 
 Status Engine::run_takeover(int in_fd, int out_fd) {
     wire::TakeoverResponse response;
+    // Answers the client; the error itself is logged once, by the caller that gets it back.
     auto fail = [&](Error error) -> Status {
         response.mutable_error()->set_message(error.message());
-        log_.error(error.message());
         Status written = respond(out_fd, response);
         if (!written.ok()) log_.error(written.error().message());
         return error;

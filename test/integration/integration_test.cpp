@@ -160,6 +160,10 @@ TEST(TakeoverBinary, BadInputAnswersAnErrorAndStagesNothing) {
     activate::wire::TakeoverResponse response;
     ASSERT_TRUE(response.ParseFromString(r.out));
     ASSERT_TRUE(response.has_error());
+    // Logged once on stderr, with the message the client got.
+    const std::string& message = response.error().message();
+    ASSERT_NE(r.err.find(message), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(message), r.err.rfind(message)) << r.err;
     EXPECT_FALSE(fs::exists(box.root() / "run/activate/kexec/kernel"));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_FALSE(fs::exists(box.root() / "run/activate/reboot"));
