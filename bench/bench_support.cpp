@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <activate/fd.hpp>
 #include <algorithm>
 #include <bench_support.hpp>
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 
 namespace activate::bench {
 
@@ -129,6 +131,81 @@ bool run_command(const std::vector<std::string>& argv, bool quiet) {
     do waited = ::waitpid(pid, &status, 0);
     while (waited < 0 && errno == EINTR);
     return waited == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+bool write_file(const std::string& path, const std::string& data) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << data;
+    return static_cast<bool>(out.flush());
+}
+
+bool write_random_file(const std::string& path, uint64_t size, uint64_t seed) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) return false;
+    std::vector<char> buf(4 << 20);
+    for (uint64_t done = 0; done < size;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
+        fill_random(buf.data(), n, seed + done);
+        if (::write(fd.get(), buf.data(), n) != static_cast<ssize_t>(n)) return false;
+        done += n;
+    }
+    return ::fsync(fd.get()) == 0;
+}
+
+void drop_cache(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+}
+
+bool clear_slot(const std::string& disk_path, uint64_t offset) {
+    UniqueFd disk(::open(disk_path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!disk) return false;
+    std::vector<char> zero(1 << 20, 0);
+    return ::pwrite(disk.get(), zero.data(), zero.size(), static_cast<off_t>(offset)) ==
+               static_cast<ssize_t>(zero.size()) &&
+           ::fsync(disk.get()) == 0;
+}
+
+bool slot_matches_image(const std::string& disk_path, const std::string& image_path,
+                        uint64_t offset, uint64_t size) {
+    UniqueFd disk(::open(disk_path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd image(::open(image_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!disk || !image) return false;
+    std::vector<char> a(4 << 20), b(4 << 20);
+    for (uint64_t done = 0; done < size;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(a.size(), size - done));
+        if (::pread(disk.get(), a.data(), n, static_cast<off_t>(offset + done)) !=
+                static_cast<ssize_t>(n) ||
+            ::pread(image.get(), b.data(), n, static_cast<off_t>(done)) !=
+                static_cast<ssize_t>(n) ||
+            std::memcmp(a.data(), b.data(), n) != 0)
+            return false;
+        done += n;
+    }
+    return true;
+}
+
+std::optional<std::pair<Runs, Runs>> measure_alternating(
+    int iterations, const Side& baseline, const Side& candidate,
+    const std::function<bool()>& before, const std::function<bool(const Side&)>& check) {
+    std::pair<Runs, Runs> runs;
+    // Iteration -1 is the warm-up.
+    for (int i = -1; i < iterations; ++i) {
+        for (int k = 0; k < 2; ++k) {
+            const bool is_baseline = (i + k + 2) % 2 == 0;  // alternate which one goes first
+            const Side& side = is_baseline ? baseline : candidate;
+            if (!before()) return std::nullopt;
+            auto s = run_in_child(side.run);
+            if (!s || !check(side)) return std::nullopt;
+            std::fprintf(stderr, "  run %d: %-8s %.3f s%s\n", i + 1, side.name, s->seconds,
+                         i < 0 ? " (warm-up, not counted)" : "");
+            if (i < 0) continue;
+            Runs& into = is_baseline ? runs.first : runs.second;
+            into.seconds.push_back(s->seconds);
+            into.peak_rss_bytes.push_back(s->peak_rss_bytes);
+        }
+    }
+    return runs;
 }
 
 }  // namespace activate::bench

@@ -21,8 +21,6 @@
 #include <bench_support.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <payload_uki/uki_payload_source.hpp>
 #include <string>
 #include <vector>
@@ -56,30 +54,6 @@ bool parse(int argc, char** argv, Options& o) {
         }
     }
     return o.size_mib > 0 && o.iterations > 0;
-}
-
-bool write_file(const std::string& path, const std::string& data) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << data;
-    return static_cast<bool>(out.flush());
-}
-
-bool write_random_file(const std::string& path, uint64_t size, uint64_t seed) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) return false;
-    std::vector<char> buf(4 << 20);
-    for (uint64_t done = 0; done < size;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-        fill_random(buf.data(), n, seed + done);
-        if (::write(fd.get(), buf.data(), n) != static_cast<ssize_t>(n)) return false;
-        done += n;
-    }
-    return ::fsync(fd.get()) == 0;
-}
-
-void drop_cache(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
 }
 
 struct Fixture {
@@ -181,64 +155,33 @@ std::optional<double> hash_only(const Fixture& f, uint64_t size) {
     return now_seconds() - t0;
 }
 
-bool slot_matches_image(const Fixture& f, uint64_t offset, uint64_t size) {
-    UniqueFd disk(::open(f.disk().c_str(), O_RDONLY | O_CLOEXEC));
-    UniqueFd image(::open(f.image().c_str(), O_RDONLY | O_CLOEXEC));
-    if (!disk || !image) return false;
-    std::vector<char> a(4 << 20), b(4 << 20);
-    for (uint64_t done = 0; done < size;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(a.size(), size - done));
-        if (::pread(disk.get(), a.data(), n, static_cast<off_t>(offset + done)) !=
-                static_cast<ssize_t>(n) ||
-            ::pread(image.get(), b.data(), n, static_cast<off_t>(done)) !=
-                static_cast<ssize_t>(n) ||
-            std::memcmp(a.data(), b.data(), n) != 0)
-            return false;
-        done += n;
-    }
-    return true;
-}
-
-bool clear_slot(const Fixture& f, uint64_t offset) {
-    UniqueFd disk(::open(f.disk().c_str(), O_WRONLY | O_CLOEXEC));
-    if (!disk) return false;
-    std::vector<char> zero(1 << 20, 0);
-    return ::pwrite(disk.get(), zero.data(), zero.size(), static_cast<off_t>(offset)) ==
-               static_cast<ssize_t>(zero.size()) &&
-           ::fsync(disk.get()) == 0;
-}
-
 int measure(const Fixture& f, const Options& opt, uint64_t offset) {
     const uint64_t size = static_cast<uint64_t>(opt.size_mib) << 20;
-    std::vector<double> verified_t, plain_t, hash_t;
-    std::vector<uint64_t> verified_rss, plain_rss;
-    // Run -1 warms up and is not counted: in a VM the first writes into memory the guest has
-    // never touched pay for the host's page faults too (seen: 2-4x the time of later runs).
-    for (int i = -1; i < opt.iterations; ++i) {
-        for (int k = 0; k < 2; ++k) {
-            const bool plain = (i + k + 2) % 2 == 0;  // alternate which one goes first
-            if (!clear_slot(f, offset)) return 1;
+    const Side plain{"unsigned", [&] { return install(f, kUnsigned, "/plain.zip"); }};
+    const Side verified{"verified", [&] { return install(f, kSigned, "/signed.zip"); }};
+    auto runs = measure_alternating(
+        opt.iterations, plain, verified,
+        [&] {
+            if (!clear_slot(f.disk(), offset)) return false;
             drop_cache(f.disk());
-            auto s = plain ? run_in_child([&] { return install(f, kUnsigned, "/plain.zip"); })
-                           : run_in_child([&] { return install(f, kSigned, "/signed.zip"); });
-            if (!s) return 1;
-            if (!slot_matches_image(f, offset, size)) {
-                std::fprintf(stderr, "the %s install left slot B different from the image\n",
-                             plain ? "unsigned" : "verified");
-                return 1;
-            }
-            std::fprintf(stderr, "  run %d: %-8s %.3f s%s\n", i + 1, plain ? "unsigned" : "verified",
-                         s->seconds, i < 0 ? " (warm-up, not counted)" : "");
-            if (i < 0) continue;
-            (plain ? plain_t : verified_t).push_back(s->seconds);
-            (plain ? plain_rss : verified_rss).push_back(s->peak_rss_bytes);
-        }
-        if (i < 0) continue;
+            return true;
+        },
+        [&](const Side& side) {
+            if (slot_matches_image(f.disk(), f.image(), offset, size)) return true;
+            std::fprintf(stderr, "the %s install left slot B different from the image\n",
+                         side.name);
+            return false;
+        });
+    if (!runs) return 1;
+    const auto& [plain_runs, verified_runs] = *runs;
+    std::vector<double> hash_t;
+    for (int i = 0; i < opt.iterations; ++i) {
         auto h = run_in_child([&] { return hash_only(f, size); });
         if (!h) return 1;
         hash_t.push_back(h->seconds);
     }
-    const double vt = median(verified_t), pt = median(plain_t), ht = median(hash_t);
+    const double vt = median(verified_runs.seconds), pt = median(plain_runs.seconds),
+                 ht = median(hash_t);
     const double v_mbs = size / kMiB / vt, p_mbs = size / kMiB / pt;
     const double ratio = v_mbs / p_mbs;
     std::printf(
@@ -248,9 +191,9 @@ int measure(const Fixture& f, const Options& opt, uint64_t offset) {
     std::printf("  SHA-256 implementation: %s, %.0f MiB/s on its own (image in the page cache)\n",
                 bundle::Sha256::implementation(), size / kMiB / ht);
     std::printf("  baseline  unsigned bundle, no hashing:   %8.2f s  %7.1f MiB/s  peak RSS %s\n",
-                pt, p_mbs, mib(max_of(plain_rss)).c_str());
+                pt, p_mbs, mib(max_of(plain_runs.peak_rss_bytes)).c_str());
     std::printf("  candidate signed bundle, verified:       %8.2f s  %7.1f MiB/s  peak RSS %s\n",
-                vt, v_mbs, mib(max_of(verified_rss)).c_str());
+                vt, v_mbs, mib(max_of(verified_runs.peak_rss_bytes)).c_str());
     std::printf("  throughput ratio verified/unverified: %.3f (goal >= 0.9): %s\n", ratio,
                 ratio >= 0.9 ? "MET" : "NOT MET");
     return 0;

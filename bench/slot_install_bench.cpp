@@ -19,8 +19,6 @@
 #include <bench_support.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <payload_uki/uki_payload_source.hpp>
 #include <string>
 #include <vector>
@@ -80,36 +78,9 @@ bool parse(int argc, char** argv, Options& o) {
     return o.iterations > 0 && o.uki_iterations > 0 && o.size_mib > 0;
 }
 
-bool write_file(const std::string& path, const std::string& data) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << data;
-    return static_cast<bool>(out.flush());
-}
-
-// `size` incompressible bytes written through a 4 MiB buffer (memory stays bounded).
-bool write_random_file(const std::string& path, uint64_t size, uint64_t seed) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) return false;
-    std::vector<char> buf(4 << 20);
-    for (uint64_t done = 0; done < size;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-        fill_random(buf.data(), n, seed + done);
-        if (::write(fd.get(), buf.data(), n) != static_cast<ssize_t>(n)) return false;
-        done += n;
-    }
-    return ::fsync(fd.get()) == 0;
-}
-
 uint64_t file_size(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
-// Drops a file's clean pages from the page cache (after an fsync every page is clean), so each
-// writer of the disk image starts from the same state.
-void drop_cache(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
 }
 
 struct Fixture {
@@ -208,70 +179,34 @@ std::optional<double> dd(const Fixture& f, uint64_t offset) {
 }
 
 // The image as written into slot B, compared with the source (4 MiB at a time).
-bool slot_matches_image(const Fixture& f, uint64_t offset, uint64_t size) {
-    UniqueFd disk(::open(f.disk().c_str(), O_RDONLY | O_CLOEXEC));
-    UniqueFd image(::open(f.image().c_str(), O_RDONLY | O_CLOEXEC));
-    if (!disk || !image) return false;
-    std::vector<char> a(4 << 20), b(4 << 20);
-    for (uint64_t done = 0; done < size;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(a.size(), size - done));
-        if (::pread(disk.get(), a.data(), n, static_cast<off_t>(offset + done)) !=
-                static_cast<ssize_t>(n) ||
-            ::pread(image.get(), b.data(), n, static_cast<off_t>(done)) !=
-                static_cast<ssize_t>(n) ||
-            std::memcmp(a.data(), b.data(), n) != 0)
-            return false;
-        done += n;
-    }
-    return true;
-}
-
-// Clears the slot so the next writer's output is checked, not the previous one's.
-bool clear_slot(const Fixture& f, uint64_t offset) {
-    UniqueFd disk(::open(f.disk().c_str(), O_WRONLY | O_CLOEXEC));
-    if (!disk) return false;
-    std::vector<char> zero(1 << 20, 0);
-    return ::pwrite(disk.get(), zero.data(), zero.size(), static_cast<off_t>(offset)) ==
-               static_cast<ssize_t>(zero.size()) &&
-           ::fsync(disk.get()) == 0;
-}
-
 int bench_install(const Fixture& f, const Options& opt, uint64_t offset) {
     const uint64_t size = static_cast<uint64_t>(opt.size_mib) << 20;
-    std::vector<double> inst_t, dd_t;
-    std::vector<uint64_t> inst_rss, dd_rss;
-    // Run -1 warms up and is not counted: in a VM the first writes into memory the guest has
-    // never touched pay for the host's page faults too (seen: 2-4x the time of later runs).
-    for (int i = -1; i < opt.iterations; ++i) {
-        for (int k = 0; k < 2; ++k) {
-            const bool is_dd = (i + k + 2) % 2 == 0;  // alternate which one goes first
-            if (!clear_slot(f, offset)) return 1;
+    const Side by_dd{"dd", [&] { return dd(f, offset); }};
+    const Side by_install{"install", [&] { return install(f); }};
+    auto runs = measure_alternating(
+        opt.iterations, by_dd, by_install,
+        [&] {
+            if (!clear_slot(f.disk(), offset)) return false;
             drop_cache(f.disk());
-            auto s = is_dd ? run_in_child([&] { return dd(f, offset); })
-                           : run_in_child([&] { return install(f); });
-            if (!s) return 1;
-            if (!slot_matches_image(f, offset, size)) {
-                std::fprintf(stderr, "%s left slot B different from the image\n",
-                             is_dd ? "dd" : "install");
-                return 1;
-            }
-            std::fprintf(stderr, "  run %d: %-7s %.3f s%s\n", i + 1, is_dd ? "dd" : "install",
-                         s->seconds, i < 0 ? " (warm-up, not counted)" : "");
-            if (i < 0) continue;
-            (is_dd ? dd_t : inst_t).push_back(s->seconds);
-            (is_dd ? dd_rss : inst_rss).push_back(s->peak_rss_bytes);
-        }
-    }
-    const double it = median(inst_t), dt = median(dd_t);
+            return true;
+        },
+        [&](const Side& side) {
+            if (slot_matches_image(f.disk(), f.image(), offset, size)) return true;
+            std::fprintf(stderr, "%s left slot B different from the image\n", side.name);
+            return false;
+        });
+    if (!runs) return 1;
+    const auto& [dd_runs, inst_runs] = *runs;
+    const double it = median(inst_runs.seconds), dt = median(dd_runs.seconds);
     const double inst_mbs = size / kMiB / it, dd_mbs = size / kMiB / dt;
     const double ratio = inst_mbs / dd_mbs;
-    const uint64_t rss = max_of(inst_rss);
+    const uint64_t rss = max_of(inst_runs.peak_rss_bytes);
     std::printf(
         "slot install: %s image (stored zip member) into slot B of a GPT disk image, "
         "%d iterations each, alternating, median\n",
         mib(size).c_str(), opt.iterations);
     std::printf("  baseline  dd bs=4M conv=fsync:       %8.2f s  %7.1f MiB/s  peak RSS %s\n", dt,
-                dd_mbs, mib(max_of(dd_rss)).c_str());
+                dd_mbs, mib(max_of(dd_runs.peak_rss_bytes)).c_str());
     std::printf("  candidate uki install (whole bundle): %8.2f s  %7.1f MiB/s  peak RSS %s\n", it,
                 inst_mbs, mib(rss).c_str());
     std::printf("  throughput ratio install/dd: %.3f (goal >= 0.9): %s\n", ratio,
