@@ -68,19 +68,22 @@ Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size
     };
 
     std::thread reader, digester;
+    auto join_threads = [&] {
+        if (reader.joinable()) reader.join();
+        if (digester.joinable()) digester.join();
+    };
     auto stop_and_join = [&] {
         {
             std::lock_guard lock(mutex);
             stop = true;
         }
         changed.notify_all();
-        if (reader.joinable()) reader.join();
-        if (digester.joinable()) digester.join();
+        join_threads();
     };
     // Declared after everything the threads use, so that no return path frees it under them.
     struct Joiner {
-        const std::function<void()> join;
-        ~Joiner() { join(); }
+        decltype(stop_and_join)& run;
+        ~Joiner() { run(); }
     } joiner{stop_and_join};
     try {
         reader = std::thread(read_chunks);
@@ -109,8 +112,7 @@ Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size
         if (is_last) {
             // Both threads end by themselves after the last chunk; once joined, what they
             // computed is the caller's to check.
-            if (reader.joinable()) reader.join();
-            if (digester.joinable()) digester.join();
+            join_threads();
             ACTIVATE_TRY(stages.check());
             if (size > 0) ACTIVATE_TRY(stages.sink(chunk));
             return total + size;
