@@ -123,13 +123,16 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
-# The guestfwd chardev does not pass on the host's close, so read a line, then stop nc.
+# The guestfwd chardev does not pass on the host's close, so read a line, then stop nc. Each
+# call writes a file of its own, made empty before nc starts: with one file for all calls, the
+# poll could read the previous call's line before the background redirection truncated it.
 first_line() {
-  nc "$1" "$2" < /dev/null > /tmp/line &
+  f=$(mktemp /tmp/line.XXXXXX)
+  nc "$1" "$2" < /dev/null > "$f" &
   i=0
-  until grep -q . /tmp/line || [ $i -gt 300 ]; do usleep 100000; i=$((i + 1)); done
+  until grep -q . "$f" || [ $i -gt 300 ]; do usleep 100000; i=$((i + 1)); done
   kill $! 2>/dev/null
-  head -n1 /tmp/line
+  head -n1 "$f"
 }
 echo "NET from host: $(first_line 10.0.2.100 1234)"
 echo "NET from cmd: $(first_line 10.0.2.101 1235)"
