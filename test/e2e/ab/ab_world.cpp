@@ -11,8 +11,16 @@ namespace activate::vm {
 namespace {
 
 // The guest's /core, run by minit as PID 1 (rdinit=/minit on every UKI's cmdline). @VARIANT@
-// is replaced per variant. Slots are partitions 2 (A) and 3 (B) of /dev/vda (AbDisk: ESP, A, B,
-// data); each slot image starts with "TESTOS-ROOTFS-<V>". A clean exit lets minit power off.
+// is replaced per variant. The slots are the partitions labelled METROPOLIS-SYSTEM-A and -B
+// (AbDisk: ESP, A, B, data on /dev/vda); each slot image starts with "TESTOS-ROOTFS-<V>". A clean
+// exit lets minit power off.
+//
+// Like a real initramfs (initramfs-tools' local script), the core boots only from the root its
+// command line names: the last root= (the kernel's rule too), PARTLABEL= resolved through the
+// kernel's GPT partition names (PARTNAME= in each partition's uevent, what udev's by-partlabel
+// links are made from). A root that does not exist, is no slot, or holds another variant's image
+// stops the boot before the scenario runs: TESTOS_ROOT_FAILED, then power off (not an exit,
+// which minit would answer with a restart, and so a boot loop in a run that resets in place).
 constexpr const char* kCore = R"SH(#!/bin/sh
 . /etc/vm-lib.sh
 vm_setup
@@ -25,11 +33,43 @@ EV=/sys/firmware/efi/efivars
 set -- $(od -An -tx1 $EV/BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c)
 echo "TESTOS_BOOTCURRENT=Boot$(echo "$6$5" | tr a-f A-F)"
 vm_wait_for /dev/vda4 30
-mount -t vfat /dev/vda1 /esp || echo "TESTOS mounting the ESP failed"
-case "$(cat /proc/cmdline)" in
-  *METROPOLIS-SYSTEM-A*) echo "TESTOS_ROOTFS=$(head -c 15 /dev/vda2)" ;;
-  *METROPOLIS-SYSTEM-B*) echo "TESTOS_ROOTFS=$(head -c 15 /dev/vda3)" ;;
+root_failed() {
+  echo "TESTOS_ROOT_FAILED $*"
+  poweroff -f
+  exit 1
+}
+root=
+for w in $(cat /proc/cmdline); do
+  case $w in root=*) root=${w#root=} ;; esac
+done
+echo "TESTOS_ROOT=$root"
+[ -n "$root" ] || root_failed "no root= on the command line"
+dev=
+case $root in
+  PARTLABEL=*)
+    for u in /sys/class/block/*/uevent; do
+      grep -qxF "PARTNAME=${root#PARTLABEL=}" "$u" && dev=$(sed -n 's/^DEVNAME=//p' "$u") && break
+    done ;;
+  *) root_failed "root=$root: the test OS resolves only root=PARTLABEL=<name>" ;;
 esac
+if [ -z "$dev" ] || [ ! -b "/dev/$dev" ]; then
+  echo "ALERT! $root does not exist"
+  root_failed "root=$root: no partition has that label; not booting"
+fi
+label=${root#PARTLABEL=}
+case $label in
+  METROPOLIS-SYSTEM-A) slot=A ;;
+  METROPOLIS-SYSTEM-B) slot=B ;;
+  *) root_failed "root=$root is /dev/$dev, not a slot (METROPOLIS-SYSTEM-A or -B)" ;;
+esac
+want="TESTOS-ROOTFS-$V"
+# Bytes other than the image's own characters (a never-written slot is zeros) print as '.'.
+have=$(head -c ${#want} "/dev/$dev" | tr -c 'A-Za-z0-9-' '.')
+echo "TESTOS_ROOTFS=$have"
+[ "$have" = "$want" ] ||
+  root_failed "root=$root names slot $slot (/dev/$dev) but it holds '$have', not $V's image '$want'"
+echo "TESTOS_SLOT=$slot /dev/$dev"
+mount -t vfat /dev/vda1 /esp || echo "TESTOS mounting the ESP failed"
 vm_wait_for /sys/class/net/eth0 30
 ip link set lo up
 ip link set eth0 up
@@ -273,10 +313,23 @@ Result<AbWorld::Booted> AbWorld::WaitBooted(Machine& vm) {
     b.cmdline = c.groups[1];
     ACTIVATE_ASSIGN(auto bc, vm.wait_for_line("TESTOS_BOOTCURRENT=(\\w+)", kStep));
     b.boot_current = bc.groups[1];
-    ACTIVATE_ASSIGN(auto r, vm.wait_for_line("TESTOS_ROOTFS=(.*)", kStep));
-    b.rootfs = r.groups[1];
-    std::fprintf(stderr, "[e2e-ab] booted %s (%s) cmdline: %s\n", b.variant.c_str(),
-                 b.boot_current.c_str(), b.cmdline.c_str());
+    ACTIVATE_ASSIGN(auto root, vm.wait_for_line("^TESTOS_ROOT=(.*)$", kStep));
+    b.root = root.groups[1];
+    // The core's next line is either the slot it found or why it stopped.
+    ACTIVATE_ASSIGN(auto slot,
+                    vm.wait_for_line("^TESTOS_SLOT=([AB]) |^TESTOS_ROOT_FAILED (.*)$", kStep));
+    if (!slot.groups[2].empty())
+        return Error(ErrorKind::activation, "the test OS " + b.variant + " (booted through " +
+                                                b.boot_current +
+                                                ") did not boot: " + slot.groups[2] +
+                                                "\ncmdline: " + b.cmdline + "\n" + vm.tail());
+    b.slot = slot.groups[1];
+    // Printed between the two, before the core compared it with the variant's image.
+    const auto lines = vm.lines();
+    for (size_t i = root.index + 1; i < slot.index; ++i)
+        if (lines[i].rfind("TESTOS_ROOTFS=", 0) == 0) b.rootfs = lines[i].substr(14);
+    std::fprintf(stderr, "[e2e-ab] booted %s from slot %s (%s) cmdline: %s\n", b.variant.c_str(),
+                 b.slot.c_str(), b.boot_current.c_str(), b.cmdline.c_str());
     return b;
 }
 

@@ -61,9 +61,14 @@ class AbWorld {
     Result<std::unique_ptr<Machine>> Boot(const std::string& run, bool reboot_ends_run = true);
 
     // minit's banner and the TESTOS lines every boot prints; `arrived` is when the first
-    // TESTOS line came.
+    // TESTOS line came. A boot whose root= names no partition, or one that is no slot or does
+    // not hold the variant's image, is an error quoting the guest's reason: the test OS stops
+    // there, as a real initramfs would.
     struct Booted {
-        std::string variant, cmdline, boot_current, rootfs;
+        std::string variant, cmdline, boot_current;
+        std::string root;    // the root= it booted with, e.g. PARTLABEL=METROPOLIS-SYSTEM-B
+        std::string slot;    // "A" or "B": the slot that root names
+        std::string rootfs;  // the first bytes of that slot: TESTOS-ROOTFS-<variant>
         Clock::time_point arrived;
     };
     static Result<Booted> WaitBooted(Machine& vm);

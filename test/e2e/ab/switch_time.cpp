@@ -42,9 +42,9 @@ Result<SwitchTiming> MeasureSwitch(AbWorld& world, SwitchMode mode, int image_mi
                                                      (kexec ? "kexec" : "reboot") + " now",
                                                  kStep));
     ACTIVATE_ASSIGN(auto y, AbWorld::WaitBooted(*vm));
-    if (y.variant != "Y" || y.rootfs != "TESTOS-ROOTFS-Y")
+    if (y.variant != "Y" || y.slot != "B")
         return Error(ErrorKind::internal,
-                     "after the switch: variant " + y.variant + ", slot image " + y.rootfs);
+                     "after the switch: variant " + y.variant + " from slot " + y.slot);
     t.switch_s = seconds_between(jump.arrived, y.arrived);
     ACTIVATE_TRY(vm->wait_for_power_off(kStep));
     return t;
