@@ -52,9 +52,33 @@ void ExpectMarkedGood(const BootStatus& s, const std::string& slot,
     }
 }
 
+// Checks a boot of `variant` from `slot` through the slot's own entry: the root its cmdline names
+// is that slot (the test OS checked that the slot holds the variant's image) and the firmware
+// booted `entry`.
+void ExpectBootedFrom(const AbWorld::Booted& b, const std::string& variant, const std::string& slot,
+                      const std::string& entry) {
+    EXPECT_EQ(b.variant, variant);
+    EXPECT_EQ(b.slot, slot);
+    EXPECT_EQ(b.root, "PARTLABEL=METROPOLIS-SYSTEM-" + slot) << b.cmdline;
+    EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-" + variant) << "slot " << slot << " holds another image";
+    EXPECT_EQ(b.boot_current, entry) << "not booted through slot " << slot << "'s entry";
+}
+
+// Checks the status of a cold boot (no BootNext) of `slot`, marked good before: the firmware
+// went to `slot`'s entry because it is first in BootOrder.
+void ExpectColdBooted(const BootStatus& s, const std::string& slot, const std::string& entry) {
+    EXPECT_EQ(s.running, slot);
+    EXPECT_EQ(s.slots.at(slot).entry, entry);
+    EXPECT_TRUE(s.slots.at(slot).booted) << "slot " << slot << " not booted through its entry";
+    EXPECT_EQ(s.boot_next, "null");
+    ASSERT_FALSE(s.boot_order.empty());
+    EXPECT_EQ(s.boot_order.front(), entry) << Join(s.boot_order);
+}
+
 // (test 2) X in slot A installs Y into B and sets BootNext to B's entry; Y, booted by the
-// firmware from B through BootNext alone, marks itself good and installs Z into A, and the engine
-// reboots; Z boots from A and marks itself good.
+// firmware from B through BootNext alone, marks itself good; a cold boot lands on Y in B, which
+// installs Z into A, and the engine reboots; Z boots from A and marks itself good; a cold boot
+// lands on Z in A. Every installed slot cold-boots from its own entry with its own root.
 TEST_F(AbTest, EfiBootNextInstallsYThenZ) {
     PhaseTimer phase(name_);
     ASSERT_TRUE(MakeDisk().ok());
@@ -68,8 +92,7 @@ TEST_F(AbTest, EfiBootNextInstallsYThenZ) {
 case $V in
 X) status $EFI; act --policy $EFI --set activation_mode=none --bundle $URL/Y.zip; status $EFI
    sync; reboot -f ;;
-Y) status $EFI; act mark-good --policy $EFI; status $EFI; act --policy $EFI --bundle $URL/Z.zip ;;
-Z) act mark-good --policy $EFI; status $EFI ;;
+Y) status $EFI; act mark-good --policy $EFI; status $EFI ;;
 esac
 )SH"));
     phase.mark("images and bundles");
@@ -80,6 +103,7 @@ esac
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run1"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
         EXPECT_EQ(b.variant, "X");
+        EXPECT_EQ(b.slot, "A");
         EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-X");
         phase.mark("run 1: OVMF boots X from slot A");
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
@@ -104,10 +128,7 @@ esac
     {
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run2"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
-        EXPECT_EQ(b.variant, "Y");
-        EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-Y") << "slot B does not hold Y's image";
-        EXPECT_NE(b.cmdline.find("METROPOLIS-SYSTEM-B"), std::string::npos);
-        EXPECT_EQ(b.boot_current, b_entry);
+        ExpectBootedFrom(b, "Y", "B", b_entry);
         // Before mark-good: BootOrder does not start with B, and BootNext is gone (the firmware
         // consumes it), so only BootNext can have sent the firmware to B's entry.
         AB_ASSERT_OK_AND_ASSIGN(auto before, WaitStatus(*vm));
@@ -123,33 +144,63 @@ esac
         ExpectMarkedGood(s, "B", initial);
         EXPECT_EQ(s.boot_next, "null");
         EXPECT_EQ(s.slots["B"].entry, b_entry);
-        phase.mark("run 2: mark-good");
-        AB_ASSERT_OK(vm->wait_for_guest_exit(GuestExit::reboot, kStep));
-        phase.mark("run 2: install Z into A, BootNext, reboot");
+        AB_ASSERT_OK(WaitPowerOff(*vm));
+        phase.mark("run 2: mark-good, minit powers off");
     }
+    AB_ASSERT_OK(Scenario(R"SH(
+case $V in
+Y) status $EFI; act --policy $EFI --bundle $URL/Z.zip ;;
+Z) act mark-good --policy $EFI; status $EFI ;;
+esac
+)SH"));
     {
-        AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run3"));
+        AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("cold-b"));
+        AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
+        ExpectBootedFrom(b, "Y", "B", b_entry);
+        AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
+        ExpectColdBooted(s, "B", b_entry);
+        phase.mark("run 3: cold boot lands on Y in slot B");
+        AB_ASSERT_OK(vm->wait_for_guest_exit(GuestExit::reboot, kStep));
+        phase.mark("run 3: install Z into A, BootNext, reboot");
+    }
+    std::string a_entry;
+    {
+        AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run4"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
         EXPECT_EQ(b.variant, "Z");
+        EXPECT_EQ(b.slot, "A");
         EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-Z") << "slot A does not hold Z's image";
-        EXPECT_NE(b.cmdline.find("METROPOLIS-SYSTEM-A"), std::string::npos);
-        phase.mark("run 3: OVMF boots Z from slot A by BootNext");
+        phase.mark("run 4: OVMF boots Z from slot A by BootNext");
         AB_ASSERT_OK_AND_ASSIGN(auto rc, WaitRc(*vm));
         EXPECT_EQ(rc.first, 0) << rc.second;
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
         ExpectMarkedGood(s, "A", initial);
-        EXPECT_EQ(b.boot_current, s.slots["A"].entry);
+        a_entry = s.slots["A"].entry;
+        EXPECT_EQ(b.boot_current, a_entry);
         // B (Y, marked good before) stays right behind A.
         ASSERT_GE(s.boot_order.size(), 2u);
-        EXPECT_EQ(s.boot_order[1], s.slots["B"].entry) << Join(s.boot_order);
+        EXPECT_EQ(s.boot_order[1], b_entry) << Join(s.boot_order);
+        EXPECT_EQ(s.boot_next, "null");
         AB_ASSERT_OK(WaitPowerOff(*vm));
-        phase.mark("run 3: mark-good, minit powers off");
+        phase.mark("run 4: mark-good, minit powers off");
+    }
+    AB_ASSERT_OK(Scenario("status $EFI\n"));
+    {
+        AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("cold-a"));
+        AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
+        ExpectBootedFrom(b, "Z", "A", a_entry);
+        AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
+        ExpectColdBooted(s, "A", a_entry);
+        AB_ASSERT_OK(WaitPowerOff(*vm));
+        phase.mark("run 5: cold boot lands on Z in slot A");
     }
 }
 
-// (test 3) In one QEMU run X (slot A) installs Y into B and kexecs into B's UKI; Y marks itself
-// good and installs Z into A, kexec again; Z marks itself good. A cold boot then lands on A.
-TEST_F(AbTest, KexecChainsXYZThenColdBootsLastMarkedGood) {
+// (test 3, the bricking scenario of issue 12 §1) X (slot A) installs Y into B and kexecs into
+// B's UKI; Y marks itself good. A cold boot (a new QEMU run, no BootNext) must then land on Y in
+// B, through B's entry, with B as its root: the UKI on the ESP must name its slot as the kexec'd
+// one did. Y installs Z into A by kexec, Z marks itself good, and a cold boot lands on Z in A.
+TEST_F(AbTest, KexecUpdateMarkGoodThenColdBootLandsOnNewSlot) {
     PhaseTimer phase(name_);
     ASSERT_TRUE(MakeDisk().ok());
     AB_ASSERT_OK_AND_ASSIGN(auto y, Uki("Y", "X"));
@@ -159,59 +210,77 @@ TEST_F(AbTest, KexecChainsXYZThenColdBootsLastMarkedGood) {
     AB_ASSERT_OK(Scenario(R"SH(
 case $V in
 X) status $KEXEC; act --policy $KEXEC --bundle $URL/Y.zip ;;
-Y) act mark-good --policy $KEXEC; status $KEXEC; act --policy $KEXEC --bundle $URL/Z.zip ;;
-Z) act mark-good --policy $KEXEC; status $KEXEC ;;
+Y) act mark-good --policy $KEXEC; status $KEXEC ;;
 esac
 )SH"));
     phase.mark("images and bundles");
 
-    std::string good_entry;
+    std::string b_entry;
     {
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run1"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
         EXPECT_EQ(b.variant, "X");
-        phase.mark("OVMF boots X from slot A");
+        EXPECT_EQ(b.slot, "A");
+        phase.mark("run 1: OVMF boots X from slot A");
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
         EXPECT_EQ(s.running, "A");
         AB_ASSERT_OK_AND_ASSIGN(auto by, WaitBooted(*vm));
         EXPECT_EQ(by.variant, "Y");
-        EXPECT_EQ(by.rootfs, "TESTOS-ROOTFS-Y");
-        EXPECT_NE(by.cmdline.find("root=PARTLABEL=METROPOLIS-SYSTEM-B"), std::string::npos)
-            << "placeholder not replaced: " << by.cmdline;
-        phase.mark("install Y into B, kexec, Y's init");
+        EXPECT_EQ(by.slot, "B");
+        EXPECT_EQ(by.root, "PARTLABEL=METROPOLIS-SYSTEM-B") << by.cmdline;
+        phase.mark("run 1: install Y into B, kexec, Y's init");
         AB_ASSERT_OK_AND_ASSIGN(auto rc, WaitRc(*vm));
         EXPECT_EQ(rc.first, 0) << rc.second;
         AB_ASSERT_OK_AND_ASSIGN(auto sy, WaitStatus(*vm));
         EXPECT_EQ(sy.running, "B");
-        ASSERT_FALSE(sy.slots["B"].entry.empty());
-        EXPECT_EQ(sy.boot_order.front(), sy.slots["B"].entry) << Join(sy.boot_order);
+        b_entry = sy.slots["B"].entry;
+        ASSERT_FALSE(b_entry.empty());
+        ASSERT_FALSE(sy.boot_order.empty());
+        EXPECT_EQ(sy.boot_order.front(), b_entry) << Join(sy.boot_order);
+        EXPECT_EQ(sy.boot_next, "null") << "kexec activation must not set BootNext";
+        AB_ASSERT_OK(WaitPowerOff(*vm));
+        phase.mark("run 1: Y marks good, minit powers off");
+    }
+    AB_ASSERT_OK(Scenario(R"SH(
+case $V in
+Y) status $KEXEC; act --policy $KEXEC --bundle $URL/Z.zip ;;
+Z) act mark-good --policy $KEXEC; status $KEXEC ;;
+esac
+)SH"));
+    std::string a_entry;
+    {
+        AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("cold-b"));
+        AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
+        ExpectBootedFrom(b, "Y", "B", b_entry);
+        AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
+        ExpectColdBooted(s, "B", b_entry);
+        phase.mark("run 2: cold boot lands on Y in slot B");
         AB_ASSERT_OK_AND_ASSIGN(auto bz, WaitBooted(*vm));
         EXPECT_EQ(bz.variant, "Z");
-        EXPECT_EQ(bz.rootfs, "TESTOS-ROOTFS-Z");
-        EXPECT_NE(bz.cmdline.find("root=PARTLABEL=METROPOLIS-SYSTEM-A"), std::string::npos);
-        phase.mark("Y: mark-good, install Z into A, kexec, Z's init");
+        EXPECT_EQ(bz.slot, "A");
+        EXPECT_EQ(bz.root, "PARTLABEL=METROPOLIS-SYSTEM-A") << bz.cmdline;
+        phase.mark("run 2: install Z into A, kexec, Z's init");
         AB_ASSERT_OK_AND_ASSIGN(auto rcz, WaitRc(*vm));
         EXPECT_EQ(rcz.first, 0) << rcz.second;
         AB_ASSERT_OK_AND_ASSIGN(auto sz, WaitStatus(*vm));
         EXPECT_EQ(sz.running, "A");
-        good_entry = sz.slots["A"].entry;
-        ASSERT_FALSE(good_entry.empty());
-        EXPECT_EQ(sz.boot_order.front(), good_entry) << Join(sz.boot_order);
+        a_entry = sz.slots["A"].entry;
+        ASSERT_FALSE(a_entry.empty());
+        ASSERT_FALSE(sz.boot_order.empty());
+        EXPECT_EQ(sz.boot_order.front(), a_entry) << Join(sz.boot_order);
         EXPECT_EQ(sz.boot_next, "null") << "kexec activation must not set BootNext";
         AB_ASSERT_OK(WaitPowerOff(*vm));
-        phase.mark("Z: mark-good, minit powers off");
+        phase.mark("run 2: Z marks good, minit powers off");
     }
-    // The slot UKIs carry the placeholder cmdline, so the cold-booted system cannot name its
-    // slot; BootCurrent and the image it runs say where the firmware went.
-    AB_ASSERT_OK(Scenario(""));
+    AB_ASSERT_OK(Scenario("status $KEXEC\n"));
     {
-        AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("cold"));
-        AB_ASSERT_OK_AND_ASSIGN(auto v, vm->wait_for_line("TESTOS_VARIANT=(\\w+)", kBoot));
-        EXPECT_EQ(v.groups[1], "Z");
-        AB_ASSERT_OK_AND_ASSIGN(auto bc, vm->wait_for_line("TESTOS_BOOTCURRENT=(\\w+)", kStep));
-        EXPECT_EQ(bc.groups[1], good_entry) << "the cold boot did not use slot A's entry";
+        AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("cold-a"));
+        AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
+        ExpectBootedFrom(b, "Z", "A", a_entry);
+        AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
+        ExpectColdBooted(s, "A", a_entry);
         AB_ASSERT_OK(WaitPowerOff(*vm));
-        phase.mark("cold boot lands on Z in slot A");
+        phase.mark("run 3: cold boot lands on Z in slot A");
     }
 }
 
@@ -270,10 +339,7 @@ esac
     {
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run2"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
-        EXPECT_EQ(b.variant, "X");
-        EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-X");
-        EXPECT_NE(b.cmdline.find("METROPOLIS-SYSTEM-A"), std::string::npos);
-        EXPECT_EQ(b.boot_current, a_entry) << "the reboot did not use slot A's entry";
+        ExpectBootedFrom(b, "X", "A", a_entry);
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
         EXPECT_EQ(s.running, "A");
         EXPECT_TRUE(s.slots["A"].booted);
@@ -319,9 +385,7 @@ esac
     {
         AB_ASSERT_OK_AND_ASSIGN(auto vm, Boot("run2"));
         AB_ASSERT_OK_AND_ASSIGN(auto b, WaitBooted(*vm));
-        EXPECT_EQ(b.variant, "X");
-        EXPECT_EQ(b.rootfs, "TESTOS-ROOTFS-X");
-        EXPECT_EQ(b.boot_current, a_entry);
+        ExpectBootedFrom(b, "X", "A", a_entry);
         AB_ASSERT_OK_AND_ASSIGN(auto s, WaitStatus(*vm));
         EXPECT_EQ(s.running, "A");
         EXPECT_EQ(s.boot_order.front(), a_entry) << Join(s.boot_order);
