@@ -149,6 +149,12 @@ Result<UkiSourceConfig> read_config(const Settings& s) {
                 std::to_string(c.cmdline_placeholder.size()) +
                 " bytes; they must have the same length, because the placeholder "
                 "is replaced in place in the UKI written to the ESP");
+    {
+        ACTIVATE_ASSIGN(
+            int64_t max,
+            s.integer_or("max_uki_size", static_cast<int64_t>(c.max_uki_size), 4096, INT64_MAX));
+        c.max_uki_size = static_cast<uint64_t>(max);
+    }
     ACTIVATE_ASSIGN(c.bundle, s.string_or("bundle", ""));
 
     ACTIVATE_ASSIGN(c.trusted_keys, s.string_or("trusted_keys", c.trusted_keys));

@@ -2,10 +2,11 @@
 //
 // The order, for one bundle (docs/bundle-format.md "Installing"):
 //  1. Before anything is written: the partition lies on the disk, the ESP is mounted, leftovers
-//     of a killed run are removed.
-//  2. The UKI member, when it comes before the image: streamed to a temporary file next to its
-//     final place, checked and made to name the target slot (make_slot_uki). A refusal here
-//     leaves the slot untouched.
+//     of a killed run are removed, and (signed bundle) the manifest's UKI size is within
+//     max_uki_size and the ESP's free space.
+//  2. The UKI member, when it comes before the image: bounded by max_uki_size and the ESP's free
+//     space, streamed to a temporary file next to its final place, checked and made to name the
+//     target slot (make_slot_uki). A refusal here leaves the slot untouched.
 //  3. The image member: its size is checked against the partition, then before_first_write()
 //     (the engine disables the target's boot entry), then it is written and synced.
 //  4. After the end of the bundle (every digest and the zip's central directory verified): the
@@ -16,10 +17,12 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -112,20 +115,41 @@ void remove_leftovers(const Sysroot& sysroot, const std::string& dir,
     }
 }
 
+// Sysroot::write_file_atomic's temporaries: "." + name + "." + mkostemp(3)'s six characters.
+bool is_atomic_write_temp(const std::string& name, const std::string& final_name) {
+    const std::string prefix = "." + final_name + ".";
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0)
+        return false;
+    for (size_t i = prefix.size(); i < name.size(); ++i)
+        if (!std::isalnum(static_cast<unsigned char>(name[i]))) return false;
+    return true;
+}
+
 Status fsync_dir(const Sysroot& sysroot, const std::string& dir) {
     ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(dir, O_RDONLY | O_DIRECTORY));
     if (::fsync(fd.get()) != 0) return errno_error(ErrorKind::activation, "fsync " + dir);
     return {};
 }
 
+Result<FreeSpace> statvfs_free_space(const Sysroot& sysroot, const std::string& dir) {
+    ACTIVATE_ASSIGN(fs::path host, sysroot.resolve(dir));
+    struct statvfs st {};
+    if (::statvfs(host.c_str(), &st) != 0)
+        return errno_error(ErrorKind::activation, "statvfs " + dir);
+    const uint64_t block = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
+    return FreeSpace{static_cast<uint64_t>(st.f_bavail) * block, block};
+}
+
 // One bundle into one slot, in the order described at the top of this file.
 class Installation {
   public:
     Installation(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log,
-                 const Slot& target, bundle::VerifyingReader& bundle, bundle::Progress* progress)
+                 const FreeSpaceProbe& free_space, const Slot& target,
+                 bundle::VerifyingReader& bundle, bundle::Progress* progress)
         : sysroot_(sysroot),
           config_(config),
           log_(log),
+          free_space_(free_space),
           target_(target),
           bundle_(bundle),
           progress_(progress),
@@ -211,22 +235,82 @@ class Installation {
         return {};
     }
 
-    // Step 1: leftovers removed.
+    // Step 1: leftovers removed, and the UKI's size from the manifest checked.
     Status prepare_esp() {
         ACTIVATE_TRY(sysroot_.make_dirs(parent_of(uki_path_)));
         const std::string uki_temps = temp_prefix(uki_path_);
         remove_leftovers(
             sysroot_, parent_of(uki_path_),
             [&](const std::string& name) { return name.rfind(uki_temps, 0) == 0; }, log_);
+        const std::string versions = config_.esp + "/" + config_.version_file;
+        remove_leftovers(
+            sysroot_, parent_of(versions),
+            [&](const std::string& name) { return is_atomic_write_temp(name, base_of(versions)); },
+            log_);
+        if (const auto& manifest = bundle_.manifest())
+            if (const bundle::ManifestMember* m = manifest->find(uki_member_))
+                ACTIVATE_TRY(check_uki_room(m->size, "the manifest"));
+        return {};
+    }
+
+    // The bound on the UKI's bytes: max_uki_size, and what the ESP can hold.
+    struct UkiBound {
+        uint64_t bytes = 0;
+        bool by_esp = false;  // the ESP's free space, not max_uki_size, is the tighter bound
+        FreeSpace esp;
+    };
+    Result<UkiBound> uki_bound() const {
+        const std::string dir = parent_of(uki_path_);
+        ACTIVATE_ASSIGN(FreeSpace esp,
+                        free_space_ ? free_space_(dir) : statvfs_free_space(sysroot_, dir));
+        UkiBound b{config_.max_uki_size, false, esp};
+        if (esp.bytes < b.bytes) b = {esp.bytes, true, esp};
+        return b;
+    }
+    std::string esp_full(const FreeSpace& esp, uint64_t needed) const {
+        return "the ESP " + target_.esp_mount + " (" + parent_of(uki_path_) + ") has " +
+               std::to_string(esp.bytes) + " bytes free, but " + slot_ + "'s UKI \"" + uki_member_ +
+               "\" needs " + std::to_string(needed) +
+               " bytes there (its old UKI is replaced only after the new one is complete); "
+               "free space on the ESP or ship a smaller UKI";
+    }
+
+    // A UKI of `size` bytes (stated by `origin`) must be within max_uki_size and fit the ESP.
+    Status check_uki_room(uint64_t size, const std::string& origin) const {
+        if (size > config_.max_uki_size)
+            return unchanged(ErrorKind::input, source_ + ": the UKI \"" + uki_member_ + "\" is " +
+                                                   std::to_string(size) + " bytes (" + origin +
+                                                   "), more than max_uki_size (" +
+                                                   std::to_string(config_.max_uki_size) +
+                                                   " bytes)");
+        ACTIVATE_ASSIGN(UkiBound bound, uki_bound());
+        const uint64_t block = bound.esp.block_size != 0 ? bound.esp.block_size : 1;
+        const uint64_t needed = size / block * block + (size % block != 0 ? block : 0);
+        if (needed > bound.esp.bytes)
+            return unchanged(ErrorKind::activation, source_ + ": " + esp_full(bound.esp, needed));
         return {};
     }
 
     // Step 2 (or after step 3 for an image-first bundle).
     Status receive_uki(const bundle::MemberHeader& member) {
+        if (member.size) ACTIVATE_TRY(check_uki_room(*member.size, "its zip header"));
+        // An unsigned member may not state its size (data descriptor) or inflate without bound:
+        // nothing beyond the bound reaches the ESP.
+        ACTIVATE_ASSIGN(UkiBound bound, uki_bound());
         ACTIVATE_ASSIGN(TempUki tmp, create_temp(sysroot_, uki_path_));
         uki_.emplace(std::move(tmp));
         uint64_t at = 0;
         auto copied = bundle_.copy_to([&](std::span<const uint8_t> chunk) -> Status {
+            if (chunk.size() > bound.bytes - at)
+                return unchanged(
+                    bound.by_esp ? ErrorKind::activation : ErrorKind::input,
+                    source_ + ": the UKI \"" + member.name + "\" grows beyond " +
+                        std::to_string(bound.bytes) + " bytes; " +
+                        (bound.by_esp ? esp_full(bound.esp, at + chunk.size())
+                                      : "max_uki_size is " + std::to_string(config_.max_uki_size) +
+                                            " bytes") +
+                        ". Stopped after " + std::to_string(at) + " bytes; " + uki_path_ +
+                        " was left unchanged");
             ACTIVATE_TRY(write_all_at(uki_->fd(), chunk.data(), chunk.size(), at, uki_->path()));
             at += chunk.size();
             report();
@@ -320,6 +404,7 @@ class Installation {
     const Sysroot& sysroot_;
     const UkiSourceConfig& config_;
     const Log& log_;
+    const FreeSpaceProbe& free_space_;
     const Slot& target_;
     bundle::VerifyingReader& bundle_;
     bundle::Progress* progress_;
@@ -334,13 +419,14 @@ class Installation {
 
 }  // namespace
 
-SlotInstaller::SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log)
-    : sysroot_(sysroot), config_(config), log_(log) {}
+SlotInstaller::SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log,
+                             FreeSpaceProbe free_space)
+    : sysroot_(sysroot), config_(config), log_(log), free_space_(std::move(free_space)) {}
 
 Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundle,
                               const std::function<Status()>& before_first_write,
                               bundle::Progress* progress) {
-    Installation installation(sysroot_, config_, log_, target, bundle, progress);
+    Installation installation(sysroot_, config_, log_, free_space_, target, bundle, progress);
     return installation.run(before_first_write);
 }
 

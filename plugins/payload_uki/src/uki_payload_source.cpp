@@ -86,7 +86,8 @@ class UkiPayloadSource final : public PayloadSource {
              {config_.disk},
              {}},
             {"install the bundle into the inactive slot: \"" + config_.bundle_uki + "\" to " + uki +
-                 " (temporary file; " +
+                 " (temporary file, at most max_uki_size " + std::to_string(config_.max_uki_size) +
+                 " bytes; " +
                  (config_.per_slot_uki() ? std::string("one UKI per slot, installed unchanged")
                                          : "\"" + config_.cmdline_placeholder + "\" -> \"" +
                                                config_.cmdline_replacement + "\" in .cmdline") +

@@ -36,6 +36,7 @@ TEST(UkiConfig, Defaults) {
     EXPECT_EQ(c->cmdline_placeholder, "METROPOLIS-SYSTEM-X");
     EXPECT_EQ(c->cmdline_replacement, "METROPOLIS-SYSTEM-{slot}");
     EXPECT_EQ(c->replacement('A'), "METROPOLIS-SYSTEM-A");
+    EXPECT_EQ(c->max_uki_size, uint64_t{512} << 20);
     EXPECT_FALSE(c->per_slot_uki());
     EXPECT_EQ(c->uki_member('B'), "kernel_efi.efi");
     EXPECT_EQ(c->bundle, "");
@@ -61,6 +62,7 @@ bundle_uki: a.efi
 bundle_image: b.img
 cmdline_placeholder: "@SLOT@"
 cmdline_replacement: "SLOT_{slot}"
+max_uki_size: 1048576
 bundle: https://example.com/b.zip
 trusted_keys: /usr/share/keys
 compatible: "metropolis x86_64 v2"
@@ -75,6 +77,7 @@ version_file: state/versions.json
     EXPECT_EQ(c->bundle, "https://example.com/b.zip");
     EXPECT_EQ(c->cmdline_placeholder, "@SLOT@");
     EXPECT_EQ(c->replacement('B'), "SLOT_B");
+    EXPECT_EQ(c->max_uki_size, 1048576u);
     EXPECT_FALSE(c->per_slot_uki());
     EXPECT_EQ(c->uki_member('A'), "a.efi");
     EXPECT_EQ(c->trusted_keys, "/usr/share/keys");
@@ -108,6 +111,10 @@ TEST(UkiConfig, ReplacementMustHaveThePlaceholdersLength) {
     // No placeholder: nothing is patched, any replacement is fine.
     EXPECT_TRUE(
         read("{disk: /d, compatible: c, cmdline_placeholder: '', cmdline_replacement: x}").ok());
+    expect_policy_error("{disk: /d, compatible: c, max_uki_size: 100}", "max_uki_size",
+                        "out of range");
+    expect_policy_error("{disk: /d, compatible: c, max_uki_size: 1G}", "max_uki_size",
+                        "expected an integer");
 }
 
 TEST(UkiConfig, Rejections) {

@@ -309,6 +309,22 @@ TEST_F(SignedInstall, UkiNamingTheWrongSlotChangesNothing) {
     EXPECT_EQ(read_file(versions_file()), versions_before);
 }
 
+// The manifest states the UKI's size: one larger than max_uki_size is refused before anything is
+// streamed anywhere.
+TEST_F(SignedInstall, UkiLargerThanMaxUkiSizeIsRefusedFromTheManifest) {
+    const Snapshot before = snapshot();
+    auto st = install(signed_parts(members(), key_).zip(), false,
+                      "{disk: /disk.img, compatible: board-1, max_uki_size: 65536}");
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message().find("is " + std::to_string(uki_.size()) +
+                                        " bytes (the manifest), more than max_uki_size (65536 "
+                                        "bytes); nothing was written"),
+              std::string::npos)
+        << st.error().message();
+    EXPECT_EQ(before_writing_calls_, 0);
+    EXPECT_TRUE(snapshot() == before);
+}
+
 TEST_F(SignedInstall, ManifestWithoutTheSlotMembersIsRefusedBeforeWriting) {
     const Snapshot before = snapshot();
     auto st = install(signed_parts({{"verity_rootfs.img", image_}}, key_).zip());

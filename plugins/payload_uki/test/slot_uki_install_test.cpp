@@ -1,8 +1,8 @@
 // Issue 12: the UKI on the ESP for slot S is exactly what boots slot S, by firmware or by kexec,
 // and a bundle that cannot give the slot such a UKI is refused at install time, before the slot
 // partition changes whenever the UKI comes first. Per-slot UKIs, the placeholder patched on the
-// ESP, signed UKIs, a wrong-slot or malformed .cmdline, each on a temp sysroot (sfdisk GPT, zip
-// bundles).
+// ESP, signed UKIs, a wrong-slot or malformed .cmdline, a full ESP, a UKI member inflating past
+// max_uki_size, and leftovers of a killed run, each on a temp sysroot (sfdisk GPT, zip bundles).
 #include <gtest/gtest.h>
 
 #include <activate/bundle/source.hpp>
@@ -92,6 +92,36 @@ class SlotUkiInstall : public ::testing::Test {
             return Status{};
         };
         return (*source)->install(slots->target, request);
+    }
+
+    // Installs /bundle.zip into slot B with the SlotInstaller itself, the ESP's free space given.
+    Status install_with_free_space(FreeSpace esp, const std::string& yaml,
+                                   std::vector<std::string>* asked = nullptr) {
+        auto config = read_config(Settings(YAML::Load(yaml), "p.yaml", "payload.settings"));
+        if (!config.ok()) return config.error();
+        auto source = root_.source(yaml);
+        if (!source.ok()) return source.error();
+        auto slots = (*source)->slots();
+        if (!slots.ok()) return slots.error();
+        ACTIVATE_ASSIGN(auto bytes, bundle::open_source(root_.sysroot(), "/bundle.zip"));
+        ACTIVATE_ASSIGN(auto reader, bundle::BundleReader::open(std::move(bytes)));
+        bundle::TrustOptions trust;
+        trust.allow_unsigned = true;
+        ACTIVATE_ASSIGN(auto verified, bundle::VerifyingReader::open(std::move(reader), trust));
+        Log log(root_.context().logger, "test");
+        SlotInstaller installer(root_.sysroot(), *config, log,
+                                [&](const std::string& dir) -> Result<FreeSpace> {
+                                    if (asked) asked->push_back(dir);
+                                    return esp;
+                                });
+        hook_calls_ = 0;
+        return installer.install(
+            slots->target, verified,
+            [this] {
+                ++hook_calls_;
+                return Status{};
+            },
+            nullptr);
     }
 
     fs::path uki_dir() const { return root_.esp() / "EFI/metropolis"; }
@@ -267,6 +297,103 @@ TEST_F(SlotUkiInstall, ImageFirstBundlesAreCheckedLateButBeforeTheUkiIsReplaced)
     const std::string quiet = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(st.ok()) << st.error().message();
     EXPECT_EQ(quiet.find("checked late"), std::string::npos) << quiet;
+}
+
+// ----- room on the ESP, and the UKI's size bound -----
+
+TEST_F(SlotUkiInstall, UkiLargerThanTheEspsFreeSpaceIsRefusedBeforeWriting) {
+    const std::string shipped = uki("root=PARTLABEL=METROPOLIS-SYSTEM-X");
+    bundle({{"kernel_efi.efi", shipped}, {"verity_rootfs.img", image_}});
+    const uint32_t before = checksum(root_.disk(), 0, kDiskBytes);
+    // One 4 KiB cluster less than the UKI takes.
+    const uint64_t clusters = (shipped.size() + 4095) / 4096;
+    std::vector<std::string> asked;
+    auto st = install_with_free_space({(clusters - 1) * 4096, 4096},
+                                      "{disk: /disk.img, allow_unsigned: true}", &asked);
+    expect_refused_untouched(st,
+                             "the ESP /esp (/esp/EFI/metropolis) has " +
+                                 std::to_string((clusters - 1) * 4096) +
+                                 " bytes free, but slot B's UKI \"kernel_efi.efi\" needs " +
+                                 std::to_string(clusters * 4096) + " bytes",
+                             before, ErrorKind::activation);
+    ASSERT_FALSE(asked.empty());
+    EXPECT_EQ(asked.front(), "/esp/EFI/metropolis");
+
+    // Exactly enough clusters: installed.
+    st =
+        install_with_free_space({clusters * 4096, 4096}, "{disk: /disk.img, allow_unsigned: true}");
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_EQ(hook_calls_, 1);
+}
+
+// Streamed (size unknown until the end), the UKI is cut off where the ESP would be full.
+TEST_F(SlotUkiInstall, StreamedUkiIsStoppedWhenTheEspIsFull) {
+    bundle({{"kernel_efi.efi", uki("root=PARTLABEL=METROPOLIS-SYSTEM-X")},
+            {"verity_rootfs.img", image_}},
+           /*streamed=*/true);
+    const uint32_t before = checksum(root_.disk(), 0, kDiskBytes);
+    auto st = install_with_free_space({20000, 4096}, "{disk: /disk.img, allow_unsigned: true}");
+    expect_refused_untouched(st, "grows beyond 20000 bytes; the ESP /esp", before,
+                             ErrorKind::activation);
+}
+
+// An unsigned bundle's UKI member may inflate far beyond what its few compressed bytes suggest:
+// max_uki_size bounds what reaches the ESP. The member is a real UKI padded with zeros, which
+// would otherwise install.
+TEST_F(SlotUkiInstall, DeflateBombIsStoppedAtMaxUkiSize) {
+    const std::string padded =
+        uki("root=PARTLABEL=METROPOLIS-SYSTEM-X") + std::string(8 << 20, '\0');
+    const std::string yaml = "{disk: /disk.img, allow_unsigned: true, max_uki_size: 1048576}";
+    const uint32_t before = checksum(root_.disk(), 0, kDiskBytes);
+
+    // Streamed: no size up front, so the copy stops at the bound.
+    bundle({{"kernel_efi.efi", padded}, {"verity_rootfs.img", image_}}, /*streamed=*/true);
+    ASSERT_LT(fs::file_size(root_.root() / "bundle.zip"), image_.size() + (1u << 20))
+        << "not compressed";
+    auto st = install(yaml);
+    expect_refused_untouched(st, "grows beyond 1048576 bytes; max_uki_size is 1048576 bytes",
+                             before);
+    const std::string& m = st.error().message();
+    const size_t stopped = m.find("Stopped after ");
+    ASSERT_NE(stopped, std::string::npos) << m;
+    EXPECT_LE(std::stoull(m.substr(stopped + 14)), 1048576u) << m;
+
+    // Its size in the zip header: refused before a byte is written.
+    bundle({{"kernel_efi.efi", padded}, {"verity_rootfs.img", image_}});
+    expect_refused_untouched(install(yaml),
+                             "is " + std::to_string(padded.size()) +
+                                 " bytes (its zip header), more than max_uki_size (1048576 bytes)",
+                             before);
+
+    // The default bound (512 MiB) lets it through.
+    ASSERT_TRUE(install().ok());
+}
+
+// ----- leftovers of a killed run -----
+
+TEST_F(SlotUkiInstall, LeftoverTemporariesAreRemovedAtTheNextInstall) {
+    const fs::path versions_dir = root_.esp() / "EFI/activate";
+    fs::create_directories(versions_dir);
+    // What Sysroot::write_file_atomic leaves behind when killed: ".versions.json.XXXXXX".
+    write_file(versions_dir / ".versions.json.a1B2c3", "{\"format\": 1, \"slots\": {}}");
+    write_file(versions_dir / ".versions.json.Zz9Yy8", "");
+    // Not its temporaries: kept.
+    write_file(versions_dir / ".versions.json.keep", "k");
+    write_file(versions_dir / "notes.txt", "n");
+    // The installer's own temporaries.
+    write_file(uki_dir() / ".boot-b.efi.tmp-123-0-456", "partial UKI");
+    bundle({{"kernel_efi.efi", uki("root=PARTLABEL=METROPOLIS-SYSTEM-X")},
+            {"verity_rootfs.img", image_}});
+    auto st = install();
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(versions_dir))
+        left.push_back(e.path().filename().string());
+    std::sort(left.begin(), left.end());
+    // versions.json itself is the install's own (unsigned: slot B's record cleared).
+    EXPECT_EQ(left,
+              (std::vector<std::string>{".versions.json.keep", "notes.txt", "versions.json"}));
+    EXPECT_EQ(uki_dir_entries(), std::vector<std::string>{"boot-b.efi"});
 }
 
 }  // namespace

@@ -39,6 +39,9 @@ struct UkiSourceConfig {
     // patched in place. Empty placeholder: no patching.
     std::string cmdline_placeholder = "METROPOLIS-SYSTEM-X";
     std::string cmdline_replacement = "METROPOLIS-SYSTEM-{slot}";
+    // Bytes a UKI member may have; with the ESP's free space it bounds what is written to the
+    // ESP before the member was checked (an unsigned bundle's member may inflate without bound).
+    uint64_t max_uki_size = uint64_t{512} << 20;
     // Bundle used when the command line names none (local system path or http(s) URL).
     std::string bundle;
 

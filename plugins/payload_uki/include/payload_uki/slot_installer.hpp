@@ -9,6 +9,7 @@
 #include <activate/log.hpp>
 #include <activate/plugin_api.hpp>
 #include <activate/sysroot.hpp>
+#include <cstdint>
 #include <functional>
 #include <payload_uki/config.hpp>
 
@@ -17,16 +18,28 @@ namespace activate::payload_uki {
 // Size of the buffer the image is written from: large sequential writes, bounded memory.
 inline constexpr size_t kImageWriteBuffer = 4 << 20;
 
+// Room on a file system, as statvfs(3) reports it to an unprivileged writer.
+struct FreeSpace {
+    uint64_t bytes = 0;       // f_bavail * f_frsize
+    uint64_t block_size = 0;  // f_frsize: a file takes whole blocks (FAT: clusters)
+};
+// Finds the free space of the file system holding a directory (a system path). The default
+// asks statvfs(3) through the sysroot; tests pass a small ESP.
+using FreeSpaceProbe = std::function<Result<FreeSpace>(const std::string& dir)>;
+
 class SlotInstaller {
   public:
-    SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log);
+    SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log,
+                  FreeSpaceProbe free_space = {});
 
     // Reads `bundle` to its end; the order of the steps is documented at the top of
     // slot_installer.cpp. In short: the UKI member (config.uki_member(target)) is received into a
     // temporary file on the ESP and checked completely (PE, sections, its .cmdline names the
     // target: make_slot_uki) before the first byte reaches the slot's partition when it precedes
-    // the image, else after the image but still before it is renamed into place. The image
-    // member must state its size and fit the partition.
+    // the image, else after the image but still before it is renamed into place. Before either
+    // is written the ESP must have room for the UKI (size from the manifest or the member's zip
+    // header) and the UKI must not exceed max_uki_size; a member of unknown size is cut off at
+    // that bound. The image member must state its size and fit the partition.
     // `before_first_write` (may be empty) runs once, after those checks and before the first byte
     // reaches the slot's partition; an error from it ends the install with nothing written. On
     // any error the old UKI stays and no temporary file is left behind. `progress` (may be null)
@@ -39,6 +52,7 @@ class SlotInstaller {
     const Sysroot& sysroot_;
     const UkiSourceConfig& config_;
     const Log& log_;
+    FreeSpaceProbe free_space_;
 };
 
 }  // namespace activate::payload_uki
