@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <payload_uki/config.hpp>
 #include <payload_uki/gpt.hpp>
+#include <payload_uki/uki.hpp>
 
 namespace activate::payload_uki {
 namespace {
@@ -36,7 +37,21 @@ Status check_label(const Settings& s, const std::string& key, const std::string&
     return {};
 }
 
+std::string lower(char letter) { return std::string(1, static_cast<char>(letter - 'A' + 'a')); }
+
 }  // namespace
+
+bool UkiSourceConfig::per_slot_uki() const {
+    return bundle_uki.find("{slot}") != std::string::npos;
+}
+
+std::string UkiSourceConfig::uki_member(char letter) const {
+    return expand_slot(bundle_uki, lower(letter));
+}
+
+std::string UkiSourceConfig::replacement(char letter) const {
+    return expand_slot(cmdline_replacement, std::string(1, letter));
+}
 
 Result<UkiSourceConfig> read_config(const Settings& s) {
     UkiSourceConfig c;
@@ -114,13 +129,32 @@ Result<UkiSourceConfig> read_config(const Settings& s) {
     ACTIVATE_ASSIGN(c.bundle_image, s.string_or("bundle_image", c.bundle_image));
     if (c.bundle_uki.empty()) return s.error_at("bundle_uki", "cannot be empty");
     if (c.bundle_image.empty()) return s.error_at("bundle_image", "cannot be empty");
-    if (c.bundle_uki == c.bundle_image)
-        return s.error_at("bundle_image", "names the same bundle member as bundle_uki");
+    for (char letter : {'A', 'B'})
+        if (c.uki_member(letter) == c.bundle_image)
+            return s.error_at("bundle_image", "names the same bundle member as bundle_uki (\"" +
+                                                  c.uki_member(letter) + "\")");
 
     ACTIVATE_ASSIGN(c.cmdline_placeholder,
                     s.string_or("cmdline_placeholder", c.cmdline_placeholder));
     ACTIVATE_ASSIGN(c.cmdline_replacement,
                     s.string_or("cmdline_replacement", c.cmdline_replacement));
+    // The placeholder is patched into the UKI file in place: the section keeps its size, so the
+    // replacement must have the placeholder's length.
+    if (!c.cmdline_placeholder.empty() && c.replacement('A').size() != c.cmdline_placeholder.size())
+        return s.error_at(
+            s.has("cmdline_replacement") ? "cmdline_replacement" : "cmdline_placeholder",
+            "cmdline_replacement \"" + c.cmdline_replacement + "\" expands to \"" +
+                c.replacement('A') + "\" (" + std::to_string(c.replacement('A').size()) +
+                " bytes), but cmdline_placeholder \"" + c.cmdline_placeholder + "\" has " +
+                std::to_string(c.cmdline_placeholder.size()) +
+                " bytes; they must have the same length, because the placeholder "
+                "is replaced in place in the UKI written to the ESP");
+    {
+        ACTIVATE_ASSIGN(
+            int64_t max,
+            s.integer_or("max_uki_size", static_cast<int64_t>(c.max_uki_size), 4096, INT64_MAX));
+        c.max_uki_size = static_cast<uint64_t>(max);
+    }
     ACTIVATE_ASSIGN(c.bundle, s.string_or("bundle", ""));
 
     ACTIVATE_ASSIGN(c.trusted_keys, s.string_or("trusted_keys", c.trusted_keys));

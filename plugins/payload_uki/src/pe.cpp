@@ -1,6 +1,7 @@
 // PE/COFF header parsing per Microsoft's "PE Format" (sections "MS-DOS Stub", "Signature", "COFF
-// File Header", "Optional Header", "Section Table"). Only what locating section contents needs is
-// decoded; all of it is range-checked against the file.
+// File Header", "Optional Header", "Section Table"). Only what locating section contents and
+// telling a signed image (data directory 4) need is decoded; all of it is range-checked against
+// the file.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +23,9 @@ constexpr size_t kOptMinPe32Plus = 112, kOptMinPe32 = 96;
 // Optional header offsets shared by PE32 and PE32+.
 constexpr size_t kOffSectionAlignment = 32, kOffFileAlignment = 36, kOffSizeOfImage = 56,
                  kOffSizeOfHeaders = 60;
+// NumberOfRvaAndSizes is the last field before the data directories, which start right at the
+// minimal sizes above; each directory is 8 bytes (address, size).
+constexpr size_t kDataDirectorySize = 8, kCertificateTableIndex = 4, kDataDirectories = 16;
 
 Error bad(const std::string& file, const std::string& what) {
     return Error(ErrorKind::input, file + " is not a valid PE image: " + what);
@@ -117,6 +121,13 @@ Result<PeImage> parse_pe(const RandomReader& file) {
     img.file_alignment = le::load<uint32_t>(&opt[kOffFileAlignment]);
     img.size_of_image = le::load<uint32_t>(&opt[kOffSizeOfImage]);
     img.size_of_headers = le::load<uint32_t>(&opt[kOffSizeOfHeaders]);
+    // Data directories: only as many as NumberOfRvaAndSizes says and the header holds.
+    const uint32_t directories = le::load<uint32_t>(&opt[need - 4]);
+    const size_t cert_at = need + kCertificateTableIndex * kDataDirectorySize;
+    if (directories > kCertificateTableIndex && cert_at + kDataDirectorySize <= opt_size) {
+        img.certificate_table.file_offset = le::load<uint32_t>(&opt[cert_at]);
+        img.certificate_table.size = le::load<uint32_t>(&opt[cert_at + 4]);
+    }
 
     img.section_table_offset = opt_end;
     const uint64_t table_bytes = uint64_t{nsections} * kSectionHeaderSize;
@@ -173,11 +184,17 @@ Status check_disjoint(const PeImage& image, const std::vector<std::string>& name
 }
 
 Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
-                                       const std::vector<PeSectionContent>& sections) {
+                                       const std::vector<PeSectionContent>& sections,
+                                       std::string_view certificates) {
     constexpr uint32_t kFileAlign = 0x200, kSectionAlign = 0x1000, kLfanew = 0x40;
     if (sections.size() > kPeMaxSections)
         return Error(ErrorKind::input, "too many sections for a PE image");
-    const uint32_t headers_end = kLfanew + kSignatureSize + kCoffHeaderSize + kOptMinPe32Plus +
+    if (certificates.size() > 0x7FFFFFFF)
+        return Error(ErrorKind::input, "the certificate table is too large");
+    const size_t opt_size =
+        kOptMinPe32Plus + (certificates.empty() ? 0 : kDataDirectories * kDataDirectorySize);
+    const uint32_t headers_end = kLfanew + kSignatureSize + kCoffHeaderSize +
+                                 static_cast<uint32_t>(opt_size) +
                                  static_cast<uint32_t>(sections.size() * kSectionHeaderSize);
     const uint32_t size_of_headers = align_up(headers_end, kFileAlign);
     std::vector<uint8_t> out(size_of_headers, 0);
@@ -187,7 +204,7 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
     uint8_t* coff = &out[kLfanew + kSignatureSize];
     le::store<uint16_t>(coff + 0, machine);
     le::store<uint16_t>(coff + 2, static_cast<uint16_t>(sections.size()));
-    le::store<uint16_t>(coff + 16, static_cast<uint16_t>(kOptMinPe32Plus));
+    le::store<uint16_t>(coff + 16, static_cast<uint16_t>(opt_size));
     le::store<uint16_t>(coff + 18, 0x0022);  // EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE
     uint8_t* opt = coff + kCoffHeaderSize;
     le::store<uint16_t>(opt, kPeMagicPe32Plus);
@@ -195,9 +212,11 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
     le::store<uint32_t>(opt + kOffFileAlignment, kFileAlign);
     le::store<uint32_t>(opt + kOffSizeOfHeaders, size_of_headers);
     le::store<uint16_t>(opt + 68, 10);  // Subsystem: EFI application
+    if (!certificates.empty())
+        le::store<uint32_t>(opt + kOptMinPe32Plus - 4, static_cast<uint32_t>(kDataDirectories));
 
     uint32_t next_va = align_up(size_of_headers, kSectionAlign);
-    uint8_t* table = opt + kOptMinPe32Plus;
+    uint8_t* table = opt + opt_size;
     for (size_t i = 0; i < sections.size(); ++i) {
         const auto& sc = sections[i];
         if (sc.name.size() > 8)
@@ -225,6 +244,15 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
         opt = out.data() + kLfanew + kSignatureSize + kCoffHeaderSize;
     }
     le::store<uint32_t>(opt + kOffSizeOfImage, next_va);
+    if (!certificates.empty()) {
+        // "PE Format", The Attribute Certificate Table: quadword-aligned, after the sections.
+        out.resize((out.size() + 7) / 8 * 8, 0);
+        uint8_t* entry = out.data() + kLfanew + kSignatureSize + kCoffHeaderSize + kOptMinPe32Plus +
+                         kCertificateTableIndex * kDataDirectorySize;
+        le::store<uint32_t>(entry, static_cast<uint32_t>(out.size()));
+        le::store<uint32_t>(entry + 4, static_cast<uint32_t>(certificates.size()));
+        out.insert(out.end(), certificates.begin(), certificates.end());
+    }
     return out;
 }
 

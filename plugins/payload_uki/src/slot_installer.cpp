@@ -1,18 +1,34 @@
 // Bundle installation into a slot; see slot_installer.hpp.
+//
+// The order, for one bundle (docs/bundle-format.md "Installing"):
+//  1. Before anything is written: the partition lies on the disk, the ESP is mounted, leftovers
+//     of a killed run are removed, and (signed bundle) the manifest's UKI size is within
+//     max_uki_size and the ESP's free space.
+//  2. The UKI member, when it comes before the image: bounded by max_uki_size and the ESP's free
+//     space, streamed to a temporary file next to its final place, checked and made to name the
+//     target slot (make_slot_uki). A refusal here leaves the slot untouched.
+//  3. The image member: its size is checked against the partition, then before_first_write()
+//     (the engine disables the target's boot entry), then it is written and synced.
+//  4. After the end of the bundle (every digest and the zip's central directory verified): the
+//     UKI is renamed into place and its directory synced.
+// An image-first bundle (made before the UKI came first) gets step 2 after step 3: still before
+// the UKI is renamed into place and before the engine enables the boot entry, but after the slot
+// was written.
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <optional>
-#include <payload_uki/pe.hpp>
 #include <payload_uki/random_reader.hpp>
 #include <payload_uki/slot_installer.hpp>
-#include <payload_uki/uki.hpp>
+#include <payload_uki/slot_uki.hpp>
 #include <payload_uki/uki_payload.hpp>
 #include <vector>
 
@@ -84,17 +100,29 @@ Result<TempUki> create_temp(const Sysroot& sysroot, const std::string& final_pat
     return TempUki(sysroot, path, std::move(fd));
 }
 
-// Leftovers of an install that died before renaming (power cut): they only take ESP space.
-void remove_stale_temps(const Sysroot& sysroot, const std::string& final_path, const Log& log) {
+// Removes the files in `dir` (a system path) whose names `is_leftover` accepts: temporaries of a
+// run that died before renaming them (power cut, kill). They only take ESP space. Callers hold
+// the activation lock, so no other run is writing them.
+void remove_leftovers(const Sysroot& sysroot, const std::string& dir,
+                      const std::function<bool(const std::string&)>& is_leftover, const Log& log) {
     std::error_code ec;
-    const std::string prefix = temp_prefix(final_path);
-    for (const auto& e : fs::directory_iterator(sysroot.path(parent_of(final_path)), ec)) {
+    for (const auto& e : fs::directory_iterator(sysroot.path(dir), ec)) {
         const std::string name = e.path().filename().string();
-        if (name.rfind(prefix, 0) != 0) continue;
+        if (!is_leftover(name)) continue;
         std::error_code rm;
         if (fs::remove(e.path(), rm))
-            log.info("removed the leftover temporary file " + parent_of(final_path) + "/" + name);
+            log.info("removed the leftover temporary file " + dir + "/" + name);
     }
+}
+
+// Sysroot::write_file_atomic's temporaries: "." + name + "." + mkostemp(3)'s six characters.
+bool is_atomic_write_temp(const std::string& name, const std::string& final_name) {
+    const std::string prefix = "." + final_name + ".";
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0)
+        return false;
+    for (size_t i = prefix.size(); i < name.size(); ++i)
+        if (!std::isalnum(static_cast<unsigned char>(name[i]))) return false;
+    return true;
 }
 
 Status fsync_dir(const Sysroot& sysroot, const std::string& dir) {
@@ -103,152 +131,303 @@ Status fsync_dir(const Sysroot& sysroot, const std::string& dir) {
     return {};
 }
 
+Result<FreeSpace> statvfs_free_space(const Sysroot& sysroot, const std::string& dir) {
+    ACTIVATE_ASSIGN(fs::path host, sysroot.resolve(dir));
+    struct statvfs st {};
+    if (::statvfs(host.c_str(), &st) != 0)
+        return errno_error(ErrorKind::activation, "statvfs " + dir);
+    const uint64_t block = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
+    return FreeSpace{static_cast<uint64_t>(st.f_bavail) * block, block};
+}
+
+// One bundle into one slot, in the order described at the top of this file.
+class Installation {
+  public:
+    Installation(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log,
+                 const FreeSpaceProbe& free_space, const Slot& target,
+                 bundle::VerifyingReader& bundle, bundle::Progress* progress)
+        : sysroot_(sysroot),
+          config_(config),
+          log_(log),
+          free_space_(free_space),
+          target_(target),
+          bundle_(bundle),
+          progress_(progress),
+          slot_(std::string("slot ") + target.letter),
+          source_(bundle.source().name()),
+          uki_path_(uki_system_path(target)),
+          uki_member_(config.uki_member(target.letter)) {}
+
+    Status run(const std::function<Status()>& before_first_write) {
+        ACTIVATE_TRY(check_target());
+        ACTIVATE_TRY(prepare_esp());
+        for (;;) {
+            ACTIVATE_ASSIGN(std::optional<bundle::MemberHeader> member, bundle_.next());
+            if (!member) break;
+            if (member->name == config_.bundle_image) {
+                ACTIVATE_TRY(write_image(*member, before_first_write));
+            } else if (member->name == uki_member_) {
+                ACTIVATE_TRY(receive_uki(*member));
+            } else if (config_.per_slot_uki() &&
+                       member->name == config_.uki_member(other_letter())) {
+                log_.info("skipping \"" + member->name + "\", the UKI of slot " + other_letter());
+                ACTIVATE_TRY(bundle_.skip());
+            } else {
+                log_.debug("ignoring bundle member \"" + member->name + "\"");
+                ACTIVATE_TRY(bundle_.skip());
+            }
+            report();
+        }
+        if (!image_written_)
+            return Error(ErrorKind::input, source_ + " has no member \"" + config_.bundle_image +
+                                               "\" (setting `bundle_image`)");
+        if (!uki_)
+            return Error(ErrorKind::input, source_ + " has no member \"" + uki_member_ +
+                                               "\" (setting `bundle_uki`); the system image was "
+                                               "written to " +
+                                               slot_ + " but its UKI is unchanged");
+        return commit_uki();
+    }
+
+  private:
+    char other_letter() const { return target_.letter == 'A' ? 'B' : 'A'; }
+    void report() {
+        if (progress_) progress_->update(bundle_.source_offset());
+    }
+    // Refusals before the slot's partition changed say so.
+    Error unchanged(ErrorKind kind, const std::string& message) const {
+        return Error(kind, image_started_ ? message : message + "; nothing was written");
+    }
+
+    // Step 1: the partition and the ESP mount point.
+    Status check_target() {
+        const GptPartition& part = target_.system;
+        part_name_ = "partition " + std::to_string(part.number) + " \"" + part.name + "\" of " +
+                     target_.disk;
+        uint64_t end = 0;
+        if (part.sector_size == 0 ||
+            __builtin_mul_overflow(part.first_lba, part.sector_size, &offset_) ||
+            __builtin_mul_overflow(part.size_lba, part.sector_size, &capacity_) ||
+            __builtin_add_overflow(offset_, capacity_, &end))
+            return Error(ErrorKind::internal, slot_ + ": impossible geometry for " + part_name_);
+        ACTIVATE_ASSIGN(disk_, sysroot_.open(target_.disk, O_RDWR));
+        ACTIVATE_ASSIGN(FdGeometry geometry, fd_geometry(disk_.get(), target_.disk));
+        if (end > geometry.size)
+            return Error(ErrorKind::input, part_name_ + " ends at byte " + std::to_string(end) +
+                                               ", beyond the disk's " +
+                                               std::to_string(geometry.size) + " bytes");
+        struct stat esp_stat {};
+        if (::stat(sysroot_.path(target_.esp_mount).c_str(), &esp_stat) != 0 ||
+            !S_ISDIR(esp_stat.st_mode))
+            return Error(ErrorKind::activation,
+                         "the ESP mount point " + target_.esp_mount +
+                             " is not a directory; mount the ESP there (setting `esp`)");
+        if (sysroot_.is_live()) {
+            // Writing into an unmounted mount point would put the UKI on the root file system,
+            // where the firmware never finds it.
+            struct statfs fs_info {};
+            if (::statfs(target_.esp_mount.c_str(), &fs_info) != 0 ||
+                fs_info.f_type != MSDOS_SUPER_MAGIC)
+                return Error(ErrorKind::activation, target_.esp_mount +
+                                                        " is not a FAT file system; is the ESP "
+                                                        "mounted there (setting `esp`)?");
+        }
+        return {};
+    }
+
+    // Step 1: leftovers removed, and the UKI's size from the manifest checked.
+    Status prepare_esp() {
+        ACTIVATE_TRY(sysroot_.make_dirs(parent_of(uki_path_)));
+        const std::string uki_temps = temp_prefix(uki_path_);
+        remove_leftovers(
+            sysroot_, parent_of(uki_path_),
+            [&](const std::string& name) { return name.rfind(uki_temps, 0) == 0; }, log_);
+        const std::string versions = config_.esp + "/" + config_.version_file;
+        remove_leftovers(
+            sysroot_, parent_of(versions),
+            [&](const std::string& name) { return is_atomic_write_temp(name, base_of(versions)); },
+            log_);
+        if (const auto& manifest = bundle_.manifest())
+            if (const bundle::ManifestMember* m = manifest->find(uki_member_))
+                ACTIVATE_TRY(check_uki_room(m->size, "the manifest"));
+        return {};
+    }
+
+    // The bound on the UKI's bytes: max_uki_size, and what the ESP can hold.
+    struct UkiBound {
+        uint64_t bytes = 0;
+        bool by_esp = false;  // the ESP's free space, not max_uki_size, is the tighter bound
+        FreeSpace esp;
+    };
+    Result<UkiBound> uki_bound() const {
+        const std::string dir = parent_of(uki_path_);
+        ACTIVATE_ASSIGN(FreeSpace esp,
+                        free_space_ ? free_space_(dir) : statvfs_free_space(sysroot_, dir));
+        UkiBound b{config_.max_uki_size, false, esp};
+        if (esp.bytes < b.bytes) b = {esp.bytes, true, esp};
+        return b;
+    }
+    std::string esp_full(const FreeSpace& esp, uint64_t needed) const {
+        return "the ESP " + target_.esp_mount + " (" + parent_of(uki_path_) + ") has " +
+               std::to_string(esp.bytes) + " bytes free, but " + slot_ + "'s UKI \"" + uki_member_ +
+               "\" needs " + std::to_string(needed) +
+               " bytes there (its old UKI is replaced only after the new one is complete); "
+               "free space on the ESP or ship a smaller UKI";
+    }
+
+    // A UKI of `size` bytes (stated by `origin`) must be within max_uki_size and fit the ESP.
+    Status check_uki_room(uint64_t size, const std::string& origin) const {
+        if (size > config_.max_uki_size)
+            return unchanged(ErrorKind::input, source_ + ": the UKI \"" + uki_member_ + "\" is " +
+                                                   std::to_string(size) + " bytes (" + origin +
+                                                   "), more than max_uki_size (" +
+                                                   std::to_string(config_.max_uki_size) +
+                                                   " bytes)");
+        ACTIVATE_ASSIGN(UkiBound bound, uki_bound());
+        const uint64_t block = bound.esp.block_size != 0 ? bound.esp.block_size : 1;
+        const uint64_t needed = size / block * block + (size % block != 0 ? block : 0);
+        if (needed > bound.esp.bytes)
+            return unchanged(ErrorKind::activation, source_ + ": " + esp_full(bound.esp, needed));
+        return {};
+    }
+
+    // Step 2 (or after step 3 for an image-first bundle).
+    Status receive_uki(const bundle::MemberHeader& member) {
+        if (member.size) ACTIVATE_TRY(check_uki_room(*member.size, "its zip header"));
+        // An unsigned member may not state its size (data descriptor) or inflate without bound:
+        // nothing beyond the bound reaches the ESP.
+        ACTIVATE_ASSIGN(UkiBound bound, uki_bound());
+        ACTIVATE_ASSIGN(TempUki tmp, create_temp(sysroot_, uki_path_));
+        uki_.emplace(std::move(tmp));
+        uint64_t at = 0;
+        auto copied = bundle_.copy_to([&](std::span<const uint8_t> chunk) -> Status {
+            if (chunk.size() > bound.bytes - at)
+                return unchanged(
+                    bound.by_esp ? ErrorKind::activation : ErrorKind::input,
+                    source_ + ": the UKI \"" + member.name + "\" grows beyond " +
+                        std::to_string(bound.bytes) + " bytes; " +
+                        (bound.by_esp ? esp_full(bound.esp, at + chunk.size())
+                                      : "max_uki_size is " + std::to_string(config_.max_uki_size) +
+                                            " bytes") +
+                        ". Stopped after " + std::to_string(at) + " bytes; " + uki_path_ +
+                        " was left unchanged");
+            ACTIVATE_TRY(write_all_at(uki_->fd(), chunk.data(), chunk.size(), at, uki_->path()));
+            at += chunk.size();
+            report();
+            return {};
+        });
+        if (!copied.ok()) return unchanged(copied.error().kind(), copied.error().message());
+        // A truncated or foreign file, or one that does not name the slot, never replaces a
+        // bootable UKI.
+        auto made = make_slot_uki(uki_->fd(), at, target_.letter, !config_.per_slot_uki(), config_,
+                                  "bundle member \"" + member.name + "\"", log_);
+        if (!made.ok())
+            return unchanged(ErrorKind::input, source_ + ": the UKI is unusable for " + slot_ +
+                                                   ": " + made.error().message() + "; " +
+                                                   uki_path_ + " was left unchanged");
+        if (::fsync(uki_->fd()) != 0)
+            return errno_error(ErrorKind::activation, "fsync " + uki_->path());
+        log_.info(slot_ + ": UKI \"" + member.name + "\" checked, .cmdline \"" + made->cmdline +
+                  "\"");
+        return {};
+    }
+
+    // Step 3.
+    Status write_image(const bundle::MemberHeader& member,
+                       const std::function<Status()>& before_first_write) {
+        const std::string what = source_ + ": member \"" + member.name + "\"";
+        if (!member.size)
+            return unchanged(ErrorKind::input,
+                             what +
+                                 " does not state its size in its local header (it was written "
+                                 "with a data descriptor, e.g. by zip to a pipe), so it cannot be "
+                                 "checked against " +
+                                 part_name_ +
+                                 " before writing; rebuild the bundle with `zip` to a file or "
+                                 "the activate bundle writer");
+        if (*member.size > capacity_)
+            return unchanged(ErrorKind::input, what + " is " + std::to_string(*member.size) +
+                                                   " bytes, larger than " + slot_ + "'s " +
+                                                   part_name_ + " (" + std::to_string(capacity_) +
+                                                   " bytes)");
+        if (!uki_)
+            log_.warning(source_ + " lists \"" + member.name + "\" before the UKI \"" +
+                         uki_member_ + "\", so the UKI is checked late: after " + slot_ +
+                         " was written (still before it replaces the old UKI and before the "
+                         "boot entry is enabled). Bundles listing the UKI first are checked "
+                         "before anything is written");
+        log_.info("writing " + member.name + " (" + std::to_string(*member.size) + " bytes) to " +
+                  slot_ + " (" + part_name_ + " at byte " + std::to_string(offset_) + ")");
+        // The member passed every check that can be made before writing: from here on the
+        // target slot changes.
+        if (before_first_write) ACTIVATE_TRY(before_first_write());
+        image_started_ = true;
+        uint64_t written = 0;
+        // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
+        // the next one (unsigned); see VerifyingReader::copy_to.
+        auto copied = bundle_.copy_to(
+            [&](std::span<const uint8_t> chunk) -> Status {
+                // The reader enforces the size; belt and braces.
+                if (written + chunk.size() > capacity_)
+                    return Error(ErrorKind::input, what + " exceeds " + part_name_);
+                ACTIVATE_TRY(write_all_at(disk_.get(), chunk.data(), chunk.size(),
+                                          offset_ + written, target_.disk));
+                // Start writing this chunk back now rather than all of them at the final
+                // fsync: the disk works while the next chunks are read and hashed, and dirty
+                // memory stays small. Only a hint; the fsync below is what makes it durable.
+                ::sync_file_range(disk_.get(), static_cast<off_t>(offset_ + written),
+                                  static_cast<off_t>(chunk.size()), SYNC_FILE_RANGE_WRITE);
+                written += chunk.size();
+                report();
+                return {};
+            },
+            kImageWriteBuffer);
+        if (!copied.ok()) return std::move(copied).error();
+        if (::fsync(disk_.get()) != 0)
+            return errno_error(ErrorKind::activation, "fsync " + target_.disk);
+        image_written_ = true;
+        return {};
+    }
+
+    // Step 4: the bundle was verified to its end (central directory included).
+    Status commit_uki() {
+        if (::rename(sysroot_.path(uki_->path()).c_str(), sysroot_.path(uki_path_).c_str()) != 0)
+            return errno_error(ErrorKind::activation,
+                               "renaming " + uki_->path() + " to " + uki_path_);
+        uki_->committed();
+        ACTIVATE_TRY(fsync_dir(sysroot_, parent_of(uki_path_)));
+        log_.info(slot_ + ": UKI written to " + uki_path_);
+        if (progress_) progress_->finish();
+        return {};
+    }
+
+    const Sysroot& sysroot_;
+    const UkiSourceConfig& config_;
+    const Log& log_;
+    const FreeSpaceProbe& free_space_;
+    const Slot& target_;
+    bundle::VerifyingReader& bundle_;
+    bundle::Progress* progress_;
+    const std::string slot_, source_, uki_path_, uki_member_;
+
+    std::string part_name_;
+    uint64_t offset_ = 0, capacity_ = 0;
+    UniqueFd disk_;
+    std::optional<TempUki> uki_;
+    bool image_started_ = false, image_written_ = false;
+};
+
 }  // namespace
+
+SlotInstaller::SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log,
+                             FreeSpaceProbe free_space)
+    : sysroot_(sysroot), config_(config), log_(log), free_space_(std::move(free_space)) {}
 
 Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundle,
                               const std::function<Status()>& before_first_write,
                               bundle::Progress* progress) {
-    const std::string slot = std::string("slot ") + target.letter;
-    const GptPartition& part = target.system;
-    const std::string part_name =
-        "partition " + std::to_string(part.number) + " \"" + part.name + "\" of " + target.disk;
-    uint64_t offset = 0, capacity = 0, end = 0;
-    if (part.sector_size == 0 ||
-        __builtin_mul_overflow(part.first_lba, part.sector_size, &offset) ||
-        __builtin_mul_overflow(part.size_lba, part.sector_size, &capacity) ||
-        __builtin_add_overflow(offset, capacity, &end))
-        return Error(ErrorKind::internal, slot + ": impossible geometry for " + part_name);
-
-    // Everything that can be checked before writing is checked first.
-    ACTIVATE_ASSIGN(UniqueFd disk, sysroot_.open(target.disk, O_RDWR));
-    ACTIVATE_ASSIGN(FdGeometry geometry, fd_geometry(disk.get(), target.disk));
-    if (end > geometry.size)
-        return Error(ErrorKind::input, part_name + " ends at byte " + std::to_string(end) +
-                                           ", beyond the disk's " + std::to_string(geometry.size) +
-                                           " bytes");
-    struct stat esp_stat {};
-    if (::stat(sysroot_.path(target.esp_mount).c_str(), &esp_stat) != 0 ||
-        !S_ISDIR(esp_stat.st_mode))
-        return Error(ErrorKind::activation, "the ESP mount point " + target.esp_mount +
-                                                " is not a directory; mount the ESP there (setting "
-                                                "`esp`)");
-    if (sysroot_.is_live()) {
-        // Writing into an unmounted mount point would put the UKI on the root file system,
-        // where the firmware never finds it.
-        struct statfs fs_info {};
-        if (::statfs(target.esp_mount.c_str(), &fs_info) != 0 ||
-            fs_info.f_type != MSDOS_SUPER_MAGIC)
-            return Error(ErrorKind::activation, target.esp_mount +
-                                                    " is not a FAT file system; is the ESP "
-                                                    "mounted there (setting `esp`)?");
-    }
-    const std::string uki_path = uki_system_path(target);
-    ACTIVATE_TRY(sysroot_.make_dirs(parent_of(uki_path)));
-    remove_stale_temps(sysroot_, uki_path, log_);
-
-    std::optional<TempUki> uki;
-    bool image_done = false;
-    const std::string source = bundle.source().name();
-    auto report = [&] {
-        if (progress) progress->update(bundle.source_offset());
-    };
-
-    for (;;) {
-        ACTIVATE_ASSIGN(std::optional<bundle::MemberHeader> member, bundle.next());
-        if (!member) break;
-        const std::string what = source + ": member \"" + member->name + "\"";
-        if (member->name == config_.bundle_image) {
-            if (!member->size)
-                return Error(ErrorKind::input,
-                             what +
-                                 " does not state its size in its local header (it was "
-                                 "written with a data descriptor, e.g. by zip to a pipe), so it "
-                                 "cannot be checked against " +
-                                 part_name +
-                                 " before writing; rebuild the bundle with `zip` to a file or "
-                                 "the activate bundle writer. Nothing was written");
-            if (*member->size > capacity)
-                return Error(ErrorKind::input, what + " is " + std::to_string(*member->size) +
-                                                   " bytes, larger than " + slot + "'s " +
-                                                   part_name + " (" + std::to_string(capacity) +
-                                                   " bytes). Nothing was written");
-            log_.info("writing " + member->name + " (" + std::to_string(*member->size) +
-                      " bytes) to " + slot + " (" + part_name + " at byte " +
-                      std::to_string(offset) + ")");
-            // The member passed every check that can be made before writing: from here on the
-            // target slot changes.
-            if (before_first_write) ACTIVATE_TRY(before_first_write());
-            uint64_t written = 0;
-            // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
-            // the next one (unsigned); see VerifyingReader::copy_to.
-            auto copied = bundle.copy_to(
-                [&](std::span<const uint8_t> chunk) -> Status {
-                    // The reader enforces the size; belt and braces.
-                    if (written + chunk.size() > capacity)
-                        return Error(ErrorKind::input, what + " exceeds " + part_name);
-                    ACTIVATE_TRY(write_all_at(disk.get(), chunk.data(), chunk.size(),
-                                              offset + written, target.disk));
-                    // Start writing this chunk back now rather than all of them at the final
-                    // fsync: the disk works while the next chunks are read and hashed, and dirty
-                    // memory stays small. Only a hint; the fsync below is what makes it durable.
-                    ::sync_file_range(disk.get(), static_cast<off_t>(offset + written),
-                                      static_cast<off_t>(chunk.size()), SYNC_FILE_RANGE_WRITE);
-                    written += chunk.size();
-                    report();
-                    return {};
-                },
-                kImageWriteBuffer);
-            if (!copied.ok()) return std::move(copied).error();
-            if (::fsync(disk.get()) != 0)
-                return errno_error(ErrorKind::activation, "fsync " + target.disk);
-            image_done = true;
-        } else if (member->name == config_.bundle_uki) {
-            ACTIVATE_ASSIGN(TempUki tmp, create_temp(sysroot_, uki_path));
-            uki.emplace(std::move(tmp));
-            uint64_t at = 0;
-            auto copied = bundle.copy_to([&](std::span<const uint8_t> chunk) -> Status {
-                ACTIVATE_TRY(write_all_at(uki->fd(), chunk.data(), chunk.size(), at, uki->path()));
-                at += chunk.size();
-                report();
-                return {};
-            });
-            if (!copied.ok()) return std::move(copied).error();
-            if (::fsync(uki->fd()) != 0)
-                return errno_error(ErrorKind::activation, "fsync " + uki->path());
-            // A truncated or foreign file must never replace a bootable UKI.
-            FdReader reader(uki->fd(), at, "bundle member \"" + member->name + "\"");
-            auto image = parse_pe(reader);
-            if (!image.ok())
-                return Error(ErrorKind::input,
-                             source + ": the UKI is unusable: " + image.error().message() + "; " +
-                                 uki_path + " was left unchanged");
-            if (auto sections = locate_uki_sections(*image, reader.name()); !sections.ok())
-                return Error(ErrorKind::input,
-                             source + ": the UKI is unusable: " + sections.error().message() +
-                                 "; " + uki_path + " was left unchanged");
-        } else {
-            log_.debug("ignoring bundle member \"" + member->name + "\"");
-            ACTIVATE_TRY(bundle.skip());
-        }
-        report();
-    }
-    if (!image_done)
-        return Error(ErrorKind::input, source + " has no member \"" + config_.bundle_image +
-                                           "\" (setting `bundle_image`)");
-    if (!uki)
-        return Error(ErrorKind::input, source + " has no member \"" + config_.bundle_uki +
-                                           "\" (setting `bundle_uki`); the system image was "
-                                           "written to " +
-                                           slot + " but its UKI is unchanged");
-
-    // The bundle was verified to its end (central directory included); now swap the UKI in.
-    if (::rename(sysroot_.path(uki->path()).c_str(), sysroot_.path(uki_path).c_str()) != 0)
-        return errno_error(ErrorKind::activation, "renaming " + uki->path() + " to " + uki_path);
-    uki->committed();
-    ACTIVATE_TRY(fsync_dir(sysroot_, parent_of(uki_path)));
-    log_.info(slot + ": UKI written to " + uki_path);
-    if (progress) progress->finish();
-    return {};
+    Installation installation(sysroot_, config_, log_, free_space_, target, bundle, progress);
+    return installation.run(before_first_write);
 }
 
 }  // namespace activate::payload_uki

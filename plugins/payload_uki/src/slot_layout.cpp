@@ -3,6 +3,7 @@
 #include <regex.h>
 
 #include <algorithm>
+#include <optional>
 #include <payload_uki/random_reader.hpp>
 #include <payload_uki/slot_layout.hpp>
 #include <payload_uki/uki.hpp>
@@ -81,20 +82,20 @@ Result<std::pair<Slot, Slot>> slots_from_gpt(const GptTable& table, const UkiSou
     return std::pair<Slot, Slot>{make('A', a), make('B', b)};
 }
 
-Result<char> running_slot_letter(std::string_view cmdline, const UkiSourceConfig& config) {
-    const std::string where = "/proc/cmdline";
+Result<std::optional<char>> slot_letter_in(std::string_view text, const UkiSourceConfig& config,
+                                           const std::string& where) {
     const std::string pattern = "running_slot_pattern \"" + config.running_slot_pattern + "\"";
     char letter = 0;
-    const std::string text(cmdline.substr(0, cmdline.find('\0')));
+    const std::string line(text.substr(0, text.find('\0')));
     regmatch_t m[2];
-    for (size_t at = 0; at <= text.size();) {
+    for (size_t at = 0; at <= line.size();) {
         const int flags = at == 0 ? 0 : REG_NOTBOL;
-        if (::regexec(config.running_slot_regex.get(), text.c_str() + at, 2, m, flags) != 0) break;
-        const std::string whole = text.substr(at + static_cast<size_t>(m[0].rm_so),
+        if (::regexec(config.running_slot_regex.get(), line.c_str() + at, 2, m, flags) != 0) break;
+        const std::string whole = line.substr(at + static_cast<size_t>(m[0].rm_so),
                                               static_cast<size_t>(m[0].rm_eo - m[0].rm_so));
         const std::string v = m[1].rm_so < 0
                                   ? ""
-                                  : text.substr(at + static_cast<size_t>(m[1].rm_so),
+                                  : line.substr(at + static_cast<size_t>(m[1].rm_so),
                                                 static_cast<size_t>(m[1].rm_eo - m[1].rm_so));
         if (v != "A" && v != "B" && v != "a" && v != "b")
             return Error(ErrorKind::input, where + ": " + pattern + " matched \"" + whole +
@@ -108,12 +109,48 @@ Result<char> running_slot_letter(std::string_view cmdline, const UkiSourceConfig
         // Continue after this match (at least one character on, for empty matches).
         at += static_cast<size_t>(std::max<regoff_t>(m[0].rm_eo, 1));
     }
-    if (letter == 0)
-        return Error(ErrorKind::input, "the running slot is unknown: " + pattern +
-                                           " does not match " + where + " (\"" +
-                                           std::string(cmdline.substr(0, 512)) +
+    if (letter == 0) return std::optional<char>();
+    return std::optional<char>(letter);
+}
+
+Result<char> running_slot_letter(std::string_view cmdline, const UkiSourceConfig& config) {
+    const std::string where = "/proc/cmdline";
+    ACTIVATE_ASSIGN(std::optional<char> letter, slot_letter_in(cmdline, config, where));
+    if (!letter)
+        return Error(ErrorKind::input, "the running slot is unknown: running_slot_pattern \"" +
+                                           config.running_slot_pattern + "\" does not match " +
+                                           where + " (\"" + std::string(cmdline.substr(0, 512)) +
                                            "\"); was this system booted from a slot?");
-    return letter;
+    return *letter;
+}
+
+Status check_cmdline_names_slot(std::string_view cmdline, char slot, const UkiSourceConfig& config,
+                                const std::string& file, const std::string& remedy) {
+    const std::string quoted = "\"" + std::string(cmdline.substr(0, 512)) + "\"";
+    const std::string where = file + ": the .cmdline " + quoted;
+    if (!config.cmdline_placeholder.empty() &&
+        cmdline.find(config.cmdline_placeholder) != std::string_view::npos)
+        return Error(ErrorKind::input,
+                     where + " still holds the placeholder \"" + config.cmdline_placeholder +
+                         "\" (setting cmdline_placeholder), which names no "
+                         "slot: a firmware boot of slot " +
+                         std::string(1, slot) + " would not find its root; " + remedy);
+    ACTIVATE_ASSIGN(std::optional<char> named, slot_letter_in(cmdline, config, where));
+    if (!named)
+        return Error(ErrorKind::input,
+                     where + " does not name slot " + std::string(1, slot) +
+                         ": running_slot_pattern \"" + config.running_slot_pattern +
+                         "\" does not match it, so neither the firmware's boot of the slot nor "
+                         "activate after that boot could tell which slot it is; " +
+                         remedy);
+    if (*named != slot)
+        return Error(ErrorKind::input,
+                     where + " names slot " + std::string(1, *named) + " (running_slot_pattern \"" +
+                         config.running_slot_pattern + "\"), but it is slot " +
+                         std::string(1, slot) + "'s UKI: booting it would " + "start slot " +
+                         std::string(1, slot) + "'s kernel on slot " + std::string(1, *named) +
+                         "'s root; " + remedy);
+    return {};
 }
 
 Result<GptTable> read_disk_gpt(const Sysroot& sysroot, const UkiSourceConfig& config,

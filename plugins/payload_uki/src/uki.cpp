@@ -1,4 +1,5 @@
 // Section selection and command-line handling for UKIs.
+#include <cstdio>
 #include <payload_uki/uki.hpp>
 
 namespace activate::payload_uki {
@@ -37,8 +38,7 @@ Result<UkiSections> locate_uki_sections(const PeImage& image, const std::string&
     return u;
 }
 
-Result<std::string> finish_cmdline(std::string_view raw, std::string_view placeholder,
-                                   std::string_view replacement, const std::string& file) {
+Result<std::string> finish_cmdline(std::string_view raw, const std::string& file) {
     size_t end = raw.size();
     auto trailing = [](char c) {
         return c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
@@ -46,10 +46,29 @@ Result<std::string> finish_cmdline(std::string_view raw, std::string_view placeh
     };
     while (end > 0 && trailing(raw[end - 1])) --end;
     std::string_view text = raw.substr(0, end);
-    if (size_t nul = text.find('\0'); nul != std::string_view::npos)
-        return Error(ErrorKind::input,
-                     file + ": the \".cmdline\" section has a NUL byte at offset " +
-                         std::to_string(nul) + " before its end; the kernel would ignore the rest");
+    for (size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == 0)
+            return Error(ErrorKind::input,
+                         file + ": the \".cmdline\" section has a NUL byte at offset " +
+                             std::to_string(i) +
+                             " before its end; the kernel would ignore the rest");
+        if (c < 0x20 || c == 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02x", c);
+            return Error(ErrorKind::input,
+                         file + ": the \".cmdline\" section has the control character " + hex +
+                             " at offset " + std::to_string(i) +
+                             "; systemd-stub would boot it as a space and kexec as it is, so the "
+                             "two ways of booting the slot would differ. Separate options with "
+                             "spaces");
+        }
+    }
+    return std::string(text);
+}
+
+std::string replace_all(std::string_view text, std::string_view placeholder,
+                        std::string_view replacement) {
     if (placeholder.empty()) return std::string(text);
     std::string out;
     size_t pos = 0;

@@ -5,6 +5,7 @@
 #include <payload_uki/pe.hpp>
 #include <payload_uki/random_reader.hpp>
 #include <payload_uki/sealed_memfd.hpp>
+#include <payload_uki/slot_layout.hpp>
 #include <payload_uki/uki.hpp>
 #include <payload_uki/uki_payload.hpp>
 
@@ -27,6 +28,22 @@ Result<Payload> load_uki_payload(const Sysroot& sysroot, const Slot& slot,
     ACTIVATE_ASSIGN(UkiSections sections, locate_uki_sections(image, path));
 
     Payload payload;
+    // The kexec path boots exactly what a firmware boot of the slot would (docs/bundle-format.md
+    // "Slot UKIs"): the .cmdline as written, which must name the slot.
+    const std::string remedy =
+        "install slot " + letter +
+        " again: its UKI must name it on its own (an older activate left the placeholder in "
+        "the UKI on the ESP and replaced it only when booting by kexec)";
+    if (!sections.cmdline)
+        return Error(
+            ErrorKind::input,
+            path + " has no .cmdline section, so it does not name slot " + letter + "; " + remedy);
+    std::string raw(sections.cmdline->file_length(), '\0');
+    ACTIVATE_TRY(reader.read_at(sections.cmdline->file_offset(),
+                                {reinterpret_cast<uint8_t*>(raw.data()), raw.size()}));
+    ACTIVATE_ASSIGN(payload.cmdline, finish_cmdline(raw, path));
+    ACTIVATE_TRY(check_cmdline_names_slot(payload.cmdline, slot.letter, config, path, remedy));
+
     ACTIVATE_ASSIGN(SealedMemfd kernel,
                     copy_to_sealed_memfd(
                         fd.get(), {{sections.kernel.file_offset(), sections.kernel.file_length()}},
@@ -49,17 +66,6 @@ Result<Payload> load_uki_payload(const Sysroot& sysroot, const Slot& slot,
         payload.initramfs = std::move(initrd.fd);
     }
 
-    if (sections.cmdline) {
-        std::string raw(sections.cmdline->file_length(), '\0');
-        ACTIVATE_TRY(reader.read_at(sections.cmdline->file_offset(),
-                                    {reinterpret_cast<uint8_t*>(raw.data()), raw.size()}));
-        ACTIVATE_ASSIGN(payload.cmdline,
-                        finish_cmdline(raw, config.cmdline_placeholder,
-                                       expand_slot(config.cmdline_replacement, letter), path));
-    } else {
-        log.warning(path +
-                    " has no .cmdline section; the kernel starts with an empty command line");
-    }
     payload.description = "slot " + letter + " UKI " + path;
     return payload;
 }

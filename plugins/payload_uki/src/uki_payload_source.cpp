@@ -85,17 +85,22 @@ class UkiPayloadSource final : public PayloadSource {
                  "\"",
              {config_.disk},
              {}},
-            {"install the bundle into the inactive slot: \"" + config_.bundle_image +
-                 "\" onto its partition, \"" + config_.bundle_uki + "\" to " + uki +
-                 " (temporary file, fsync, rename)",
+            {"install the bundle into the inactive slot: \"" + config_.bundle_uki + "\" to " + uki +
+                 " (temporary file, at most max_uki_size " + std::to_string(config_.max_uki_size) +
+                 " bytes; " +
+                 (config_.per_slot_uki() ? std::string("one UKI per slot, installed unchanged")
+                                         : "\"" + config_.cmdline_placeholder + "\" -> \"" +
+                                               config_.cmdline_replacement + "\" in .cmdline") +
+                 "; .cmdline must match running_slot_pattern for the slot; checked before the "
+                 "image when it comes first), \"" +
+                 config_.bundle_image + "\" onto its partition, then the UKI renamed into place",
              {config_.bundle.empty() ? "<bundle>" : config_.bundle},
              {config_.disk + " (inactive slot's partition)", uki}},
             {"record the installed bundle version of the slot (cleared before writing)",
              {},
              {config_.esp + "/" + config_.version_file}},
-            {"load the target slot's UKI (.linux, .ucode + .initrd, .cmdline with \"" +
-                 config_.cmdline_placeholder + "\" -> \"" + config_.cmdline_replacement +
-                 "\") into sealed memfds",
+            {"load the target slot's UKI (.linux, .ucode + .initrd, .cmdline as written, which "
+             "must name the slot) into sealed memfds",
              {uki},
              {}},
         };
@@ -140,11 +145,12 @@ class UkiPayloadSource final : public PayloadSource {
             ACTIVATE_TRY(
                 nothing_written(check_not_older(versions, running, manifest->version,
                                                 request.allow_downgrade, version_path, log_)));
-            for (const std::string* member : {&config_.bundle_image, &config_.bundle_uki})
-                if (!manifest->find(*member))
+            for (const std::string& member :
+                 {config_.bundle_image, config_.uki_member(target.letter)})
+                if (!manifest->find(member))
                     return nothing_written(
                         Error(ErrorKind::rejected, verified.source().name() +
-                                                       ": the manifest lists no \"" + *member +
+                                                       ": the manifest lists no \"" + member +
                                                        "\" (settings bundle_image, bundle_uki)"));
             // The manifest states the image's size: an image that cannot fit is refused now,
             // before the boot entry or the version record change (the installer checks again

@@ -35,6 +35,10 @@ TEST(UkiConfig, Defaults) {
     EXPECT_EQ(c->bundle_image, "verity_rootfs.img");
     EXPECT_EQ(c->cmdline_placeholder, "METROPOLIS-SYSTEM-X");
     EXPECT_EQ(c->cmdline_replacement, "METROPOLIS-SYSTEM-{slot}");
+    EXPECT_EQ(c->replacement('A'), "METROPOLIS-SYSTEM-A");
+    EXPECT_EQ(c->max_uki_size, uint64_t{512} << 20);
+    EXPECT_FALSE(c->per_slot_uki());
+    EXPECT_EQ(c->uki_member('B'), "kernel_efi.efi");
     EXPECT_EQ(c->bundle, "");
     EXPECT_EQ(c->trusted_keys, "/etc/activate/keys");
     EXPECT_EQ(c->compatible, "board-1");
@@ -57,7 +61,8 @@ uki_path: "EFI/os/{slot}/linux.efi"
 bundle_uki: a.efi
 bundle_image: b.img
 cmdline_placeholder: "@SLOT@"
-cmdline_replacement: "SYS_{slot}"
+cmdline_replacement: "SLOT_{slot}"
+max_uki_size: 1048576
 bundle: https://example.com/b.zip
 trusted_keys: /usr/share/keys
 compatible: "metropolis x86_64 v2"
@@ -71,12 +76,45 @@ version_file: state/versions.json
     EXPECT_EQ(c->label('B'), "SYS_B");
     EXPECT_EQ(c->bundle, "https://example.com/b.zip");
     EXPECT_EQ(c->cmdline_placeholder, "@SLOT@");
+    EXPECT_EQ(c->replacement('B'), "SLOT_B");
+    EXPECT_EQ(c->max_uki_size, 1048576u);
+    EXPECT_FALSE(c->per_slot_uki());
+    EXPECT_EQ(c->uki_member('A'), "a.efi");
     EXPECT_EQ(c->trusted_keys, "/usr/share/keys");
     EXPECT_EQ(c->compatible, "metropolis x86_64 v2");
     EXPECT_EQ(c->version_file, "state/versions.json");
     auto single = read("{disk: /d, slot_label_a: X1, slot_label_b: X2, compatible: c}");
     ASSERT_TRUE(single.ok());
     EXPECT_EQ(single->label_a, "X1");
+}
+
+// A bundle may carry one UKI per slot: "{slot}" is the lower-case letter, as in uki_path.
+TEST(UkiConfig, PerSlotUkiMembers) {
+    auto c = read("{disk: /d, compatible: c, bundle_uki: 'kernel_efi-{slot}.efi'}");
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    EXPECT_TRUE(c->per_slot_uki());
+    EXPECT_EQ(c->uki_member('A'), "kernel_efi-a.efi");
+    EXPECT_EQ(c->uki_member('B'), "kernel_efi-b.efi");
+    expect_policy_error("{disk: /d, compatible: c, bundle_uki: 'x-{slot}', bundle_image: x-b}",
+                        "bundle_image", "same bundle member as bundle_uki (\"x-b\")");
+}
+
+// The placeholder is replaced in place in the UKI file: the replacement must have its length.
+TEST(UkiConfig, ReplacementMustHaveThePlaceholdersLength) {
+    expect_policy_error("{disk: /d, compatible: c, cmdline_replacement: 'SYSTEM-{slot}'}",
+                        "cmdline_replacement",
+                        "cmdline_replacement \"SYSTEM-{slot}\" expands to \"SYSTEM-A\" (8 bytes), "
+                        "but cmdline_placeholder \"METROPOLIS-SYSTEM-X\" has 19 bytes");
+    // Changing only the placeholder points at the placeholder.
+    expect_policy_error("{disk: /d, compatible: c, cmdline_placeholder: '@@'}",
+                        "payload.settings.cmdline_placeholder", "same length");
+    // No placeholder: nothing is patched, any replacement is fine.
+    EXPECT_TRUE(
+        read("{disk: /d, compatible: c, cmdline_placeholder: '', cmdline_replacement: x}").ok());
+    expect_policy_error("{disk: /d, compatible: c, max_uki_size: 100}", "max_uki_size",
+                        "out of range");
+    expect_policy_error("{disk: /d, compatible: c, max_uki_size: 1G}", "max_uki_size",
+                        "expected an integer");
 }
 
 TEST(UkiConfig, Rejections) {

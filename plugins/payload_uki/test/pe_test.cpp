@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <payload_uki/pe.hpp>
@@ -113,6 +114,79 @@ TEST(PeParse, EncoderRoundTrips) {
         EXPECT_EQ(img->sections[i].virtual_address % 0x1000, 0u);
     }
     EXPECT_FALSE(encode_pe(kMachineAmd64, {{".toolongname", "x"}}).ok());
+}
+
+// "PE Format", Optional Header Data Directories, entry 4: the Attribute Certificate Table that
+// holds Authenticode signatures; its address is a file offset.
+TEST(PeParse, CertificateTableRoundTrips) {
+    const std::string certs = random_bytes(1234, 5);
+    auto bytes = encode_pe(kMachineAmd64, {{".cmdline", "root=x"}, {".linux", "K"}}, certs);
+    ASSERT_TRUE(bytes.ok());
+    auto img = parse_bytes(*bytes);
+    ASSERT_TRUE(img.ok()) << img.error().message();
+    EXPECT_TRUE(img->has_signature());
+    EXPECT_EQ(img->certificate_table.size, certs.size());
+    EXPECT_EQ(img->certificate_table.file_offset % 8, 0u);
+    EXPECT_EQ(img->certificate_table.file_offset + certs.size(), bytes->size());
+    EXPECT_EQ(std::string(bytes->begin() + img->certificate_table.file_offset, bytes->end()),
+              certs);
+    ASSERT_EQ(img->sections.size(), 2u);
+    EXPECT_EQ(content(*bytes, img->sections[0]), "root=x");
+
+    // Without certificates: no data directories at all, so nothing is signed.
+    auto plain = parse_bytes(sample());
+    ASSERT_TRUE(plain.ok());
+    EXPECT_FALSE(plain->has_signature());
+}
+
+TEST(PeParse, CertificateTableAgreesWithObjdump) {
+    // The systemd stub has 16 data directories, the Security Directory (entry 4) empty; objdump
+    // reads the same header fields.
+    TempDir dir;
+    const fs::path uki = dir.path() / "uki.efi";
+    ASSERT_TRUE(make_uki(uki, {{".cmdline", "root=x"}, {".linux", random_bytes(1000, 9)}}));
+    auto img = parse_path(uki);
+    ASSERT_TRUE(img.ok()) << img.error().message();
+    EXPECT_FALSE(img->has_signature());
+    std::string out;
+    ASSERT_TRUE(run("objdump -p " + quote(uki.string()), &out));
+    EXPECT_NE(out.find("Entry 4 0000000000000000 00000000 Security Directory"), std::string::npos)
+        << out;
+
+    // A signing tool fills in entry 4 and appends the table: set it by hand the same way.
+    std::string data = read_file(uki);
+    std::vector<uint8_t> bytes(data.begin(), data.end());
+    const size_t entry4 = img->pe_header_offset + 24 + 112 + 4 * 8;
+    le::store<uint32_t>(&bytes[entry4], static_cast<uint32_t>(bytes.size()));
+    le::store<uint32_t>(&bytes[entry4 + 4], 16);
+    bytes.resize(bytes.size() + 16, 0x30);
+    auto signed_img = parse_bytes(bytes);
+    ASSERT_TRUE(signed_img.ok()) << signed_img.error().message();
+    EXPECT_TRUE(signed_img->has_signature());
+    EXPECT_EQ(signed_img->certificate_table.size, 16u);
+    write_file(uki, std::string(bytes.begin(), bytes.end()));
+    ASSERT_TRUE(run("objdump -p " + quote(uki.string()), &out));
+    EXPECT_NE(out.find("Entry 4 " +
+                       [&] {
+                           char hex[32];
+                           std::snprintf(hex, sizeof hex, "%016zx 00000010", data.size());
+                           return std::string(hex);
+                       }()),
+              std::string::npos)
+        << out;
+}
+
+TEST(PeParse, CertificateTableNeedsFiveDirectories) {
+    auto bytes = encode_pe(kMachineAmd64, {{".linux", "K"}}, "CERT");
+    ASSERT_TRUE(bytes.ok());
+    auto img = parse_bytes(*bytes);
+    ASSERT_TRUE(img.ok());
+    ASSERT_TRUE(img->has_signature());
+    // NumberOfRvaAndSizes 4: entry 4 is not there, whatever the bytes after the fourth say.
+    le::store<uint32_t>(&(*bytes)[img->pe_header_offset + 24 + 108], 4);
+    auto four = parse_bytes(*bytes);
+    ASSERT_TRUE(four.ok()) << four.error().message();
+    EXPECT_FALSE(four->has_signature());
 }
 
 TEST(PeParse, AcceptsPe32) {

@@ -82,6 +82,9 @@ class SignedInstall : public ::testing::Test {
         ASSERT_TRUE(make_uki(uki, {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-X ro"},
                                    {".linux", random_bytes(100000, 41)}}));
         uki_ = read_file(uki);
+        // Slot B's UKI on the ESP: the placeholder in .cmdline patched, nothing else changed.
+        uki_b_ = uki_;
+        uki_b_.replace(uki_.find("METROPOLIS-SYSTEM-X"), 19, "METROPOLIS-SYSTEM-B");
         image_ = random_bytes(3 * (1 << 20) + 11, 42);
         fs::create_directories(root_.root() / "etc/activate/keys");
         write_file(root_.root() / "etc/activate/keys/release.pub",
@@ -90,7 +93,8 @@ class SignedInstall : public ::testing::Test {
         write_file(uki_dir() / "boot-b.efi", "old UKI of slot B");
     }
 
-    Members members() const { return {{"verity_rootfs.img", image_}, {"kernel_efi.efi", uki_}}; }
+    // The UKI first, as `activate bundle create` is told to write it (docs/bundle-format.md).
+    Members members() const { return {{"kernel_efi.efi", uki_}, {"verity_rootfs.img", image_}}; }
     fs::path uki_dir() const { return root_.esp() / "EFI/metropolis"; }
     fs::path versions_file() const { return root_.esp() / "EFI/activate/versions.json"; }
 
@@ -166,7 +170,7 @@ class SignedInstall : public ::testing::Test {
     SlotSysroot root_;
     TempDir work_;
     bundle::SecretKey key_ = make_key();
-    std::string uki_, image_;
+    std::string uki_, uki_b_, image_;
     int before_writing_calls_ = 0;
 };
 
@@ -177,8 +181,8 @@ TEST_F(SignedInstall, CreateVerifyInstallRecordsTheVersion) {
     std::string zip;
     auto created = bundle::write_signed_bundle(
         bundle::string_sink(&zip), key_, "board-1", *bundle::BundleVersion::parse("1.2.3"),
-        {{"verity_rootfs.img", (work_.path() / "image").string()},
-         {"kernel_efi.efi", (work_.path() / "uki").string()}});
+        {{"kernel_efi.efi", (work_.path() / "uki").string()},
+         {"verity_rootfs.img", (work_.path() / "image").string()}});
     ASSERT_TRUE(created.ok()) << created.error().message();
     bundle::TrustOptions trust;
     trust.keys = {{"release.pub", key_.public_key()}};
@@ -195,7 +199,7 @@ TEST_F(SignedInstall, CreateVerifyInstallRecordsTheVersion) {
     const Slot target = s->slots()->target;
     const uint64_t offset = target.system.first_lba * target.system.sector_size;
     EXPECT_EQ(read_range(root_.disk(), offset, image_.size()), image_);
-    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_);
+    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_b_);
     auto versions = SlotVersions::read(root_.sysroot(), "/esp/EFI/activate/versions.json");
     ASSERT_TRUE(versions.ok()) << versions.error().message();
     ASSERT_TRUE(versions->get('B'));
@@ -224,8 +228,7 @@ TEST_F(SignedInstall, NoTrustedKeys) {
 TEST_F(SignedInstall, UnsignedBundles) {
     Parts plain;
     plain.members = members();
-    expect_refused_untouched(plain.zip(),
-                             "is not signed: its first member is \"verity_rootfs.img\"");
+    expect_refused_untouched(plain.zip(), "is not signed: its first member is \"kernel_efi.efi\"");
     Parts no_sig = signed_parts(members(), key_);
     no_sig.signature.reset();
     expect_refused_untouched(no_sig.zip(), "manifest.pb is not followed by manifest.sig");
@@ -259,19 +262,67 @@ TEST_F(SignedInstall, UnknownKeyAndWrongCompatible) {
 }
 
 TEST_F(SignedInstall, TamperedMembersFailTheRun) {
-    for (size_t i = 0; i < 2; ++i) {
-        Parts p = signed_parts(members(), key_);
-        p.members[i].second[p.members[i].second.size() / 2] ^= 0x20;
-        SCOPED_TRACE(p.members[i].first);
-        expect_refused_midway(p.zip(), "has SHA-256");
-    }
+    // The UKI comes first: a tampered one is refused before anything is written.
+    Parts uki = signed_parts(members(), key_);
+    uki.members[0].second[uki.members[0].second.size() / 2] ^= 0x20;
+    expect_refused_untouched(uki.zip(), "has SHA-256");
+    // A tampered image fails while the slot is written; so does a tampered UKI that comes after
+    // the image (a bundle made before the UKI came first).
+    Parts image = signed_parts(members(), key_);
+    image.members[1].second[image.members[1].second.size() / 2] ^= 0x20;
+    expect_refused_midway(image.zip(), "has SHA-256");
+    Parts late_uki = signed_parts({members()[1], members()[0]}, key_);
+    late_uki.members[1].second[late_uki.members[1].second.size() / 2] ^= 0x20;
+    expect_refused_midway(late_uki.zip(), "has SHA-256");
     Parts extra = signed_parts(members(), key_);
     extra.members.push_back({"payload.sh", "#!/bin/sh"});
     expect_refused_midway(extra.zip(), "member \"payload.sh\" is not listed in the manifest");
     Parts missing = signed_parts(
-        {{"verity_rootfs.img", image_}, {"kernel_efi.efi", uki_}, {"README", "read me"}}, key_);
+        {{"kernel_efi.efi", uki_}, {"verity_rootfs.img", image_}, {"README", "read me"}}, key_);
     missing.members.pop_back();
     expect_refused_midway(missing.zip(), "member \"README\" is listed in the manifest but missing");
+}
+
+// Issue 12: a signed bundle whose UKI names the wrong slot would leave slot B's entry booting
+// B's kernel on A's root. It is refused before B's partition, its UKI, its version record or its
+// boot entry change.
+TEST_F(SignedInstall, UkiNamingTheWrongSlotChangesNothing) {
+    ASSERT_TRUE(install(signed_parts(members(), key_, "1.2.3").zip()).ok());
+    const std::string versions_before = read_file(versions_file());
+    ASSERT_NE(versions_before.find("\"1.2.3\""), std::string::npos) << versions_before;
+    fs::path wrong = work_.path() / "wrong.efi";
+    ASSERT_TRUE(make_uki(wrong, {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-A ro"},
+                                 {".linux", random_bytes(100000, 44)}}));
+    const Snapshot before = snapshot();
+    auto st =
+        install(signed_parts({{"kernel_efi.efi", read_file(wrong)}, {"verity_rootfs.img", image_}},
+                             key_, "1.2.4")
+                    .zip());
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().kind(), ErrorKind::input);
+    EXPECT_EQ(exit_code(st.error().kind()), 5);
+    const std::string& m = st.error().message();
+    EXPECT_NE(m.find("names slot A"), std::string::npos) << m;
+    EXPECT_NE(m.find("nothing was written"), std::string::npos) << m;
+    EXPECT_EQ(before_writing_calls_, 0);
+    EXPECT_TRUE(snapshot() == before);
+    EXPECT_EQ(read_file(versions_file()), versions_before);
+}
+
+// The manifest states the UKI's size: one larger than max_uki_size is refused before anything is
+// streamed anywhere.
+TEST_F(SignedInstall, UkiLargerThanMaxUkiSizeIsRefusedFromTheManifest) {
+    const Snapshot before = snapshot();
+    auto st = install(signed_parts(members(), key_).zip(), false,
+                      "{disk: /disk.img, compatible: board-1, max_uki_size: 65536}");
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.error().message().find("is " + std::to_string(uki_.size()) +
+                                        " bytes (the manifest), more than max_uki_size (65536 "
+                                        "bytes); nothing was written"),
+              std::string::npos)
+        << st.error().message();
+    EXPECT_EQ(before_writing_calls_, 0);
+    EXPECT_TRUE(snapshot() == before);
 }
 
 TEST_F(SignedInstall, ManifestWithoutTheSlotMembersIsRefusedBeforeWriting) {
@@ -362,7 +413,7 @@ TEST_F(SignedInstall, UnsignedOnlyWithTheSettingAndWithAWarning) {
     auto st = install(plain.zip(), false, "{disk: /disk.img, allow_unsigned: true}");
     const std::string err = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(st.ok()) << st.error().message();
-    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_);
+    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_b_);
     EXPECT_NE(err.find("warning: allow_unsigned is set"), std::string::npos) << err;
     EXPECT_NE(err.find("/bundle.zip is not signed"), std::string::npos) << err;
     // No version known: none recorded.

@@ -57,15 +57,16 @@ class SignedUpdateCli : public ::testing::Test {
 
     fs::path root() const { return root_.path(); }
 
-    // `activate bundle create` into the sysroot as /<name>.
+    // `activate bundle create` into the sysroot as /<name>, the UKI first
+    // (docs/bundle-format.md).
     void create(const std::string& name, const std::string& version,
                 const std::string& compatible = "metropolis-x86_64") {
         Outcome r = run_activate("bundle create --key " +
                                  quote((work_.path() / "release.secret").string()) +
                                  " --compatible " + compatible + " --version " + version + " -o " +
                                  quote((root() / name).string()) + " " +
-                                 quote((work_.path() / "verity_rootfs.img").string()) + " " +
-                                 quote((work_.path() / "kernel_efi.efi").string()));
+                                 quote((work_.path() / "kernel_efi.efi").string()) + " " +
+                                 quote((work_.path() / "verity_rootfs.img").string()));
         ASSERT_EQ(r.code, 0) << r.err;
     }
 
@@ -125,6 +126,13 @@ TEST_F(SignedUpdateCli, SignedBundleInstallsStagesAndJumps) {
     EXPECT_EQ(read_file(root() / "run/activate/reboot"), "kexec\n");
     EXPECT_NE(read_file(root() / "esp/EFI/activate/versions.json").find("\"1.2.3\""),
               std::string::npos);
+    // Issue 12: the UKI a cold boot of slot B will start names slot B, and kexec booted exactly
+    // that command line.
+    const std::string on_esp = read_file(root() / "esp/EFI/metropolis/boot-b.efi");
+    EXPECT_NE(on_esp.find("root=PARTLABEL=METROPOLIS-SYSTEM-B ro"), std::string::npos);
+    EXPECT_EQ(on_esp.find("METROPOLIS-SYSTEM-X"), std::string::npos);
+    EXPECT_EQ(read_file(root() / "run/activate/kexec/cmdline"),
+              "root=PARTLABEL=METROPOLIS-SYSTEM-B ro");
     const std::string s = status();
     const size_t b = s.find("\"letter\":\"B\"");
     ASSERT_NE(b, std::string::npos) << s;
@@ -185,7 +193,7 @@ TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
 
     // Not signed: an Info-ZIP zip of the same files.
     ASSERT_TRUE(run("cd " + quote(work_.path().string()) + " && zip -q -X " +
-                    quote((root() / "plain.zip").string()) + " verity_rootfs.img kernel_efi.efi"));
+                    quote((root() / "plain.zip").string()) + " kernel_efi.efi verity_rootfs.img"));
     r = update("/plain.zip");
     EXPECT_EQ(r.code, 8) << r.err;
     EXPECT_NE(r.err.find("is not signed"), std::string::npos) << r.err;

@@ -168,4 +168,37 @@ std::vector<DumpedPartition> sfdisk_dump(const fs::path& image) {
     return r;
 }
 
+::testing::AssertionResult make_zip(const fs::path& zip, const fs::path& staging,
+                                    const std::vector<std::pair<std::string, std::string>>& members,
+                                    const std::string& options) {
+    fs::create_directories(staging);
+    std::string names;
+    for (const auto& [name, data] : members) {
+        write_file(staging / name, data);
+        names += " " + quote(name);
+    }
+    return run("cd " + quote(staging.string()) + " && zip -q -X " + options + " " +
+               quote(zip.string()) + names);
+}
+
+::testing::AssertionResult make_streamed_zip(
+    const fs::path& zip, const fs::path& staging,
+    const std::vector<std::pair<std::string, std::string>>& members) {
+    fs::create_directories(staging);
+    std::string names;
+    for (const auto& [name, data] : members) {
+        write_file(staging / name, data);
+        names += " " + quote(name);
+    }
+    // zipfile uses data descriptors when its output cannot seek: hence the pipe through cat.
+    static const char* const kScript =
+        "import sys, zipfile\n"
+        "z = zipfile.ZipFile(sys.stdout.buffer, 'w', zipfile.ZIP_DEFLATED)\n"
+        "for n in sys.argv[1:]:\n"
+        "    z.writestr(n, open(n, 'rb').read())\n"
+        "z.close()\n";
+    return run("cd " + quote(staging.string()) + " && python3 -c " + quote(kScript) + names +
+               " | cat > " + quote(zip.string()));
+}
+
 }  // namespace activate::payload_uki::testing

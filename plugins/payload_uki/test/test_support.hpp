@@ -60,4 +60,16 @@ std::vector<DumpedPartition> sfdisk_dump(const fs::path& image);
 ::testing::AssertionResult make_uki(
     const fs::path& out, const std::vector<std::pair<std::string, std::string>>& sections);
 
+// `zip` of the given (name, content) members, in that order, written by Info-ZIP `zip` to the
+// file `zip` (sizes in the local headers); `staging` holds the member files. `options` are
+// passed to zip (e.g. "-9").
+::testing::AssertionResult make_zip(const fs::path& zip, const fs::path& staging,
+                                    const std::vector<std::pair<std::string, std::string>>& members,
+                                    const std::string& options = "");
+// The same members deflated by Python's zipfile writing to a pipe: every member has a data
+// descriptor and no size in its local header, as a streamed (or hand-made) bundle may.
+::testing::AssertionResult make_streamed_zip(
+    const fs::path& zip, const fs::path& staging,
+    const std::vector<std::pair<std::string, std::string>>& members);
+
 }  // namespace activate::payload_uki::testing

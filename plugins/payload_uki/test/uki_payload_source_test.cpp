@@ -200,6 +200,10 @@ class UkiInstall : public ::testing::Test {
                                    {".linux", kernel_},
                                    {".initrd", initrd_}}));
         uki_ = read_file(uki);
+        // What slot B's UKI on the ESP holds: the same bytes, the placeholder in .cmdline patched.
+        ASSERT_EQ(uki_.find("METROPOLIS-SYSTEM-X"), uki_.rfind("METROPOLIS-SYSTEM-X"));
+        uki_b_ = uki_;
+        uki_b_.replace(uki_.find("METROPOLIS-SYSTEM-X"), 19, "METROPOLIS-SYSTEM-B");
     }
 
     // A zip with the given members, in that order, made by Info-ZIP `zip`.
@@ -207,14 +211,7 @@ class UkiInstall : public ::testing::Test {
                          const std::string& options = "") {
         fs::path staging = work_.path() / ("staging" + std::to_string(counter_));
         fs::path zip = work_.path() / ("bundle" + std::to_string(counter_++) + ".zip");
-        fs::create_directories(staging);
-        std::string names;
-        for (const auto& [name, data] : members) {
-            write_file(staging / name, data);
-            names += " " + quote(name);
-        }
-        EXPECT_TRUE(run("cd " + quote(staging.string()) + " && zip -q -X " + options + " " +
-                        quote(zip.string()) + names));
+        EXPECT_TRUE(make_zip(zip, staging, members, options));
         return zip;
     }
 
@@ -234,13 +231,13 @@ class UkiInstall : public ::testing::Test {
     TempDir work_;
     std::unique_ptr<PayloadSource> source_;
     SlotPair slots_;
-    std::string kernel_, initrd_, uki_;
+    std::string kernel_, initrd_, uki_, uki_b_;
     int counter_ = 0;
 };
 
 TEST_F(UkiInstall, WritesImageAtThePartitionOffsetAndTheUkiAtomically) {
     const std::string image = random_bytes(5 * kMiB + 123, 23);
-    const fs::path bundle = make_bundle({{"verity_rootfs.img", image}, {"kernel_efi.efi", uki_}});
+    const fs::path bundle = make_bundle({{"kernel_efi.efi", uki_}, {"verity_rootfs.img", image}});
     const Slot& target = slots_.target;
     const Slot& running = slots_.running;
     // Fingerprints of everything that must not change.
@@ -279,12 +276,12 @@ TEST_F(UkiInstall, WritesImageAtThePartitionOffsetAndTheUkiAtomically) {
     EXPECT_EQ(checksum(root_.disk(), b_end, kDiskBytes - b_end), before_tail);
     EXPECT_EQ(fs::file_size(root_.disk()), kDiskBytes);
 
-    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_);
+    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_b_);
     EXPECT_EQ(read_file(uki_dir() / "boot-a.efi"), "running slot's UKI");
     EXPECT_EQ(uki_dir_entries(), (std::vector<std::string>{"boot-a.efi", "boot-b.efi"}));
 }
 
-TEST_F(UkiInstall, UkiBeforeImageAndDeflatedMembersWork) {
+TEST_F(UkiInstall, DeflatedMembersAndOtherMembersWork) {
     const std::string image = std::string(3 * kMiB, 'Z') + random_bytes(1000, 24);
     const fs::path bundle = make_bundle(
         {{"kernel_efi.efi", uki_}, {"README", "hello"}, {"verity_rootfs.img", image}}, "-9");
@@ -296,7 +293,7 @@ TEST_F(UkiInstall, UkiBeforeImageAndDeflatedMembersWork) {
     auto st = source_->install(slots_.target, request);
     ASSERT_TRUE(st.ok()) << st.error().message();
     EXPECT_EQ(read_range(root_.disk(), offset_of(slots_.target.system), image.size()), image);
-    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_);
+    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_b_);
     EXPECT_EQ(uki_dir_entries(), (std::vector<std::string>{"boot-b.efi"}));
 }
 
@@ -497,7 +494,7 @@ TEST_F(UkiInstall, SignedBundleThroughTheVerifyingReader) {
     ASSERT_TRUE(st.ok()) << st.error().message();
     EXPECT_EQ(first_writes, 1);
     EXPECT_EQ(read_range(root_.disk(), offset_of(slots_.target.system), image.size()), image);
-    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_);
+    EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_b_);
     EXPECT_EQ(uki_dir_entries(), (std::vector<std::string>{"boot-b.efi"}));
 }
 
@@ -539,8 +536,8 @@ TEST_F(UkiPrepare, ExtractsSectionsByteExactlyWithUcodeFirst) {
     // .ucode after .initrd in the file: the order in the initramfs comes from the spec, not
     // from the file layout.
     place_uki({{".osrel", "ID=m\n"},
-               {".cmdline", std::string("console=ttyS0 root=PARTLABEL=METROPOLIS-SYSTEM-X "
-                                        "verity=METROPOLIS-SYSTEM-X \n\0\0",
+               {".cmdline", std::string("console=ttyS0 root=PARTLABEL=METROPOLIS-SYSTEM-B "
+                                        "verity=METROPOLIS-SYSTEM-B \n\0\0",
                                         76)},
                {".linux", kernel},
                {".initrd", initrd},
@@ -557,12 +554,12 @@ TEST_F(UkiPrepare, ExtractsSectionsByteExactlyWithUcodeFirst) {
     EXPECT_EQ(::fcntl(payload->initramfs.get(), F_GET_SEALS), seals);
 }
 
-TEST_F(UkiPrepare, SlotASubstitutionAndCustomReplacement) {
-    place_uki({{".cmdline", "root=@@"}, {".linux", "K"}}, "a");
+TEST_F(UkiPrepare, SlotAWithACustomPattern) {
+    place_uki({{".cmdline", "root=LABEL=sys-A"}, {".linux", "K"}}, "a");
     auto source = root_.source(
-        "{allow_unsigned: true, disk: /disk.img, cmdline_placeholder: '@@', cmdline_replacement: "
-        "'LABEL=sys-{slot}'}");
-    ASSERT_TRUE(source.ok());
+        "{allow_unsigned: true, disk: /disk.img, running_slot_pattern: 'LABEL=sys-([AB])', "
+        "cmdline_placeholder: '@@', cmdline_replacement: '{slot}{slot}'}");
+    ASSERT_TRUE(source.ok()) << source.error().message();
     PayloadRequest request;
     request.slot = slots_.running;  // slot A
     auto payload = (*source)->prepare(request);
@@ -573,15 +570,58 @@ TEST_F(UkiPrepare, SlotASubstitutionAndCustomReplacement) {
 }
 
 TEST_F(UkiPrepare, InitrdOnlyAndUcodeOnly) {
-    place_uki({{".linux", "KERNEL"}, {".initrd", "INITRD"}});
+    const std::string cmdline = "root=PARTLABEL=METROPOLIS-SYSTEM-B";
+    place_uki({{".cmdline", cmdline}, {".linux", "KERNEL"}, {".initrd", "INITRD"}});
     auto payload = prepare(slots_.target);
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     EXPECT_EQ(read_fd(payload->initramfs.get()), "INITRD");
-    EXPECT_EQ(payload->cmdline, "");
-    place_uki({{".ucode", "UCODE"}, {".linux", "KERNEL"}});
+    EXPECT_EQ(payload->cmdline, cmdline);
+    place_uki({{".cmdline", cmdline}, {".ucode", "UCODE"}, {".linux", "KERNEL"}});
     payload = prepare(slots_.target);
     ASSERT_TRUE(payload.ok());
     EXPECT_EQ(read_fd(payload->initramfs.get()), "UCODE");
+}
+
+// The kexec path boots the UKI on the ESP as it is, so it boots exactly what a cold boot of the
+// slot would: one that still holds the placeholder (written by an older activate, which replaced
+// it only for kexec) is refused, not patched on the fly.
+TEST_F(UkiPrepare, RefusesAUkiStillHoldingThePlaceholder) {
+    place_uki({{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-X ro"}, {".linux", "K"}});
+    auto payload = prepare(slots_.target);
+    ASSERT_FALSE(payload.ok());
+    EXPECT_EQ(payload.error().kind(), ErrorKind::input);
+    const std::string& m = payload.error().message();
+    EXPECT_NE(m.find("/esp/EFI/metropolis/boot-b.efi"), std::string::npos) << m;
+    EXPECT_NE(m.find("still holds the placeholder \"METROPOLIS-SYSTEM-X\""), std::string::npos)
+        << m;
+    EXPECT_NE(m.find("install slot B again"), std::string::npos) << m;
+}
+
+TEST_F(UkiPrepare, RefusesAUkiThatDoesNotNameItsSlot) {
+    for (const std::string& cmdline :
+         {std::string("root=PARTLABEL=METROPOLIS-SYSTEM-A ro"), std::string("root=/dev/vda3")}) {
+        SCOPED_TRACE(cmdline);
+        place_uki({{".cmdline", cmdline}, {".linux", "K"}});
+        auto payload = prepare(slots_.target);
+        ASSERT_FALSE(payload.ok());
+        const std::string& m = payload.error().message();
+        EXPECT_NE(m.find(cmdline), std::string::npos) << m;
+        EXPECT_NE(m.find(cmdline.find("SYSTEM-A") != std::string::npos
+                             ? "names slot A (running_slot_pattern"
+                             : "does not name slot B"),
+                  std::string::npos)
+            << m;
+    }
+    place_uki({{".linux", "K"}});
+    auto none = prepare(slots_.target);
+    ASSERT_FALSE(none.ok());
+    EXPECT_NE(none.error().message().find("has no .cmdline section"), std::string::npos)
+        << none.error().message();
+    place_uki({{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-B\nquiet"}, {".linux", "K"}});
+    auto control = prepare(slots_.target);
+    ASSERT_FALSE(control.ok());
+    EXPECT_NE(control.error().message().find("control character 0x0a"), std::string::npos)
+        << control.error().message();
 }
 
 TEST_F(UkiPrepare, MissingLinuxSection) {
@@ -593,7 +633,8 @@ TEST_F(UkiPrepare, MissingLinuxSection) {
 }
 
 TEST_F(UkiPrepare, TruncatedUki) {
-    place_uki({{".linux", random_bytes(100000, 34)}});
+    place_uki(
+        {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-B"}, {".linux", random_bytes(100000, 34)}});
     const fs::path path = root_.esp() / "EFI/metropolis/boot-b.efi";
     fs::resize_file(path, fs::file_size(path) - 40000);
     auto payload = prepare(slots_.target);

@@ -6,6 +6,7 @@
 
 #include <activate/result.hpp>
 #include <activate/settings.hpp>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -27,13 +28,20 @@ struct UkiSourceConfig {
     std::shared_ptr<const regex_t> running_slot_regex;
     // The slot's UKI on the ESP, relative; "{slot}" is the lower-case slot letter.
     std::string uki_path = "EFI/metropolis/boot-{slot}.efi";
-    // Member names in the bundle zip.
+    // Member names in the bundle zip. A bundle_uki with "{slot}" (lower-case letter) names one
+    // UKI per slot ("kernel_efi-{slot}.efi"): the target's is installed unchanged, the other one
+    // skipped. Without it the one UKI is for either slot (see cmdline_placeholder).
     std::string bundle_uki = "kernel_efi.efi";
     std::string bundle_image = "verity_rootfs.img";
-    // Every occurrence of the placeholder in the UKI's .cmdline is replaced by the replacement,
-    // whose "{slot}" is the upper-case target slot letter ("METROPOLIS-SYSTEM-B").
+    // A single (not per-slot) UKI's .cmdline has every occurrence of the placeholder replaced by
+    // the replacement, whose "{slot}" is the upper-case target slot letter
+    // ("METROPOLIS-SYSTEM-B"), in the file written to the ESP: same length, so the file is
+    // patched in place. Empty placeholder: no patching.
     std::string cmdline_placeholder = "METROPOLIS-SYSTEM-X";
     std::string cmdline_replacement = "METROPOLIS-SYSTEM-{slot}";
+    // Bytes a UKI member may have; with the ESP's free space it bounds what is written to the
+    // ESP before the member was checked (an unsigned bundle's member may inflate without bound).
+    uint64_t max_uki_size = uint64_t{512} << 20;
     // Bundle used when the command line names none (local system path or http(s) URL).
     std::string bundle;
 
@@ -52,6 +60,12 @@ struct UkiSourceConfig {
 
     // The GPT name of slot `letter` ('A' or 'B').
     const std::string& label(char letter) const { return letter == 'A' ? label_a : label_b; }
+    // Whether the bundle carries one UKI per slot (bundle_uki contains "{slot}").
+    bool per_slot_uki() const;
+    // The bundle member holding slot `letter`'s UKI ('A' or 'B').
+    std::string uki_member(char letter) const;
+    // cmdline_replacement for slot `letter` ('A' or 'B').
+    std::string replacement(char letter) const;
 };
 
 // Reads every setting (calling settings.finish()); no side effects.

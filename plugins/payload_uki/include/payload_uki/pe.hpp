@@ -38,6 +38,14 @@ struct PeSection {
     }
 };
 
+// "PE Format", Optional Header Data Directories: entry 4, the Attribute Certificate Table. Unlike
+// the other directories its address is a file offset, not an RVA; a non-empty one holds the
+// Authenticode signatures Secure Boot checks.
+struct PeCertificateTable {
+    uint32_t file_offset = 0;
+    uint32_t size = 0;
+};
+
 struct PeImage {
     uint16_t machine = 0;
     uint16_t magic = 0;                 // kPeMagicPe32Plus or kPeMagicPe32
@@ -48,7 +56,13 @@ struct PeImage {
     uint32_t size_of_image = 0;
     uint32_t size_of_headers = 0;
     std::vector<PeSection> sections;  // in section-table order
+    // Zero when the optional header has fewer than five data directories.
+    PeCertificateTable certificate_table;
 
+    // True when the certificate table is non-empty: the image carries an Authenticode signature
+    // over (nearly) all its bytes, so changing any section breaks it. Whether the signature is
+    // valid is not checked here.
+    bool has_signature() const { return certificate_table.size != 0; }
     // The first section of that name, if any.
     const PeSection* find(std::string_view name) const;
     // How many sections carry that name.
@@ -73,9 +87,14 @@ struct PeSectionContent {
     uint32_t virtual_address = 0;
 };
 
-// A minimal PE32+ image (no code, no data directories) holding the given sections, with
-// FileAlignment 0x200 and SectionAlignment 0x1000. Names longer than 8 bytes are an error.
+// A minimal PE32+ image (no code) holding the given sections, with FileAlignment 0x200 and
+// SectionAlignment 0x1000. Names longer than 8 bytes are an error. Without `certificates` the
+// optional header has no data directories; with them it has the usual 16, and `certificates`
+// (any bytes: the format is not checked) is appended at the next 8-byte boundary after the
+// sections and named by data directory 4, as a signing tool would place an Authenticode
+// signature.
 Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
-                                       const std::vector<PeSectionContent>& sections);
+                                       const std::vector<PeSectionContent>& sections,
+                                       std::string_view certificates = {});
 
 }  // namespace activate::payload_uki

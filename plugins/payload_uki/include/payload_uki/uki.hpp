@@ -1,6 +1,6 @@
 // The Unified Kernel Image layout (UAPI Group "Unified Kernel Image (UKI)" specification): which
 // PE sections make up the kernel, the initramfs and the command line, and how the command line is
-// cleaned up and adapted to the slot it boots.
+// cleaned up.
 #pragma once
 
 #include <activate/result.hpp>
@@ -25,11 +25,15 @@ struct UkiSections {
 // twice; their file ranges must not overlap. `file` names the UKI in messages.
 Result<UkiSections> locate_uki_sections(const PeImage& image, const std::string& file);
 
-// The kernel command line from a .cmdline section: trailing NULs and whitespace dropped, then
-// every occurrence of `placeholder` (when non-empty) replaced by `replacement`. An interior NUL
-// would silently cut the line in the kernel, so it is an error.
-Result<std::string> finish_cmdline(std::string_view raw, std::string_view placeholder,
-                                   std::string_view replacement, const std::string& file);
+// The kernel command line from a .cmdline section: trailing NULs and whitespace dropped. A NUL
+// before the end would silently cut the line in the kernel, and other control characters are
+// read differently by the two ways a slot boots (systemd-stub turns them into spaces, kexec hands
+// them to the kernel as they are), so either is an error naming its offset.
+Result<std::string> finish_cmdline(std::string_view raw, const std::string& file);
+
+// `text` with every occurrence of `placeholder` (non-empty) replaced by `replacement`.
+std::string replace_all(std::string_view text, std::string_view placeholder,
+                        std::string_view replacement);
 
 // Replaces every "{slot}" in `pattern` with `value`.
 std::string expand_slot(std::string_view pattern, std::string_view value);
