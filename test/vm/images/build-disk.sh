@@ -61,8 +61,13 @@ for p in json.load(sys.stdin)["partitiontable"]["partitions"]:
     print(p["start"])')
 
 esp_sectors=${starts[0]}
+# mkfs.vfat picks the FAT size from the whole file, not from the block count it is given: on a
+# disk of 512 MiB or more it chooses FAT32 even for an ESP with too few clusters for it, and
+# fails. So the size is chosen here from the ESP's own size (FAT16 holds up to 2 GiB).
+fat=16
+[ "$esp_size" -lt 512 ] || fat=32
 # mkfs.vfat warns that the block count is smaller than the file: that is the point of --offset.
-mkfs.vfat -n ESP --offset "$esp_sectors" "$tmp" $((esp_size * 1024)) 2>&1 >/dev/null |
+mkfs.vfat -F "$fat" -n ESP --offset "$esp_sectors" "$tmp" $((esp_size * 1024)) 2>&1 >/dev/null |
   { grep -v 'block count mismatch' >&2 || true; }
 export MTOOLS_SKIP_CHECK=1
 img="$tmp@@$((esp_sectors * 512))"
