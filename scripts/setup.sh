@@ -17,6 +17,8 @@ packages=(
   cpio zip unzip python3 iproute2 util-linux fdisk dosfstools mtools
   binutils qemu-system-x86 qemu-utils ovmf busybox-static systemd-boot-efi
   linux-image-amd64 kmod efibootmgr swtpm
+  # the stock Debian guest (test/e2e/distro): debootstrap from the mirror apt uses, ext4 images
+  debootstrap e2fsprogs
 )
 
 missing=()

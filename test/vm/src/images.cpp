@@ -3,9 +3,11 @@
 // The scripts write to a temporary name and rename, so parallel tests never see half an image.
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vm/images.hpp>
 #include <vm/process.hpp>
@@ -81,9 +83,10 @@ Result<fs::path> cache_path(const std::string& name) {
 }
 
 // Runs a builder unless `out` exists already.
-Result<fs::path> build(const fs::path& out, std::vector<std::string> argv) {
+Result<fs::path> build(const fs::path& out, std::vector<std::string> argv,
+                       milliseconds timeout = kBuildTimeout) {
     if (fs::exists(out)) return out;
-    auto r = RunCommand(argv, kBuildTimeout);
+    auto r = RunCommand(argv, timeout);
     if (!r) return std::move(r).error().with_context("building " + out.filename().string());
     if (!fs::exists(out))
         return Error(ErrorKind::internal, argv[0] + " did not create " + out.string());
@@ -235,6 +238,153 @@ Result<fs::path> BuildDisk(const DiskSpec& spec) {
     for (const auto& a : args) key.add(a);
     ACTIVATE_ASSIGN(fs::path out, cache_path("disk-" + key.hex() + ".img"));
     std::vector<std::string> argv = {script("build-disk.sh").string(), "--out", out.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return build(out, std::move(argv));
+}
+
+std::vector<std::string> DefaultDebianPackages() {
+    return {
+        // init, devices, modules and the real initrd (initramfs-tools compresses with zstd)
+        "systemd-sysv", "udev", "kmod", "linux-image-amd64", "initramfs-tools", "zstd", "e2fsprogs",
+        // what `ldd activate` and its plugins list beyond the base system
+        "libprotobuf32", "libyaml-cpp0.7", "libboost-program-options1.74.0", "libsodium23",
+        "libcurl4", "libzstd1", "libdeflate0", "zlib1g",
+        // looking at boot entries, fetching the scenario
+        "efibootmgr", "curl"};
+}
+
+namespace {
+
+// The suites a sources line or stanza names hold `suite` itself (not suite-security or
+// suite-updates); returns its first URI then.
+std::optional<std::string> uri_for_suite(const std::vector<std::string>& types,
+                                         const std::vector<std::string>& uris,
+                                         const std::vector<std::string>& suites,
+                                         const std::string& suite) {
+    if (std::find(types.begin(), types.end(), "deb") == types.end() || uris.empty())
+        return std::nullopt;
+    if (std::find(suites.begin(), suites.end(), suite) == suites.end()) return std::nullopt;
+    return uris.front();
+}
+
+std::vector<std::string> words(const std::string& s) {
+    std::istringstream in(s);
+    std::vector<std::string> out;
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
+
+// One-line format, sources.list(5): deb [options] uri suite [component...]
+std::optional<std::string> mirror_from_list(const fs::path& file, const std::string& suite) {
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) {
+        line = line.substr(0, line.find('#'));
+        std::vector<std::string> w = words(line);
+        if (w.size() < 3) continue;
+        size_t at = 1;
+        if (w[1].front() == '[')
+            while (at < w.size() && w[at - 1].back() != ']') ++at;
+        if (at + 1 >= w.size()) continue;
+        if (auto uri = uri_for_suite({w[0]}, {w[at]}, {w[at + 1]}, suite)) return uri;
+    }
+    return std::nullopt;
+}
+
+// deb822 format, sources.list(5): stanzas of "Field: value" separated by blank lines.
+std::optional<std::string> mirror_from_sources(const fs::path& file, const std::string& suite) {
+    std::ifstream in(file);
+    std::vector<std::string> types, uris, suites;
+    auto end_stanza = [&]() {
+        auto uri = uri_for_suite(types, uris, suites, suite);
+        types.clear(), uris.clear(), suites.clear();
+        return uri;
+    };
+    for (std::string line; std::getline(in, line);) {
+        if (line.find_first_not_of(" \t") == std::string::npos) {
+            if (auto uri = end_stanza()) return uri;
+            continue;
+        }
+        if (line[0] == '#') continue;
+        size_t colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        std::string field = line.substr(0, colon), value = line.substr(colon + 1);
+        if (field == "Types") types = words(value);
+        if (field == "URIs") uris = words(value);
+        if (field == "Suites") suites = words(value);
+    }
+    return end_stanza();
+}
+
+}  // namespace
+
+Result<std::string> DebianMirror(const std::string& suite) {
+    std::vector<fs::path> lists = {"/etc/apt/sources.list"}, sources;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/etc/apt/sources.list.d", ec)) {
+        if (e.path().extension() == ".list") lists.push_back(e.path());
+        if (e.path().extension() == ".sources") sources.push_back(e.path());
+    }
+    std::sort(lists.begin() + 1, lists.end());
+    std::sort(sources.begin(), sources.end());
+    for (const auto& f : lists)
+        if (auto uri = mirror_from_list(f, suite)) return *uri;
+    for (const auto& f : sources)
+        if (auto uri = mirror_from_sources(f, suite)) return *uri;
+    return Error(ErrorKind::internal, "no apt source for suite " + suite +
+                                          " in /etc/apt/sources.list or /etc/apt/sources.list.d");
+}
+
+Result<DebianSystem> BuildDebian(const DebianSpec& spec) {
+    std::string mirror = spec.mirror;
+    if (mirror.empty()) {
+        ACTIVATE_ASSIGN(mirror, DebianMirror(spec.suite));
+    }
+    std::string include;
+    for (const auto& p : spec.packages) include += (include.empty() ? "" : ",") + p;
+    ContentKey key("debian");
+    ACTIVATE_TRY(key.add_file(script("build-debian.sh")));
+    key.add(spec.suite).add(mirror).add(include);
+    ACTIVATE_ASSIGN(fs::path prefix, cache_path("debian-" + spec.suite + "-" + key.hex()));
+    ACTIVATE_ASSIGN(fs::path debs, cache_path("debootstrap-debs"));
+    fs::path tarball = prefix.string() + ".tar.zst";
+    // Downloading and unpacking some 200 packages and making the initrd: minutes under load.
+    ACTIVATE_TRY(
+        build(tarball,
+              {script("build-debian.sh").string(), "--out", prefix.string(), "--mirror", mirror,
+               "--suite", spec.suite, "--include", include, "--cache-dir", debs.string()},
+              seconds(1800)));
+    DebianSystem d;
+    d.tarball = tarball;
+    d.kernel = prefix.string() + ".vmlinuz";
+    d.initrd = prefix.string() + ".initrd.img";
+    d.os_release = prefix.string() + ".os-release";
+    std::ifstream kver(prefix.string() + ".kver");
+    if (!std::getline(kver, d.kernel_version) || !fs::exists(d.kernel) || !fs::exists(d.initrd) ||
+        !fs::exists(d.os_release))
+        return Error(ErrorKind::internal,
+                     "incomplete Debian build at " + prefix.string() + ".*: remove those files");
+    return d;
+}
+
+Result<fs::path> BuildExt4(const Ext4Spec& spec) {
+    ContentKey key("ext4");
+    ACTIVATE_TRY(key.add_file(script("build-ext4.sh")));
+    ACTIVATE_TRY(key.add_file(spec.tarball));
+    std::vector<std::string> args = {"--tarball", spec.tarball.string(), "--free-mib",
+                                     std::to_string(spec.free_mib)};
+    if (!spec.label.empty()) args.insert(args.end(), {"--label", spec.label});
+    for (const auto& f : spec.files) {
+        ACTIVATE_TRY(key.add_file(f.host));
+        // The script keeps the host mode (an executable stays one).
+        std::error_code ec;
+        key.add(std::to_string(static_cast<unsigned>(fs::status(f.host, ec).permissions())));
+        args.insert(args.end(), {"--file", f.host.string(), f.guest});
+    }
+    for (const auto& [target, guest] : spec.links)
+        args.insert(args.end(), {"--link", target, guest});
+    for (const auto& a : args) key.add(a);
+    ACTIVATE_ASSIGN(fs::path out, cache_path("ext4-" + key.hex() + ".img"));
+    std::vector<std::string> argv = {script("build-ext4.sh").string(), "--out", out.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return build(out, std::move(argv));
 }

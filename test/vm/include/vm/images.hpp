@@ -1,11 +1,13 @@
 // Guest images built from Debian packages by the scripts in test/vm/images/: an initramfs with
-// busybox and kernel modules, a UKI, a GPT disk with an ESP and A/B slots. Each result is cached
+// busybox and kernel modules, a UKI, a GPT disk with an ESP and A/B slots, a debootstrapped
+// Debian system and ext4 images of it. Each result is cached
 // in the build tree under a name derived from the content of all its inputs, so reruns are free.
 #pragma once
 
 #include <activate/result.hpp>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace activate::vm {
@@ -56,6 +58,42 @@ struct UkiSpec {
     fs::path stub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 };
 Result<fs::path> BuildUki(const UkiSpec& spec);
+
+// A stock Debian system made by debootstrap (images/build-debian.sh, needs root and the mirror):
+// the root file system as a tarball, and the kernel and initramfs-tools initrd from its /boot,
+// which the tarball leaves out (the slots boot them from UKIs on the ESP). The default packages:
+// systemd, udev, Debian's kernel, the shared libraries `activate` links, efibootmgr and curl.
+std::vector<std::string> DefaultDebianPackages();
+struct DebianSpec {
+    std::string suite = "bookworm";
+    std::string mirror;  // empty: DebianMirror()
+    std::vector<std::string> packages = DefaultDebianPackages();
+};
+struct DebianSystem {
+    fs::path tarball;     // zstd tar, numeric owners
+    fs::path kernel;      // its /boot/vmlinuz-<kernel_version>
+    fs::path initrd;      // its /boot/initrd.img-<kernel_version>
+    fs::path os_release;  // its /usr/lib/os-release, for a UKI's .osrel
+    std::string kernel_version;
+};
+// The first URI apt on this machine fetches the suite from (/etc/apt/sources.list, then
+// /etc/apt/sources.list.d/*.list and *.sources), security and updates suites excluded.
+Result<std::string> DebianMirror(const std::string& suite = "bookworm");
+// Built once per script, suite, mirror and package list: the archive moving on does not rebuild
+// it (remove the cache's debian-* files for a fresh one). Downloaded .debs are kept in the cache
+// (debootstrap-debs/), so that a changed script does not download them again.
+Result<DebianSystem> BuildDebian(const DebianSpec& spec = {});
+
+// An ext4 file system image of a tarball's tree plus extra files and symlinks, made by
+// `mkfs.ext4 -d` (images/build-ext4.sh, as root), no larger than its contents plus free_mib.
+struct Ext4Spec {
+    fs::path tarball;
+    std::vector<GuestFile> files;  // copied with their host mode, owned by root (`elf` unused)
+    std::vector<std::pair<std::string, std::string>> links;  // {target, guest path}
+    std::string label;
+    int free_mib = 64;
+};
+Result<fs::path> BuildExt4(const Ext4Spec& spec);
 
 // ESP paths the project boots from (the default removable-media path and the two slots).
 inline constexpr const char* kDefaultBootPath = "EFI/BOOT/BOOTX64.EFI";
