@@ -168,7 +168,7 @@ Status AbWorld::Init(const std::string& name) {
     return {};
 }
 
-Result<fs::path> AbWorld::Stripped(const fs::path& from) {
+Result<fs::path> StrippedCopy(const fs::path& from) {
     fs::path dir = LogDir() / "e2e-ab" / "stripped";
     fs::create_directories(dir);
     fs::path to = dir / from.filename();
@@ -181,12 +181,12 @@ Result<fs::path> AbWorld::Stripped(const fs::path& from) {
 }
 
 Result<fs::path> AbWorld::Initramfs(const std::string& variant) {
-    ACTIVATE_ASSIGN(fs::path activate, Stripped(E2E_AB_ACTIVATE));
-    ACTIVATE_ASSIGN(fs::path core, Stripped(E2E_AB_CORE_LIB));
-    ACTIVATE_ASSIGN(fs::path uki, Stripped(E2E_AB_PLUGIN_UKI));
-    ACTIVATE_ASSIGN(fs::path efi, Stripped(E2E_AB_PLUGIN_EFI));
-    ACTIVATE_ASSIGN(fs::path kexec, Stripped(E2E_AB_PLUGIN_KEXEC));
-    ACTIVATE_ASSIGN(fs::path key, SigningKey());
+    ACTIVATE_ASSIGN(fs::path activate, StrippedCopy(E2E_AB_ACTIVATE));
+    ACTIVATE_ASSIGN(fs::path core, StrippedCopy(E2E_AB_CORE_LIB));
+    ACTIVATE_ASSIGN(fs::path uki, StrippedCopy(E2E_AB_PLUGIN_UKI));
+    ACTIVATE_ASSIGN(fs::path efi, StrippedCopy(E2E_AB_PLUGIN_EFI));
+    ACTIVATE_ASSIGN(fs::path kexec, StrippedCopy(E2E_AB_PLUGIN_KEXEC));
+    ACTIVATE_ASSIGN(fs::path key, E2eSigningKey());
     // The core goes in as a file: build-initramfs.sh keeps its mode.
     fs::path core_script = dir_ / ("core-" + variant + ".sh");
     ACTIVATE_TRY(WriteFile(core_script, Replace(kCore, "@VARIANT@", variant)));
@@ -240,7 +240,7 @@ Status AbWorld::MakeDisk() {
     return CopyOvmfVarsTemplate(dir_ / "vars.fd");
 }
 
-Result<fs::path> AbWorld::SigningKey() {
+Result<fs::path> E2eSigningKey() {
     fs::path dir = LogDir() / "e2e-ab" / "signing-key";
     if (fs::exists(dir / "release.secret") && fs::exists(dir / "release.pub")) return dir;
     // Made aside and renamed into place: a test running at the same time either wins the
@@ -269,15 +269,29 @@ Status AbWorld::MakeBundle(const std::string& name, const fs::path& uki, const s
     fs::copy_file(uki, stage / "kernel_efi.efi");
     if (uki_size) fs::resize_file(stage / "kernel_efi.efi", uki_size);
     ACTIVATE_TRY(WriteRootfs(stage / "verity_rootfs.img", variant, image_size));
-    fs::path zip = dir_ / "www" / (name + ".zip");
-    fs::remove(zip);
-    ACTIVATE_ASSIGN(fs::path key, SigningKey());
-    auto r =
-        RunCommand({E2E_AB_ACTIVATE, "bundle", "create", "--key", (key / "release.secret").string(),
-                    "--compatible", "metropolis-x86_64", "--version", "1.0", "-o", zip.string(),
-                    "verity_rootfs.img=" + (stage / "verity_rootfs.img").string(),
-                    "kernel_efi.efi=" + (stage / "kernel_efi.efi").string()},
-                   seconds(120));
+    return CreateSignedBundle(dir_ / "www" / (name + ".zip"),
+                              {"verity_rootfs.img=" + (stage / "verity_rootfs.img").string(),
+                               "kernel_efi.efi=" + (stage / "kernel_efi.efi").string()});
+}
+
+Status CreateSignedBundle(const fs::path& zip, const std::vector<std::string>& members) {
+    std::error_code ec;
+    fs::remove(zip, ec);
+    ACTIVATE_ASSIGN(fs::path key, E2eSigningKey());
+    std::vector<std::string> argv = {E2E_AB_ACTIVATE,
+                                     "bundle",
+                                     "create",
+                                     "--key",
+                                     (key / "release.secret").string(),
+                                     "--compatible",
+                                     "metropolis-x86_64",
+                                     "--version",
+                                     "1.0",
+                                     "-o",
+                                     zip.string()};
+    argv.insert(argv.end(), members.begin(), members.end());
+    // Signing hashes every member: a few seconds for a few hundred MiB.
+    auto r = RunCommand(argv, seconds(300));
     if (!r.ok()) return r.error();
     return {};
 }

@@ -36,6 +36,18 @@ std::optional<BootStatus> ParseStatus(const std::string& json);
 
 std::string Join(const std::vector<std::string>& v);
 
+// The directory holding release.secret and release.pub, the bundle signing key pair of this
+// build tree's end-to-end tests, made by `activate bundle keygen` the first time a test asks for
+// it. It is kept (LogDir()/e2e-ab/signing-key), so that the guest images holding the public key
+// stay cached across runs.
+Result<fs::path> E2eSigningKey();
+// A copy of a build artifact without debug info, made once in a directory shared by all tests
+// (LogDir()/e2e-ab/stripped), so that the image cache sees the same inputs.
+Result<fs::path> StrippedCopy(const fs::path& from);
+// `activate bundle create` signed with E2eSigningKey() for the shipped policies (compatible
+// metropolis-x86_64, version 1.0): `members` are name=path, stored in that order.
+Status CreateSignedBundle(const fs::path& zip, const std::vector<std::string>& members);
+
 class AbWorld {
   public:
     // Empties the work directory LogDir()/e2e-ab/<name>; `name` also names the guests' logs.
@@ -80,14 +92,6 @@ class AbWorld {
     static Result<std::pair<int, std::string>> WaitRc(Machine& vm, milliseconds timeout = kStep);
 
   protected:
-    // The directory holding release.secret and release.pub, the bundle signing key pair made by
-    // `activate bundle keygen` the first time a test of this build tree asks for it. It is kept
-    // (in LogDir()), so that the guest images holding the public key stay cached across runs.
-    Result<fs::path> SigningKey();
-    // A copy without debug info, made once in a directory shared by all users, so that the image
-    // cache sees the same inputs.
-    Result<fs::path> Stripped(const fs::path& from);
-
     std::string name_;
     fs::path dir_;
     HostKernel kernel_;
