@@ -15,7 +15,7 @@ echo "== build (RelWithDebInfo)" >&2
 cmake -S . -B build -G Ninja >/dev/null
 cmake --build build -j "$jobs"
 
-echo "== tests: unit, minit, e2e" >&2
+echo "== tests: unit, minit, e2e, e2e-distro" >&2
 ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
 
 if [ "$quick" = 0 ]; then
