@@ -1,4 +1,4 @@
-// `activate [run|status|mark-good] ...`: option parsing and dispatch. stdout carries only
+// `activate [run|status|mark-good|assess] ...`: option parsing and dispatch. stdout carries only
 // protocol output (the takeover response, --json output, the dry-run plan); everything else
 // goes to stderr.
 #include <activate/cli.hpp>
@@ -189,6 +189,7 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
               << "[--plugin-dir DIR] [--set KEY=VALUE ...] [--log-level LEVEL] [--bundle SRC]\n"
               << "  " << d.program << " status --policy FILE [--json]\n"
               << "  " << d.program << " mark-good --policy FILE\n"
+              << "  " << d.program << " assess --policy FILE\n"
               << "  " << d.program << " serve --policy FILE [--policy FILE ...] [--socket PATH]\n"
               << "  " << d.program << " request --bundle URL --mode none|reboot|kexec "
                  "[--socket PATH]\n"
@@ -203,32 +204,6 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
               << desc << "\nExit codes: 0 ok, 1 internal error, 2 usage, 3 policy, 4 plugin load, "
                          "5 invalid input,\n6 activation failed, 7 another activation in progress, "
                          "8 bundle rejected.\n";
-}
-
-// The human form of `status`: the same document, one value per line and indented.
-std::string indent_json(const std::string& json) {
-    std::string out;
-    int depth = 0;
-    bool in_string = false, escaped = false;
-    auto newline = [&] { out += '\n' + std::string(2 * depth, ' '); };
-    for (char c : json) {
-        if (in_string) {
-            out += c;
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        switch (c) {
-            case '"': in_string = true; out += c; break;
-            case '{': case '[': out += c; ++depth; newline(); break;
-            case '}': case ']': --depth; newline(); out += c; break;
-            case ',': out += c; newline(); break;
-            case ':': out += ": "; break;
-            default: out += c;
-        }
-    }
-    return out;
 }
 
 int fail(const Logger& logger, const Error& error) {
@@ -291,11 +266,11 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         return defaults.bundle_command(argc - 1, argv + 1, defaults.program);
     }
     if (command != "run" && command != "status" && command != "mark-good" &&
-        command != "serve" && command != "request")
+        command != "assess" && command != "serve" && command != "request")
         return fail(logger, usage_error(defaults.program, "unknown command '" + command + "'"));
 
     CommonOptions common;
-    bool dry_run = false, json = false, progress = false, allow_downgrade = false;
+    bool dry_run = false, json = false, progress = false, allow_downgrade = false, force = false;
     std::string bundle, socket = "/run/activate/activate.sock", mode;
     po::options_description desc("Options");
     desc.add_options()("help,h", "show this help")("version", "show the version");
@@ -306,6 +281,8 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         ("progress", po::bool_switch(&progress), "report write progress on stderr")
         ("allow-downgrade", po::bool_switch(&allow_downgrade),
          "install a bundle older than the running slot")
+        ("force", po::bool_switch(&force),
+         "install even while the running slot is on trial (overwrites the only known-good slot)")
         ("json", po::bool_switch(&json), "status: print JSON")
         ("socket", po::value(&socket), "serve/request: the UNIX socket (default "
                                        "/run/activate/activate.sock under the sysroot)")
@@ -354,6 +331,8 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
                                         "--dry-run and --bundle belong to 'run', not '" + command + "'"));
     if (command != "status" && json)
         return fail(logger, usage_error(defaults.program, "--json belongs to 'status'"));
+    if (command != "run" && force)
+        return fail(logger, usage_error(defaults.program, "--force belongs to 'run'"));
 
     Sysroot sysroot(common.sysroot);
     if (!std::filesystem::is_directory(sysroot.root()))
@@ -384,13 +363,16 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
 
     Status result;
     if (command == "status") {
-        Result<std::string> status = e.status_json();
+        // The human form is the same document, indented.
+        Result<std::string> status = e.status_json(json ? -1 : 2);
         if (!status.ok()) return fail(logger, status.error());
-        std::cout << (json ? *status : indent_json(*status)) << "\n";
+        std::cout << *status << "\n";
         return 0;
     }
     if (command == "mark-good") {
         result = e.mark_good();
+    } else if (command == "assess") {
+        result = e.assess();
     } else if (dry_run) {
         e.print_plan(std::cout);
         std::cout.flush();
@@ -399,6 +381,7 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
         result = e.run_takeover(STDIN_FILENO, STDOUT_FILENO);
     } else {
         InstallRequest request{bundle, progress || ::isatty(STDERR_FILENO), allow_downgrade, {}};
+        request.force = force;
         result = e.run_update(request);
     }
     if (!result.ok()) return fail(logger, result.error());

@@ -93,6 +93,10 @@ Status Engine::check_combination() const {
     if (p.mode == ActivationMode::reboot && !boot_control_)
         return p.top.error_at("boot_control", "activation_mode reboot needs a boot_control "
                                               "section to choose what boots next");
+    if (p.assessment.given && !payload_->uses_slots())
+        return p.top.error_at("assessment", "payload '" + p.payload.name +
+                                                "' has no A/B slots; only slot updates are "
+                                                "assessed (remove the assessment section)");
     if (!p.captures.empty() && p.protocol != Protocol::stdio_protobuf)
         return p.top.error_at("captures", "captures are only used by protocol stdio-protobuf");
     return {};
@@ -138,6 +142,23 @@ void Engine::print_plan(std::ostream& out) const {
             steps(p.payload.name, payload_->plan());
         }
         steps(p.activation.name, activation_->plan());
+        if (payload_->uses_slots() && p.mode != ActivationMode::none) {
+            if (p.mode == ActivationMode::reboot)
+                step("engine",
+                     {"list the target's boot entry in BootOrder right after the running "
+                      "slot's (never first), for firmware that ignores BootNext otherwise",
+                      {},
+                      {}});
+            step("engine",
+                 {"record the trial (target, previous, mode, version, jump time, deadline +" +
+                      std::to_string(
+                          std::chrono::duration_cast<std::chrono::seconds>(p.assessment.deadline)
+                              .count()) +
+                      " s, boot entries) and sync it before the jump; refused while the running "
+                      "slot is itself on trial",
+                  {"<state_dir>/activation.json"},
+                  {"<state_dir>/activation.json"}});
+        }
     }
     if (p.mode == ActivationMode::none)
         step("engine", {"stop after staging (activation_mode none)", {}, {}});

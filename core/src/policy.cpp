@@ -148,6 +148,45 @@ Result<PluginRef> plugin_ref(const Settings& section) {
     return PluginRef{name, section, settings};
 }
 
+// The `assessment:` section. Each sub-key is read here and the section finished last, so a new
+// sub-key (the watchdog's) is one more read before finish().
+Result<AssessmentPolicy> parse_assessment(const Settings& section) {
+    AssessmentPolicy out;
+    out.given = true;
+    ACTIVATE_ASSIGN(out.deadline, section.duration_or("deadline", out.deadline));
+    if (out.deadline.count() <= 0)
+        return section.error_at("deadline",
+                                "must be longer than 0 (the time a new slot has to "
+                                "prove itself, e.g. 10m)");
+    ACTIVATE_ASSIGN(std::vector<Settings> checks, section.section_list("checks"));
+    std::map<std::string, std::string> names;  // name -> dotted key of its first use
+    for (const Settings& c : checks) {
+        HealthCheck check;
+        ACTIVATE_ASSIGN(check.name, c.string("name"));
+        if (check.name.empty())
+            return c.error_at("name",
+                              "must not be empty (logs and the "
+                              "activation record name the check by it)");
+        if (auto [first, inserted] = names.emplace(check.name, c.path()); !inserted)
+            return c.error_at("name",
+                              "\"" + check.name + "\" is already the name of " + first->second);
+        if (!c.has("command")) return c.error_at("command", "required setting is missing");
+        ACTIVATE_ASSIGN(check.command, c.string_list_or("command", {}));
+        if (check.command.empty())
+            return c.error_at("command",
+                              "must name a program, e.g. [systemctl, is-active, "
+                              "multi-user.target]");
+        if (check.command.front().empty())
+            return c.error_at("command", "the program (first element) must not be empty");
+        ACTIVATE_ASSIGN(check.timeout, c.duration_or("timeout", out.deadline));
+        if (check.timeout.count() <= 0) return c.error_at("timeout", "must be longer than 0");
+        ACTIVATE_TRY(c.finish());
+        out.checks.push_back(std::move(check));
+    }
+    ACTIVATE_TRY(section.finish());
+    return out;
+}
+
 Result<PluginRef> required_plugin(const Settings& top, const std::string& key) {
     if (!top.has(key)) return top.error_at(key, "required section is missing");
     ACTIVATE_ASSIGN(Settings section, top.section(key));
@@ -172,7 +211,7 @@ namespace {
 Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string& file) {
     Settings top(root, file, "");
     Policy policy{file, Protocol::none, ActivationMode::none, {}, {},
-                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top};
+                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top, {}};
 
     ACTIVATE_ASSIGN(std::string protocol, top.string_or("protocol", "none"));
     if (protocol == "stdio-protobuf") policy.protocol = Protocol::stdio_protobuf;
@@ -205,6 +244,10 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
         ACTIVATE_ASSIGN(Settings section, top.section("boot_control"));
         ACTIVATE_ASSIGN(PluginRef ref, plugin_ref(section));
         policy.boot_control = std::move(ref);
+    }
+    if (top.has("assessment")) {
+        ACTIVATE_ASSIGN(Settings section, top.section("assessment"));
+        ACTIVATE_ASSIGN(policy.assessment, parse_assessment(section));
     }
     ACTIVATE_ASSIGN(std::vector<Settings> captures, top.section_list("captures"));
     for (const Settings& section : captures) {

@@ -136,19 +136,22 @@ Result<std::chrono::milliseconds> Settings::duration_or(const std::string& key,
     if (!has(key)) return fallback;
     YAML::Node n = node_[key];
     if (!n.IsScalar()) return error_at(key, std::string("expected a duration, got ") + type_name(n));
-    // A number of seconds or milliseconds: digits, an optional fraction, an optional unit.
+    // A number of seconds, or a number with a unit (ms, s, m, h): digits, an optional fraction,
+    // an optional unit.
     const std::string& s = n.Scalar();
     size_t number_end = s.find_first_not_of("0123456789.");
     std::string number = s.substr(0, number_end);
     std::string unit = number_end == std::string::npos ? "" : s.substr(number_end);
     while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+    static const std::map<std::string, double> kUnitMs = {
+        {"", 1000.0}, {"ms", 1.0}, {"s", 1000.0}, {"m", 60000.0}, {"h", 3600000.0}};
+    const auto scale = kUnitMs.find(unit);
     bool well_formed = !number.empty() && number.front() != '.' && number.back() != '.' &&
-                       std::count(number.begin(), number.end(), '.') <= 1 &&
-                       (unit.empty() || unit == "s" || unit == "ms");
+                       std::count(number.begin(), number.end(), '.') <= 1 && scale != kUnitMs.end();
     if (!well_formed)
-        return error_at(key, "expected a duration like 5, 5s or 500ms, got '" + s + "'");
+        return error_at(key, "expected a duration like 5, 5s, 500ms or 10m, got '" + s + "'");
     double value = std::strtod(number.c_str(), nullptr);
-    double ms = unit == "ms" ? value : value * 1000.0;
+    double ms = value * scale->second;
     if (ms > 24.0 * 3600 * 1000) return error_at(key, "duration " + s + " is longer than a day");
     return std::chrono::milliseconds(static_cast<int64_t>(std::llround(ms)));
 }

@@ -1,12 +1,25 @@
 // The A/B update pipeline, ordered so that a crash at any point leaves the running slot bootable
 // and never boots a half-written one: the target's boot entry is disabled before its slot is
-// touched and enabled only after everything is written and synced; BootOrder changes only at
-// mark-good.
+// touched and enabled only after everything is written and synced; the trial is recorded (and
+// synced) before the jump, so that `activate assess` can judge the new slot; BootOrder starts
+// with the new slot only at mark-good. Never while the running slot itself is on trial: the
+// slot about to be overwritten is then the only one known to be good.
 #include <activate/engine.hpp>
-
-#include <sstream>
+#include <nlohmann/json.hpp>
 
 namespace activate {
+
+namespace {
+
+std::string slot_name(char letter) { return std::string("slot ") + letter; }
+
+// "slot A is on trial since ... (activated from B by kexec)".
+std::string describe_trial(const Trial& t) {
+    return slot_name(t.target) + " is on trial since " + format_rfc3339(t.jumped_at) +
+           " (activated from " + std::string(1, t.previous) + " by " + to_string(t.mode) + ")";
+}
+
+}  // namespace
 
 Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
     if (!payload_->uses_slots()) {
@@ -19,11 +32,31 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
     }
     ACTIVATE_ASSIGN(FileLock lock, take_lock());
     ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    ACTIVATE_ASSIGN(const std::string record_file, record_path(slots));
+    ACTIVATE_ASSIGN(ActivationRecord record, ActivationRecord::read(sysroot_, record_file));
+    if (record.trial && record.trial->state == TrialState::trying) {
+        if (record.trial->target == slots.running.letter) {
+            const std::string what =
+                describe_trial(*record.trial) + " and not yet assessed good; installing into " +
+                slot_name(slots.target.letter) + " would overwrite the only known-good slot";
+            if (!request.force)
+                return Error(ErrorKind::rejected,
+                             what +
+                                 ". Run `activate assess` (or wait for the boot-time unit), "
+                                 "or pass --force to install anyway; nothing was written");
+            log_.warning(what + "; installing anyway because of --force");
+        } else {
+            // Back on the previous slot and nobody ran assess: end that trial before its target
+            // is rewritten, so the record does not judge the new contents by the old jump.
+            ACTIVATE_TRY(end_trial_back_on_previous(record, slots, record_file, /*heal=*/false));
+        }
+    }
     log_.info(std::string("running slot ") + slots.running.letter + ", installing into slot " +
               slots.target.letter);
 
     // Runs once the payload has checked the bundle and before it writes anything: a refused
-    // bundle leaves the boot entries, BootNext and a staged kexec image exactly as they were.
+    // bundle leaves the boot entries, BootNext, a staged kexec image and the activation record
+    // exactly as they were.
     bool began = false;
     InstallRequest install = request;
     install.before_writing = [&]() -> Status {
@@ -36,7 +69,10 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
                                    "unloading the kexec image staged earlier", err);
             log_.info("unloaded the kexec image staged earlier (its slot is about to change)");
         }
-        return boot_control_->begin_install(slots.target);
+        ACTIVATE_TRY(boot_control_->begin_install(slots.target));
+        // Whatever was known about the target's old contents no longer holds.
+        record.set_slot(slots.target.letter, SlotState::unknown, WallClock::now());
+        return record.write(sysroot_, record_file);
     };
     ACTIVATE_TRY(payload_->install(slots.target, install));
     if (!began)
@@ -57,14 +93,60 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
         log_.info("activation_mode none: slot installed and staged, not jumping");
         return {};
     }
+    if (policy_.mode == ActivationMode::reboot) {
+        // Firmware quirk: some boot managers ignore BootNext for an entry missing from BootOrder.
+        // Listed after the running slot, the target is reachable that way but never the first
+        // choice of a cold boot before it was assessed good.
+        Status ordered = boot_control_->add_to_boot_order_after(slots.target, slots.running);
+        if (!ordered.ok()) return undo_staging(std::move(ordered).error());
+    }
+
+    // The trial, written and synced before the jump: a jump never happens without it, so that
+    // whatever boots next (the target, or the previous slot after a hang) can tell what was tried.
+    const WallTime now = WallClock::now();
+    Trial trial;
+    trial.state = TrialState::trying;
+    trial.target = slots.target.letter;
+    trial.previous = slots.running.letter;
+    trial.mode = policy_.mode;
+    if (auto version = payload_->slot_version(slots.target); !version.ok())
+        log_.warning("the version of slot " + std::string(1, slots.target.letter) +
+                     " is unknown: " + version.error().message());
+    else
+        trial.version = version->value_or("");
+    trial.jumped_at = now + policy_.delay;
+    trial.deadline_at = trial.jumped_at + policy_.assessment.deadline;
+    for (auto [slot, entry] : {std::pair{&slots.target, &trial.target_entry},
+                               std::pair{&slots.running, &trial.previous_entry}}) {
+        auto name = boot_control_->entry_name(*slot);
+        if (!name.ok()) return undo_staging(std::move(name).error());
+        *entry = *name;
+    }
+    trial.boot_id = boot_id();
+    record.trial = trial;
+    record.set_slot(slots.target.letter, SlotState::trying, now);
+    if (Status written = record.write(sysroot_, record_file); !written.ok())
+        return undo_staging(std::move(written).error().with_context(
+            "recording the trial of " + slot_name(slots.target.letter) + " (not jumping)"));
+
     // The last line before the machine leaves this system: an operator reading the console (and
     // the switch-time benchmark) sees what happens next and when.
     log_.info(std::string("activating slot ") + slots.target.letter + " by " +
               to_string(policy_.mode) +
               (policy_.delay.count() > 0 ? " in " + std::to_string(policy_.delay.count()) + " ms"
-                                         : " now"));
+                                         : " now") +
+              "; it is on trial until " + format_rfc3339(trial.deadline_at));
     Status activated = activation_->activate(policy_.delay, detached_jump);
-    if (!activated.ok()) return undo_staging(std::move(activated).error());
+    if (!activated.ok()) {
+        // No jump: the trial is over before it began, and the target was never run.
+        record.trial->state = TrialState::failed;
+        record.trial->reason = "the jump failed: " + activated.error().message();
+        record.trial->assessed_at = WallClock::now();
+        record.set_slot(slots.target.letter, SlotState::unknown, WallClock::now());
+        if (Status noted = record.write(sysroot_, record_file); !noted.ok())
+            log_.warning(noted.error().message());
+        return undo_staging(std::move(activated).error());
+    }
     return activated;
 }
 
@@ -74,23 +156,84 @@ Status Engine::mark_good() {
                                                        "boot_control section");
     ACTIVATE_ASSIGN(FileLock lock, take_lock());
     ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    ACTIVATE_ASSIGN(const std::string record_file, record_path(slots));
+    ACTIVATE_ASSIGN(ActivationRecord record, ActivationRecord::read(sysroot_, record_file));
     ACTIVATE_TRY(boot_control_->mark_good(slots.running));
     log_.info(std::string("slot ") + slots.running.letter + " marked good");
-    return {};
+    // By hand, mark-good is the verdict: a trial of this slot ends good (and a pending fallback
+    // from it is called off: the operator keeps it).
+    const WallTime now = WallClock::now();
+    if (record.trial && record.trial->target == slots.running.letter &&
+        (record.trial->state == TrialState::trying ||
+         record.trial->pending != TrialPending::none)) {
+        if (record.trial->state != TrialState::good)
+            record.trial->warnings.push_back(
+                "marked good by hand (activate mark-good) at " + format_rfc3339(now) +
+                (record.trial->reason.empty() ? std::string() : " after: " + record.trial->reason));
+        record.trial->state = TrialState::good;
+        record.trial->pending = TrialPending::none;
+        if (!record.trial->assessed_at) record.trial->assessed_at = now;
+    }
+    record.set_slot(slots.running.letter, SlotState::good, now);
+    return record.write(sysroot_, record_file);
 }
 
-Result<std::string> Engine::status_json() const {
+Result<std::string> Engine::status_json(int indent) const {
+    using Json = nlohmann::ordered_json;
     if (!payload_->uses_slots() || !boot_control_)
         return Error(ErrorKind::policy, policy_.file + ": status needs a slot payload and a "
                                                        "boot_control section");
     ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
-    ACTIVATE_ASSIGN(std::string boot, boot_control_->status_json(slots));
+    ACTIVATE_ASSIGN(std::string boot_text, boot_control_->status_json(slots));
     ACTIVATE_ASSIGN(bool kexec_loaded, sysroot_.kexec_loaded());
-    std::ostringstream out;
-    out << "{\"running_slot\":\"" << slots.running.letter << "\",\"target_slot\":\""
-        << slots.target.letter << "\",\"kexec_loaded\":" << (kexec_loaded ? "true" : "false")
-        << ",\"boot\":" << boot << "}";
-    return out.str();
+    ACTIVATE_ASSIGN(std::optional<std::string> boot_current, boot_control_->boot_current());
+    ACTIVATE_ASSIGN(const std::string record_file, record_path(slots));
+    ACTIVATE_ASSIGN(ActivationRecord record, ActivationRecord::read(sysroot_, record_file));
+    const Json boot = Json::parse(boot_text, nullptr, /*allow_exceptions=*/false);
+    if (boot.is_discarded())
+        return Error(ErrorKind::internal, "boot control plugin \"" + policy_.boot_control->name +
+                                              "\" returned a status that is not JSON");
+
+    Json doc = {{"running_slot", std::string(1, slots.running.letter)},
+                {"target_slot", std::string(1, slots.target.letter)},
+                {"kexec_loaded", kexec_loaded}};
+    doc["boot_current"] = boot_current ? Json(*boot_current) : Json(nullptr);
+    Json per_slot = Json::object();
+    // Keyed by letter, A first, whichever runs.
+    const bool running_first = slots.running.letter < slots.target.letter;
+    for (const Slot* slot : {running_first ? &slots.running : &slots.target,
+                             running_first ? &slots.target : &slots.running}) {
+        const SlotRecord r = record.slot(slot->letter);
+        Json j = {{"state", to_string(r.state)}};
+        if (!r.reason.empty()) j["reason"] = r.reason;
+        if (r.since) j["since"] = format_rfc3339(*r.since);
+        ACTIVATE_ASSIGN(std::optional<std::string> version, payload_->slot_version(*slot));
+        j["version"] = version ? Json(*version) : Json(nullptr);
+        per_slot[std::string(1, slot->letter)] = std::move(j);
+    }
+    doc["slots"] = std::move(per_slot);
+    if (record.trial) {
+        const Trial& t = *record.trial;
+        Json last = {{"mode", to_string(t.mode)},
+                     {"from", std::string(1, t.previous)},
+                     {"to", std::string(1, t.target)},
+                     {"version", t.version},
+                     {"jumped_at", format_rfc3339(t.jumped_at)},
+                     {"deadline_at", format_rfc3339(t.deadline_at)},
+                     {"outcome", to_string(t.state)}};
+        last["switch_time_ms"] = t.switch_time_ms ? Json(*t.switch_time_ms) : Json(nullptr);
+        last["assessed_at"] = t.assessed_at ? Json(format_rfc3339(*t.assessed_at)) : Json(nullptr);
+        if (!t.reason.empty()) last["reason"] = t.reason;
+        if (t.pending == TrialPending::mark_good) last["pending"] = "mark-good";
+        if (t.pending == TrialPending::fallback) last["pending"] = "fallback";
+        if (t.returned_at) last["returned_at"] = format_rfc3339(*t.returned_at);
+        if (!t.warnings.empty()) last["warnings"] = t.warnings;
+        doc["last_activation"] = std::move(last);
+    } else {
+        doc["last_activation"] = nullptr;
+    }
+    doc["boot"] = boot;
+    return doc.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace activate

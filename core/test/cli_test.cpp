@@ -291,11 +291,177 @@ TEST(Cli, StatusPrintsJsonOrIndentedText) {
                            "--sysroot", root.path().string()});
     EXPECT_EQ(json.exit_code, 0) << json.err;
     EXPECT_EQ(json.out,
-              "{\"running_slot\":\"A\",\"target_slot\":\"B\",\"kexec_loaded\":false,\"boot\":{}}\n");
+              "{\"running_slot\":\"A\",\"target_slot\":\"B\",\"kexec_loaded\":false,"
+              "\"boot_current\":null,\"slots\":{\"A\":{\"state\":\"unknown\",\"version\":null},"
+              "\"B\":{\"state\":\"unknown\",\"version\":null}},\"last_activation\":null,"
+              "\"boot\":{}}\n");
     auto text = test::run({ACTIVATE_BINARY, "status", "--policy", (dir / "u.yaml").string(),
                            "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root.path().string()});
     EXPECT_EQ(text.exit_code, 0) << text.err;
     EXPECT_NE(text.out.find("\n  \"running_slot\": \"A\",\n"), std::string::npos) << text.out;
+}
+
+// `assess` and `run --force` as users run them; kill -9 between recording a verdict and acting
+// on it, and the next assess finishing the job.
+class CliAssess : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        policy_ = policy_file(dir_, std::string(kUpdatePolicy) +
+                                        "assessment:\n  checks:\n"
+                                        "    - {name: probe, command: [sh, -c, 'exit $PROBE']}\n");
+        test::write_file(root_ / "proc/sys/kernel/random/boot_id", "boot-1\n");
+    }
+    std::vector<std::string> args(const std::string& command,
+                                  const std::vector<std::string>& extra = {}) const {
+        std::vector<std::string> a = {
+            kBin,           command,         "--policy",  policy_,
+            "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root_.path().string()};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    }
+    // Installs into B and "jumps", then boots B.
+    void update_and_boot_b() {
+        auto r = run(args("run", {"--bundle", "/b.zip"}));
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        test::write_file(root_ / "fake-running-slot", "B");
+        test::write_file(root_ / "proc/sys/kernel/random/boot_id", "boot-2\n");
+    }
+    // Starts `activate assess` with `extra` arguments, waits until something it runs writes
+    // /fake-hanging, and kills it -9 there.
+    void assess_killed_when_hanging(const std::vector<std::string>& extra) {
+        const std::vector<std::string> a = args("assess", extra);
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            std::vector<char*> argv;
+            for (const std::string& s : a) argv.push_back(const_cast<char*>(s.c_str()));
+            argv.push_back(nullptr);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+        for (int i = 0; i < 400 && test::read_file(root_ / "fake-hanging").empty(); ++i)
+            ::usleep(25000);
+        ASSERT_FALSE(test::read_file(root_ / "fake-hanging").empty());
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        EXPECT_TRUE(WIFSIGNALED(status));
+    }
+    // The boot control hangs in `call` (fake plugin setting hang_in).
+    void assess_killed_in(const std::string& call) {
+        assess_killed_when_hanging({"--set", "boot_control.settings.hang_in=" + call});
+        std::filesystem::remove(root_ / "fake-hanging");
+    }
+    std::string record() const {
+        return test::read_file(root_ / "esp/EFI/activate/activation.json");
+    }
+
+    test::TempDir dir_, root_;
+    std::string policy_;
+};
+
+TEST_F(CliAssess, NothingOnTrialExitsZero) {
+    auto r = run(args("assess"));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("no activation on trial"), std::string::npos) << r.err;
+}
+
+TEST_F(CliAssess, AGoodSlotExitsZeroAFailedOneSixAfterRecordingTheReboot) {
+    update_and_boot_b();
+    ::setenv("PROBE", "1", 1);
+    auto failed = run(args("assess"));
+    ::unsetenv("PROBE");
+    EXPECT_EQ(failed.exit_code, 6) << failed.err;
+    EXPECT_EQ(failed.out, "");
+    EXPECT_NE(failed.err.find("error: slot B failed its assessment (check \"probe\" exited with "
+                              "status 1); rebooting into slot A"),
+              std::string::npos)
+        << failed.err;
+    EXPECT_EQ(test::read_file(root_ / "run/activate/reboot"), "kexec\nreboot\n");
+
+    test::write_file(root_ / "fake-running-slot", "A");
+    test::write_file(root_ / "proc/sys/kernel/random/boot_id", "boot-3\n");
+    auto back = run(args("assess"));
+    EXPECT_EQ(back.exit_code, 0) << back.err;
+    EXPECT_NE(back.err.find("back on slot A after slot B failed its assessment"), std::string::npos)
+        << back.err;
+}
+
+TEST_F(CliAssess, InstallOnTrialExitsEightAndForceIsOnlyForRun) {
+    update_and_boot_b();
+    auto refused = run(args("run", {"--bundle", "/b.zip"}));
+    EXPECT_EQ(refused.exit_code, 8) << refused.err;
+    EXPECT_NE(refused.err.find("or pass --force to install anyway"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-A"));
+    auto forced = run(args("run", {"--bundle", "/b.zip", "--force"}));
+    EXPECT_EQ(forced.exit_code, 0) << forced.err;
+    EXPECT_TRUE(std::filesystem::exists(root_ / "slot-A"));
+    auto misplaced = run(args("assess", {"--force"}));
+    EXPECT_EQ(misplaced.exit_code, 2);
+    EXPECT_NE(misplaced.err.find("--force belongs to 'run'"), std::string::npos) << misplaced.err;
+}
+
+TEST_F(CliAssess, KilledAfterTheGoodVerdictBeforeMarkGoodTheNextAssessFinishes) {
+    update_and_boot_b();
+    ::setenv("PROBE", "0", 1);
+    assess_killed_in("mark_good");
+    EXPECT_NE(record().find("\"pending\": \"mark-good\""), std::string::npos) << record();
+    EXPECT_EQ(test::read_file(root_ / "boot-log"), "begin B\nfinish B\n");
+    auto again = run(args("assess"));
+    ::unsetenv("PROBE");
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(test::read_file(root_ / "boot-log"), "begin B\nfinish B\ngood B\n");
+    EXPECT_EQ(record().find("pending"), std::string::npos) << record();
+    EXPECT_NE(record().find("\"state\": \"good\""), std::string::npos);
+}
+
+TEST_F(CliAssess, KilledAfterTheFailureBeforeBootNextTheNextAssessFallsBack) {
+    update_and_boot_b();
+    ::setenv("PROBE", "1", 1);
+    assess_killed_in("boot_next");
+    ::unsetenv("PROBE");
+    EXPECT_NE(record().find("\"pending\": \"fallback\""), std::string::npos) << record();
+    EXPECT_EQ(test::read_file(root_ / "run/activate/reboot"), "kexec\n");  // no reboot yet
+    // Same boot: the fallback is finished without running the checks again (PROBE unset now
+    // would pass).
+    auto again = run(args("assess"));
+    EXPECT_EQ(again.exit_code, 6) << again.err;
+    EXPECT_EQ(test::read_file(root_ / "boot-log"), "begin B\nfinish B\nnext A\n");
+    EXPECT_EQ(test::read_file(root_ / "run/activate/reboot"), "kexec\nreboot\n");
+}
+
+TEST_F(CliAssess, KilledDuringACheckTheTrialStaysOpenAndTheCheckDiesToo) {
+    update_and_boot_b();
+    const std::string before = record();
+    const std::string marker = (root_ / "fake-hanging").string();
+    assess_killed_when_hanging(
+        {"--set", "assessment.checks=[{name: slow, command: [sh, -c, 'echo $$ > " + marker +
+                      "; sleep 60']}]"});
+    const pid_t check = std::stoi(test::read_file(marker));
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) {
+        gone = ::kill(check, 0) != 0 ||
+               test::read_file("/proc/" + std::to_string(check) + "/stat").find(") Z ") !=
+                   std::string::npos;
+        if (!gone) ::usleep(10000);
+    }
+    EXPECT_TRUE(gone) << "the check (pid " << check << ") outlived the killed assess";
+    EXPECT_EQ(record(), before);  // still trying: nothing was decided
+    ::setenv("PROBE", "0", 1);
+    auto again = run(args("assess"));
+    ::unsetenv("PROBE");
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(test::read_file(root_ / "boot-log"), "begin B\nfinish B\ngood B\n");
+}
+
+TEST(Cli, StatusTextIsTheJsonIndentedWithEmptyCollectionsKept) {
+    test::TempDir dir, root;
+    const std::string p = policy_file(dir, kUpdatePolicy);
+    auto text = run({kBin, "status", "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
+                     root.path().string()});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_NE(text.out.find("\n  \"boot\": {}\n}"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("\n  \"last_activation\": null,\n"), std::string::npos) << text.out;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <activate/plugin_api.hpp>
+#include <filesystem>
 #include <thread>
 
 #include "net.pb.h"
@@ -38,11 +39,27 @@ public:
     bool provides_kernel() const override { return kernel; }
     bool accepts_agent_init() const override { return agent; }
     bool uses_slots() const override { return slots_; }
+    // The running slot is A unless the sysroot's /fake-running-slot names another (a test
+    // "reboots" into B by writing it); the activation record lives in `state_dir`.
+    std::string state_dir = "/esp/EFI/activate";
+    std::string version;  // slot_version() of a slot that was installed (has /slot-<letter>)
+    bool break_state_dir = false;
     Result<SlotPair> slots() const override {
         SlotPair p;
         p.running.letter = 'A';
-        p.target.letter = 'B';
+        if (auto r = sysroot->read_file("/fake-running-slot"); r.ok() && !r->empty())
+            p.running.letter = (*r)[0];
+        p.target.letter = p.running.letter == 'A' ? 'B' : 'A';
+        p.running.state_dir = p.target.state_dir = state_dir;
+        p.running.esp_mount = p.target.esp_mount = "/esp";
         return p;
+    }
+    Result<std::optional<std::string>> slot_version(const Slot& slot) const override {
+        std::error_code ec;
+        if (version.empty() ||
+            !std::filesystem::exists(sysroot->path("/slot-" + std::string(1, slot.letter)), ec))
+            return std::optional<std::string>();
+        return std::optional<std::string>(version);
     }
     Status install(const Slot& target, const InstallRequest& request) override {
         if (absolute_bundles && (request.bundle.empty() || request.bundle.front() != '/') &&
@@ -57,8 +74,16 @@ public:
         if (fail || request.bundle.find("failing") != std::string::npos)
             return Error(ErrorKind::activation, "fake install failed");
         std::this_thread::sleep_for(install_delay);
-        return sysroot->write_file_atomic("/slot-" + std::string(1, target.letter),
-                                          "installed from " + request.bundle);
+        ACTIVATE_TRY(sysroot->write_file_atomic("/slot-" + std::string(1, target.letter),
+                                                "installed from " + request.bundle));
+        if (break_state_dir) {
+            // The state directory becomes unwritable after the install (a file in its place
+            // stops root too): the trial cannot be recorded.
+            std::error_code ec;
+            std::filesystem::remove_all(sysroot->path(state_dir), ec);
+            ACTIVATE_TRY(sysroot->write_file_atomic(state_dir, "in the way"));
+        }
+        return {};
     }
     Result<Payload> prepare(const PayloadRequest& request) override {
         if (fail) return Error(ErrorKind::activation, "fake prepare failed");
@@ -117,19 +142,55 @@ public:
     std::vector<PlanStep> plan() const override { return {{"capture fake", {"nothing"}, {}}}; }
 };
 
+// Notes every call in /boot-log. Entry names: "Boot000A" and "Boot000B", unless the sysroot has
+// /fake-no-entry-<letter>; BootCurrent: the content of /fake-boot-current, if any. `hang_in`
+// names a call that first notes "hanging in <call>" in /fake-hanging and then sleeps a minute,
+// for tests that kill the process there.
 class FakeBoot : public BootControl {
 public:
     const Sysroot* sysroot = nullptr;
+    std::string hang_in;
     Status note(const std::string& what) {
         std::string log;
         if (auto r = sysroot->read_file("/boot-log"); r.ok()) log = *r;
         return sysroot->write_file_atomic("/boot-log", log + what + "\n");
     }
-    Status begin_install(const Slot& t) override { return note(std::string("begin ") + t.letter); }
-    Status finish_install(const Slot& t) override { return note(std::string("finish ") + t.letter); }
-    Status boot_next(const Slot& t) override { return note(std::string("next ") + t.letter); }
-    Status clear_boot_next() override { return note("clear"); }
-    Status mark_good(const Slot& r) override { return note(std::string("good ") + r.letter); }
+    Status call(const std::string& name, const std::string& what) {
+        if (name == hang_in) {
+            ACTIVATE_TRY(sysroot->write_file_atomic("/fake-hanging", "hanging in " + name + "\n"));
+            std::this_thread::sleep_for(std::chrono::seconds(60));
+        }
+        return note(what);
+    }
+    Status begin_install(const Slot& t) override {
+        return call("begin_install", std::string("begin ") + t.letter);
+    }
+    Status finish_install(const Slot& t) override {
+        return call("finish_install", std::string("finish ") + t.letter);
+    }
+    Status boot_next(const Slot& t) override {
+        return call("boot_next", std::string("next ") + t.letter);
+    }
+    Status clear_boot_next() override { return call("clear_boot_next", "clear"); }
+    Status mark_good(const Slot& r) override {
+        return call("mark_good", std::string("good ") + r.letter);
+    }
+    Status add_to_boot_order_after(const Slot& t, const Slot& g) override {
+        return call("add_to_boot_order_after",
+                    std::string("order ") + t.letter + " after " + g.letter);
+    }
+    Result<std::optional<std::string>> entry_name(const Slot& slot) const override {
+        std::error_code ec;
+        if (std::filesystem::exists(sysroot->path("/fake-no-entry-" + std::string(1, slot.letter)),
+                                    ec))
+            return std::optional<std::string>();
+        return std::optional<std::string>(std::string("Boot000") + slot.letter);
+    }
+    Result<std::optional<std::string>> boot_current() const override {
+        if (auto r = sysroot->read_file("/fake-boot-current"); r.ok())
+            return std::optional<std::string>(*r);
+        return std::optional<std::string>();
+    }
     Result<std::string> status_json(const SlotPair&) const override { return std::string("{}"); }
     std::vector<PlanStep> plan() const override { return {}; }
 };
@@ -145,6 +206,9 @@ Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Se
     ACTIVATE_ASSIGN(p->skip_before_writing, s.boolean_or("skip_before_writing", false));
     ACTIVATE_ASSIGN(p->absolute_bundles, s.boolean_or("absolute_bundles", false));
     ACTIVATE_ASSIGN(p->install_delay, s.duration_or("install_delay", {}));
+    ACTIVATE_ASSIGN(p->state_dir, s.string_or("state_dir", p->state_dir));
+    ACTIVATE_ASSIGN(p->version, s.string_or("version", ""));
+    ACTIVATE_ASSIGN(p->break_state_dir, s.boolean_or("break_state_dir_after_install", false));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<PayloadSource>(std::move(p));
 }
@@ -171,6 +235,7 @@ Result<std::unique_ptr<Capture>> create_capture(const PluginContext&, Settings& 
 Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c, Settings& s) {
     auto b = std::make_unique<FakeBoot>();
     b->sysroot = c.sysroot;
+    ACTIVATE_ASSIGN(b->hang_in, s.string_or("hang_in", ""));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<BootControl>(std::move(b));
 }

@@ -185,5 +185,72 @@ TEST(PolicyOverride, OriginSurvivesClone) {
         << p.error().message();
 }
 
+const char* kSlotUpdate =
+    "activation_mode: kexec\npayload: {plugin: fake}\n"
+    "activation: {plugin: fake}\nboot_control: {plugin: fake}\n";
+
+TEST(Policy, AssessmentSectionIsOptionalWithATenMinuteDeadline) {
+    Result<Policy> none = parse_text(kSlotUpdate);
+    ASSERT_TRUE(none.ok()) << none.error().message();
+    EXPECT_FALSE(none->assessment.given);
+    EXPECT_EQ(none->assessment.deadline, std::chrono::minutes(10));
+    EXPECT_TRUE(none->assessment.checks.empty());
+
+    Result<Policy> p = parse_text(std::string(kSlotUpdate) +
+                                  "assessment:\n"
+                                  "  deadline: 15m\n"
+                                  "  checks:\n"
+                                  "    - name: system-running\n"
+                                  "      command: [systemctl, is-system-running]\n"
+                                  "      timeout: 5m\n"
+                                  "    - name: ping\n"
+                                  "      command: [/bin/ping, -c, 1, 10.0.0.1]\n");
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_TRUE(p->assessment.given);
+    EXPECT_EQ(p->assessment.deadline, std::chrono::minutes(15));
+    ASSERT_EQ(p->assessment.checks.size(), 2u);
+    EXPECT_EQ(p->assessment.checks[0].name, "system-running");
+    EXPECT_EQ(p->assessment.checks[0].command,
+              (std::vector<std::string>{"systemctl", "is-system-running"}));
+    EXPECT_EQ(p->assessment.checks[0].timeout, std::chrono::minutes(5));
+    // Without its own timeout a check may take the whole deadline.
+    EXPECT_EQ(p->assessment.checks[1].timeout, std::chrono::minutes(15));
+}
+
+TEST(Policy, AssessmentErrorsNameFileLineAndKey) {
+    const std::string base = std::string(kSlotUpdate) + "assessment:\n";  // line 5
+    const std::pair<std::string, std::string> cases[] = {
+        {"  deadlin: 5m\n", "t.yaml:6:3: assessment.deadlin: unknown setting"},
+        {"  deadline: 0s\n", "t.yaml:6:13: assessment.deadline: must be longer than 0"},
+        {"  deadline: soon\n", "t.yaml:6:13: assessment.deadline: expected a duration"},
+        {"  checks: {name: x}\n", "t.yaml:6:11: assessment.checks: expected a list"},
+        {"  checks:\n    - command: [true]\n",
+         "assessment.checks.0.name: required setting is missing"},
+        {"  checks:\n    - name: ''\n      command: [true]\n",
+         "t.yaml:7:13: assessment.checks.0.name: must not be empty"},
+        {"  checks:\n    - name: x\n", "assessment.checks.0.command: required setting is missing"},
+        {"  checks:\n    - name: x\n      command: []\n",
+         "t.yaml:8:16: assessment.checks.0.command: must name a program"},
+        {"  checks:\n    - name: x\n      command: ['', a]\n",
+         "t.yaml:8:16: assessment.checks.0.command: the program (first element) must not be "
+         "empty"},
+        {"  checks:\n    - name: x\n      command: [[a]]\n",
+         "assessment.checks.0.command: expected a list of strings"},
+        {"  checks:\n    - name: x\n      command: true\n",
+         "t.yaml:8:16: assessment.checks.0.command: expected a list, got"},
+        {"  checks:\n    - name: x\n      command: [true]\n      timeout: 0\n",
+         "t.yaml:9:16: assessment.checks.0.timeout: must be longer than 0"},
+        {"  checks:\n    - name: x\n      command: [true]\n      retries: 3\n",
+         "t.yaml:9:7: assessment.checks.0.retries: unknown setting"},
+        {"  checks:\n    - name: x\n      command: [true]\n    - name: x\n      command: [false]\n",
+         "t.yaml:9:13: assessment.checks.1.name: \"x\" is already the name of "
+         "assessment.checks.0"},
+    };
+    for (const auto& [yaml, message] : cases) {
+        const std::string e = error_of(base + yaml);
+        EXPECT_NE(e.find(message), std::string::npos) << yaml << "\n=> " << e;
+    }
+}
+
 }  // namespace
 }  // namespace activate

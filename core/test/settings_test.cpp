@@ -30,6 +30,23 @@ TEST(Settings, DurationsAcceptMillisecondsAndBareSeconds) {
         << r.error().message();
 }
 
+// The assessment's deadlines and timeouts are minutes long (policy: `deadline: 10m`).
+TEST(Settings, DurationsAcceptMinutesAndHours) {
+    Settings s = parse("a: 10m\nb: 1.5h\nc: 2 m\nd: 25h\ne: 5min\n");
+    EXPECT_EQ(s.duration_or("a", {})->count(), 600000);
+    EXPECT_EQ(s.duration_or("b", {})->count(), 5400000);
+    EXPECT_EQ(s.duration_or("c", {})->count(), 120000);
+    Result<std::chrono::milliseconds> day = s.duration_or("d", {});
+    ASSERT_FALSE(day.ok());
+    EXPECT_NE(day.error().message().find("longer than a day"), std::string::npos);
+    Result<std::chrono::milliseconds> unit = s.duration_or("e", {});
+    ASSERT_FALSE(unit.ok());
+    EXPECT_NE(unit.error().message().find("expected a duration like 5, 5s, 500ms or 10m, got "
+                                          "'5min'"),
+              std::string::npos)
+        << unit.error().message();
+}
+
 TEST(Settings, WrongTypeNamesFileLineColumnAndKey) {
     Settings s = parse("disk: /dev/vda\ncount: [1]\n");
     Result<int64_t> r = s.integer_or("count", 0, 0, 10);
@@ -84,7 +101,7 @@ namespace activate {
 namespace {
 
 TEST(Settings, MalformedNumbersAndDurations) {
-    Settings s(YAML::Load("a: '+'\nb: -3\nc: 1.2.3s\nd: .5s\ne: 5 ms\nf: 5h\n"), "p.yaml", "x");
+    Settings s(YAML::Load("a: '+'\nb: -3\nc: 1.2.3s\nd: .5s\ne: 5 ms\nf: 5d\n"), "p.yaml", "x");
     EXPECT_FALSE(s.integer_or("a", 0, -10, 10).ok());
     EXPECT_EQ(*s.integer_or("b", 0, -10, 10), -3);
     EXPECT_FALSE(s.duration_or("c", {}).ok());

@@ -80,10 +80,11 @@ Result<BootControlSettings> read_boot_control_settings(Settings& settings) {
     return out;
 }
 
-EfiBootControl::EfiBootControl(const Sysroot& sysroot, Log log, BootControlSettings settings)
+EfiBootControl::EfiBootControl(const Sysroot& sysroot, Log log, BootControlSettings settings,
+                               Efivarfs::Writer writer)
     : log_(log),
       settings_(std::move(settings)),
-      entries_(Efivarfs(sysroot, settings_.efivarfs), std::move(log)) {}
+      entries_(Efivarfs(sysroot, settings_.efivarfs, writer), std::move(log)) {}
 
 std::string EfiBootControl::description_for(const Slot& slot) const {
     std::string out = settings_.description;
@@ -155,6 +156,32 @@ Status EfiBootControl::mark_good(const Slot& running) {
     return {};
 }
 
+Status EfiBootControl::add_to_boot_order_after(const Slot& target, const Slot& good) {
+    // Both entries must exist for BootOrder to name them; either may have been deleted by the
+    // firmware since (it drops entries it cannot resolve).
+    ACTIVATE_ASSIGN(BootEntry good_entry, find_or_create(good, kLoadOptionActive));
+    ACTIVATE_ASSIGN(BootEntry entry, find_or_create(target, kLoadOptionActive));
+    ACTIVATE_ASSIGN(auto order, entries_.boot_order());
+    const auto wanted = order_with_after(order, entry.index, good_entry.index);
+    if (wanted == order) return {};
+    ACTIVATE_TRY(entries_.set_boot_order(wanted));
+    log_.info("slot " + letter(target) + " (" + entry.name() + ") listed in BootOrder after slot " +
+              letter(good) + " (" + good_entry.name() + ")");
+    return {};
+}
+
+Result<std::optional<std::string>> EfiBootControl::entry_name(const Slot& slot) const {
+    ACTIVATE_ASSIGN(auto entry, entries_.find(slot));
+    if (!entry) return std::optional<std::string>();
+    return std::optional<std::string>(entry->name());
+}
+
+Result<std::optional<std::string>> EfiBootControl::boot_current() const {
+    ACTIVATE_ASSIGN(auto current, entries_.boot_current());
+    if (!current) return std::optional<std::string>();
+    return std::optional<std::string>(boot_entry_name(*current));
+}
+
 Result<std::string> EfiBootControl::status_json(const SlotPair& slots) const {
     ACTIVATE_ASSIGN(auto order, entries_.boot_order());
     ACTIVATE_ASSIGN(auto next, entries_.boot_next());
@@ -203,7 +230,11 @@ std::vector<PlanStep> EfiBootControl::plan() const {
         {"finish install: set LOAD_OPTION_ACTIVE on the target's entry", {boot}, {boot}},
         {"boot next: set BootNext to the target's entry", {boot}, {next}},
         {"mark good: put the running slot's entry first in BootOrder (no write when it already "
-         "is)",
+         "is); recreate it if the firmware deleted it",
+         {boot, order},
+         {boot, order}},
+        {"before a reboot into a slot on trial: list its entry in BootOrder right after the "
+         "running slot's (never first; some firmware ignores BootNext for unlisted entries)",
          {boot, order},
          {order}},
     };

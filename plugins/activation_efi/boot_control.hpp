@@ -20,13 +20,18 @@ Result<BootControlSettings> read_boot_control_settings(Settings& settings);
 
 class EfiBootControl : public BootControl {
   public:
-    EfiBootControl(const Sysroot& sysroot, Log log, BootControlSettings settings);
+    // `writer` is the efivarfs fault seam for tests (see Efivarfs).
+    EfiBootControl(const Sysroot& sysroot, Log log, BootControlSettings settings,
+                   Efivarfs::Writer writer = ::write);
 
     Status begin_install(const Slot& target) override;
     Status finish_install(const Slot& target) override;
     Status boot_next(const Slot& target) override;
     Status clear_boot_next() override;
     Status mark_good(const Slot& running) override;
+    Status add_to_boot_order_after(const Slot& target, const Slot& good) override;
+    Result<std::optional<std::string>> entry_name(const Slot& slot) const override;
+    Result<std::optional<std::string>> boot_current() const override;
     Result<std::string> status_json(const SlotPair& slots) const override;
     std::vector<PlanStep> plan() const override;
 

@@ -85,6 +85,25 @@ std::vector<uint16_t> order_with_first(const std::vector<uint16_t>& order, uint1
     return out;
 }
 
+std::vector<uint16_t> order_with_after(const std::vector<uint16_t>& order, uint16_t index,
+                                       uint16_t after) {
+    std::vector<uint16_t> out;
+    bool placed = false;
+    for (uint16_t i : order) {
+        if (i == index) continue;
+        out.push_back(i);
+        if (i == after && !placed) {
+            out.push_back(index);
+            placed = true;
+        }
+    }
+    if (!placed) {
+        out.push_back(after);
+        out.push_back(index);
+    }
+    return out;
+}
+
 Result<std::string> efi_file_path(std::string_view uki_path) {
     std::string path(uki_path);
     while (!path.empty() && path.front() == '/') path.erase(path.begin());

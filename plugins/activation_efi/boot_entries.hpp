@@ -33,6 +33,11 @@ std::string encode_boot_index(uint16_t index);
 // `order` with `index` first and every other entry kept in its order (duplicates of `index`
 // dropped, unrelated entries never).
 std::vector<uint16_t> order_with_first(const std::vector<uint16_t>& order, uint16_t index);
+// `order` with `index` right after `after` (which stays where it is) and every other entry kept
+// in its order. When `after` is not listed, both go last, `after` first: the slot on trial never
+// comes before the good one.
+std::vector<uint16_t> order_with_after(const std::vector<uint16_t>& order, uint16_t index,
+                                       uint16_t after);
 
 // The firmware's path of a slot's UKI: "EFI/metropolis/boot-b.efi" -> "\EFI\metropolis\boot-b.efi".
 Result<std::string> efi_file_path(std::string_view uki_path);

@@ -53,8 +53,21 @@ std::string encode_variable_file(const Variable& variable) {
     return out;
 }
 
-Efivarfs::Efivarfs(const Sysroot& sysroot, std::string directory)
-    : sysroot_(sysroot), directory_(std::move(directory)) {
+Error variable_write_error(int err, std::string_view name, const std::string& real) {
+    if (err == ENOSPC)
+        // UEFI 2.10 §8.2 SetVariable: EFI_OUT_OF_RESOURCES, which efivarfs reports as ENOSPC.
+        return Error(ErrorKind::activation,
+                     "the firmware's variable store is full (ENOSPC writing " + std::string(name) +
+                         " to " + real +
+                         "); delete unused boot entries (list them with `efibootmgr -v`, delete "
+                         "one with `efibootmgr -b XXXX -B`) or old crash dumps in /sys/fs/pstore, "
+                         "then try again");
+    return errno_error(ErrorKind::activation,
+                       "writing EFI variable " + real + " (the firmware refused the value)", err);
+}
+
+Efivarfs::Efivarfs(const Sysroot& sysroot, std::string directory, Writer writer)
+    : sysroot_(sysroot), directory_(std::move(directory)), writer_(writer) {
     while (directory_.size() > 1 && directory_.back() == '/') directory_.pop_back();
 }
 
@@ -105,8 +118,8 @@ Status Efivarfs::write(std::string_view name, const Variable& variable,
     const std::string path = file(name, guid);
     const std::string real = real_file(name, guid);
     std::error_code ec;
-    if (std::filesystem::exists(std::filesystem::symlink_status(real, ec)))
-        ACTIVATE_TRY(clear_immutable(path));
+    const bool existed = std::filesystem::exists(std::filesystem::symlink_status(real, ec));
+    if (existed) ACTIVATE_TRY(clear_immutable(path));
 
     const std::string content = encode_variable_file(variable);
     auto fd = sysroot_.open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -115,15 +128,17 @@ Status Efivarfs::write(std::string_view name, const Variable& variable,
                      "opening EFI variable " + real + " for writing: " + fd.error().message());
     // efivarfs takes a variable in a single write() (attribute word and data together) and
     // replaces the whole variable with it; a split write would set it twice.
-    const ssize_t n = ::write(fd->get(), content.data(), content.size());
-    if (n < 0)
-        return errno_error(ErrorKind::activation, "writing EFI variable " + real +
-                                                      " (firmware variable store full, or "
-                                                      "the firmware refused the value)");
-    if (static_cast<size_t>(n) != content.size())
+    const ssize_t n = writer_(fd->get(), content.data(), content.size());
+    const int err = errno;
+    if (n < 0 || static_cast<size_t>(n) != content.size()) {
+        // A variable the firmware would not create leaves an empty file on efivarfs; gone, it
+        // cannot be mistaken for a half-made boot entry.
+        if (!existed) ::unlink(real.c_str());
+        if (n < 0) return variable_write_error(err, name, real);
         return Error(ErrorKind::activation, "writing EFI variable " + real + ": only " +
                                                 std::to_string(n) + " of " +
                                                 std::to_string(content.size()) + " bytes written");
+    }
     // On efivarfs the file now is exactly the new variable. A plain file (a test root) keeps any
     // longer old tail, so cut it to mirror efivarfs' replace semantics.
     struct stat st {};

@@ -4,6 +4,8 @@
 // the Sysroot, so tests run against a plain directory.
 #pragma once
 
+#include <unistd.h>
+
 #include <activate/result.hpp>
 #include <activate/sysroot.hpp>
 #include <cstdint>
@@ -39,10 +41,17 @@ struct Variable {
 Result<Variable> decode_variable_file(std::string_view content, std::string_view file);
 std::string encode_variable_file(const Variable& variable);
 
+// The message for a failed variable write: ENOSPC (the firmware's variable store is full) says
+// what to do about it; `real` is the file's path under the sysroot.
+Error variable_write_error(int err, std::string_view name, const std::string& real);
+
 class Efivarfs {
   public:
+    // write(2), or a test's fault seam in its place.
+    using Writer = ssize_t (*)(int fd, const void* data, size_t size);
+
     // `directory` is a system path ("/sys/firmware/efi/efivars"), resolved through `sysroot`.
-    Efivarfs(const Sysroot& sysroot, std::string directory);
+    Efivarfs(const Sysroot& sysroot, std::string directory, Writer writer = ::write);
 
     const std::string& directory() const { return directory_; }
     // The system path of a variable: "<directory>/<name>-<guid>".
@@ -57,7 +66,8 @@ class Efivarfs {
     Result<std::optional<Variable>> read(std::string_view name,
                                          std::string_view guid = kGlobalVariableGuid) const;
     // Creates or replaces the variable with one write() of attribute word + data, after clearing
-    // the immutable flag the kernel puts on some variables.
+    // the immutable flag the kernel puts on some variables. A failed write leaves no new file
+    // behind (efivarfs keeps the empty inode of a variable it could not create).
     Status write(std::string_view name, const Variable& variable,
                  std::string_view guid = kGlobalVariableGuid) const;
     // Deletes the variable (unlink); an absent variable is not an error.
@@ -70,6 +80,7 @@ class Efivarfs {
 
     const Sysroot& sysroot_;
     std::string directory_;
+    Writer writer_;
 };
 
 }  // namespace activate::efi

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <activate/activation_record.hpp>
 #include <activate/plugin_api.hpp>
 #include <activate/plugin_registry.hpp>
 #include <activate/policy.hpp>
@@ -26,11 +27,20 @@ public:
     // Takeover: TakeoverInit on `in`, captures, AgentInit, staging, exactly one TakeoverResponse
     // on `out` (closed afterwards), then the detached jump.
     Status run_takeover(int in_fd, int out_fd);
-    // Slot update: lock, install into the inactive slot, stage, activate. With `detached_jump`
-    // the jump is left to a detached second stage so the caller can still answer a client.
+    // Slot update: lock, install into the inactive slot, stage, record the trial, activate.
+    // With `detached_jump` the jump is left to a detached second stage so the caller can still
+    // answer a client. Refused (ErrorKind::rejected) while the running slot is on trial, unless
+    // request.force.
     Status run_update(const InstallRequest& request, bool detached_jump = false);
     Status mark_good();
-    Result<std::string> status_json() const;
+    // Boot assessment (docs/boot-assessment.md): decides the trial recorded before the last
+    // jump. Running the target: the policy's health checks, then mark-good, or the way back to
+    // the previous slot (an ErrorKind::activation error after the reboot was recorded under a
+    // sysroot; the live system does not return). Running the previous slot: the trial failed.
+    Status assess();
+    // `activate status`: slots, their states and versions, the last activation, the boot
+    // control's view. `indent` < 0: one line; else pretty-printed with that indent.
+    Result<std::string> status_json(int indent = -1) const;
 
     const Policy& policy() const { return policy_; }
 
@@ -47,6 +57,21 @@ private:
     // starts it at some later reboot, and returns `why` (a failed unload is only logged).
     Error undo_staging(Error why);
 
+    // Boot assessment (assessment.cpp).
+    Result<std::string> record_path(const SlotPair& slots) const;
+    // /proc/sys/kernel/random/boot_id (through the sysroot); empty when unreadable.
+    std::string boot_id() const;
+    // Runs the policy's checks for the trial in `record` (the running slot is its target).
+    Status assess_running_target(ActivationRecord& record, const SlotPair& slots,
+                                 const std::string& path);
+    // The trial ended without the target being assessed good: the machine runs `previous`.
+    // Records why (with what is known: mode, BootCurrent, the entries) and, with `heal`, makes
+    // the running slot first again (recreating its entry if the firmware dropped it).
+    Status end_trial_back_on_previous(ActivationRecord& record, const SlotPair& slots,
+                                      const std::string& path, bool heal);
+    // Points the firmware at the trial's previous slot and reboots into it; the record already
+    // says failed with pending fallback.
+    Status fall_back(const ActivationRecord& record, const SlotPair& slots);
     Policy policy_;
     const Sysroot& sysroot_;
     const Logger& logger_;

@@ -47,8 +47,10 @@
 namespace activate {
 
 // Raised whenever a type that crosses the boundary changes. 2: InstallRequest::before_writing,
-// Sysroot remembers the locks it holds.
-inline constexpr uint32_t kPluginAbiVersion = 2;
+// Sysroot remembers the locks it holds. 3: Slot::state_dir, InstallRequest::force,
+// PayloadSource::slot_version, BootControl::entry_name/boot_current/add_to_boot_order_after
+// (boot assessment, docs/boot-assessment.md).
+inline constexpr uint32_t kPluginAbiVersion = 3;
 
 // Passed to every plugin factory; outlives the plugin instance.
 struct PluginContext {
@@ -83,6 +85,10 @@ struct Slot {
     std::string uki_path;      // on the ESP, '/'-separated, relative: "EFI/metropolis/boot-b.efi"
     std::string esp_mount;     // where the ESP is mounted ("/esp"), a system path
     std::string disk;          // the disk holding both partitions, a system path
+    // Where the engine keeps its activation record (activation.json) for this slot pair, a
+    // system path: a directory both slots see at every boot (the uki source: the ESP directory
+    // of its version record). The same for both slots of a pair.
+    std::string state_dir;
 };
 
 struct SlotPair {
@@ -116,6 +122,9 @@ struct InstallRequest {
     // error from it ends the install with nothing written. It takes the boot entry of the target
     // out of service, so a bundle refused up front changes nothing at all.
     std::function<Status()> before_writing;
+    // Install even while the running slot is on trial (not yet assessed good), overwriting the
+    // only known-good slot. Checked by the engine; payload sources ignore it.
+    bool force = false;
 };
 
 class PayloadSource {
@@ -132,6 +141,11 @@ public:
     // Writes the bundle into `target` (system image and UKI), fsynced.
     virtual Status install(const Slot& /*target*/, const InstallRequest& /*request*/) {
         return Error(ErrorKind::policy, "this payload source cannot install bundles");
+    }
+    // The bundle version recorded for `slot` (installed by this source), or nullopt when none is
+    // known. For the activation record and `activate status`.
+    virtual Result<std::optional<std::string>> slot_version(const Slot& /*slot*/) const {
+        return std::optional<std::string>();
     }
     virtual Result<Payload> prepare(const PayloadRequest& request) = 0;
     virtual std::vector<PlanStep> plan() const = 0;
@@ -150,8 +164,18 @@ public:
     // The next boot (only) starts `target`.
     virtual Status boot_next(const Slot& target) = 0;
     virtual Status clear_boot_next() = 0;
-    // Puts the running slot's entry first in the boot order, keeping the rest in order.
+    // Puts the running slot's entry first in the boot order, keeping the rest in order; recreates
+    // the entry when the firmware deleted it.
     virtual Status mark_good(const Slot& running) = 0;
+    // Puts target's entry into the boot order right after good's, never first: some firmware
+    // ignores BootNext for an entry that is not in BootOrder. Called before a reboot into a slot
+    // on trial; a cold boot still starts `good` first.
+    virtual Status add_to_boot_order_after(const Slot& target, const Slot& good) = 0;
+    // The firmware's name of the slot's boot entry ("Boot0003"), nullopt when it has none.
+    virtual Result<std::optional<std::string>> entry_name(const Slot& slot) const = 0;
+    // The entry the firmware started this boot with ("Boot0001"), nullopt when unknown. After a
+    // kexec it still names the entry of the last firmware boot.
+    virtual Result<std::optional<std::string>> boot_current() const = 0;
     // JSON object describing the slot's entry, BootOrder and BootNext, for `activate status`.
     virtual Result<std::string> status_json(const SlotPair& slots) const = 0;
     virtual std::vector<PlanStep> plan() const = 0;

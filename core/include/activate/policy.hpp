@@ -24,6 +24,23 @@ struct PluginRef {
     Settings settings;  // its `settings:` mapping, handed to the plugin factory
 };
 
+// One health check of the boot assessment: a command run with a timeout; it passes when it exits
+// with status 0.
+struct HealthCheck {
+    std::string name;
+    std::vector<std::string> command;  // argv; argv[0] is looked up in PATH (execvp)
+    std::chrono::milliseconds timeout{0};
+};
+
+// The optional `assessment:` section: how `activate assess` decides whether a slot on trial is
+// good (docs/boot-assessment.md).
+struct AssessmentPolicy {
+    bool given = false;  // the section is present (it needs a slot payload)
+    // From the jump; a trial not assessed good by then has failed.
+    std::chrono::milliseconds deadline = std::chrono::minutes(10);
+    std::vector<HealthCheck> checks;  // run in order; none: good as soon as assess runs
+};
+
 struct Policy {
     std::string file;
     Protocol protocol = Protocol::none;
@@ -35,6 +52,7 @@ struct Policy {
     std::optional<PluginRef> boot_control;
     std::vector<PluginRef> captures;
     Settings top;  // for errors about top-level keys
+    AssessmentPolicy assessment;
 };
 
 // Reads and parses YAML; syntax errors carry file:line:column.

@@ -231,5 +231,103 @@ TEST_F(BootControlTest, PlanNamesTheVariableFilesUnderTheSysroot) {
     EXPECT_EQ(snapshot(), before);  // planning touches nothing
 }
 
+// ----- what boot assessment needs, and the firmware quirks it meets -----
+
+TEST_F(BootControlTest, EntryNameAndBootCurrent) {
+    auto none = control_->entry_name(slot('B'));
+    ASSERT_TRUE(none.ok());
+    EXPECT_FALSE(none->has_value());
+    ASSERT_TRUE(control_->finish_install(slot('B')).ok());
+    EXPECT_EQ(*control_->entry_name(slot('B')), std::optional<std::string>("Boot0008"));
+    // The recorded OVMF boot started Boot0001.
+    EXPECT_EQ(*control_->boot_current(), std::optional<std::string>("Boot0001"));
+    std::filesystem::remove(var_file("BootCurrent"));
+    EXPECT_FALSE(control_->boot_current()->has_value());
+}
+
+// Quirk: firmware that ignores BootNext for an entry missing from BootOrder. Before a reboot into
+// the slot on trial its entry is listed right after the good slot's, never first.
+TEST_F(BootControlTest, TheTrialSlotIsListedRightAfterTheGoodSlotNeverFirst) {
+    ASSERT_TRUE(control_->mark_good(slot('A')).ok());       // Boot0008 = A, first
+    ASSERT_TRUE(control_->finish_install(slot('B')).ok());  // Boot0009 = B, unlisted
+    ASSERT_EQ(raw_boot_order(), (std::vector<uint16_t>{8, 0, 1, 2, 3, 4, 5, 6, 7}));
+    ASSERT_TRUE(control_->add_to_boot_order_after(slot('B'), slot('A')).ok());
+    EXPECT_EQ(raw_boot_order(), (std::vector<uint16_t>{8, 9, 0, 1, 2, 3, 4, 5, 6, 7}));
+    // Idempotent: nothing written when it already is there.
+    age(var_file("BootOrder"));
+    const auto before = stamp(var_file("BootOrder"));
+    ASSERT_TRUE(control_->add_to_boot_order_after(slot('B'), slot('A')).ok());
+    EXPECT_EQ(stamp(var_file("BootOrder")).mtime.tv_sec, before.mtime.tv_sec);
+
+    // B was good once (first) and A is good now: B moves behind A.
+    write_raw_boot_order({9, 8, 0});
+    ASSERT_TRUE(control_->add_to_boot_order_after(slot('B'), slot('A')).ok());
+    EXPECT_EQ(raw_boot_order(), (std::vector<uint16_t>{8, 9, 0}));
+}
+
+TEST_F(BootControlTest, ListingTheTrialSlotRecreatesEntriesTheFirmwareDeleted) {
+    ASSERT_TRUE(control_->mark_good(slot('A')).ok());
+    ASSERT_TRUE(control_->finish_install(slot('B')).ok());
+    std::filesystem::remove(var_file("Boot0008"));  // A's entry dropped by the firmware
+    write_raw_boot_order({0, 1});
+    ASSERT_TRUE(control_->add_to_boot_order_after(slot('B'), slot('A')).ok());
+    // A's entry is back (at the lowest free index) and listed first; B right after it.
+    auto a = entries_->find(slot('A'));
+    ASSERT_TRUE(a.ok() && a->has_value());
+    const uint16_t ai = (*a)->index;
+    EXPECT_EQ(raw_boot_order(), (std::vector<uint16_t>{0, 1, ai, 9}));
+}
+
+// Quirk: firmware deletes entries it cannot resolve (after a power cut mid-install, say). The
+// slot's entry is recreated at install (begin_install), at assessment (boot_next to the previous
+// slot) and at mark-good.
+TEST_F(BootControlTest, DeletedEntriesAreRecreatedAtInstallBootNextAndMarkGood) {
+    ASSERT_TRUE(control_->finish_install(slot('B')).ok());
+    std::filesystem::remove(var_file("Boot0008"));
+    ASSERT_TRUE(control_->begin_install(slot('B')).ok());
+    EXPECT_TRUE(var_exists("Boot0008"));
+
+    ASSERT_TRUE(control_->finish_install(slot('A')).ok());  // Boot0009
+    std::filesystem::remove(var_file("Boot0009"));
+    ASSERT_TRUE(control_->boot_next(slot('A')).ok());
+    auto a = entries_->find(slot('A'));
+    ASSERT_TRUE(a.ok() && a->has_value());
+    EXPECT_EQ(read_var_file("BootNext").substr(4), encode_boot_index((*a)->index));
+
+    std::filesystem::remove(var_file((*a)->name()));
+    ASSERT_TRUE(control_->mark_good(slot('A')).ok());
+    a = entries_->find(slot('A'));
+    ASSERT_TRUE(a.ok() && a->has_value());
+    EXPECT_EQ(raw_boot_order().front(), (*a)->index);
+}
+
+// Quirk: a full variable store. The write fails with ENOSPC (efivarfs' translation of
+// EFI_OUT_OF_RESOURCES): the error says so and what to do, and no half-made entry is left.
+ssize_t full_store(int, const void*, size_t) {
+    errno = ENOSPC;
+    return -1;
+}
+
+TEST_F(BootControlTest, AFullVariableStoreIsAClearErrorAndLeavesNothingBehind) {
+    EfiBootControl full(*sysroot_, Log(&logger_, "efi"), BootControlSettings{}, full_store);
+    const auto before = snapshot();
+    Status s = full.begin_install(slot('B'));
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().kind(), ErrorKind::activation);
+    EXPECT_NE(s.error().message().find("the firmware's variable store is full (ENOSPC writing "
+                                       "Boot0008 to " +
+                                       var_file("Boot0008") + "); delete unused boot entries"),
+              std::string::npos)
+        << s.error().message();
+    EXPECT_NE(s.error().message().find("efibootmgr -b XXXX -B"), std::string::npos);
+    EXPECT_EQ(snapshot(), before);  // no empty Boot0008 left behind
+
+    // An existing variable that cannot be rewritten stays as it was.
+    ASSERT_TRUE(control_->mark_good(slot('A')).ok());
+    const auto with_a = snapshot();
+    ASSERT_FALSE(full.begin_install(slot('A')).ok());
+    EXPECT_EQ(snapshot(), with_a);
+}
+
 }  // namespace
 }  // namespace activate::efi::test

@@ -47,6 +47,21 @@ TEST(BootOrder, WithFirstKeepsEverythingElseInOrder) {
     EXPECT_EQ(order_with_first({8, 1, 8}, 8), (V{8, 1}));
 }
 
+// The slot on trial goes right after the good one, never first (firmware that ignores BootNext
+// for unlisted entries still reaches it; a cold boot does not start it).
+TEST(BootOrder, WithAfterPlacesTheEntryRightAfterTheGoodOne) {
+    using V = std::vector<uint16_t>;
+    EXPECT_EQ(order_with_after({8, 0, 1}, 9, 8), (V{8, 9, 0, 1}));
+    EXPECT_EQ(order_with_after({0, 8, 1}, 9, 8), (V{0, 8, 9, 1}));
+    EXPECT_EQ(order_with_after({9, 8, 1}, 9, 8), (V{8, 9, 1}));  // before the good one: moved
+    EXPECT_EQ(order_with_after({8, 1, 9}, 9, 8), (V{8, 9, 1}));
+    EXPECT_EQ(order_with_after({8, 9, 1}, 9, 8), (V{8, 9, 1}));  // already there
+    EXPECT_EQ(order_with_after({0, 1}, 9, 8), (V{0, 1, 8, 9}));  // good one not listed: both last
+    EXPECT_EQ(order_with_after({}, 9, 8), (V{8, 9}));
+    EXPECT_EQ(order_with_after({9}, 9, 8), (V{8, 9}));
+    EXPECT_EQ(order_with_after({8, 9, 0x1234, 9}, 9, 8), (V{8, 9, 0x1234}));
+}
+
 TEST(SlotPath, FromUkiPath) {
     EXPECT_EQ(*efi_file_path("EFI/metropolis/boot-b.efi"), "\\EFI\\metropolis\\boot-b.efi");
     EXPECT_EQ(*efi_file_path("/EFI/BOOT/BOOTX64.EFI"), "\\EFI\\BOOT\\BOOTX64.EFI");

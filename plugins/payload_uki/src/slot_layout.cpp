@@ -50,6 +50,14 @@ Result<const GptEntry*> unique_named(const GptTable& table, const std::string& n
 
 }  // namespace
 
+std::string state_dir(const UkiSourceConfig& config) {
+    // version_file is relative to the ESP without "." or ".." parts (read_config checks it).
+    const size_t slash = config.version_file.rfind('/');
+    const std::string dir = slash == std::string::npos ? "" : config.version_file.substr(0, slash);
+    if (dir.empty()) return config.esp;
+    return (config.esp == "/" ? "" : config.esp) + "/" + dir;
+}
+
 Result<std::pair<Slot, Slot>> slots_from_gpt(const GptTable& table, const UkiSourceConfig& config) {
     const GptEntry* esp = nullptr;
     for (const auto& p : table.partitions) {
@@ -77,6 +85,7 @@ Result<std::pair<Slot, Slot>> slots_from_gpt(const GptTable& table, const UkiSou
         s.uki_path = expand_slot(config.uki_path, lower);
         s.esp_mount = config.esp;
         s.disk = config.disk;
+        s.state_dir = state_dir(config);
         return s;
     };
     return std::pair<Slot, Slot>{make('A', a), make('B', b)};

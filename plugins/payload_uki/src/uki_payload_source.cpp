@@ -55,6 +55,14 @@ class UkiPayloadSource final : public PayloadSource {
         return {};
     }
 
+    Result<std::optional<std::string>> slot_version(const Slot& slot) const override {
+        ACTIVATE_ASSIGN(SlotVersions versions,
+                        SlotVersions::read(sysroot_, config_.esp + "/" + config_.version_file));
+        const std::optional<SlotVersion> v = versions.get(slot.letter);
+        if (!v) return std::optional<std::string>();
+        return std::optional<std::string>(v->version);
+    }
+
     Result<Payload> prepare(const PayloadRequest& request) override {
         if (!request.agent_init.empty())
             return Error(ErrorKind::policy,

@@ -208,9 +208,11 @@ TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
 TEST_F(SignedUpdateCli, DowngradeNeedsTheFlag) {
     create("new.zip", "2.0");
     ASSERT_EQ(update("/new.zip").code, 0);
-    // Slot B runs 2.0 now; a 1.9 bundle for slot A is older.
+    // Slot B runs 2.0 now, marked good (an install is refused while it is on trial); a 1.9
+    // bundle for slot A is older.
     write_file(root() / "proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-B ro\n");
     fs::remove_all(root() / "run");
+    ASSERT_EQ(run_activate("mark-good " + policy_args()).code, 0);
     create("old.zip", "1.9");
     Outcome r = update("/old.zip");
     EXPECT_EQ(r.code, 8) << r.err;

@@ -13,6 +13,11 @@
 
 namespace activate::payload_uki {
 
+// Slot::state_dir: the ESP directory of the version record (`esp` + the directory part of
+// `version_file`, "/esp/EFI/activate" by default), where the engine keeps its activation record:
+// the one file system both slots share and every boot mounts.
+std::string state_dir(const UkiSourceConfig& config);
+
 // The ESP (the one partition of type kEspTypeGuid) and the system partitions named label_a and
 // label_b, as slots A and B. Missing or duplicated partitions are errors listing what is there.
 Result<std::pair<Slot, Slot>> slots_from_gpt(const GptTable& table, const UkiSourceConfig& config);
