@@ -172,7 +172,7 @@ namespace {
 Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string& file) {
     Settings top(root, file, "");
     Policy policy{file, Protocol::none, ActivationMode::none, {}, {},
-                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top};
+                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top, {}};
 
     ACTIVATE_ASSIGN(std::string protocol, top.string_or("protocol", "none"));
     if (protocol == "stdio-protobuf") policy.protocol = Protocol::stdio_protobuf;
@@ -211,6 +211,10 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
         ACTIVATE_ASSIGN(PluginRef ref, plugin_ref(section));
         policy.captures.push_back(std::move(ref));
     }
+    // Boot assessment (issue 13): the watchdog armed before a jump, panic= for kexec.
+    ACTIVATE_ASSIGN(Settings assessment, top.section("assessment"));
+    ACTIVATE_ASSIGN(policy.watchdog, parse_watchdog_settings(assessment));
+    ACTIVATE_TRY(assessment.finish());
     ACTIVATE_TRY(top.finish());
     return policy;
 }

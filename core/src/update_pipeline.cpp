@@ -3,6 +3,7 @@
 // touched and enabled only after everything is written and synced; BootOrder changes only at
 // mark-good.
 #include <activate/engine.hpp>
+#include <activate/watchdog.hpp>
 
 #include <sstream>
 
@@ -51,12 +52,19 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
         PayloadRequest prepare_request;
         prepare_request.slot = slots.target;
         ACTIVATE_ASSIGN(payload, payload_->prepare(prepare_request));
+        // A kexec'd kernel gets the watchdog and panic= parameters on its command line.
+        if (policy_.mode == ActivationMode::kexec) {
+            ACTIVATE_ASSIGN(payload.cmdline,
+                            cmdline_with_hang_protection(payload.cmdline, policy_.watchdog));
+        }
     }
     ACTIVATE_TRY(activation_->stage(&payload, slots.target, boot_control_.get()));
     if (policy_.mode == ActivationMode::none) {
         log_.info("activation_mode none: slot installed and staged, not jumping");
         return {};
     }
+    Status armed = arm_watchdog_before_jump(sysroot_, policy_.watchdog, policy_.mode, log_);
+    if (!armed.ok()) return undo_staging(std::move(armed).error());
     // The last line before the machine leaves this system: an operator reading the console (and
     // the switch-time benchmark) sees what happens next and when.
     log_.info(std::string("activating slot ") + slots.target.letter + " by " +
@@ -64,7 +72,10 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
               (policy_.delay.count() > 0 ? " in " + std::to_string(policy_.delay.count()) + " ms"
                                          : " now"));
     Status activated = activation_->activate(policy_.delay, detached_jump);
-    if (!activated.ok()) return undo_staging(std::move(activated).error());
+    if (!activated.ok()) {
+        disarm_watchdog_after_failed_jump(sysroot_, policy_.watchdog, log_);
+        return undo_staging(std::move(activated).error());
+    }
     return activated;
 }
 

@@ -11,6 +11,7 @@
 
 #include <activate/plugin_api.hpp>
 #include <activate/settings.hpp>
+#include <activate/watchdog.hpp>
 
 namespace activate {
 
@@ -34,7 +35,8 @@ struct Policy {
     PluginRef activation;
     std::optional<PluginRef> boot_control;
     std::vector<PluginRef> captures;
-    Settings top;  // for errors about top-level keys
+    Settings top;               // for errors about top-level keys
+    WatchdogSettings watchdog;  // assessment.watchdog and assessment.panic_reboot
 };
 
 // Reads and parses YAML; syntax errors carry file:line:column.
