@@ -211,7 +211,7 @@ namespace {
 Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string& file) {
     Settings top(root, file, "");
     Policy policy{file, Protocol::none, ActivationMode::none, {}, {},
-                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top, {}};
+                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top, {}, {}};
 
     ACTIVATE_ASSIGN(std::string protocol, top.string_or("protocol", "none"));
     if (protocol == "stdio-protobuf") policy.protocol = Protocol::stdio_protobuf;
@@ -247,6 +247,9 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
     }
     if (top.has("assessment")) {
         ACTIVATE_ASSIGN(Settings section, top.section("assessment"));
+        // The watchdog's keys (watchdog, panic_reboot) first: parse_assessment() finishes the
+        // section, refusing any key neither of them read.
+        ACTIVATE_ASSIGN(policy.watchdog, parse_watchdog_settings(section));
         ACTIVATE_ASSIGN(policy.assessment, parse_assessment(section));
     }
     ACTIVATE_ASSIGN(std::vector<Settings> captures, top.section_list("captures"));

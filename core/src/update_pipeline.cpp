@@ -5,6 +5,7 @@
 // with the new slot only at mark-good. Never while the running slot itself is on trial: the
 // slot about to be overwritten is then the only one known to be good.
 #include <activate/engine.hpp>
+#include <activate/watchdog.hpp>
 #include <nlohmann/json.hpp>
 
 namespace activate {
@@ -87,6 +88,11 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
         PayloadRequest prepare_request;
         prepare_request.slot = slots.target;
         ACTIVATE_ASSIGN(payload, payload_->prepare(prepare_request));
+        // A kexec'd kernel gets the watchdog and panic= parameters on its command line.
+        if (policy_.mode == ActivationMode::kexec) {
+            ACTIVATE_ASSIGN(payload.cmdline,
+                            cmdline_with_hang_protection(payload.cmdline, policy_.watchdog));
+        }
     }
     ACTIVATE_TRY(activation_->stage(&payload, slots.target, boot_control_.get()));
     if (policy_.mode == ActivationMode::none) {
@@ -129,6 +135,23 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
         return undo_staging(std::move(written).error().with_context(
             "recording the trial of " + slot_name(slots.target.letter) + " (not jumping)"));
 
+    // No jump after all: the trial is over before it began, and the target was never run.
+    auto end_unjumped_trial = [&](const std::string& reason) {
+        record.trial->state = TrialState::failed;
+        record.trial->reason = reason;
+        record.trial->assessed_at = WallClock::now();
+        record.set_slot(slots.target.letter, SlotState::unknown, WallClock::now());
+        if (Status noted = record.write(sysroot_, record_file); !noted.ok())
+            log_.warning(noted.error().message());
+    };
+    // Armed last, once nothing but the jump can fail: a watchdog left running by a refused step
+    // would reset the machine that stayed where it was.
+    if (Status armed = arm_watchdog_before_jump(sysroot_, policy_.watchdog, policy_.mode, log_);
+        !armed.ok()) {
+        end_unjumped_trial("arming the watchdog failed: " + armed.error().message());
+        return undo_staging(std::move(armed).error());
+    }
+
     // The last line before the machine leaves this system: an operator reading the console (and
     // the switch-time benchmark) sees what happens next and when.
     log_.info(std::string("activating slot ") + slots.target.letter + " by " +
@@ -138,13 +161,8 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
               "; it is on trial until " + format_rfc3339(trial.deadline_at));
     Status activated = activation_->activate(policy_.delay, detached_jump);
     if (!activated.ok()) {
-        // No jump: the trial is over before it began, and the target was never run.
-        record.trial->state = TrialState::failed;
-        record.trial->reason = "the jump failed: " + activated.error().message();
-        record.trial->assessed_at = WallClock::now();
-        record.set_slot(slots.target.letter, SlotState::unknown, WallClock::now());
-        if (Status noted = record.write(sysroot_, record_file); !noted.ok())
-            log_.warning(noted.error().message());
+        end_unjumped_trial("the jump failed: " + activated.error().message());
+        disarm_watchdog_after_failed_jump(sysroot_, policy_.watchdog, log_);
         return undo_staging(std::move(activated).error());
     }
     return activated;

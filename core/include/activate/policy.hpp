@@ -11,6 +11,7 @@
 
 #include <activate/plugin_api.hpp>
 #include <activate/settings.hpp>
+#include <activate/watchdog.hpp>
 
 namespace activate {
 
@@ -53,6 +54,7 @@ struct Policy {
     std::vector<PluginRef> captures;
     Settings top;  // for errors about top-level keys
     AssessmentPolicy assessment;
+    WatchdogSettings watchdog;  // assessment.watchdog and assessment.panic_reboot
 };
 
 // Reads and parses YAML; syntax errors carry file:line:column.

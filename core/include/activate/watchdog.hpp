@@ -1,0 +1,96 @@
+// Hang protection by a hardware watchdog (issue 13 §3): armed right before a jump, so that a new
+// kernel that hangs before its userspace takes the watchdog over ends in a reset and the firmware's
+// BootOrder brings back the good slot. What survives kexec and a firmware reset, measured in QEMU
+// with Debian's 6.1 kernel, is in docs/boot-assessment-watchdog.md; the device interface is the
+// kernel's Documentation/watchdog/watchdog-api.rst (<linux/watchdog.h>).
+#pragma once
+
+#include <activate/log.hpp>
+#include <activate/plugin_api.hpp>
+#include <activate/result.hpp>
+#include <activate/settings.hpp>
+#include <activate/sysroot.hpp>
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace activate {
+
+// `assessment.watchdog: {device, timeout}` and `assessment.panic_reboot` of the policy.
+struct WatchdogSettings {
+    std::string device;                    // empty: no watchdog is armed
+    std::chrono::seconds timeout{0};       // what the device is armed with before a jump
+    std::chrono::seconds panic_reboot{0};  // 0: leave panic= to the new kernel's command line
+
+    bool armed() const { return !device.empty(); }
+};
+
+// Reads `watchdog` (a mapping: device, default /dev/watchdog; timeout, required, whole seconds)
+// and `panic_reboot` (whole seconds) from the policy's `assessment` section. Marks only these keys
+// as known: the caller calls finish() on the section once every reader of it has run.
+Result<WatchdogSettings> parse_watchdog_settings(const Settings& assessment);
+
+// What arming found.
+struct WatchdogArming {
+    // The device was open elsewhere (EBUSY: the kernel allows one opener, and systemd's
+    // RuntimeWatchdogSec= keeps it open): it is already armed and stays so with its holder's
+    // timeout, which is not ours. Nothing was changed.
+    bool held_elsewhere = false;
+    // The timeout the driver actually set (drivers round to their resolution).
+    std::chrono::seconds timeout{0};
+};
+
+// Opens `device` through the sysroot, sets `timeout` (WDIOC_SETTIMEOUT), pings it
+// (WDIOC_KEEPALIVE) and closes it without the magic 'V': the kernel logs "watchdog did not
+// stop!" and the hardware keeps counting, so the machine resets `timeout` seconds later unless
+// someone pings it again. Under a sysroot the device is a plain file (an flock held on it stands
+// for another opener) and "arm <device> <seconds>" is appended to /run/activate/watchdog instead.
+Result<WatchdogArming> arm_watchdog(const Sysroot& sysroot, const std::string& device,
+                                    std::chrono::seconds timeout);
+
+enum class WatchdogRelease {
+    disarmed,     // magic close: the driver stopped the timer
+    handed_over,  // open elsewhere (EBUSY): its holder, e.g. systemd, keeps pinging it
+};
+const char* to_string(WatchdogRelease release);
+
+// The end of protection after a successful assessment: if another process holds the device,
+// that is the hand-over (systemd's runtime watchdog now guards the system); otherwise open it and
+// close it with the magic 'V', which stops it (unless the driver was loaded with nowayout=1).
+// Under a sysroot appends "disarm <device>" or "handed-over <device>" to /run/activate/watchdog.
+Result<WatchdogRelease> release_watchdog(const Sysroot& sysroot, const std::string& device);
+
+// Most watchdog drivers (43 of the 172 in Linux 6.1, i6300esb and iTCO_wdt among them) ask the
+// core to stop the timer from a reboot notifier, and kernel_kexec() runs the reboot notifiers:
+// an armed watchdog is stopped on the way into the new kernel unless the running kernel was
+// booted with watchdog.stop_on_reboot=0. Returns why the protection would not survive a kexec
+// (read from /sys/module/watchdog/parameters/stop_on_reboot), or an empty string when it does.
+std::string why_kexec_stops_watchdog(const Sysroot& sysroot);
+
+// Right before the jump (update_pipeline.cpp): arms the policy's watchdog, if any, and logs what
+// protects the jump; for kexec it warns when the running kernel would stop the watchdog on the way.
+// Failing to arm is an error: the policy asked for a jump with hang protection.
+Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+                                ActivationMode mode, const Log& log);
+
+// After the jump itself failed (the machine is still on the running slot): releases what
+// arm_watchdog_before_jump() armed, so that the good system is not reset a few seconds later.
+// A failure to do so is logged, not returned: the jump's own error is the one to report.
+void disarm_watchdog_after_failed_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+                                       const Log& log);
+
+// The command line for a kernel started by kexec, with what hang protection needs added unless
+// the line already sets it (the UKI's own choice wins; everything else is kept):
+//   watchdog.open_timeout=<timeout>  a driver that finds its timer running (iTCO_wdt) has it
+//                                    pinged by the watchdog core until userspace opens the device;
+//                                    without a limit a new slot whose userspace never comes up is
+//                                    protected only until that driver loads;
+//   watchdog.stop_on_reboot=0        so that the new slot's own next kexec keeps the watchdog too;
+//   panic=<panic_reboot>             a panic reboots after that many seconds instead of halting
+//                                    (Debian's CONFIG_PANIC_TIMEOUT is 0: halt forever).
+// New parameters go before a bare "--" (the words after it are init's). Fails only for a line the
+// kernel's parser could not carry back (see format_kernel_cmdline).
+Result<std::string> cmdline_with_hang_protection(std::string_view cmdline,
+                                                 const WatchdogSettings& settings);
+
+}  // namespace activate

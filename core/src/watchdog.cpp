@@ -1,0 +1,228 @@
+// Hang protection by a hardware watchdog: policy settings, arming and release through the
+// Sysroot, and the kexec command line. See watchdog.hpp; measurements in
+// docs/boot-assessment-watchdog.md.
+#include <fcntl.h>
+#include <linux/watchdog.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <activate/kernel_cmdline.hpp>
+#include <activate/watchdog.hpp>
+
+namespace activate {
+
+namespace {
+constexpr const char* kWatchdogRecord = "/run/activate/watchdog";
+constexpr const char* kStopOnReboot = "/sys/module/watchdog/parameters/stop_on_reboot";
+
+// WDIOC_SETTIMEOUT takes an int of seconds, and the largest hardware timeouts are minutes
+// (i6300esb: 2046 s, iTCO v2: 614 s); an hour is far past anything a driver accepts.
+constexpr int64_t kMaxTimeoutSeconds = 3600;
+
+Result<std::chrono::seconds> whole_seconds(const Settings& settings, const std::string& key,
+                                           std::chrono::milliseconds value) {
+    if (value.count() % 1000 != 0 || value.count() < 1000 ||
+        value.count() > kMaxTimeoutSeconds * 1000)
+        return settings.error_at(key, "expected a whole number of seconds from 1s to " +
+                                          std::to_string(kMaxTimeoutSeconds) + "s, got " +
+                                          std::to_string(value.count()) + " ms");
+    return std::chrono::duration_cast<std::chrono::seconds>(value);
+}
+
+// The sysroot stand-in for what the kernel's single-open rule (watchdog_open(): EBUSY while the
+// device is open) reports: a plain file another process holds an flock on.
+bool held_elsewhere_in_sysroot(int fd) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        ::flock(fd, LOCK_UN);
+        return false;
+    }
+    return errno == EWOULDBLOCK;
+}
+
+Status record(const Sysroot& sysroot, const std::string& line) {
+    ACTIVATE_TRY(sysroot.make_dirs("/run/activate"));
+    ACTIVATE_ASSIGN(UniqueFd fd,
+                    sysroot.open(kWatchdogRecord, O_WRONLY | O_CREAT | O_APPEND, 0644));
+    const std::string text = line + "\n";
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        return errno_error(ErrorKind::activation,
+                           "recording the watchdog in " + sysroot.path(kWatchdogRecord).string());
+    return {};
+}
+
+// Opens the device for writing; EBUSY (open elsewhere) is an answer, not an error.
+Result<UniqueFd> open_device(const Sysroot& sysroot, const std::string& device, bool* busy) {
+    *busy = false;
+    ACTIVATE_ASSIGN(std::filesystem::path path, sysroot.resolve(device));
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) {
+        if (errno == EBUSY) {
+            *busy = true;
+            return fd;
+        }
+        const int err = errno;
+        return errno_error(ErrorKind::activation, "watchdog " + path.string(), err)
+            .with_context(err == ENOENT ? "no watchdog device (is its driver loaded?)"
+                                        : "opening the watchdog");
+    }
+    if (!sysroot.is_live() && held_elsewhere_in_sysroot(fd.get())) *busy = true;
+    return fd;
+}
+
+// Writes the magic character, then closes: the watchdog core stops the timer at release
+// (Documentation/watchdog/watchdog-api.rst "Magic Close").
+Status magic_close(UniqueFd fd, const std::string& device) {
+    if (::write(fd.get(), "V", 1) != 1)
+        return errno_error(ErrorKind::activation, "watchdog " + device + ": writing the magic 'V'");
+    if (::close(fd.release()) != 0)
+        return errno_error(ErrorKind::activation, "watchdog " + device + ": closing");
+    return {};
+}
+}  // namespace
+
+Result<WatchdogSettings> parse_watchdog_settings(const Settings& assessment) {
+    WatchdogSettings out;
+    if (assessment.has("watchdog")) {
+        ACTIVATE_ASSIGN(Settings watchdog, assessment.section("watchdog"));
+        ACTIVATE_ASSIGN(out.device, watchdog.string_or("device", "/dev/watchdog"));
+        if (out.device.empty() || out.device.front() != '/')
+            return watchdog.error_at("device", "must be an absolute path, e.g. /dev/watchdog");
+        // No default: the timeout must outlast the new slot's boot up to the point where its
+        // userspace takes the watchdog over, which only the policy's author knows.
+        if (!watchdog.has("timeout"))
+            return watchdog.error_at("timeout", "required setting is missing (e.g. 60s)");
+        ACTIVATE_ASSIGN(auto timeout, watchdog.duration_or("timeout", {}));
+        ACTIVATE_ASSIGN(out.timeout, whole_seconds(watchdog, "timeout", timeout));
+        ACTIVATE_TRY(watchdog.finish());
+    }
+    if (assessment.has("panic_reboot")) {
+        ACTIVATE_ASSIGN(auto panic, assessment.duration_or("panic_reboot", {}));
+        ACTIVATE_ASSIGN(out.panic_reboot, whole_seconds(assessment, "panic_reboot", panic));
+    }
+    return out;
+}
+
+const char* to_string(WatchdogRelease release) {
+    return release == WatchdogRelease::disarmed ? "disarmed" : "handed over";
+}
+
+Result<WatchdogArming> arm_watchdog(const Sysroot& sysroot, const std::string& device,
+                                    std::chrono::seconds timeout) {
+    bool busy = false;
+    ACTIVATE_ASSIGN(UniqueFd fd, open_device(sysroot, device, &busy));
+    if (busy) {
+        if (!sysroot.is_live()) ACTIVATE_TRY(record(sysroot, "held-elsewhere " + device));
+        return WatchdogArming{true, std::chrono::seconds(0)};
+    }
+    if (!sysroot.is_live()) {
+        fd.reset();
+        ACTIVATE_TRY(record(sysroot, "arm " + device + " " + std::to_string(timeout.count())));
+        return WatchdogArming{false, timeout};
+    }
+    // Opening started the timer with the driver's current timeout; set ours. The kernel answers
+    // with the value it set (WDIOC_SETTIMEOUT falls through to WDIOC_GETTIMEOUT).
+    int seconds = static_cast<int>(timeout.count());
+    if (::ioctl(fd.get(), WDIOC_SETTIMEOUT, &seconds) != 0) {
+        Error e =
+            errno_error(ErrorKind::activation, "watchdog " + device + ": setting a timeout of " +
+                                                   std::to_string(timeout.count()) + " s");
+        // Leave no watchdog running with a timeout nobody chose.
+        (void)magic_close(std::move(fd), device);
+        return e;
+    }
+    int ignored = 0;
+    if (::ioctl(fd.get(), WDIOC_KEEPALIVE, &ignored) != 0) {
+        Error e = errno_error(ErrorKind::activation, "watchdog " + device + ": keepalive");
+        (void)magic_close(std::move(fd), device);
+        return e;
+    }
+    // Closed without the magic 'V': the timer keeps counting.
+    if (::close(fd.release()) != 0)
+        return errno_error(ErrorKind::activation, "watchdog " + device + ": closing");
+    return WatchdogArming{false, std::chrono::seconds(seconds)};
+}
+
+Result<WatchdogRelease> release_watchdog(const Sysroot& sysroot, const std::string& device) {
+    bool busy = false;
+    ACTIVATE_ASSIGN(UniqueFd fd, open_device(sysroot, device, &busy));
+    if (busy) {
+        if (!sysroot.is_live()) ACTIVATE_TRY(record(sysroot, "handed-over " + device));
+        return WatchdogRelease::handed_over;
+    }
+    if (!sysroot.is_live()) {
+        fd.reset();
+        ACTIVATE_TRY(record(sysroot, "disarm " + device));
+        return WatchdogRelease::disarmed;
+    }
+    ACTIVATE_TRY(magic_close(std::move(fd), device));
+    return WatchdogRelease::disarmed;
+}
+
+std::string why_kexec_stops_watchdog(const Sysroot& sysroot) {
+    Result<std::string> value = sysroot.read_file(kStopOnReboot, 64);
+    if (!value.ok())
+        return "cannot tell whether the kernel stops the watchdog at kexec (" +
+               value.error().message() + ")";
+    std::string v = *value;
+    while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.pop_back();
+    if (v == "0") return "";
+    // -1 leaves it to the driver, and most drivers ask to be stopped (watchdog_stop_on_reboot()).
+    return "the running kernel has watchdog.stop_on_reboot=" + v +
+           ", so it stops the watchdog at kexec and the new kernel is not protected; boot this "
+           "system with watchdog.stop_on_reboot=0 on its command line";
+}
+
+Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+                                ActivationMode mode, const Log& log) {
+    if (!settings.armed()) return {};
+    if (mode == ActivationMode::kexec) {
+        if (std::string why = why_kexec_stops_watchdog(sysroot); !why.empty()) log.warning(why);
+    }
+    ACTIVATE_ASSIGN(WatchdogArming armed, arm_watchdog(sysroot, settings.device, settings.timeout));
+    if (armed.held_elsewhere)
+        log.warning("watchdog " + settings.device +
+                    " is held by another process (e.g. systemd's RuntimeWatchdogSec=): it stays "
+                    "armed with that process's timeout, not " +
+                    std::to_string(settings.timeout.count()) + " s");
+    else
+        log.info("watchdog " + settings.device + " armed: the machine resets in " +
+                 std::to_string(armed.timeout.count()) +
+                 " s unless the new system takes the watchdog over");
+    return {};
+}
+
+void disarm_watchdog_after_failed_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+                                       const Log& log) {
+    if (!settings.armed()) return;
+    Result<WatchdogRelease> released = release_watchdog(sysroot, settings.device);
+    if (!released.ok())
+        log.error(
+            "the jump failed and the watchdog armed for it could not be stopped, so the "
+            "machine resets within " +
+            std::to_string(settings.timeout.count()) + " s: " + released.error().message());
+    else
+        log.info("the jump failed; watchdog " + settings.device + " " + to_string(*released));
+}
+
+Result<std::string> cmdline_with_hang_protection(std::string_view cmdline,
+                                                 const WatchdogSettings& settings) {
+    KernelCmdline parsed = parse_kernel_cmdline(cmdline);
+    std::vector<KernelParam> added;
+    auto add_unless_set = [&](const std::string& name, std::string value) {
+        for (const KernelParam& p : parsed.params)
+            if (p.name == name) return;
+        added.push_back(KernelParam{name, std::move(value)});
+    };
+    if (settings.armed()) {
+        add_unless_set("watchdog.open_timeout", std::to_string(settings.timeout.count()));
+        add_unless_set("watchdog.stop_on_reboot", "0");
+    }
+    if (settings.panic_reboot.count() > 0)
+        add_unless_set("panic", std::to_string(settings.panic_reboot.count()));
+    if (added.empty()) return std::string(cmdline);
+    parsed.params.insert(parsed.params.end(), added.begin(), added.end());
+    return format_kernel_cmdline(parsed);
+}
+
+}  // namespace activate
