@@ -55,7 +55,7 @@ class TempUki {
     }
     TempUki& operator=(TempUki&&) = delete;
     ~TempUki() {
-        if (armed_) ::unlink(sysroot_->path(path_).c_str());
+        if (armed_) (void)sysroot_->remove(path_);
     }
     int fd() const { return fd_.get(); }
     const std::string& path() const { return path_; }
@@ -86,13 +86,13 @@ Result<TempUki> create_temp(const Sysroot& sysroot, const std::string& final_pat
 
 // Leftovers of an install that died before renaming (power cut): they only take ESP space.
 void remove_stale_temps(const Sysroot& sysroot, const std::string& final_path, const Log& log) {
-    std::error_code ec;
     const std::string prefix = temp_prefix(final_path);
-    for (const auto& e : fs::directory_iterator(sysroot.path(parent_of(final_path)), ec)) {
-        const std::string name = e.path().filename().string();
+    auto names = sysroot.list_directory(parent_of(final_path));
+    if (!names.ok()) return;
+    for (const std::string& name : *names) {
         if (name.rfind(prefix, 0) != 0) continue;
-        std::error_code rm;
-        if (fs::remove(e.path(), rm))
+        auto removed = sysroot.remove(parent_of(final_path) + "/" + name);
+        if (removed.ok() && *removed)
             log.info("removed the leftover temporary file " + parent_of(final_path) + "/" + name);
     }
 }
@@ -126,18 +126,16 @@ Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundl
         return Error(ErrorKind::input, part_name + " ends at byte " + std::to_string(end) +
                                            ", beyond the disk's " + std::to_string(geometry.size) +
                                            " bytes");
-    struct stat esp_stat {};
-    if (::stat(sysroot_.path(target.esp_mount).c_str(), &esp_stat) != 0 ||
-        !S_ISDIR(esp_stat.st_mode))
+    auto esp_stat = sysroot_.stat(target.esp_mount);
+    if (!esp_stat.ok() || !*esp_stat || !S_ISDIR((*esp_stat)->st_mode))
         return Error(ErrorKind::activation, "the ESP mount point " + target.esp_mount +
                                                 " is not a directory; mount the ESP there (setting "
                                                 "`esp`)");
     if (sysroot_.is_live()) {
         // Writing into an unmounted mount point would put the UKI on the root file system,
         // where the firmware never finds it.
-        struct statfs fs_info {};
-        if (::statfs(target.esp_mount.c_str(), &fs_info) != 0 ||
-            fs_info.f_type != MSDOS_SUPER_MAGIC)
+        auto fs_info = sysroot_.statfs(target.esp_mount);
+        if (!fs_info.ok() || fs_info->f_type != MSDOS_SUPER_MAGIC)
             return Error(ErrorKind::activation, target.esp_mount +
                                                     " is not a FAT file system; is the ESP "
                                                     "mounted there (setting `esp`)?");
@@ -242,8 +240,7 @@ Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundl
                                            slot + " but its UKI is unchanged");
 
     // The bundle was verified to its end (central directory included); now swap the UKI in.
-    if (::rename(sysroot_.path(uki->path()).c_str(), sysroot_.path(uki_path).c_str()) != 0)
-        return errno_error(ErrorKind::activation, "renaming " + uki->path() + " to " + uki_path);
+    ACTIVATE_TRY(sysroot_.rename(uki->path(), uki_path));
     uki->committed();
     ACTIVATE_TRY(fsync_dir(sysroot_, parent_of(uki_path)));
     log_.info(slot + ": UKI written to " + uki_path);
