@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <activate/plugin_api.hpp>
@@ -36,6 +37,9 @@ struct Policy {
     std::vector<PluginRef> captures;
     Settings top;  // for errors about top-level keys
 };
+
+// A plugin name: [A-Za-z0-9_-]+. Anything else (a '/', "..") would make it a path to dlopen.
+bool is_plugin_name(std::string_view name);
 
 // Reads and parses YAML; syntax errors carry file:line:column.
 Result<YAML::Node> load_policy_yaml(const std::string& file);
