@@ -398,6 +398,10 @@ Status Sysroot::write_file_atomic(std::string_view absolute, std::string_view da
     return {};
 }
 
+void Sysroot::sync_file_systems() const {
+    if (live_) ::sync();
+}
+
 Status Sysroot::unmount(std::string_view absolute) const {
     if (!live_) return {};
     if (::umount2(std::string(absolute).c_str(), 0) != 0 && errno != EINVAL && errno != ENOENT)

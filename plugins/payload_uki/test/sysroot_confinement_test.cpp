@@ -132,5 +132,23 @@ TEST_F(SysrootConfinement, BundleLinkedToAHostFileIsNotRead) {
     EXPECT_TRUE(fs::exists(root() / "esp/EFI/metropolis/boot-b.efi"));
 }
 
+// The firmware reboot flushes file systems with sync(2) on the live system only. Under a
+// sysroot, a seccomp filter kills activate at its first sync(2): it must get to the recorded
+// reboot alive.
+TEST_F(SysrootConfinement, FirmwareRebootMakesNoSync) {
+    // The filter works: a process that makes the denied call dies of SIGSYS (a harmless call
+    // stands in for sync(2) here).
+    const int control = test::wait_status_with_syscall_denied(
+        SYS_getppid, SECCOMP_RET_KILL_PROCESS, [] { return ::syscall(SYS_getppid) > 0 ? 0 : 1; });
+    ASSERT_TRUE(WIFSIGNALED(control) && WTERMSIG(control) == SIGSYS) << control;
+
+    fs::copy_file(work_.path() / "b.zip", root() / "b.zip");
+    Outcome r = update("/b.zip", SYS_sync);
+    EXPECT_FALSE(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSYS)
+        << "activate called sync(2) under --sysroot";
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(read_file(root() / "run/activate/reboot"), "reboot\n");
+}
+
 }  // namespace
 }  // namespace activate::payload_uki
