@@ -89,7 +89,7 @@ Result<std::unique_ptr<Engine>> build_engine(const PolicySource& source, const C
 // `serve`: every policy is validated up front; each request then runs on a fresh engine built
 // from the policy whose activation_mode matches the request (NONE: the first policy, with its
 // mode overridden to none).
-int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string& socket,
+int serve(const CommonOptions& o, const CliDefaults& defaults, SocketPlace socket,
           const Sysroot& sysroot, const Logger& logger) {
     std::vector<std::pair<ActivationMode, PolicySource>> policies;
     for (const std::string& file : o.policies) {
@@ -117,7 +117,7 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
     for (wire::ActivationMode m :
          {wire::ACTIVATION_NONE, wire::ACTIVATION_REBOOT, wire::ACTIVATION_KEXEC})
         if (policy_for(activation_mode_of(m))) modes.push_back(m);
-    UpdateServer server(socket, modes, [&](const wire::UpdateNodeRequest& request) -> Status {
+    UpdateRunner run_one = [&](const wire::UpdateNodeRequest& request) -> Status {
         ActivationMode wanted = activation_mode_of(request.activation_mode());
         const auto* chosen = policy_for(wanted);
         // The server answers `unavailable` before calling us for modes without a policy.
@@ -134,8 +134,10 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
         Status result = engine->run_update(install, /*detached_jump=*/true);
         if (!result.ok()) log.error(result.error().message());
         return result;
-    });
-    log.info("listening on " + socket);
+    };
+    const std::string shown = socket.shown;
+    UpdateServer server(std::move(socket), modes, std::move(run_one), log);
+    log.info("listening on " + shown);
     Status served = server.serve();
     if (!served.ok()) {
         logger.write(LogLevel::error, "serve", served.error().message());
@@ -145,7 +147,7 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, const std::string
 }
 
 // `request`: the client of `serve`.
-int request(const std::string& socket, const std::string& bundle, const std::string& mode_text,
+int request(const SocketPlace& socket, const std::string& bundle, const std::string& mode_text,
             const Logger& logger, const std::string& program) {
     wire::UpdateNodeRequest request;
     request.set_bundle_url(bundle);
@@ -170,6 +172,9 @@ int request(const std::string& socket, const std::string& bundle, const std::str
         case ServeCode::busy:
             logger.write(LogLevel::error, "request", "refused: " + reply->message);
             return exit_code(ErrorKind::busy);
+        case ServeCode::forbidden:
+            logger.write(LogLevel::error, "request", "refused: " + reply->message);
+            return exit_code(ErrorKind::activation);
         case ServeCode::rejected:
             logger.write(LogLevel::error, "request", "bundle refused: " + reply->message);
             return exit_code(ErrorKind::rejected);
@@ -271,7 +276,7 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
 
     CommonOptions common;
     bool dry_run = false, json = false, progress = false, allow_downgrade = false, force = false;
-    std::string bundle, socket = "/run/activate/activate.sock", mode;
+    std::string bundle, socket = kDefaultSocketPath, mode;
     po::options_description desc("Options");
     desc.add_options()("help,h", "show this help")("version", "show the version");
     add_common(desc, common);
@@ -323,8 +328,11 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     if (command == "request") {
         if (bundle.empty() || mode.empty())
             return fail(logger, usage_error(defaults.program, "request needs --bundle and --mode"));
-        return request(vm.count("socket") ? socket : Sysroot(common.sysroot).path(socket).string(),
-                       bundle, mode, logger, defaults.program);
+        Result<SocketPlace> place = vm.count("socket")
+                                        ? socket_place(socket)
+                                        : default_client_socket(Sysroot(common.sysroot));
+        if (!place.ok()) return fail(logger, place.error());
+        return request(*place, bundle, mode, logger, defaults.program);
     }
     if (command != "run" && command != "request" && (dry_run || !bundle.empty()))
         return fail(logger, usage_error(defaults.program,
@@ -341,9 +349,11 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     if (command == "serve") {
         if (common.policies.empty())
             return fail(logger, usage_error(defaults.program, "serve needs at least one --policy"));
-        std::string path = vm.count("socket") ? socket : sysroot.path(socket).string();
-        if (!vm.count("socket")) (void)sysroot.make_dirs("/run/activate");
-        return serve(common, defaults, path, sysroot, logger);
+        Result<SocketPlace> place = vm.count("socket")
+                                        ? socket_place(socket)
+                                        : default_server_socket(sysroot, Log(&logger, "serve"));
+        if (!place.ok()) return fail(logger, place.error());
+        return serve(common, defaults, std::move(*place), sysroot, logger);
     }
     if (!bundle.empty()) {
         std::error_code ec;

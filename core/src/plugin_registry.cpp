@@ -1,5 +1,6 @@
 // dlopen-based plugin loading with ABI checks; a bad .so is an error, never a crash.
 #include <activate/plugin_registry.hpp>
+#include <activate/policy.hpp>
 
 #include <dlfcn.h>
 
@@ -43,6 +44,11 @@ Result<LoadedPlugin> PluginRegistry::load_file(const fs::path& path) {
 }
 
 Result<LoadedPlugin> PluginRegistry::find(const std::string& name) const {
+    // The policy refuses such names already; the loader never turns one into a path either.
+    if (!is_plugin_name(name))
+        return Error(ErrorKind::policy, "'" + name +
+                                            "' is not a plugin name (letters, digits, '_' and '-' "
+                                            "only)");
     std::string searched;
     for (const fs::path& dir : directories_) {
         fs::path candidate = dir / (name + ".so");

@@ -1,5 +1,6 @@
 // Policy parsing: the engine's own keys, checked strictly (unknown keys are errors).
 #include <activate/policy.hpp>
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -139,10 +140,24 @@ Status apply_policy_override(YAML::Node& root, const std::string& assignment) {
     return {};
 }
 
+bool is_plugin_name(std::string_view name) {
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
 namespace {
 Result<PluginRef> plugin_ref(const Settings& section) {
     ACTIVATE_ASSIGN(std::string name, section.string("plugin"));
     if (name.empty()) return section.error_at("plugin", "plugin name is empty");
+    // The loader opens "<plugin dir>/<name>.so": a '/' or ".." would make the name a path, and
+    // dlopen() runs a library's constructors before anything could refuse it.
+    if (!is_plugin_name(name))
+        return section.error_at("plugin", "'" + name +
+                                              "' is not a plugin name (letters, digits, '_' and "
+                                              "'-' only; plugins are found by name in the plugin "
+                                              "directory, see --plugin-dir)");
     ACTIVATE_ASSIGN(Settings settings, section.section("settings"));
     ACTIVATE_TRY(section.finish());
     return PluginRef{name, section, settings};

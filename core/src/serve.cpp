@@ -2,10 +2,18 @@
 // reply frame. The update itself runs on a worker thread so that the acceptor keeps answering:
 // that is how a second request learns at once that it is refused, instead of queueing behind a
 // multi-minute install.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <activate/serve.hpp>
 #include <algorithm>
 #include <boost/asio.hpp>
+#include <cstdio>
+#include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace activate {
@@ -15,6 +23,16 @@ using stream = asio::local::stream_protocol;
 
 namespace {
 constexpr uint32_t kMaxFrame = 1 << 20;
+// Frames are read as their bytes arrive, at most this much at a time: memory follows what a
+// client sent, not what its length prefix announced (a few hundred silent clients announcing
+// 1 MiB each must not cost a few hundred MiB).
+constexpr size_t kReadChunk = 16 << 10;
+
+std::string octal(unsigned mode) {
+    char text[8];
+    std::snprintf(text, sizeof text, "%04o", mode);
+    return text;
+}
 
 std::string frame(const std::string& payload) {
     uint32_t n = static_cast<uint32_t>(payload.size());
@@ -49,53 +67,145 @@ Result<std::string> read_frame(stream::socket& socket) {
     const uint32_t n = frame_length(header);
     if (n > kMaxFrame)
         return Error(ErrorKind::input, "frame of " + std::to_string(n) + " bytes exceeds 1 MiB");
-    std::string payload(n, '\0');
-    asio::read(socket, asio::buffer(payload), ec);
-    if (ec)
-        return Error(ErrorKind::input,
-                     "reading a frame of " + std::to_string(n) + " bytes: " + ec.message());
+    std::string payload;
+    while (payload.size() < n) {
+        const size_t have = payload.size();
+        payload.resize(have + std::min<size_t>(n - have, kReadChunk));
+        const size_t got =
+            socket.read_some(asio::buffer(payload.data() + have, payload.size() - have), ec);
+        payload.resize(have + got);
+        if (ec)
+            return Error(ErrorKind::input,
+                         "reading a frame of " + std::to_string(n) + " bytes: " + ec.message());
+    }
     return payload;
 }
+
 // One accepted connection while its request frame arrives: asynchronous reads under a deadline.
 struct Connection {
     explicit Connection(stream::socket s) : socket(std::move(s)), deadline(socket.get_executor()) {}
     stream::socket socket;
     asio::steady_timer deadline;
     unsigned char header[4] = {};
-    std::string payload;
+    uint32_t announced = 0;
+    std::string payload;  // what has arrived so far, never more
 };
 
+using FrameDone = std::function<void(Result<std::string>)>;
+
+// Reads the payload as it arrives: wait until the socket is readable, then take what is there
+// (at most kReadChunk), so that a connection holds only the bytes its client actually sent.
+void read_payload(std::shared_ptr<Connection> c, FrameDone done) {
+    c->socket.async_wait(stream::socket::wait_read, [c, done](boost::system::error_code ec) {
+        const std::string what = "reading a frame of " + std::to_string(c->announced) + " bytes";
+        if (ec) {
+            c->deadline.cancel();
+            return done(Error(ErrorKind::input, what + ": " + ec.message()));
+        }
+        const size_t have = c->payload.size();
+        c->payload.resize(have + std::min<size_t>(c->announced - have, kReadChunk));
+        boost::system::error_code rec;
+        const size_t got = c->socket.read_some(
+            asio::buffer(c->payload.data() + have, c->payload.size() - have), rec);
+        c->payload.resize(have + got);
+        if (rec && rec != asio::error::would_block && rec != asio::error::try_again) {
+            c->deadline.cancel();
+            return done(Error(ErrorKind::input, what + ": " + rec.message()));
+        }
+        if (c->payload.size() < c->announced) return read_payload(c, done);
+        c->deadline.cancel();
+        done(std::move(c->payload));
+    });
+}
+
 // Reads one frame, then calls done(payload or error) on the io thread.
-void read_request(std::shared_ptr<Connection> c, std::function<void(Result<std::string>)> done) {
+void read_request(std::shared_ptr<Connection> c, FrameDone done) {
     c->deadline.expires_after(kRequestDeadline);
     c->deadline.async_wait([c](boost::system::error_code ec) {
         if (!ec) c->socket.close();  // the pending read fails with operation_aborted
     });
+    boost::system::error_code nec;
+    c->socket.non_blocking(true, nec);  // read_some after a wakeup must never wait
     asio::async_read(
         c->socket, asio::buffer(c->header), [c, done](boost::system::error_code ec, size_t) {
             if (ec) {
                 c->deadline.cancel();
                 return done(Error(ErrorKind::input, "reading the frame length: " + ec.message()));
             }
-            const uint32_t n = frame_length(c->header);
-            if (n > kMaxFrame) {
+            c->announced = frame_length(c->header);
+            if (c->announced > kMaxFrame) {
                 c->deadline.cancel();
-                return done(Error(ErrorKind::input,
-                                  "frame of " + std::to_string(n) + " bytes exceeds 1 MiB"));
+                return done(Error(ErrorKind::input, "frame of " + std::to_string(c->announced) +
+                                                        " bytes exceeds 1 MiB"));
             }
-            c->payload.assign(n, '\0');
-            asio::async_read(c->socket, asio::buffer(c->payload),
-                             [c, done, n](boost::system::error_code ec2, size_t) {
-                                 c->deadline.cancel();
-                                 if (ec2)
-                                     return done(Error(ErrorKind::input,
-                                                       "reading a frame of " + std::to_string(n) +
-                                                           " bytes: " + ec2.message()));
-                                 done(std::move(c->payload));
-                             });
+            if (c->announced == 0) {
+                c->deadline.cancel();
+                return done(std::string());
+            }
+            read_payload(c, done);
         });
 }
+
+// A name in a directory given by its descriptor, as a path (proc(5), /proc/pid/fd).
+std::string address_in(int directory, const std::string& name) {
+    return "/proc/self/fd/" + std::to_string(directory) + "/" + name;
+}
+
+// The uid and pid of the process at the other end, as the kernel recorded them at connect(2).
+std::optional<ucred> peer_of(stream::socket& socket) {
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 ||
+        size != sizeof peer)
+        return std::nullopt;
+    return peer;
+}
 }  // namespace
+
+std::string SocketPlace::address() const { return address_in(directory.get(), name); }
+
+Result<SocketPlace> socket_place(const std::string& path) {
+    const std::filesystem::path p(path);
+    const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : ".";
+    if (!p.has_filename()) return Error(ErrorKind::usage, "socket " + path + ": not a file name");
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd)
+        return errno_error(ErrorKind::activation, "opening the socket's directory " + dir.string());
+    return SocketPlace{std::move(fd), p.filename().string(), path};
+}
+
+bool may_request_updates(uid_t peer_uid) { return peer_uid == 0 || peer_uid == ::geteuid(); }
+
+Result<SocketPlace> default_server_socket(const Sysroot& sysroot, const Log& log) {
+    const std::string shown = sysroot.path(kDefaultSocketDir).string();
+    ACTIVATE_TRY(sysroot.make_dirs(kDefaultSocketDir, 0700));
+    ACTIVATE_ASSIGN(UniqueFd dir, sysroot.open(kDefaultSocketDir, O_RDONLY | O_DIRECTORY));
+    struct stat st {};
+    if (::fstat(dir.get(), &st) != 0) return errno_error(ErrorKind::activation, "stat " + shown);
+    // Whoever may write in the directory may replace the socket with their own: it must be ours
+    // and private. mkdir's mode went through the umask; what counts is the mode it has now.
+    if (st.st_uid != ::geteuid())
+        return Error(ErrorKind::activation,
+                     shown + " belongs to uid " + std::to_string(st.st_uid) +
+                         ", not to the uid this server runs as (" + std::to_string(::geteuid()) +
+                         "); whoever owns it could replace the socket. Remove it, or chown it");
+    if ((st.st_mode & 07777) != 0700) {
+        if (::fchmod(dir.get(), 0700) != 0)
+            return errno_error(ErrorKind::activation, "chmod 0700 " + shown);
+        if (st.st_mode & 077)
+            log.warning(shown + " was open to others (mode " + octal(st.st_mode & 07777) +
+                        "); made it 0700");
+    }
+    return SocketPlace{std::move(dir), kDefaultSocketName,
+                       sysroot.path(kDefaultSocketPath).string()};
+}
+
+Result<SocketPlace> default_client_socket(const Sysroot& sysroot) {
+    const std::string shown = sysroot.path(kDefaultSocketPath).string();
+    Result<UniqueFd> dir = sysroot.open(kDefaultSocketDir, O_RDONLY | O_DIRECTORY);
+    if (!dir.ok()) return dir.error().with_context("connecting to " + shown);
+    return SocketPlace{std::move(*dir), kDefaultSocketName, shown};
+}
 
 ActivationMode activation_mode_of(wire::ActivationMode mode) {
     switch (mode) {
@@ -105,9 +215,12 @@ ActivationMode activation_mode_of(wire::ActivationMode mode) {
     }
 }
 
-UpdateServer::UpdateServer(std::string socket_path, std::vector<wire::ActivationMode> modes,
-                           UpdateRunner runner)
-    : socket_path_(std::move(socket_path)), modes_(std::move(modes)), runner_(std::move(runner)) {}
+UpdateServer::UpdateServer(SocketPlace socket, std::vector<wire::ActivationMode> modes,
+                           UpdateRunner runner, Log log)
+    : socket_(std::move(socket)),
+      modes_(std::move(modes)),
+      runner_(std::move(runner)),
+      log_(std::move(log)) {}
 
 void UpdateServer::stop() {
     stopping_ = true;
@@ -116,14 +229,34 @@ void UpdateServer::stop() {
 
 Status UpdateServer::serve(size_t max_requests) {
     asio::io_context io;
-    ::unlink(socket_path_.c_str());
+    const int dir = socket_.directory.get();
+    const char* name = socket_.name.c_str();
+    // The socket is made under a temporary name and renamed into place once it is private and
+    // listening: whoever sees the path can connect at once, and only as root.
+    const std::string temporary_name = "." + socket_.name + ".new";
+    const char* temporary = temporary_name.c_str();
+    ::unlinkat(dir, temporary, 0);
     stream::acceptor acceptor(io);
     boost::system::error_code ec;
     acceptor.open(stream(), ec);
-    if (!ec) acceptor.bind(stream::endpoint(socket_path_), ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) acceptor.bind(stream::endpoint(address_in(dir, temporary_name)), ec);
     if (ec)
-        return Error(ErrorKind::activation, "listening on " + socket_path_ + ": " + ec.message());
+        return Error(ErrorKind::activation, "listening on " + socket_.shown + ": " + ec.message());
+    auto fail = [&](Error e) {
+        ::unlinkat(dir, temporary, 0);
+        return e;
+    };
+    // bind(2) gives the socket file 0777 less the umask; connecting needs write permission on
+    // it (unix(7)), so 0600 leaves only root. Set before listen(2): until then nobody can
+    // connect, whatever the mode was.
+    if (::fchmodat(dir, temporary, 0600, 0) != 0)
+        return fail(errno_error(ErrorKind::activation, "chmod 0600 " + socket_.shown));
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        return fail(
+            Error(ErrorKind::activation, "listening on " + socket_.shown + ": " + ec.message()));
+    if (::renameat(dir, temporary, dir, name) != 0)
+        return fail(errno_error(ErrorKind::activation, "creating " + socket_.shown));
     stop_hook_ = [&] { asio::post(io, [&] { acceptor.close(); }); };
 
     std::mutex mu;
@@ -198,6 +331,24 @@ Status UpdateServer::serve(size_t max_requests) {
     std::function<void()> accept_next = [&] {
         acceptor.async_accept([&](boost::system::error_code aec, stream::socket socket) {
             if (aec) return;  // closed: serve() returns
+            // The mode of the socket is the first gate, the peer's credentials the second: they
+            // hold even if the socket's mode or directory was changed behind our back.
+            const std::optional<ucred> peer = peer_of(socket);
+            if (!peer || !may_request_updates(peer->uid)) {
+                const std::string who = peer ? "uid " + std::to_string(peer->uid) + " (pid " +
+                                                   std::to_string(peer->pid) + ")"
+                                             : "an unknown peer (SO_PEERCRED failed)";
+                log_.warning("refused a connection from " + who +
+                             ": only root may request updates");
+                boost::system::error_code wec;
+                asio::write(socket,
+                            asio::buffer(frame(reply_payload(
+                                ServeCode::forbidden,
+                                "only root may request updates; this client runs as " + who))),
+                            wec);
+                if (!stopping_) accept_next();
+                return;  // the socket closes here
+            }
             auto c = std::make_shared<Connection>(std::move(socket));
             read_request(c, [&, c](Result<std::string> payload) { handle(c, std::move(payload)); });
             if (!stopping_) accept_next();
@@ -206,21 +357,31 @@ Status UpdateServer::serve(size_t max_requests) {
     accept_next();
     io.run();
     for (std::thread& t : workers) t.join();
-    ::unlink(socket_path_.c_str());
+    ::unlinkat(dir, name, 0);
     return {};
 }
 
 Result<ServeReply> send_update_request(const std::string& socket_path,
                                        const wire::UpdateNodeRequest& request) {
+    ACTIVATE_ASSIGN(SocketPlace place, socket_place(socket_path));
+    return send_update_request(place, request);
+}
+
+Result<ServeReply> send_update_request(const SocketPlace& place,
+                                       const wire::UpdateNodeRequest& request) {
     asio::io_context io;
     stream::socket socket(io);
     boost::system::error_code ec;
-    socket.connect(stream::endpoint(socket_path), ec);
+    socket.connect(stream::endpoint(place.address()), ec);
     if (ec)
-        return Error(ErrorKind::activation, "connecting to " + socket_path + ": " + ec.message());
+        return Error(ErrorKind::activation, "connecting to " + place.shown + ": " + ec.message());
     asio::write(socket, asio::buffer(frame(request.SerializeAsString())), ec);
-    if (ec) return Error(ErrorKind::activation, "sending the request: " + ec.message());
-    ACTIVATE_ASSIGN(std::string payload, read_frame(socket));
+    // A server that refuses the client answers without reading the request and closes, so the
+    // write may fail with EPIPE while the answer waits to be read.
+    Result<std::string> answer = read_frame(socket);
+    if (ec && !answer.ok())
+        return Error(ErrorKind::activation, "sending the request: " + ec.message());
+    ACTIVATE_ASSIGN(std::string payload, std::move(answer));
     if (payload.empty()) return Error(ErrorKind::input, "empty reply frame");
     ServeReply reply;
     reply.code = static_cast<ServeCode>(static_cast<uint8_t>(payload[0]));

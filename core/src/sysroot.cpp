@@ -1,9 +1,13 @@
-// The Sysroot: live system access when the root is "/", recording under any other root.
+// The Sysroot: live system access when the root is "/"; under any other root, every path resolved
+// inside it (openat2 RESOLVE_IN_ROOT) and kexec and reboot recorded instead of performed.
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/kexec.h>
+#include <linux/openat2.h>
 #include <linux/reboot.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -120,21 +124,109 @@ fs::path Sysroot::path(std::string_view absolute) const {
     return joined(root_, normal_components(absolute, &escaped));
 }
 
+namespace {
+Error leaves_root(std::string_view absolute, const fs::path& root) {
+    return Error(ErrorKind::input, "path " + std::string(absolute) + " leaves the sysroot " +
+                                       root.string() + " (a \"..\" goes above \"/\")");
+}
+
+std::string system_path(const std::vector<std::string_view>& parts) {
+    std::string out;
+    for (std::string_view part : parts) (out += '/') += part;
+    return out.empty() ? "/" : out;
+}
+
+// One resolution rule for every access. The live system opens plain paths. A sysroot opens
+// `parts` relative to a descriptor of the root with openat2(2) RESOLVE_IN_ROOT, which resolves
+// ".." and symlinks (absolute ones too) as if the root were "/" — the kernel's own rule for a
+// chroot, race-free, where checking a path first and opening it after is not. Returns the
+// descriptor or -errno.
+int open_resolved(const fs::path& root, bool live, const std::vector<std::string_view>& parts,
+                  int flags, mode_t mode) {
+    flags |= O_CLOEXEC;
+    const bool creates = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+    if (live) {
+        const int fd = ::open(system_path(parts).c_str(), flags, creates ? mode : 0);
+        return fd >= 0 ? fd : -errno;
+    }
+    UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) return -errno;
+    const std::string relative = parts.empty() ? "." : system_path(parts).substr(1);
+    open_how how{};
+    how.flags = static_cast<uint64_t>(flags);
+    how.mode = creates ? mode : 0;  // openat2 refuses a mode without O_CREAT/O_TMPFILE
+    how.resolve = RESOLVE_IN_ROOT;
+    for (int attempt = 0;; ++attempt) {
+        const long fd = ::syscall(SYS_openat2, dir.get(), relative.c_str(), &how, sizeof how);
+        if (fd >= 0) return static_cast<int>(fd);
+        // EAGAIN: a rename elsewhere raced with a ".." step; openat2(2) says to retry.
+        if (errno == EINTR || (errno == EAGAIN && attempt < 32)) continue;
+        return -errno;
+    }
+}
+
+Error open_error(int err, const std::string& what, const fs::path& root) {
+    if (err == ENOSYS)
+        return Error(ErrorKind::activation,
+                     what +
+                         ": this kernel has no openat2(2) (Linux 5.6 or later), which --sysroot " +
+                         root.string() + " needs to keep every path inside the sysroot");
+    return errno_error(ErrorKind::activation, what, err);
+}
+
+// Fills 6 characters of a temporary name, as mkstemp(3) does.
+void randomise_suffix(std::string& name) {
+    static constexpr char kChars[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char bytes[6];
+    if (::getrandom(bytes, sizeof bytes, 0) != sizeof bytes) {
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        for (size_t i = 0; i < sizeof bytes; ++i)
+            bytes[i] = static_cast<unsigned char>((now >> (8 * i)) ^ ::getpid());
+    }
+    for (size_t i = 0; i < sizeof bytes; ++i)
+        name[name.size() - sizeof bytes + i] = kChars[bytes[i] % (sizeof kChars - 1)];
+}
+}  // namespace
+
 Result<fs::path> Sysroot::resolve(std::string_view absolute) const {
     bool escaped = false;
     std::vector<std::string_view> parts = normal_components(absolute, &escaped);
-    if (escaped)
-        return Error(ErrorKind::input, "path " + std::string(absolute) + " leaves the sysroot " +
-                                           root_.string() + " (a \"..\" goes above \"/\")");
+    if (escaped) return leaves_root(absolute, root_);
     return joined(root_, parts);
 }
 
 Result<UniqueFd> Sysroot::open(std::string_view absolute, int flags, mode_t mode) const {
-    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
-    int fd = ::open(p.c_str(), flags | O_CLOEXEC, mode);
-    if (fd < 0) return errno_error(ErrorKind::activation, "opening " + p.string());
+    bool escaped = false;
+    const std::vector<std::string_view> parts = normal_components(absolute, &escaped);
+    if (escaped) return leaves_root(absolute, root_);
+    const int fd = open_resolved(root_, live_, parts, flags, mode);
+    if (fd < 0) return open_error(-fd, "opening " + joined(root_, parts).string(), root_);
     return UniqueFd(fd);
 }
+
+namespace {
+// The directory holding the last component of a path, opened inside the root, and that name.
+struct ParentDir {
+    UniqueFd fd;
+    std::string name;
+};
+
+Result<ParentDir> open_parent(const fs::path& root, bool live, std::string_view absolute, int flags,
+                              const std::string& doing) {
+    bool escaped = false;
+    std::vector<std::string_view> parts = normal_components(absolute, &escaped);
+    if (escaped) return leaves_root(absolute, root);
+    if (parts.empty())
+        return Error(ErrorKind::activation, doing + " " + root.string() + ": that is the root");
+    const std::string name(parts.back());
+    parts.pop_back();
+    const int fd = open_resolved(root, live, parts, flags | O_DIRECTORY, 0);
+    if (fd < 0)
+        return open_error(-fd, doing + " " + joined(root, parts).string() + "/" + name, root);
+    return ParentDir{UniqueFd(fd), name};
+}
+}  // namespace
 
 Result<std::string> Sysroot::read_file(std::string_view absolute, size_t limit) const {
     ACTIVATE_ASSIGN(UniqueFd fd, open(absolute, O_RDONLY));
@@ -155,43 +247,159 @@ Result<std::string> Sysroot::read_file(std::string_view absolute, size_t limit) 
 }
 
 Result<std::string> Sysroot::read_link(std::string_view absolute) const {
-    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
-    std::error_code ec;
-    fs::path target = fs::read_symlink(p, ec);
-    if (ec) return Error(ErrorKind::activation, "reading link " + p.string() + ": " + ec.message());
-    return target.string();
+    const std::string shown = "reading link " + path(absolute).string();
+    ACTIVATE_ASSIGN(ParentDir dir, open_parent(root_, live_, absolute, O_PATH, "reading link"));
+    std::string target(256, '\0');
+    for (;;) {
+        const ssize_t n =
+            ::readlinkat(dir.fd.get(), dir.name.c_str(), target.data(), target.size());
+        if (n < 0) return errno_error(ErrorKind::activation, shown);
+        if (static_cast<size_t>(n) < target.size()) {
+            target.resize(static_cast<size_t>(n));
+            return target;
+        }
+        target.resize(target.size() * 2);  // possibly truncated: readlink(2) does not say
+    }
 }
 
-Status Sysroot::make_dirs(std::string_view absolute) const {
-    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
-    std::error_code ec;
-    fs::create_directories(p, ec);
-    if (ec) return Error(ErrorKind::activation, "creating " + p.string() + ": " + ec.message());
+Result<std::optional<struct stat>> Sysroot::stat(std::string_view absolute,
+                                                 bool follow_link) const {
+    bool escaped = false;
+    const std::vector<std::string_view> parts = normal_components(absolute, &escaped);
+    if (escaped) return leaves_root(absolute, root_);
+    const int fd = open_resolved(root_, live_, parts, O_PATH | (follow_link ? 0 : O_NOFOLLOW), 0);
+    if (fd == -ENOENT || fd == -ENOTDIR) return std::optional<struct stat>();
+    if (fd < 0) return open_error(-fd, "looking up " + joined(root_, parts).string(), root_);
+    UniqueFd owned(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return errno_error(ErrorKind::activation, "stat " + joined(root_, parts).string());
+    return std::optional<struct stat>(st);
+}
+
+bool Sysroot::exists(std::string_view absolute) const {
+    Result<std::optional<struct stat>> st = stat(absolute);
+    return st.ok() && st->has_value();
+}
+
+Result<struct statfs> Sysroot::statfs(std::string_view absolute) const {
+    ACTIVATE_ASSIGN(UniqueFd fd, open(absolute, O_PATH));
+    struct statfs info {};
+    if (::fstatfs(fd.get(), &info) != 0)
+        return errno_error(ErrorKind::activation, "statfs " + path(absolute).string());
+    return info;
+}
+
+Result<std::vector<std::string>> Sysroot::list_directory(std::string_view absolute) const {
+    const std::string shown = path(absolute).string();
+    ACTIVATE_ASSIGN(UniqueFd fd, open(absolute, O_RDONLY | O_DIRECTORY));
+    DIR* dir = ::fdopendir(fd.get());
+    if (!dir) return errno_error(ErrorKind::activation, "listing " + shown);
+    fd.release();  // the DIR owns it now
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") names.emplace_back(name);
+    }
+    const int err = errno;
+    ::closedir(dir);
+    if (err != 0) return errno_error(ErrorKind::activation, "listing " + shown, err);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+Status Sysroot::make_dirs(std::string_view absolute, mode_t mode) const {
+    bool escaped = false;
+    const std::vector<std::string_view> parts = normal_components(absolute, &escaped);
+    if (escaped) return leaves_root(absolute, root_);
+    const std::string shown = "creating " + joined(root_, parts).string();
+    // One component at a time, each opened from the root again: mkdirat() never follows the
+    // name it creates, and opening the longer prefix resolves any symlink inside the root.
+    std::vector<std::string_view> prefix;
+    int fd = open_resolved(root_, live_, prefix, O_PATH | O_DIRECTORY, 0);
+    if (fd < 0) return open_error(-fd, shown, root_);
+    UniqueFd dir(fd);
+    for (std::string_view part : parts) {
+        prefix.push_back(part);
+        fd = open_resolved(root_, live_, prefix, O_PATH | O_DIRECTORY, 0);
+        if (fd == -ENOENT) {
+            const std::string name(part);
+            if (::mkdirat(dir.get(), name.c_str(), mode) != 0 && errno != EEXIST)
+                return errno_error(ErrorKind::activation, shown);
+            fd = open_resolved(root_, live_, prefix, O_PATH | O_DIRECTORY, 0);
+        }
+        if (fd < 0) return open_error(-fd, shown, root_);
+        dir.reset(fd);
+    }
     return {};
+}
+
+Status Sysroot::rename(std::string_view from, std::string_view to) const {
+    const std::string shown = "renaming " + path(from).string() + " to " + path(to).string();
+    ACTIVATE_ASSIGN(ParentDir a, open_parent(root_, live_, from, O_PATH, "renaming"));
+    ACTIVATE_ASSIGN(ParentDir b, open_parent(root_, live_, to, O_PATH, "renaming to"));
+    if (::renameat(a.fd.get(), a.name.c_str(), b.fd.get(), b.name.c_str()) != 0)
+        return errno_error(ErrorKind::activation, shown);
+    return {};
+}
+
+Result<bool> Sysroot::remove(std::string_view absolute) const {
+    const std::string shown = "removing " + path(absolute).string();
+    bool escaped = false;
+    std::vector<std::string_view> parts = normal_components(absolute, &escaped);
+    if (escaped) return leaves_root(absolute, root_);
+    if (parts.empty()) return Error(ErrorKind::activation, shown + ": that is the root");
+    const std::string name(parts.back());
+    parts.pop_back();
+    const int fd = open_resolved(root_, live_, parts, O_PATH | O_DIRECTORY, 0);
+    if (fd == -ENOENT) return false;  // no directory, no file
+    if (fd < 0) return open_error(-fd, shown, root_);
+    UniqueFd dir(fd);
+    if (::unlinkat(dir.get(), name.c_str(), 0) == 0) return true;
+    if (errno == ENOENT) return false;
+    return errno_error(ErrorKind::activation, shown);
 }
 
 Status Sysroot::write_file_atomic(std::string_view absolute, std::string_view data,
                                   mode_t mode) const {
     ACTIVATE_ASSIGN(fs::path target, resolve(absolute));
-    fs::path dir = target.parent_path();
-    std::string tmp_template = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
-    int fd = ::mkostemp(tmp_template.data(), O_CLOEXEC);
-    if (fd < 0) return errno_error(ErrorKind::activation, "creating a temporary file in " + dir.string());
-    UniqueFd tmp(fd);
+    const fs::path dir = target.parent_path();
+    // O_RDONLY, not O_PATH: the directory is fsync()ed after the rename.
+    Result<ParentDir> parent =
+        open_parent(root_, live_, absolute, O_RDONLY, "creating a temporary file for");
+    if (!parent.ok())
+        return Error(ErrorKind::activation, "creating a temporary file in " + dir.string() + ": " +
+                                                parent.error().message());
+    const int dirfd = parent->fd.get();
+    std::string tmp_name = "." + parent->name + ".XXXXXX";
+    UniqueFd tmp;
+    for (int attempt = 0; attempt < 100 && !tmp; ++attempt) {
+        randomise_suffix(tmp_name);
+        tmp.reset(::openat(dirfd, tmp_name.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!tmp && errno != EEXIST) break;
+    }
+    if (!tmp)
+        return errno_error(ErrorKind::activation, "creating a temporary file in " + dir.string());
+    const std::string shown_tmp = (dir / tmp_name).string();
     auto fail = [&](const std::string& what) {
         Error e = errno_error(ErrorKind::activation, what);
-        ::unlink(tmp_template.c_str());
+        ::unlinkat(dirfd, tmp_name.c_str(), 0);
         return e;
     };
-    if (::fchmod(tmp.get(), mode) != 0) return fail("chmod " + tmp_template);
-    if (!write_all(tmp.get(), data.data(), data.size())) return fail("writing " + tmp_template);
-    if (::fsync(tmp.get()) != 0) return fail("fsync " + tmp_template);
-    if (::rename(tmp_template.c_str(), target.c_str()) != 0)
-        return fail("renaming " + tmp_template + " to " + target.string());
-    UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dirfd || ::fsync(dirfd.get()) != 0)
+    if (::fchmod(tmp.get(), mode) != 0) return fail("chmod " + shown_tmp);
+    if (!write_all(tmp.get(), data.data(), data.size())) return fail("writing " + shown_tmp);
+    if (::fsync(tmp.get()) != 0) return fail("fsync " + shown_tmp);
+    if (::renameat(dirfd, tmp_name.c_str(), dirfd, parent->name.c_str()) != 0)
+        return fail("renaming " + shown_tmp + " to " + target.string());
+    if (::fsync(dirfd) != 0)
         return errno_error(ErrorKind::activation, "fsync directory " + dir.string());
     return {};
+}
+
+void Sysroot::sync_file_systems() const {
+    if (live_) ::sync();
 }
 
 Status Sysroot::unmount(std::string_view absolute) const {
@@ -211,19 +419,22 @@ int Sysroot::kexec_file_load(int kernel_fd, int initramfs_fd, const std::string&
     }
     // As the kernel does: without KEXEC_FILE_NO_INITRAMFS the initramfs fd must be valid.
     if (initramfs_fd < 0 && !(flags & KEXEC_FILE_NO_INITRAMFS)) return EBADF;
-    if (!make_dirs(kKexecRecordDir)) return EIO;
+    if (!make_dirs(kKexecRecordDir, 0700)) return EIO;
+    Result<UniqueFd> opened = open(kKexecRecordDir, O_RDONLY | O_DIRECTORY);
+    if (!opened.ok()) return EIO;
+    const int dir = opened->get();
     // Each part goes to a temporary name first and all are renamed only once all are written,
     // the kernel last (its presence is what kexec_loaded() reports): a failure part way leaves
     // the previous record, or none, never a mix.
-    const fs::path dir = path(kKexecRecordDir);
-    std::vector<std::pair<std::string, fs::path>> written;  // final name, temporary path
+    std::vector<std::pair<std::string, std::string>> written;  // final name, temporary name
     auto discard = [&](int err) {
-        for (const auto& [name, tmp] : written) ::unlink(tmp.c_str());
+        for (const auto& [name, tmp] : written) ::unlinkat(dir, tmp.c_str(), 0);
         return err;
     };
     auto record = [&](const char* name, auto&& fill) -> int {
-        fs::path tmp = dir / (std::string(".") + name + ".new");
-        UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        std::string tmp = std::string(".") + name + ".new";
+        UniqueFd out(::openat(dir, tmp.c_str(),
+                              O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (!out) return errno;
         written.emplace_back(name, tmp);
         return fill(out.get());
@@ -239,9 +450,9 @@ int Sysroot::kexec_file_load(int kernel_fd, int initramfs_fd, const std::string&
         return discard(err);
     if (int err = record("kernel", [&](int out) { return copy_fd_contents(kernel_fd, out); }))
         return discard(err);
-    if (!with_initramfs) ::unlink((dir / "initramfs").c_str());
+    if (!with_initramfs) ::unlinkat(dir, "initramfs", 0);
     for (const auto& [name, tmp] : written)
-        if (::rename(tmp.c_str(), (dir / name).c_str()) != 0) return discard(errno);
+        if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) return discard(errno);
     return 0;
 }
 
@@ -250,13 +461,15 @@ int Sysroot::kexec_unload() const {
         long rc = ::syscall(SYS_kexec_file_load, -1, -1, 0, nullptr, KEXEC_FILE_UNLOAD);
         return rc == 0 ? 0 : errno;
     }
-    for (const char* name : {"kernel", "initramfs", "cmdline"})
-        ::unlink((path(kKexecRecordDir) / name).c_str());
+    for (const char* name : {"kernel", "initramfs", "cmdline"}) {
+        Result<bool> removed = remove(std::string(kKexecRecordDir) + "/" + name);
+        if (!removed.ok()) return EIO;
+    }
     return 0;
 }
 
 Result<bool> Sysroot::kexec_loaded() const {
-    if (!live_) return fs::exists(path(kKexecRecordDir) / "kernel");
+    if (!live_) return exists(std::string(kKexecRecordDir) + "/kernel");
     // A kernel built without kexec (no CONFIG_KEXEC_CORE) has no such file, and nothing loaded.
     if (::access("/sys/kernel/kexec_loaded", F_OK) != 0 && errno == ENOENT) return false;
     ACTIVATE_ASSIGN(std::string text, read_file("/sys/kernel/kexec_loaded", 64));
@@ -265,14 +478,15 @@ Result<bool> Sysroot::kexec_loaded() const {
 
 Status Sysroot::jump(JumpAction action) const {
     if (!live_) {
-        ACTIVATE_TRY(make_dirs("/run/activate"));
-        fs::path p = path(kJumpRecord);
-        UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+        ACTIVATE_TRY(make_dirs("/run/activate", 0700));
+        ACTIVATE_ASSIGN(UniqueFd fd, open(kJumpRecord, O_WRONLY | O_CREAT | O_APPEND, 0644));
         std::string line = std::string(to_string(action)) + "\n";
-        if (!fd || !write_all(fd.get(), line.data(), line.size()))
-            return errno_error(ErrorKind::activation, "recording the jump in " + p.string());
+        if (!write_all(fd.get(), line.data(), line.size()))
+            return errno_error(ErrorKind::activation,
+                               "recording the jump in " + path(kJumpRecord).string());
         return {};
     }
+    // Only the live system: reboot(2) does not flush file systems itself (reboot(2) NOTES).
     ::sync();
     ::reboot(static_cast<int>(reboot_command(action)));
     return errno_error(ErrorKind::activation,
@@ -309,10 +523,10 @@ Status Sysroot::jump_detached(JumpAction action, std::chrono::milliseconds delay
         Status jumped = jump(action);
         if (!jumped.ok()) {
             // Nobody is listening on our stdio any more; the kernel log is where an operator looks.
-            int kmsg = ::open(path("/dev/kmsg").c_str(), O_WRONLY | O_CLOEXEC);
-            if (kmsg >= 0) {
+            Result<UniqueFd> kmsg = open("/dev/kmsg", O_WRONLY);
+            if (kmsg.ok()) {
                 std::string line = "activate: second stage: " + jumped.error().message() + "\n";
-                write_all(kmsg, line.data(), line.size());
+                write_all(kmsg->get(), line.data(), line.size());
             }
             ::_exit(1);
         }
@@ -327,11 +541,17 @@ Status Sysroot::jump_detached(JumpAction action, std::chrono::milliseconds delay
 }
 
 Result<FileLock> Sysroot::lock(std::string_view absolute) const {
-    ACTIVATE_ASSIGN(fs::path p, resolve(absolute));
-    std::error_code ec;
-    fs::create_directories(p.parent_path(), ec);
-    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return errno_error(ErrorKind::activation, "opening lock file " + p.string());
+    bool escaped = false;
+    std::vector<std::string_view> parts = normal_components(absolute, &escaped);
+    if (escaped) return leaves_root(absolute, root_);
+    const fs::path p = joined(root_, parts);
+    // A missing directory is created private; if that fails, opening the lock says why.
+    if (!parts.empty()) {
+        std::vector<std::string_view> parent(parts.begin(), parts.end() - 1);
+        (void)make_dirs(system_path(parent), 0700);
+    }
+    const int fd = open_resolved(root_, live_, parts, O_RDWR | O_CREAT, 0600);
+    if (fd < 0) return open_error(-fd, "opening lock file " + p.string(), root_);
     UniqueFd owned(fd);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)

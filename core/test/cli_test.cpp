@@ -75,6 +75,39 @@ TEST(Cli, PluginLoadErrorExitsFour) {
     EXPECT_EQ(r.exit_code, 4) << r.err;
 }
 
+// A plugin name is a name: one that is a path, in the file or from --set, is a policy error
+// naming where it was given, found before any plugin is loaded (dlopen runs a library's
+// constructors, which here would leave a marker file).
+TEST(Cli, PluginNamesThatArePathsAreRefusedBeforeAnythingIsLoaded) {
+    test::TempDir dir;
+    const std::filesystem::path marker = dir / "loaded";
+    ::setenv("ACTIVATE_TEST_MARKER", marker.c_str(), 1);
+    const std::string evil = std::string(OUTSIDE_PLUGIN_DIR) + "/evil";
+    std::string p = policy_file(dir,
+                                "activation_mode: kexec\npayload: {plugin: fake}\n"
+                                "activation:\n  plugin: " +
+                                    evil + "\n");
+    auto in_file = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--dry-run"});
+    EXPECT_EQ(in_file.exit_code, 3) << in_file.err;
+    EXPECT_NE(in_file.err.find(p + ":4:11: activation.plugin: '" + evil +
+                               "' is not a plugin name (letters, digits, '_' and '-' only"),
+              std::string::npos)
+        << in_file.err;
+
+    auto from_set =
+        run({kBin, "--policy", policy_file(dir, kPolicy), "--plugin-dir", FAKE_PLUGIN_DIR,
+             "--dry-run", "--set", "activation.plugin=../outside-plugins/evil"});
+    EXPECT_EQ(from_set.exit_code, 3) << from_set.err;
+    EXPECT_NE(from_set.err.find("--set activation.plugin=../outside-plugins/evil"),
+              std::string::npos)
+        << from_set.err;
+    EXPECT_NE(from_set.err.find("'../outside-plugins/evil' is not a plugin name"),
+              std::string::npos)
+        << from_set.err;
+    ::unsetenv("ACTIVATE_TEST_MARKER");
+    EXPECT_FALSE(std::filesystem::exists(marker)) << "the library named by a path was loaded";
+}
+
 TEST(Cli, PluginDirFromEnvironment) {
     test::TempDir dir;
     std::string p = policy_file(dir, kPolicy);

@@ -65,6 +65,31 @@ TEST(PluginRegistry, UnknownNameListsWhatWasSearched) {
     EXPECT_NE(p.error().message().find("built-in: builtinfake"), std::string::npos);
 }
 
+// The registry's own check, behind the policy's: a name that is a path is refused before any
+// dlopen() could run the constructors of what it names.
+TEST(PluginRegistry, NamesThatArePathsAreNeverLoaded) {
+    test::TempDir dir;
+    const std::filesystem::path marker = dir / "loaded";
+    ::setenv("ACTIVATE_TEST_MARKER", marker.c_str(), 1);
+    PluginRegistry registry({}, {FAKE_PLUGIN_DIR});
+    for (const std::string& name :
+         {std::string("../outside-plugins/evil"), std::string(OUTSIDE_PLUGIN_DIR) + "/evil",
+          std::string("."), std::string("evil.so"), std::string("")}) {
+        Result<LoadedPlugin> p = registry.find(name);
+        ASSERT_FALSE(p.ok()) << name;
+        EXPECT_EQ(p.error().kind(), ErrorKind::policy) << name;
+        EXPECT_NE(p.error().message().find("'" + name + "' is not a plugin name"),
+                  std::string::npos)
+            << p.error().message();
+    }
+    EXPECT_FALSE(std::filesystem::exists(marker)) << "a path given as a plugin name was loaded";
+    // The control: loading that file at all leaves the marker, so its absence above means
+    // something.
+    EXPECT_FALSE(PluginRegistry::load_file(std::string(OUTSIDE_PLUGIN_DIR) + "/evil.so").ok());
+    EXPECT_TRUE(std::filesystem::exists(marker));
+    ::unsetenv("ACTIVATE_TEST_MARKER");
+}
+
 TEST(PluginRegistry, BuiltInPluginsNeedNoDirectory) {
     PluginRegistry registry({activate_builtin_builtinfake}, {});
     Result<LoadedPlugin> p = registry.find("builtinfake");

@@ -129,6 +129,25 @@ TEST(Policy, EmptyPluginNameIsRefused) {
         "t.yaml:2:19: payload.plugin: plugin name is empty");
 }
 
+// Plugins are found by name in the plugin directory; a name that is a path is never one.
+TEST(Policy, PluginNameIsLettersDigitsUnderscoreAndDash) {
+    for (const char* name : {"/tmp/x/evil", "../../x/evil", "a/b", "..", "uki.so", "e fi", "ü"}) {
+        const std::string e =
+            error_of(std::string("activation_mode: none\npayload: {plugin: fake}\n"
+                                 "captures:\n  - plugin: \"") +
+                     name + "\"\nactivation: {plugin: fake}\n");
+        EXPECT_EQ(e, std::string("t.yaml:4:13: captures.0.plugin: '") + name +
+                         "' is not a plugin name (letters, digits, '_' and '-' only; plugins are "
+                         "found by name in the plugin directory, see --plugin-dir)")
+            << name;
+    }
+    EXPECT_EQ(error_of("activation_mode: none\npayload: {plugin: payload_uki-2}\n"
+                       "activation: {plugin: Efi9}\n"),
+              "");
+    EXPECT_TRUE(is_plugin_name("activation_efi"));
+    EXPECT_FALSE(is_plugin_name(""));
+}
+
 TEST(Policy, PolicyMustBeAMapping) {
     EXPECT_EQ(error_of("- activation_mode: none\n"), "t.yaml: a policy must be a YAML mapping");
     EXPECT_EQ(error_of("just a string\n"), "t.yaml: a policy must be a YAML mapping");

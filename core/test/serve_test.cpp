@@ -1,12 +1,15 @@
 // `activate serve` and `activate request` as separate processes over a real UNIX socket.
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <activate/serve.hpp>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -17,6 +20,76 @@ namespace {
 
 const std::string kBin = ACTIVATE_BINARY;
 
+// Starts `activate serve` with `args` after it, stderr to `log`, under `mask` as its umask.
+pid_t start_server(const std::vector<std::string>& args, const std::filesystem::path& log,
+                   mode_t mask = 022) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        std::freopen(log.c_str(), "w", stderr);
+        ::umask(mask);
+        std::vector<char*> argv{const_cast<char*>(kBin.c_str()), const_cast<char*>("serve")};
+        for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        ::execv(kBin.c_str(), argv.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+bool wait_for(const std::filesystem::path& p) {
+    for (int i = 0; i < 200 && !std::filesystem::exists(p); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    return std::filesystem::exists(p);
+}
+
+mode_t mode_of(const std::filesystem::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 ? st.st_mode : 0;
+}
+
+// Runs body() in a forked child as uid and gid 65534 (nobody) and returns the string it returns.
+template <class Body>
+std::string as_nobody(Body body) {
+    int pipe_fds[2];
+    if (::pipe(pipe_fds) != 0) return "pipe failed";
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(pipe_fds[0]);
+        std::string out = "could not become uid 65534";
+        if (::setgroups(0, nullptr) == 0 && ::setresgid(65534, 65534, 65534) == 0 &&
+            ::setresuid(65534, 65534, 65534) == 0)
+            out = body();
+        (void)!::write(pipe_fds[1], out.data(), out.size());
+        ::_exit(0);
+    }
+    ::close(pipe_fds[1]);
+    std::string out;
+    char buf[512];
+    for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+    ::close(pipe_fds[0]);
+    ::waitpid(child, nullptr, 0);
+    return out;
+}
+
+// One request from nobody: "reply <code>: <message>" or "error: <message>".
+std::string request_as_nobody(const std::string& socket) {
+    return as_nobody([&] {
+        wire::UpdateNodeRequest request;
+        request.set_bundle_url("/local.zip");
+        request.set_activation_mode(wire::ACTIVATION_KEXEC);
+        Result<ServeReply> reply = send_update_request(socket, request);
+        return reply.ok() ? "reply " + std::to_string(int(reply->code)) + ": " + reply->message
+                          : "error: " + reply.error().message();
+    });
+}
+
+long rss_kib(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
 class ServeTest : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -26,17 +99,11 @@ class ServeTest : public ::testing::Test {
                          "activation: {plugin: fake}\n"
                          "boot_control: {plugin: fake}\n");
         socket_ = (dir_ / "s.sock").string();
-        server_ = ::fork();
-        if (server_ == 0) {
-            std::freopen((dir_ / "serve.log").c_str(), "w", stderr);
-            ::execl(kBin.c_str(), kBin.c_str(), "serve", "--policy", (dir_ / "kexec.yaml").c_str(),
-                    "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root_.path().c_str(), "--socket",
-                    socket_.c_str(), nullptr);
-            ::_exit(127);
-        }
-        for (int i = 0; i < 200 && !std::filesystem::exists(socket_); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(25));
-        ASSERT_TRUE(std::filesystem::exists(socket_)) << test::read_file(dir_ / "serve.log");
+        server_ =
+            start_server({"--policy", (dir_ / "kexec.yaml").string(), "--plugin-dir",
+                          FAKE_PLUGIN_DIR, "--sysroot", root_.path().string(), "--socket", socket_},
+                         dir_ / "serve.log");
+        ASSERT_TRUE(wait_for(socket_)) << test::read_file(dir_ / "serve.log");
     }
     void TearDown() override {
         ::kill(server_, SIGTERM);
@@ -146,6 +213,136 @@ TEST_F(ServeTest, ModeNoneInstallsWithoutJumping) {
     EXPECT_FALSE(std::filesystem::exists(root_ / "run/activate/reboot"));
     auto bad = test::run({kBin, "request", "--socket", socket_, "--bundle", "x", "--mode", "warp"});
     EXPECT_EQ(bad.exit_code, 2);
+}
+
+// Only root may drive the server. The socket's mode (0600) is the first gate: nobody cannot even
+// connect. The peer's credentials are the second: with the mode opened up behind the server's
+// back, nobody connects but is refused before a byte of its request is read, and the refusal is
+// logged with its uid and pid.
+TEST_F(ServeTest, NonRootPeerIsRefused) {
+    ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+    EXPECT_EQ(mode_of(socket_) & 07777, 0600u);
+    const std::string closed = request_as_nobody(socket_);
+    EXPECT_NE(closed.find("error: connecting to " + socket_ + ": Permission denied"),
+              std::string::npos)
+        << closed;
+
+    ASSERT_EQ(::chmod(socket_.c_str(), 0666), 0);
+    const std::string refused = request_as_nobody(socket_);
+    EXPECT_EQ(refused.rfind("reply 6: only root may request updates; this client runs as uid "
+                            "65534 (pid ",
+                            0),
+              0u)
+        << refused;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::string log = test::read_file(dir_ / "serve.log");
+    EXPECT_NE(log.find("activate[serve] warning: refused a connection from uid 65534 (pid "),
+              std::string::npos)
+        << log;
+    // `activate request` says so and exits 6, as when it cannot connect at all.
+    const std::string cli = as_nobody([&] {
+        auto r = test::run(
+            {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "kexec"});
+        return std::to_string(r.exit_code) + " " + r.err;
+    });
+    EXPECT_EQ(cli.rfind("6 activate[request] error: refused: only root may request updates", 0), 0u)
+        << cli;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
+// Connections that announce a full 1 MiB frame and then send (almost) nothing hold only what
+// they sent: the server's memory does not grow with the announced sizes.
+TEST_F(ServeTest, SilentClientsAnnouncingLargeFramesCostLittleMemory) {
+    const long before = rss_kib(server_);
+    ASSERT_GT(before, 0);
+    constexpr int kClients = 200;
+    std::vector<int> clients;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_.c_str(), sizeof addr.sun_path - 1);
+    const unsigned char start[] = {0x00, 0x10, 0x00, 0x00, '0', '1', '2', '3',
+                                   '4',  '5',  '6',  '7',  '8', '9'};  // 1 MiB announced, 10 sent
+    for (int i = 0; i < kClients; ++i) {
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << i;
+        ASSERT_EQ(::write(fd, start, sizeof start), ssize_t(sizeof start));
+        clients.push_back(fd);
+    }
+    // Answered after all of them were accepted and their first bytes read.
+    EXPECT_EQ(send("b.zip", wire::ACTIVATION_REBOOT).code, ServeCode::unavailable);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const long after = rss_kib(server_);
+    for (int fd : clients) ::close(fd);
+    // Allocating the announced size would be kClients MiB (200 MiB).
+    EXPECT_LT(after - before, 16 * 1024) << "RSS " << before << " KiB -> " << after << " KiB";
+}
+
+// The default socket, /run/activate/activate.sock under the sysroot, and its directory are
+// root's alone even when serve starts with umask 000; an existing directory open to others is
+// made private, one owned by another uid refused.
+TEST(Serve, DefaultSocketIsPrivateWhateverTheUmask) {
+    test::TempDir dir, root;
+    test::write_file(dir / "p.yaml",
+                     "activation_mode: none\n"
+                     "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+                     "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    const std::vector<std::string> args = {"--policy",     (dir / "p.yaml").string(),
+                                           "--plugin-dir", FAKE_PLUGIN_DIR,
+                                           "--sysroot",    root.path().string()};
+    const std::filesystem::path socket = root / "run/activate/activate.sock";
+    auto run_server = [&](const std::string& log) {
+        std::filesystem::remove(socket);  // a killed server leaves its socket behind
+        const pid_t server = start_server(args, dir / log, 0);
+        const bool up = wait_for(socket);
+        EXPECT_TRUE(up) << test::read_file(dir / log);
+        EXPECT_EQ(mode_of(root / "run/activate") & 07777, 0700u);
+        EXPECT_TRUE(S_ISSOCK(mode_of(socket)));
+        EXPECT_EQ(mode_of(socket) & 07777, 0600u);
+        // `activate request` finds it through the same sysroot.
+        auto r = test::run({kBin, "request", "--sysroot", root.path().string(), "--bundle",
+                            "/b.zip", "--mode", "none"});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        ::kill(server, SIGTERM);
+        ::waitpid(server, nullptr, 0);
+    };
+    run_server("first.log");
+
+    ASSERT_EQ(::chmod((root / "run/activate").c_str(), 0777), 0);
+    run_server("second.log");
+    EXPECT_NE(test::read_file(dir / "second.log")
+                  .find((root / "run/activate").string() + " was open to others (mode 0777); "
+                                                           "made it 0700"),
+              std::string::npos)
+        << test::read_file(dir / "second.log");
+
+    ASSERT_EQ(::chown((root / "run/activate").c_str(), 65534, 65534), 0);
+    auto refused = test::run([&] {
+        std::vector<std::string> a{kBin, "serve"};
+        a.insert(a.end(), args.begin(), args.end());
+        return a;
+    }());
+    EXPECT_EQ(refused.exit_code, 6) << refused.err;
+    EXPECT_NE(refused.err.find((root / "run/activate").string() +
+                               " belongs to uid 65534, not to the uid this server runs as (0)"),
+              std::string::npos)
+        << refused.err;
+}
+
+// An explicit --socket gets mode 0600 too, whatever the umask.
+TEST(Serve, ExplicitSocketIsPrivateWhateverTheUmask) {
+    test::TempDir dir, root;
+    test::write_file(dir / "p.yaml",
+                     "activation_mode: none\npayload: {plugin: fake}\n"
+                     "activation: {plugin: fake}\n");
+    const std::filesystem::path socket = dir / "s.sock";
+    const pid_t server =
+        start_server({"--policy", (dir / "p.yaml").string(), "--plugin-dir", FAKE_PLUGIN_DIR,
+                      "--sysroot", root.path().string(), "--socket", socket.string()},
+                     dir / "serve.log", 0);
+    EXPECT_TRUE(wait_for(socket)) << test::read_file(dir / "serve.log");
+    EXPECT_EQ(mode_of(socket) & 07777, 0600u);
+    ::kill(server, SIGTERM);
+    ::waitpid(server, nullptr, 0);
 }
 
 }  // namespace

@@ -82,12 +82,9 @@ std::string Efivarfs::real_file(std::string_view name, std::string_view guid) co
 Result<std::optional<Variable>> Efivarfs::read(std::string_view name, std::string_view guid) const {
     const std::string path = file(name, guid);
     const std::string real = real_file(name, guid);
-    std::error_code ec;
-    if (!std::filesystem::exists(std::filesystem::symlink_status(real, ec))) {
-        if (ec && ec != std::errc::no_such_file_or_directory)
-            return Error(ErrorKind::activation, "checking " + real + ": " + ec.message());
-        return std::optional<Variable>();
-    }
+    auto found = sysroot_.stat(path, /*follow_link=*/false);
+    if (!found.ok()) return found.error().with_context("checking EFI variable " + real);
+    if (!*found) return std::optional<Variable>();
     auto content = sysroot_.read_file(path, 1 << 20);
     if (!content.ok())
         return Error(ErrorKind::activation,
@@ -117,8 +114,8 @@ Status Efivarfs::write(std::string_view name, const Variable& variable,
                        std::string_view guid) const {
     const std::string path = file(name, guid);
     const std::string real = real_file(name, guid);
-    std::error_code ec;
-    const bool existed = std::filesystem::exists(std::filesystem::symlink_status(real, ec));
+    auto found = sysroot_.stat(path, /*follow_link=*/false);
+    const bool existed = found.ok() && *found;
     if (existed) ACTIVATE_TRY(clear_immutable(path));
 
     const std::string content = encode_variable_file(variable);
@@ -133,7 +130,7 @@ Status Efivarfs::write(std::string_view name, const Variable& variable,
     if (n < 0 || static_cast<size_t>(n) != content.size()) {
         // A variable the firmware would not create leaves an empty file on efivarfs; gone, it
         // cannot be mistaken for a half-made boot entry.
-        if (!existed) ::unlink(real.c_str());
+        if (!existed) (void)sysroot_.remove(path);
         if (n < 0) return variable_write_error(err, name, real);
         return Error(ErrorKind::activation, "writing EFI variable " + real + ": only " +
                                                 std::to_string(n) + " of " +
@@ -152,11 +149,11 @@ Status Efivarfs::write(std::string_view name, const Variable& variable,
 Status Efivarfs::remove(std::string_view name, std::string_view guid) const {
     const std::string path = file(name, guid);
     const std::string real = real_file(name, guid);
-    std::error_code ec;
-    if (!std::filesystem::exists(std::filesystem::symlink_status(real, ec))) return {};
+    auto found = sysroot_.stat(path, /*follow_link=*/false);
+    if (!found.ok() || !*found) return {};
     ACTIVATE_TRY(clear_immutable(path));
-    if (::unlink(real.c_str()) != 0 && errno != ENOENT)
-        return errno_error(ErrorKind::activation, "deleting EFI variable " + real);
+    if (auto removed = sysroot_.remove(path); !removed.ok())
+        return removed.error().with_context("deleting EFI variable " + real);
     return {};
 }
 
@@ -164,20 +161,17 @@ Result<std::vector<std::string>> Efivarfs::names(std::string_view guid) const {
     const std::string real = sysroot_.path(directory_).string();
     const std::string suffix = "-" + std::string(guid);
     std::vector<std::string> out;
-    std::error_code ec;
-    // The non-throwing iterator interface: nothing here may throw (result.hpp).
-    for (std::filesystem::directory_iterator it(real, ec), end; !ec && it != end;
-         it.increment(ec)) {
-        const std::string name = it->path().filename().string();
+    auto listed = sysroot_.list_directory(directory_);
+    if (!listed.ok())
+        return Error(ErrorKind::activation,
+                     "listing EFI variables in " + real + ": " + listed.error().message() +
+                         " (is this a UEFI boot with efivarfs mounted there? see the efivarfs "
+                         "setting)");
+    for (const std::string& name : *listed) {
         if (name.size() > suffix.size() &&
             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
             out.push_back(name.substr(0, name.size() - suffix.size()));
     }
-    if (ec)
-        return Error(ErrorKind::activation,
-                     "listing EFI variables in " + real + ": " + ec.message() +
-                         " (is this a UEFI boot with efivarfs mounted there? see the efivarfs "
-                         "setting)");
     std::sort(out.begin(), out.end());
     return out;
 }

@@ -1,6 +1,4 @@
 // The "efi" activation strategy (mode reboot): BootNext + firmware reboot.
-#include <unistd.h>
-
 #include <activation_efi/reboot_activation.hpp>
 #include <cerrno>
 #include <cstring>
@@ -41,7 +39,8 @@ Status RebootActivation::unstage() {
 Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached) {
     if (!boot_)
         return Error(ErrorKind::internal, "activation \"efi\": activate() called before stage()");
-    ::sync();
+    // Under a sysroot this flushes nothing: nothing outside the root may be touched.
+    sysroot_.sync_file_systems();
     // The firmware (and the next boot) read the ESP; leave its FAT clean. Everything is synced,
     // so a busy ESP only costs a dirty bit: warn and go on rather than strand a set BootNext.
     if (!esp_mount_.empty()) {

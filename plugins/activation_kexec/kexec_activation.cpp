@@ -37,9 +37,8 @@ Result<std::string> cmdline_with_acpi_rsdp(const std::string& cmdline, std::stri
 }
 
 Result<std::string> KexecActivation::staged_cmdline(const std::string& cmdline) const {
-    std::error_code ec;
     // Only EFI systems have the file; on BIOS systems the kernel scans for the RSDP itself.
-    if (!std::filesystem::exists(sysroot_.path(kSystab), ec)) return cmdline;
+    if (!sysroot_.exists(kSystab)) return cmdline;
     ACTIVATE_ASSIGN(std::string systab, sysroot_.read_file(kSystab, 64 << 10));
     std::vector<std::string> warnings;
     ACTIVATE_ASSIGN(std::string out, cmdline_with_acpi_rsdp(cmdline, systab, &warnings));

@@ -88,8 +88,7 @@ EmbeddedPayloadSource::EmbeddedPayloadSource(const PluginContext& context, Embed
 
 Result<std::string> EmbeddedPayloadSource::cmdline() const {
     std::string running;
-    std::error_code ec;
-    if (std::filesystem::exists(sysroot_.path(kProcCmdline), ec)) {
+    if (sysroot_.exists(kProcCmdline)) {
         ACTIVATE_ASSIGN(running, sysroot_.read_file(kProcCmdline, 64 << 10));
     } else {
         log_.warning(std::string(kProcCmdline) +

@@ -127,25 +127,21 @@ Result<SecretKey> parse_secret_key(std::string_view text, const std::string& nam
 
 Result<std::vector<TrustedKey>> load_trusted_keys(const Sysroot& sysroot, const std::string& dir,
                                                   const Log* log) {
-    namespace fs = std::filesystem;
     const std::string hint =
         "; put the public key files (*.pub, made by `activate bundle "
         "keygen`) of the keys that sign your bundles there";
-    std::error_code ec;
-    const fs::path where = sysroot.path(dir);
-    if (!fs::is_directory(where, ec))
+    Result<std::optional<struct stat>> found = sysroot.stat(dir);
+    if (!found.ok() || !*found || !S_ISDIR((*found)->st_mode))
         return Error(ErrorKind::rejected,
                      "no trusted keys: " + dir +
-                         (fs::exists(where, ec) ? " is not a directory" : " does not exist") +
-                         hint);
+                         (found.ok() && *found ? " is not a directory" : " does not exist") + hint);
+    Result<std::vector<std::string>> listed = sysroot.list_directory(dir);
+    if (!listed.ok())
+        return Error(ErrorKind::rejected,
+                     "no trusted keys: listing " + dir + ": " + listed.error().message());
     std::vector<std::string> names;
-    for (fs::directory_iterator it(where, ec), end; !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename().string();
+    for (const std::string& name : *listed)  // sorted
         if (name.size() > 4 && name.ends_with(".pub")) names.push_back(name);
-    }
-    if (ec)
-        return Error(ErrorKind::rejected, "no trusted keys: listing " + dir + ": " + ec.message());
-    std::sort(names.begin(), names.end());
     std::vector<TrustedKey> keys;
     std::string skipped;
     for (const std::string& name : names) {

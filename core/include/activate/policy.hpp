@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <activate/plugin_api.hpp>
@@ -56,6 +57,9 @@ struct Policy {
     AssessmentPolicy assessment;
     WatchdogSettings watchdog;  // assessment.watchdog and assessment.panic_reboot
 };
+
+// A plugin name: [A-Za-z0-9_-]+. Anything else (a '/', "..") would make it a path to dlopen.
+bool is_plugin_name(std::string_view name);
 
 // Reads and parses YAML; syntax errors carry file:line:column.
 Result<YAML::Node> load_policy_yaml(const std::string& file);

@@ -1,7 +1,10 @@
 // `activate serve`: the node-management endpoint. A UNIX stream socket carrying length-prefixed
-// UpdateNodeRequest/UpdateNodeResponse messages (framing in docs/serve.md). One update runs at a
-// time; a request arriving meanwhile is refused as busy.
+// UpdateNodeRequest/UpdateNodeResponse messages (framing in docs/serve.md). Only root may use it
+// (socket mode 0600, and SO_PEERCRED checked on every connection). One update runs at a time; a
+// request arriving meanwhile is refused as busy.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <functional>
@@ -10,8 +13,11 @@
 
 #include "management.pb.h"
 
+#include <activate/fd.hpp>
+#include <activate/log.hpp>
 #include <activate/plugin_api.hpp>
 #include <activate/result.hpp>
+#include <activate/sysroot.hpp>
 
 namespace activate {
 
@@ -23,7 +29,39 @@ enum class ServeCode : uint8_t {
     failed = 3,            // the update failed; the message says why
     unavailable = 4,       // no policy for the requested mode
     rejected = 5,          // the bundle was refused (signature, compatibility, version)
+    forbidden = 6,         // the client is not root (SO_PEERCRED); nothing was read from it
 };
+
+// Where a socket lives: its directory, opened once, and its name there. bind(2) and connect(2)
+// take a path, not a directory descriptor, so they are given address(), the name reached
+// through /proc/self/fd/<directory>: the directory the caller opened (and, for the server,
+// checked) is the one used, however its path changes meanwhile, and a directory found inside a
+// sysroot stays the one inside it.
+struct SocketPlace {
+    UniqueFd directory;
+    std::string name;
+    std::string shown;  // the path, for messages
+
+    std::string address() const;
+};
+
+// The place of a socket given as a plain path (--socket PATH): its parent directory is opened.
+Result<SocketPlace> socket_place(const std::string& path);
+
+// The default socket: /run/activate/activate.sock under the sysroot.
+inline constexpr const char* kDefaultSocketDir = "/run/activate";
+inline constexpr const char* kDefaultSocketName = "activate.sock";
+inline constexpr const char* kDefaultSocketPath = "/run/activate/activate.sock";
+
+// The server's default socket place. Its directory is created 0700 if missing; an existing one
+// owned by another uid is refused, and one open to others is made 0700 (with a warning).
+Result<SocketPlace> default_server_socket(const Sysroot& sysroot, const Log& log);
+// The client's: the same directory, opened inside the sysroot.
+Result<SocketPlace> default_client_socket(const Sysroot& sysroot);
+
+// Whether a peer with this uid may drive the server: root, or the uid the server itself runs as
+// (which could run the update itself anyway).
+bool may_request_updates(uid_t peer_uid);
 
 // The engine's mode for a request's; ACTIVATION_INVALID and unknown values, which the server
 // refuses before it gets here, read as none.
@@ -37,17 +75,19 @@ using UpdateRunner = std::function<Status(const wire::UpdateNodeRequest&)>;
 class UpdateServer {
 public:
     // `modes`: the activation modes a policy was given for. A request for any other mode is
-    // answered `unavailable` at once, without taking the one update slot.
-    UpdateServer(std::string socket_path, std::vector<wire::ActivationMode> modes,
-                 UpdateRunner runner);
+    // answered `unavailable` at once, without taking the one update slot. The socket is created
+    // at `socket` (replacing what is there) with mode 0600, whatever the umask.
+    UpdateServer(SocketPlace socket, std::vector<wire::ActivationMode> modes, UpdateRunner runner,
+                 Log log);
     // Serves until stop() is called or `max_requests` requests were answered (0: forever).
     Status serve(size_t max_requests = 0);
     void stop();
 
 private:
-    std::string socket_path_;
+    SocketPlace socket_;
     std::vector<wire::ActivationMode> modes_;
     UpdateRunner runner_;
+    Log log_;
     std::atomic<bool> stopping_{false};
     std::function<void()> stop_hook_;
 };
@@ -58,6 +98,8 @@ struct ServeReply {
 };
 
 // The client side: sends one request and waits for the reply.
+Result<ServeReply> send_update_request(const SocketPlace& socket,
+                                       const wire::UpdateNodeRequest& request);
 Result<ServeReply> send_update_request(const std::string& socket_path,
                                        const wire::UpdateNodeRequest& request);
 

@@ -1,15 +1,19 @@
 // The single door to the system: every file under /proc, /sys, efivarfs, the ESP, /run, disks
 // and disk images, plus kexec and reboot, is reached through a Sysroot. With the root "/" it acts
-// on the live machine; with any other root nothing outside that directory is touched: kexec
+// on the live machine; with any other root nothing outside that directory is touched: every path
+// is resolved inside the root as in a chroot (absolute symlinks and ".." stop at the root), kexec
 // staging writes the exact bytes it would load to <root>/run/activate/kexec/{kernel,initramfs,
 // cmdline}, and a jump appends one line naming the action to <root>/run/activate/reboot.
 #pragma once
 
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,25 +52,56 @@ public:
     bool is_live() const { return live_; }
     const std::filesystem::path& root() const { return root_; }
 
-    // Maps an absolute system path ("/proc/cmdline") to its place under the root, normalised
-    // lexically ("." and ".." resolved, repeated '/' collapsed). A ".." above "/" stays at "/",
-    // as in a chroot, so the result is never outside the root; resolve() refuses such a path
-    // instead, and every accessor below goes through resolve().
+    // Where an absolute system path ("/proc/cmdline") lies under the root, normalised lexically
+    // ("." and ".." resolved, repeated '/' collapsed; a ".." above "/" stays at "/"). For
+    // messages and plans only: handed to a system call, this string would follow a symlink in
+    // the sysroot out of it. Every access goes through the methods below instead.
     std::filesystem::path path(std::string_view absolute) const;
     // path(), or an error naming the path when its ".." components would leave the root (e.g.
-    // "/../x"). Lexical only: a symlink inside the root that points out of it is not caught here.
+    // "/../x"); every method below refuses such a path the same way. Lexical, for messages too.
     Result<std::filesystem::path> resolve(std::string_view absolute) const;
 
+    // Under a sysroot, every method below resolves its path inside the root with openat2(2)
+    // RESOLVE_IN_ROOT (Linux >= 5.6; without it they fail with an error saying so): a symlink
+    // "/esp -> /tmp/x" in the sysroot means <root>/tmp/x, and ".." stops at <root>, exactly as
+    // the system would see its own paths after chroot(<root>). Of the last component, only
+    // open() (without O_NOFOLLOW), read_file(), stat() and the directory methods follow a
+    // symlink; read_link(), rename() and remove() act on the link itself. On the live system
+    // the same calls act on the plain paths.
+
+    // open(2) of a system path (O_CLOEXEC is added).
+    Result<UniqueFd> open(std::string_view absolute, int flags, mode_t mode = 0) const;
     // Reads a whole file; files larger than `limit` bytes are an error.
     Result<std::string> read_file(std::string_view absolute, size_t limit = 16 << 20) const;
-    Result<UniqueFd> open(std::string_view absolute, int flags, mode_t mode = 0) const;
+    // The target text of a symlink, as stored (not resolved).
     Result<std::string> read_link(std::string_view absolute) const;
-    Status make_dirs(std::string_view absolute) const;
-    // Temp file in the same directory, write, fsync, rename over, fsync the directory: after a
-    // crash the file holds either the old or the new content.
+    // stat(2) of what the path names, symlinks followed inside the root (with `follow_link`
+    // false, the last component is not followed: lstat). nullopt when nothing is there.
+    Result<std::optional<struct stat>> stat(std::string_view absolute,
+                                            bool follow_link = true) const;
+    // Whether stat() finds something there (an error reads as false, as std::filesystem::exists
+    // with an error_code does).
+    bool exists(std::string_view absolute) const;
+    // statfs(2) of the file system holding the path.
+    Result<struct statfs> statfs(std::string_view absolute) const;
+    // The names in a directory, "." and ".." left out, sorted.
+    Result<std::vector<std::string>> list_directory(std::string_view absolute) const;
+    // Creates the directory and its missing parents, each with `mode` (less the umask); existing
+    // ones are left as they are. A component that exists and is not a directory is an error.
+    Status make_dirs(std::string_view absolute, mode_t mode = 0755) const;
+    // rename(2) within the root; both paths are resolved inside it.
+    Status rename(std::string_view from, std::string_view to) const;
+    // unlink(2) of a file (or of a symlink itself); false when nothing was there.
+    Result<bool> remove(std::string_view absolute) const;
+    // A temporary file ".<name>.XXXXXX" in the same directory, write, fsync, rename over, fsync
+    // the directory: after a crash the file holds either the old or the new content.
     Status write_file_atomic(std::string_view absolute, std::string_view data,
                              mode_t mode = 0644) const;
 
+    // sync(2) on the live system (before the ESP is unmounted for a firmware reboot). A no-op
+    // under a sysroot: sync() flushes every file system of the machine, far outside the root,
+    // and every file written through a Sysroot is fsync()ed by its writer already.
+    void sync_file_systems() const;
     // Unmounts a file system (the ESP before a firmware reboot); a no-op under a sysroot.
     Status unmount(std::string_view absolute) const;
 
@@ -79,16 +114,17 @@ public:
     // /sys/kernel/kexec_loaded on the live system; under a sysroot, whether an image is recorded.
     Result<bool> kexec_loaded() const;
 
-    // sync() then reboot(2) with the action; returns only on failure. Under a sysroot appends
-    // "<action>\n" to /run/activate/reboot and returns success.
+    // On the live system sync() then reboot(2) with the action; returns only on failure. Under a
+    // sysroot appends "<action>\n" to /run/activate/reboot and returns success, with no sync():
+    // a machine-wide call would touch every file system outside the root.
     Status jump(JumpAction action) const;
     // Starts a detached second stage (new session, empty environment, no inherited descriptors
     // but the locks this Sysroot holds) that sleeps `delay` and then jump()s; if the jump returns
     // it logs why to /dev/kmsg. The caller returns at once.
     Status jump_detached(JumpAction action, std::chrono::milliseconds delay) const;
 
-    // An exclusive, non-blocking flock on a file under the root (created if needed); a lock held
-    // elsewhere is ErrorKind::busy.
+    // An exclusive, non-blocking flock on a file under the root (created 0600 if needed, its
+    // missing parent directories 0700); a lock held elsewhere is ErrorKind::busy.
     Result<FileLock> lock(std::string_view absolute) const;
 
 private:

@@ -35,7 +35,6 @@
 namespace activate::payload_uki {
 namespace {
 
-namespace fs = std::filesystem;
 
 Status write_all_at(int fd, const uint8_t* data, size_t size, uint64_t offset,
                     const std::string& name) {
@@ -71,7 +70,7 @@ class TempUki {
     }
     TempUki& operator=(TempUki&&) = delete;
     ~TempUki() {
-        if (armed_) ::unlink(sysroot_->path(path_).c_str());
+        if (armed_) (void)sysroot_->remove(path_);
     }
     int fd() const { return fd_.get(); }
     const std::string& path() const { return path_; }
@@ -105,12 +104,12 @@ Result<TempUki> create_temp(const Sysroot& sysroot, const std::string& final_pat
 // the activation lock, so no other run is writing them.
 void remove_leftovers(const Sysroot& sysroot, const std::string& dir,
                       const std::function<bool(const std::string&)>& is_leftover, const Log& log) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(sysroot.path(dir), ec)) {
-        const std::string name = e.path().filename().string();
+    auto names = sysroot.list_directory(dir);
+    if (!names.ok()) return;
+    for (const std::string& name : *names) {
         if (!is_leftover(name)) continue;
-        std::error_code rm;
-        if (fs::remove(e.path(), rm))
+        auto removed = sysroot.remove(dir + "/" + name);
+        if (removed.ok() && *removed)
             log.info("removed the leftover temporary file " + dir + "/" + name);
     }
 }
@@ -132,9 +131,11 @@ Status fsync_dir(const Sysroot& sysroot, const std::string& dir) {
 }
 
 Result<FreeSpace> statvfs_free_space(const Sysroot& sysroot, const std::string& dir) {
-    ACTIVATE_ASSIGN(fs::path host, sysroot.resolve(dir));
+    // Through a descriptor opened inside the root, so that a symlinked ESP is measured where the
+    // writes will go.
+    ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(dir, O_RDONLY | O_DIRECTORY));
     struct statvfs st {};
-    if (::statvfs(host.c_str(), &st) != 0)
+    if (::fstatvfs(fd.get(), &st) != 0)
         return errno_error(ErrorKind::activation, "statvfs " + dir);
     const uint64_t block = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
     return FreeSpace{static_cast<uint64_t>(st.f_bavail) * block, block};
@@ -216,18 +217,16 @@ class Installation {
             return Error(ErrorKind::input, part_name_ + " ends at byte " + std::to_string(end) +
                                                ", beyond the disk's " +
                                                std::to_string(geometry.size) + " bytes");
-        struct stat esp_stat {};
-        if (::stat(sysroot_.path(target_.esp_mount).c_str(), &esp_stat) != 0 ||
-            !S_ISDIR(esp_stat.st_mode))
+        auto esp_stat = sysroot_.stat(target_.esp_mount);
+        if (!esp_stat.ok() || !*esp_stat || !S_ISDIR((*esp_stat)->st_mode))
             return Error(ErrorKind::activation,
                          "the ESP mount point " + target_.esp_mount +
                              " is not a directory; mount the ESP there (setting `esp`)");
         if (sysroot_.is_live()) {
             // Writing into an unmounted mount point would put the UKI on the root file system,
             // where the firmware never finds it.
-            struct statfs fs_info {};
-            if (::statfs(target_.esp_mount.c_str(), &fs_info) != 0 ||
-                fs_info.f_type != MSDOS_SUPER_MAGIC)
+            auto fs_info = sysroot_.statfs(target_.esp_mount);
+            if (!fs_info.ok() || fs_info->f_type != MSDOS_SUPER_MAGIC)
                 return Error(ErrorKind::activation, target_.esp_mount +
                                                         " is not a FAT file system; is the ESP "
                                                         "mounted there (setting `esp`)?");
@@ -391,9 +390,7 @@ class Installation {
 
     // Step 4: the bundle was verified to its end (central directory included).
     Status commit_uki() {
-        if (::rename(sysroot_.path(uki_->path()).c_str(), sysroot_.path(uki_path_).c_str()) != 0)
-            return errno_error(ErrorKind::activation,
-                               "renaming " + uki_->path() + " to " + uki_path_);
+        ACTIVATE_TRY(sysroot_.rename(uki_->path(), uki_path_));
         uki_->committed();
         ACTIVATE_TRY(fsync_dir(sysroot_, parent_of(uki_path_)));
         log_.info(slot_ + ": UKI written to " + uki_path_);

@@ -23,8 +23,7 @@ std::string parent_of(const std::string& path) {
 
 Result<SlotVersions> SlotVersions::read(const Sysroot& sysroot, const std::string& path) {
     SlotVersions out;
-    std::error_code ec;
-    if (!std::filesystem::exists(sysroot.path(path), ec)) return out;
+    if (!sysroot.exists(path)) return out;
     ACTIVATE_ASSIGN(std::string text, sysroot.read_file(path, 1 << 16));
     const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object()) return unusable(path, "not a JSON object");
