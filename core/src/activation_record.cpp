@@ -257,13 +257,8 @@ std::string ActivationRecord::path_in(const std::string& state_dir) {
 
 Result<ActivationRecord> ActivationRecord::read(const Sysroot& sysroot, const std::string& path) {
     ActivationRecord out;
-    std::error_code ec;
-    ACTIVATE_ASSIGN(std::filesystem::path real, sysroot.resolve(path));
-    if (!std::filesystem::exists(real, ec)) {
-        if (ec)
-            return Error(ErrorKind::activation, "checking " + real.string() + ": " + ec.message());
-        return out;
-    }
+    ACTIVATE_ASSIGN(auto found, sysroot.stat(path));
+    if (!found) return out;
     ACTIVATE_ASSIGN(std::string text, sysroot.read_file(path, 1 << 20));
     const Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object()) return unusable(path, "not a JSON object");
