@@ -317,10 +317,10 @@ std::optional<std::string> mirror_from_sources(const fs::path& file, const std::
 
 }  // namespace
 
-Result<std::string> DebianMirror(const std::string& suite) {
-    std::vector<fs::path> lists = {"/etc/apt/sources.list"}, sources;
+Result<std::string> DebianMirror(const std::string& suite, const fs::path& apt_dir) {
+    std::vector<fs::path> lists = {apt_dir / "sources.list"}, sources;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/etc/apt/sources.list.d", ec)) {
+    for (const auto& e : fs::directory_iterator(apt_dir / "sources.list.d", ec)) {
         if (e.path().extension() == ".list") lists.push_back(e.path());
         if (e.path().extension() == ".sources") sources.push_back(e.path());
     }
@@ -330,8 +330,9 @@ Result<std::string> DebianMirror(const std::string& suite) {
         if (auto uri = mirror_from_list(f, suite)) return *uri;
     for (const auto& f : sources)
         if (auto uri = mirror_from_sources(f, suite)) return *uri;
-    return Error(ErrorKind::internal, "no apt source for suite " + suite +
-                                          " in /etc/apt/sources.list or /etc/apt/sources.list.d");
+    return Error(ErrorKind::internal, "no apt source for suite " + suite + " in " +
+                                          (apt_dir / "sources.list").string() + " or " +
+                                          (apt_dir / "sources.list.d").string());
 }
 
 Result<DebianSystem> BuildDebian(const DebianSpec& spec) {

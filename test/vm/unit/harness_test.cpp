@@ -188,5 +188,100 @@ TEST(Images, DiskIsCachedByContent) {
     fs::remove_all(dir);
 }
 
+// mkfs.vfat judges the FAT size by the whole file: a 256 MiB ESP on a 1.3 GB disk (the stock
+// Debian tests' layout) was refused as a FAT32 with too few clusters.
+TEST(Images, EspOnALargeDiskIsFormatted) {
+    for (const char* tool : {"/usr/sbin/sfdisk", "/usr/sbin/mkfs.vfat", "/usr/bin/mdir"})
+        if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " not installed";
+    fs::path dir = fs::temp_directory_path() / ("vm-harness-test-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    ::setenv("ACTIVATE_VM_IMAGE_DIR", dir.c_str(), 1);
+    fs::path payload = dir / "payload.efi";
+    { std::ofstream(payload) << "not really a PE image"; }
+    DiskSpec spec = AbDisk(payload, payload, payload);
+    spec.esp_size_mib = 256;
+    spec.partitions[0].size_mib = spec.partitions[1].size_mib = 512;
+    VM_ASSERT_OK_AND_ASSIGN(auto disk, BuildDisk(spec));
+    ::setenv("MTOOLS_SKIP_CHECK", "1", 1);
+    VM_ASSERT_OK_AND_ASSIGN(
+        auto listing,
+        RunCommand({"mdir", "-i", disk.string() + "@@1048576", "::/EFI/metropolis"}, seconds(30)));
+    EXPECT_NE(listing.find("boot-a   efi"), std::string::npos) << listing;  // 8.3 name
+    ::unsetenv("ACTIVATE_VM_IMAGE_DIR");
+    fs::remove_all(dir);
+}
+
+TEST(Images, DebianMirrorReadsBothSourceFormats) {
+    fs::path apt = fs::temp_directory_path() / ("vm-harness-apt-" + std::to_string(::getpid()));
+    fs::create_directories(apt / "sources.list.d");
+    // deb822 (sources.list(5)): the security stanza comes first and does not count.
+    std::ofstream(apt / "sources.list.d" / "debian.sources")
+        << "Types: deb\nURIs: http://security.example/debian-security\n"
+           "Suites: bookworm-security\nComponents: main\n\n"
+           "Types: deb-src deb\n# a comment\nURIs: http://mirror.example/debian\n"
+           "Suites: bookworm bookworm-updates\nComponents: main\n";
+    VM_ASSERT_OK_AND_ASSIGN(auto from_sources, DebianMirror("bookworm", apt));
+    EXPECT_EQ(from_sources, "http://mirror.example/debian");
+    // The one-line format is read first; options in brackets are skipped.
+    std::ofstream(apt / "sources.list")
+        << "# deb http://commented.example/debian bookworm main\n"
+           "deb-src http://src.example/debian bookworm main\n"
+           "deb [arch=amd64 signed-by=/k.gpg] http://list.example/debian bookworm main\n";
+    VM_ASSERT_OK_AND_ASSIGN(auto from_list, DebianMirror("bookworm", apt));
+    EXPECT_EQ(from_list, "http://list.example/debian");
+    auto none = DebianMirror("trixie", apt);
+    ASSERT_FALSE(none.ok());
+    EXPECT_NE(none.error().message().find("no apt source for suite trixie"), std::string::npos)
+        << none.error().message();
+    fs::remove_all(apt);
+}
+
+// mkfs.ext4 -d keeps the tarball's owners and modes; added files belong to root with their host
+// mode; links are made as given.
+TEST(Images, Ext4KeepsOwnersModesAndAddsFiles) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (owners in the tarball)";
+    for (const char* tool : {"/usr/sbin/mkfs.ext4", "/usr/sbin/debugfs", "/usr/bin/zstd"})
+        if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " not installed";
+    fs::path dir = fs::temp_directory_path() / ("vm-harness-ext4-" + std::to_string(::getpid()));
+    fs::create_directories(dir / "tree" / "etc");
+    ::setenv("ACTIVATE_VM_IMAGE_DIR", (dir / "cache").c_str(), 1);
+    std::ofstream(dir / "tree" / "etc" / "secret") << "shadow\n";
+    VM_ASSERT_OK(
+        RunCommand({"chown", "1234:42", (dir / "tree" / "etc" / "secret").string()}, seconds(10)));
+    fs::permissions(dir / "tree" / "etc" / "secret",
+                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    VM_ASSERT_OK(RunCommand({"tar", "--zstd", "-cf", (dir / "tree.tar.zst").string(), "-C",
+                             (dir / "tree").string(), "."},
+                            seconds(30)));
+    fs::path tool = dir / "tool";
+    std::ofstream(tool) << "#!/bin/sh\n";
+    fs::permissions(tool, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+    Ext4Spec spec;
+    spec.tarball = dir / "tree.tar.zst";
+    spec.files = {{tool, "/usr/local/sbin/tool"}};
+    spec.links = {{"secret", "/etc/link"}};
+    spec.label = "TESTROOT";
+    spec.free_mib = 4;
+    VM_ASSERT_OK_AND_ASSIGN(auto image, BuildExt4(spec));
+    auto stat = [&](const std::string& path) {
+        auto r = RunCommand({"debugfs", "-R", "stat " + path, image.string()}, seconds(30));
+        return r.ok() ? *r : r.error().message();
+    };
+    std::string secret = stat("/etc/secret");
+    EXPECT_NE(secret.find("Mode:  0640"), std::string::npos) << secret;
+    EXPECT_NE(secret.find("User:  1234   Group:    42"), std::string::npos) << secret;
+    std::string added = stat("/usr/local/sbin/tool");
+    EXPECT_NE(added.find("Mode:  0755"), std::string::npos) << added;
+    EXPECT_NE(added.find("User:     0   Group:     0"), std::string::npos) << added;
+    std::string link = stat("/etc/link");
+    EXPECT_NE(link.find("Type: symlink"), std::string::npos) << link;
+    EXPECT_NE(link.find("\"secret\""), std::string::npos) << link;
+    VM_ASSERT_OK_AND_ASSIGN(auto label, RunCommand({"e2label", image.string()}, seconds(10)));
+    EXPECT_EQ(label, "TESTROOT\n");
+    ::unsetenv("ACTIVATE_VM_IMAGE_DIR");
+    fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace activate::vm

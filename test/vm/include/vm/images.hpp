@@ -76,9 +76,10 @@ struct DebianSystem {
     fs::path os_release;  // its /usr/lib/os-release, for a UKI's .osrel
     std::string kernel_version;
 };
-// The first URI apt on this machine fetches the suite from (/etc/apt/sources.list, then
-// /etc/apt/sources.list.d/*.list and *.sources), security and updates suites excluded.
-Result<std::string> DebianMirror(const std::string& suite = "bookworm");
+// The first URI apt on this machine fetches the suite from (<apt_dir>/sources.list, then
+// sources.list.d/*.list, then sources.list.d/*.sources), security and updates suites excluded.
+Result<std::string> DebianMirror(const std::string& suite = "bookworm",
+                                 const fs::path& apt_dir = "/etc/apt");
 // Built once per script, suite, mirror and package list: the archive moving on does not rebuild
 // it (remove the cache's debian-* files for a fresh one). Downloaded .debs are kept in the cache
 // (debootstrap-debs/), so that a changed script does not download them again.
