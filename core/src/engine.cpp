@@ -138,6 +138,15 @@ void Engine::print_plan(std::ostream& out) const {
             steps(p.payload.name, payload_->plan());
         }
         steps(p.activation.name, activation_->plan());
+        // Hang protection (watchdog.hpp): the update pipeline arms the watchdog after staging.
+        if (p.mode != ActivationMode::none && p.watchdog.armed())
+            step("engine", {"arm watchdog " + p.watchdog.device + " for " +
+                                std::to_string(p.watchdog.timeout.count()) +
+                                " s (closed without the magic 'V') after staging, right before "
+                                "the jump",
+                            {},
+                            {sysroot_.is_live() ? p.watchdog.device
+                                                : sysroot_.path("/run/activate/watchdog").string()}});
     }
     if (p.mode == ActivationMode::none)
         step("engine", {"stop after staging (activation_mode none)", {}, {}});
