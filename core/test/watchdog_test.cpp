@@ -6,6 +6,7 @@
 #include <activate/engine.hpp>
 #include <activate/kernel_cmdline.hpp>
 #include <activate/watchdog.hpp>
+#include <sstream>
 
 #include "test_support.hpp"
 
@@ -285,6 +286,23 @@ TEST_F(WatchdogPipeline, UpdateArmsTheWatchdogAndTheKexecCmdlineCarriesHangProte
     EXPECT_EQ(test::read_file(dir_ / "run/activate/kexec/cmdline"),
               "console=ttyS0 fake=1 watchdog.open_timeout=30 watchdog.stop_on_reboot=0 panic=10");
     EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "kexec\n");
+}
+
+TEST_F(WatchdogPipeline, TheDryRunPlanShowsTheArmingBeforeTheJump) {
+    auto engine = make("");
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    std::ostringstream plan;
+    (*engine)->print_plan(plan);
+    const std::string text = plan.str();
+    const size_t arm = text.find(
+        "[engine] arm watchdog /dev/watchdog for 30 s (closed without the "
+        "magic 'V') after staging, right before the jump\n"
+        "       writes: " +
+        (dir_ / "run/activate/watchdog").string());
+    ASSERT_NE(arm, std::string::npos) << text;
+    EXPECT_GT(arm, text.find("[fake] stage with fake kexec")) << text;
+    EXPECT_LT(arm, text.find("[fake] jump: kexec after 0 ms")) << text;
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/watchdog"));
 }
 
 TEST_F(WatchdogPipeline, AWatchdogThatCannotBeArmedStopsTheJump) {
