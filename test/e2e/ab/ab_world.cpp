@@ -220,8 +220,8 @@ Result<fs::path> AbWorld::SigningKey() {
     return dir;
 }
 
-// The image goes first, as a build system would stream it. Every bundle has version 1.0: equal
-// versions are never a downgrade.
+// The UKI goes first, so that the device checks it before writing the slot
+// (docs/bundle-format.md). Every bundle has version 1.0: equal versions are never a downgrade.
 Status AbWorld::MakeBundle(const std::string& name, const fs::path& uki, const std::string& variant,
                            size_t image_size, size_t uki_size) {
     fs::path stage = dir_ / "www" / "stage";
@@ -235,8 +235,8 @@ Status AbWorld::MakeBundle(const std::string& name, const fs::path& uki, const s
     auto r =
         RunCommand({E2E_AB_ACTIVATE, "bundle", "create", "--key", (key / "release.secret").string(),
                     "--compatible", "metropolis-x86_64", "--version", "1.0", "-o", zip.string(),
-                    "verity_rootfs.img=" + (stage / "verity_rootfs.img").string(),
-                    "kernel_efi.efi=" + (stage / "kernel_efi.efi").string()},
+                    "kernel_efi.efi=" + (stage / "kernel_efi.efi").string(),
+                    "verity_rootfs.img=" + (stage / "verity_rootfs.img").string()},
                    seconds(120));
     if (!r.ok()) return r.error();
     return {};
