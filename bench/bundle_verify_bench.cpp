@@ -87,8 +87,9 @@ bool make_bundles(const Fixture& f) {
     ::mkdir((f.root + "/keys").c_str(), 0755);
     if (!write_file(f.root + "/keys/bench.pub", bundle::format_public_key(key->public_key())))
         return false;
-    const std::vector<bundle::BundleInput> files = {{"verity_rootfs.img", f.image()},
-                                                    {"kernel_efi.efi", f.uki()}};
+    // The UKI first, as devices expect (docs/bundle-format.md).
+    const std::vector<bundle::BundleInput> files = {{"kernel_efi.efi", f.uki()},
+                                                    {"verity_rootfs.img", f.image()}};
     {
         UniqueFd out(::open((f.root + "/signed.zip").c_str(),
                             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

@@ -260,8 +260,8 @@ Result<fs::path> E2eSigningKey() {
     return dir;
 }
 
-// The image goes first, as a build system would stream it. Every bundle has version 1.0: equal
-// versions are never a downgrade.
+// The UKI goes first, so that the device checks it before writing the slot
+// (docs/bundle-format.md). Every bundle has version 1.0: equal versions are never a downgrade.
 Status AbWorld::MakeBundle(const std::string& name, const fs::path& uki, const std::string& variant,
                            size_t image_size, size_t uki_size) {
     fs::path stage = dir_ / "www" / "stage";
@@ -270,8 +270,8 @@ Status AbWorld::MakeBundle(const std::string& name, const fs::path& uki, const s
     if (uki_size) fs::resize_file(stage / "kernel_efi.efi", uki_size);
     ACTIVATE_TRY(WriteRootfs(stage / "verity_rootfs.img", variant, image_size));
     return CreateSignedBundle(dir_ / "www" / (name + ".zip"),
-                              {"verity_rootfs.img=" + (stage / "verity_rootfs.img").string(),
-                               "kernel_efi.efi=" + (stage / "kernel_efi.efi").string()});
+                              {"kernel_efi.efi=" + (stage / "kernel_efi.efi").string(),
+                               "verity_rootfs.img=" + (stage / "verity_rootfs.img").string()});
 }
 
 Status CreateSignedBundle(const fs::path& zip, const std::vector<std::string>& members) {
