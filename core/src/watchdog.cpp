@@ -1,6 +1,6 @@
-// Hang protection by a hardware watchdog: policy settings, arming and release through the
-// Sysroot, and the kexec command line. See watchdog.hpp; measurements in
-// docs/boot-assessment-watchdog.md.
+// Hang protection by a hardware watchdog: arming and release through the Sysroot, and the kexec
+// command line. See watchdog.hpp; measurements in docs/boot-assessment-watchdog.md. The policy
+// keys are read in watchdog_settings.cpp.
 #include <fcntl.h>
 #include <linux/watchdog.h>
 #include <sys/file.h>

@@ -1,10 +1,11 @@
-// The `assessment.watchdog` and `assessment.panic_reboot` policy keys (docs/policy.md). Apart from
-// watchdog.cpp so that policy parsing (and its fuzz target) needs nothing but Settings.
+// The policy keys of hang protection (assessment.watchdog, assessment.panic_reboot; see
+// watchdog.hpp and docs/policy.md). Apart from the rest of watchdog.cpp so that the policy parser
+// (and its fuzz target) needs nothing but Settings.
 #include <activate/watchdog.hpp>
 
 namespace activate {
-namespace {
 
+namespace {
 // WDIOC_SETTIMEOUT takes an int of seconds, and the largest hardware timeouts are minutes
 // (i6300esb: 2046 s, iTCO v2: 614 s); an hour is far past anything a driver accepts.
 constexpr int64_t kMaxTimeoutSeconds = 3600;

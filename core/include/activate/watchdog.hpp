@@ -60,10 +60,10 @@ const char* to_string(WatchdogRelease release);
 // Under a sysroot appends "disarm <device>" or "handed-over <device>" to /run/activate/watchdog.
 Result<WatchdogRelease> release_watchdog(const Sysroot& sysroot, const std::string& device);
 
-// Most watchdog drivers (43 of the 172 in Linux 6.1, i6300esb and iTCO_wdt among them) ask the
-// core to stop the timer from a reboot notifier, and kernel_kexec() runs the reboot notifiers:
-// an armed watchdog is stopped on the way into the new kernel unless the running kernel was
-// booted with watchdog.stop_on_reboot=0. Returns why the protection would not survive a kexec
+// Many watchdog drivers (43 in Linux 6.1's drivers/watchdog, i6300esb and iTCO_wdt among them)
+// ask the core to stop the timer from a reboot notifier, and kernel_kexec() runs the reboot
+// notifiers: an armed watchdog is stopped on the way into the new kernel unless the running kernel
+// was booted with watchdog.stop_on_reboot=0. Returns why the protection would not survive a kexec
 // (read from /sys/module/watchdog/parameters/stop_on_reboot), or an empty string when it does.
 std::string why_kexec_stops_watchdog(const Sysroot& sysroot);
 
