@@ -1,5 +1,11 @@
 // Policy parsing: the engine's own keys, checked strictly (unknown keys are errors).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <activate/fd.hpp>
 #include <activate/policy.hpp>
+#include <cerrno>
 #include <map>
 #include <set>
 #include <utility>
@@ -56,6 +62,33 @@ Status check_unique_keys(const YAML::Node& node, const std::string& file, const 
     return {};
 }
 
+// A policy is a few KiB; the bound keeps a mistaken `--policy /dev/zero` from filling memory.
+constexpr size_t kMaxPolicySize = 1 << 20;
+
+// Reads the policy file here rather than through YAML::LoadFile: its std::ifstream buffer throws
+// std::ios_failure when read() fails (a directory gives EISDIR), which no YAML::Exception handler
+// catches, and a failed open says nothing about why.
+Result<std::string> read_policy_file(const std::string& file) {
+    const std::string what = file + ": cannot read the policy file";
+    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return errno_error(ErrorKind::policy, what);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return errno_error(ErrorKind::policy, what);
+    if (S_ISDIR(st.st_mode))
+        return Error(ErrorKind::policy, what + ": it is a directory; --policy names a YAML file");
+    std::string text;
+    char buf[16 << 10];
+    while (true) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno_error(ErrorKind::policy, what);
+        if (n == 0) return text;
+        if (text.size() + size_t(n) > kMaxPolicySize)
+            return Error(ErrorKind::policy, what + ": larger than 1 MiB, which no policy is");
+        text.append(buf, size_t(n));
+    }
+}
+
 template <class LoadFn>
 Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
     try {
@@ -65,8 +98,6 @@ Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
         std::set<std::pair<size_t, int>> visited;
         ACTIVATE_TRY(check_unique_keys(root, file, "", &visited));
         return root;
-    } catch (const YAML::BadFile&) {
-        return Error(ErrorKind::policy, file + ": cannot read the policy file");
     } catch (const YAML::ParserException& e) {
         return Error(ErrorKind::policy, position(file, e.mark) + ": " + e.msg);
     } catch (const YAML::Exception& e) {
@@ -76,7 +107,8 @@ Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
 }  // namespace
 
 Result<YAML::Node> load_policy_yaml(const std::string& file) {
-    return load_yaml(file, [&] { return YAML::LoadFile(file); });
+    ACTIVATE_ASSIGN(std::string text, read_policy_file(file));
+    return load_yaml(file, [&] { return YAML::Load(text); });
 }
 
 Result<YAML::Node> load_policy_yaml_text(const std::string& text, const std::string& name) {

@@ -98,7 +98,28 @@ TEST(Policy, YamlSyntaxErrorHasPosition) {
 TEST(Policy, MissingFile) {
     Result<YAML::Node> r = load_policy_yaml("/nonexistent/policy.yaml");
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message().find("/nonexistent/policy.yaml: cannot read"), std::string::npos);
+    EXPECT_EQ(r.error().message(),
+              "/nonexistent/policy.yaml: cannot read the policy file: No such file or directory");
+}
+
+// yaml-cpp's LoadFile threw std::ios_failure (not a YAML::Exception) on a directory.
+TEST(Policy, DirectoryAndEndlessFilesAreErrorsNotExceptions) {
+    test::TempDir dir;
+    Result<YAML::Node> r = load_policy_yaml(dir.path().string());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind(), ErrorKind::policy);
+    EXPECT_EQ(r.error().message(), dir.path().string() +
+                                       ": cannot read the policy file: it is a directory; "
+                                       "--policy names a YAML file");
+    r = load_policy_yaml("/dev/zero");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("/dev/zero: cannot read the policy file: larger than 1 MiB"),
+              std::string::npos)
+        << r.error().message();
+    test::write_file(dir / "p.yaml", "activation_mode: kexec\n");
+    r = load_policy_yaml((dir / "p.yaml").string());
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ((*r)["activation_mode"].as<std::string>(), "kexec");
 }
 
 TEST(Policy, DuplicateKeyIsRefusedAtItsSecondOccurrence) {

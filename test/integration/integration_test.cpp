@@ -179,8 +179,12 @@ TEST(TakeoverBinary, ErrorsBeforeThePipelineAreAnsweredToo) {
     const std::pair<std::string, std::string> cases[] = {
         {takeover + " --set no_such_key=1", "no_such_key"},
         {takeover + " --policy " + (box.root() / "missing.yaml").string(), "missing.yaml"},
+        // A directory used to abort on an uncaught std::ios_failure, answering nothing.
+        {takeover + " --policy " + (box.root() / "policies").string(),
+         "policies: cannot read the policy file: it is a directory"},
         {activate + " --plugin-dir " + (box.root() / "no-plugins").string(), "embedded"},
     };
+    fs::create_directories(box.root() / "policies");
     for (const auto& [command, mention] : cases) {
         Outcome r = sh(box, command);
         EXPECT_NE(r.code, 0) << command;
