@@ -1,10 +1,12 @@
 // The `activate` binary as users run it: exit codes, stdout carrying only protocol output.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <activate/cli.hpp>
+#include <chrono>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -296,6 +298,99 @@ TEST(Cli, StatusPrintsJsonOrIndentedText) {
                            "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root.path().string()});
     EXPECT_EQ(text.exit_code, 0) << text.err;
     EXPECT_NE(text.out.find("\n  \"running_slot\": \"A\",\n"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace activate
+
+namespace activate {
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+}
+
+// Every verb that reads a policy reports a missing, a malformed and a directory policy the same
+// way: exit 3, one error line naming the file, nothing on stdout. `serve` used to exit 3 printing
+// nothing, and a directory aborted every verb with an uncaught std::ios_failure (exit 134).
+TEST(Cli, EveryVerbReportsABadPolicyOnce) {
+    test::TempDir dir, root;
+    const std::string malformed = policy_file(dir, "activation_mode: [kexec\n");
+    const std::string missing = (dir / "missing.yaml").string();
+    test::write_file(dir / "policies/x.yaml", kPolicy);
+    const std::string directory = (dir / "policies").string();
+    const std::pair<std::string, std::string> policies[] = {
+        {missing, ": cannot read the policy file: No such file or directory"},
+        {malformed, ":2:1: "},
+        {directory, ": cannot read the policy file: it is a directory"},
+    };
+    const std::vector<std::vector<std::string>> verbs = {
+        {"run"},
+        {"run", "--dry-run"},
+        {"status"},
+        {"mark-good"},
+        {"serve", "--socket", (dir / "s.sock").string()}};
+    for (const auto& verb : verbs) {
+        for (const auto& [policy, detail] : policies) {
+            std::vector<std::string> args = {kBin};
+            args.insert(args.end(), verb.begin(), verb.end());
+            args.insert(args.end(), {"--policy", policy, "--plugin-dir", FAKE_PLUGIN_DIR,
+                                     "--sysroot", root.path().string()});
+            auto r = run(args);
+            const std::string what = verb.front() + " --policy " + policy;
+            EXPECT_EQ(r.exit_code, 3) << what << ": " << r.err;
+            EXPECT_EQ(r.out, "") << what;
+            const std::vector<std::string> lines = lines_of(r.err);
+            ASSERT_EQ(lines.size(), 1u) << what << ": " << r.err;
+            EXPECT_EQ(lines[0].rfind("activate[activate] error: " + policy + detail, 0), 0u)
+                << what << ": " << lines[0];
+        }
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir / "s.sock"));
+}
+
+// A --sysroot that cannot even be examined (a name too long for the kernel) is a usage error
+// saying why; std::filesystem::is_directory threw out of the CLI there, an abort (exit 134).
+TEST(Cli, SysrootThatCannotBeExaminedIsAUsageError) {
+    test::TempDir dir;
+    const std::string p = policy_file(dir, kPolicy);
+    const std::string long_name = "/" + std::string(5000, 'x');
+    auto r = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", long_name,
+                  "--dry-run"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("is not a directory (File name too long)"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+}
+
+// libprotobuf's own diagnostics (here: a string field that is not UTF-8, which proto3 refuses)
+// come out in the log format as component "protobuf", beside the one error of the run.
+TEST(Cli, ProtobufDiagnosticsUseTheLogFormat) {
+    test::TempDir dir, root;
+    const std::string p = policy_file(dir, kPolicy);
+    // TakeoverInit{machine_id (1) = "\xff\xfe", bmaas_endpoint (2) = "e:1"}, encoded by hand so
+    // that this process does not log the same complaint while serializing.
+    const std::string input = std::string("\x0a\x02\xff\xfe\x12\x03", 6) + "e:1";
+    auto r = run(
+        {kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root.path().string()},
+        input);
+    EXPECT_EQ(r.exit_code, 5) << r.err;
+    const std::regex format(R"(activate\[[A-Za-z0-9_.-]+\] (debug|info|warning|error): .+)");
+    const std::vector<std::string> lines = lines_of(r.err);
+    ASSERT_FALSE(lines.empty());
+    for (const std::string& l : lines) EXPECT_TRUE(std::regex_match(l, format)) << l;
+    EXPECT_NE(r.err.find("activate[protobuf] warning: String field "
+                         "'activate.wire.TakeoverInit.machine_id' contains invalid UTF-8"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("activate[activate] error: stdin is not a valid TakeoverInit"),
+              std::string::npos)
+        << r.err;
+    wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(r.out));
+    EXPECT_TRUE(response.has_error());
 }
 
 }  // namespace
