@@ -203,8 +203,13 @@ Result<Policy> parse_policy(const YAML::Node& root, const std::string& file) {
 namespace {
 Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string& file) {
     Settings top(root, file, "");
-    Policy policy{file, Protocol::none, ActivationMode::none, {}, {},
-                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top};
+    Policy policy{.file = file,
+                  .lock_file = {},
+                  .payload = PluginRef{"", top, top},
+                  .activation = PluginRef{"", top, top},
+                  .boot_control = std::nullopt,
+                  .captures = {},
+                  .top = top};
 
     ACTIVATE_ASSIGN(std::string protocol, top.string_or("protocol", "none"));
     if (protocol == "stdio-protobuf") policy.protocol = Protocol::stdio_protobuf;
@@ -227,6 +232,13 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
                                    ? std::chrono::milliseconds(5000)
                                    : std::chrono::milliseconds(0);
     ACTIVATE_ASSIGN(policy.delay, top.duration_or("delay", default_delay));
+    // The takeover reads stdin until the client closes it; a client that never does must not
+    // keep the pipeline waiting forever (issue 12 §3).
+    ACTIVATE_ASSIGN(policy.input_timeout, top.duration_or("input_timeout", policy.input_timeout));
+    if (policy.input_timeout.count() <= 0)
+        return top.error_at("input_timeout", "must be longer than 0");
+    if (top.has("input_timeout") && policy.protocol != Protocol::stdio_protobuf)
+        return top.error_at("input_timeout", "only a stdio-protobuf pipeline reads stdin");
     ACTIVATE_ASSIGN(policy.lock_file, top.string_or("lock_file", "/run/activate/lock"));
     if (policy.lock_file.empty() || policy.lock_file.front() != '/')
         return top.error_at("lock_file", "must be an absolute path");

@@ -393,5 +393,120 @@ TEST(Cli, ProtobufDiagnosticsUseTheLogFormat) {
     EXPECT_TRUE(response.has_error());
 }
 
+// A child running `argv` with stdin on a pipe the test holds open; stderr goes to `err_file`.
+struct OpenStdinChild {
+    pid_t pid = -1;
+    int stdin_fd = -1;
+
+    OpenStdinChild(const std::vector<std::string>& argv, const std::filesystem::path& err_file) {
+        int in[2];
+        if (::pipe2(in, O_CLOEXEC) != 0) return;
+        pid = ::fork();
+        if (pid == 0) {
+            ::dup2(in[0], 0);
+            const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            ::dup2(err, 2);
+            const int out = ::open("/dev/null", O_WRONLY);
+            ::dup2(out, 1);
+            std::vector<char*> args;
+            for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+            args.push_back(nullptr);
+            ::execv(args[0], args.data());
+            ::_exit(127);
+        }
+        ::close(in[0]);
+        stdin_fd = in[1];
+    }
+    // Closes stdin and returns the exit code.
+    int finish() {
+        if (stdin_fd >= 0) ::close(stdin_fd);
+        stdin_fd = -1;
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    ~OpenStdinChild() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            finish();
+        }
+    }
+};
+
+bool wait_for_text(const std::filesystem::path& file, const std::string& text,
+                   std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (test::read_file(file).find(text) != std::string::npos) return true;
+        ::usleep(20000);
+    }
+    return false;
+}
+
+// A takeover client that keeps stdin open does not hold the activation lock: mark-good on the
+// same machine succeeds meanwhile (issue 12 §3: the lock used to be taken before stdin was read).
+TEST(Cli, TakeoverWaitingForStdinDoesNotHoldTheLock) {
+    test::TempDir dir, root;
+    const std::string takeover = policy_file(dir, kPolicy);
+    test::write_file(dir / "update.yaml",
+                     "activation_mode: kexec\n"
+                     "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+                     "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    OpenStdinChild waiting({kBin, "--policy", takeover, "--plugin-dir", FAKE_PLUGIN_DIR,
+                            "--sysroot", root.path().string(), "--log-level", "debug"},
+                           dir / "takeover.err");
+    ASSERT_GT(waiting.pid, 0);
+    ASSERT_TRUE(wait_for_text(dir / "takeover.err", "waiting for the TakeoverInit on stdin",
+                              std::chrono::seconds(20)))
+        << test::read_file(dir / "takeover.err");
+    auto good = run({kBin, "mark-good", "--policy", (dir / "update.yaml").string(), "--plugin-dir",
+                     FAKE_PLUGIN_DIR, "--sysroot", root.path().string()});
+    EXPECT_EQ(good.exit_code, 0) << good.err;
+    EXPECT_NE(good.err.find("marked good"), std::string::npos) << good.err;
+    // The client then gives up without a message: an input error, nothing staged.
+    EXPECT_EQ(waiting.finish(), 5) << test::read_file(dir / "takeover.err");
+    EXPECT_FALSE(std::filesystem::exists(root / "run/activate/kexec/kernel"));
+}
+
+// A client that sends nothing and never closes stdin: the takeover ends at input_timeout with an
+// error naming it, answered on stdout, instead of waiting forever.
+TEST(Cli, SilentTakeoverClientEndsAtTheInputTimeout) {
+    test::TempDir dir, root;
+    const std::string takeover = policy_file(dir, kPolicy);
+    int in[2];
+    ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+    const auto start = std::chrono::steady_clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(in[0], 0);
+        const int out = ::open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        const int err = ::open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ::dup2(out, 1);
+        ::dup2(err, 2);
+        ::execl(kBin.c_str(), kBin.c_str(), "--policy", takeover.c_str(), "--plugin-dir",
+                FAKE_PLUGIN_DIR, "--sysroot", root.path().c_str(), "--set", "input_timeout=300ms",
+                nullptr);
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);  // stdin (in[1]) stays open all along
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::close(in[1]);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 5);
+    EXPECT_GE(took, std::chrono::milliseconds(300));
+    EXPECT_LT(took, std::chrono::seconds(20));
+    const std::string err = test::read_file(dir / "err");
+    EXPECT_NE(err.find("no complete TakeoverInit on stdin within 300 ms (policy input_timeout"),
+              std::string::npos)
+        << err;
+    wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(test::read_file(dir / "out")));
+    ASSERT_TRUE(response.has_error());
+    EXPECT_NE(response.error().message().find("input_timeout"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace activate

@@ -54,6 +54,23 @@ TEST(Policy, DelayDefaultsToFiveSecondsForTakeoverOnly) {
     EXPECT_EQ(update->delay.count(), 0);
 }
 
+TEST(Policy, InputTimeoutDefaultsToAMinuteAndBelongsToTakeover) {
+    const std::string plugins = "payload: {plugin: fake}\nactivation: {plugin: fake}\n";
+    const std::string takeover = "protocol: stdio-protobuf\nactivation_mode: kexec\n" + plugins;
+    Result<Policy> p = parse_text(takeover);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->input_timeout.count(), 60000);
+    p = parse_text(takeover + "input_timeout: 250ms\n");
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->input_timeout.count(), 250);
+    EXPECT_NE(
+        error_of(takeover + "input_timeout: 0\n").find("input_timeout: must be longer than 0"),
+        std::string::npos);
+    EXPECT_NE(error_of("activation_mode: kexec\ninput_timeout: 5s\n" + plugins)
+                  .find("input_timeout: only a stdio-protobuf pipeline reads stdin"),
+              std::string::npos);
+}
+
 TEST(Policy, ActivationModeIsRequired) {
     EXPECT_EQ(error_of("payload: {plugin: fake}\nactivation: {plugin: fake}\n"),
               "t.yaml:1:1: activation_mode: required setting is missing");

@@ -24,11 +24,15 @@ struct PluginRef {
     Settings settings;  // its `settings:` mapping, handed to the plugin factory
 };
 
+inline constexpr std::chrono::milliseconds kDefaultInputTimeout{60000};
+
 struct Policy {
     std::string file;
     Protocol protocol = Protocol::none;
     ActivationMode mode = ActivationMode::none;
     std::chrono::milliseconds delay{0};
+    // stdio-protobuf: the whole TakeoverInit must have arrived (stdin closed) within this.
+    std::chrono::milliseconds input_timeout = kDefaultInputTimeout;
     std::string lock_file;
     PluginRef payload;
     PluginRef activation;
