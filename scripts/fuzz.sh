@@ -1,26 +1,66 @@
 #!/usr/bin/env bash
-# Builds every libFuzzer target with clang (ASan+UBSan+fuzzer) and runs each for a while on its
-# committed seed corpus. Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] (default 20).
+# Builds every libFuzzer target with clang (ASan+UBSan+fuzzer, UB fatal) in build-fuzz and runs
+# each for a while on a copy of its committed seed corpus; prints one line per target and fails
+# if any run found a crash, a sanitizer report or a timeout. A deliberate-UB canary runs first,
+# so a build in which UB would not end a run fails here instead of passing everything.
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] (default 20). Failing inputs are kept in
+# build-fuzz/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
+jobs=$(nproc)
+
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DACTIVATE_FUZZ=ON \
   -DACTIVATE_VM_TESTS=OFF >/dev/null
-cmake --build build-fuzz --target fuzzers
+cmake --build build-fuzz -j "$jobs" --target fuzzers
+
+artifacts=build-fuzz/artifacts
+mkdir -p "$artifacts"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+# Fatal UB comes from -fno-sanitize-recover=all; these only make the report readable.
+export UBSAN_OPTIONS=print_stacktrace=1
+
+# The canary negates INT32_MIN taken from its input: the run must fail.
+printf '\x00\x00\x00\x80' >"$scratch/int32-min"
+if build-fuzz/bin/ub_canary_fuzz -runs=1 "$scratch/int32-min" >"$scratch/canary.log" 2>&1; then
+  cat "$scratch/canary.log" >&2
+  echo "fuzz: UB does not end a run in this build (ub_canary_fuzz exited 0); nothing is checked" >&2
+  exit 1
+fi
+grep -q "runtime error: negation of -2147483648" "$scratch/canary.log" || {
+  cat "$scratch/canary.log" >&2
+  echo "fuzz: ub_canary_fuzz failed, but not on the UB it holds" >&2
+  exit 1
+}
+
 status=0
 for corpus in $(find core plugins -type d -path '*/fuzz/corpus/*' | sort); do
   name=$(basename "$corpus")
   bin=build-fuzz/bin/$name
-  [ -x "$bin" ] || { echo "fuzz: no binary for $name" >&2; status=1; continue; }
-  work=$(mktemp -d)
-  cp -r "$corpus"/. "$work"/
-  echo "== $name (${seconds}s)" >&2
-  if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "$work" 2>"$work.log"; then
-    tail -40 "$work.log" >&2
+  if [ ! -x "$bin" ]; then
+    printf 'fuzz: %-34s no binary\n' "$name" >&2
     status=1
-  else
-    grep -E "^Done|stat::number_of_executed_units" "$work.log" | tail -1 >&2 || true
+    continue
   fi
-  rm -rf "$work" "$work.log"
+  work=$scratch/$name
+  mkdir -p "$work"
+  cp -r "$corpus"/. "$work"/
+  log=$scratch/$name.log
+  result=ok
+  # A sanitizer report ends the run with a non-zero status; "runtime error" is checked as well,
+  # in case a target was built without -fno-sanitize-recover.
+  if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$artifacts/$name-" "$work" >"$log" 2>&1; then
+    result=FAILED
+  elif grep -q "runtime error:" "$log"; then
+    result="FAILED (UBSan report)"
+  fi
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  printf 'fuzz: %-34s %10s executions in %ss: %s\n' "$name" "${execs:-?}" "$seconds" "$result" >&2
+  if [ "$result" != ok ]; then
+    tail -40 "$log" >&2
+    status=1
+  fi
 done
 exit $status

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs dependencies, builds, runs every test
 # (unit, minit, end-to-end QEMU guests), then rebuilds with ASan+UBSan and runs the unit tests
-# again. Usage: scripts/test.sh [--quick]  (--quick skips the sanitizer pass).
+# again, then fuzzes every libFuzzer target for a short while (clang; any crash or UB fails).
+# Usage: scripts/test.sh [--quick]  (--quick skips the sanitizer and fuzzing passes).
+# ACTIVATE_FUZZ_SECONDS sets the fuzzing time per target (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +27,6 @@ if [ "$quick" = 0 ]; then
   echo "== tests under ASan+UBSan: unit" >&2
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan -j "$jobs" -L unit --output-on-failure --timeout 900
+  echo "== fuzz: every target for ${ACTIVATE_FUZZ_SECONDS:-15} s (clang, ASan+UBSan, UB fatal)" >&2
+  bash scripts/fuzz.sh "${ACTIVATE_FUZZ_SECONDS:-15}"
 fi

@@ -1,12 +1,16 @@
-// `activate [run|status|mark-good|assess] ...`: option parsing and dispatch. stdout carries only
-// protocol output (the takeover response, --json output, the dry-run plan); everything else
-// goes to stderr.
+// `activate [run|status|mark-good|assess|serve|request] ...`: option parsing and dispatch. stdout
+// carries only protocol output (the takeover response, --json output, the dry-run plan);
+// everything else goes to stderr. Every verb returns its failure as an Error, which run_cli alone
+// reports.
 #include <activate/cli.hpp>
 
 #include <unistd.h>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <string_view>
 
 #include <activate/engine.hpp>
 #include <activate/plugin_registry.hpp>
@@ -88,19 +92,15 @@ Result<std::unique_ptr<Engine>> build_engine(const PolicySource& source, const C
 
 // `serve`: every policy is validated up front; each request then runs on a fresh engine built
 // from the policy whose activation_mode matches the request (NONE: the first policy, with its
-// mode overridden to none).
-int serve(const CommonOptions& o, const CliDefaults& defaults, SocketPlace socket,
-          const Sysroot& sysroot, const Logger& logger) {
+// mode overridden to none). Returns only when the server fails to start or stops with an error.
+Status serve(const CommonOptions& o, const CliDefaults& defaults, SocketPlace socket,
+             const Sysroot& sysroot, const Logger& logger) {
     std::vector<std::pair<ActivationMode, PolicySource>> policies;
     for (const std::string& file : o.policies) {
-        Result<PolicySource> source = load_policy(file, o);
-        if (!source.ok()) return exit_code(source.error().kind());
-        Result<std::unique_ptr<Engine>> engine = build_engine(*source, o, defaults, sysroot, logger);
-        if (!engine.ok()) {
-            logger.write(LogLevel::error, "serve", engine.error().message());
-            return exit_code(engine.error().kind());
-        }
-        policies.emplace_back((*engine)->policy().mode, *source);
+        ACTIVATE_ASSIGN(PolicySource source, load_policy(file, o));
+        ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
+                        build_engine(source, o, defaults, sysroot, logger));
+        policies.emplace_back(engine->policy().mode, std::move(source));
     }
     Log log(&logger, "serve");
     // The policy a request for `wanted` runs with: the one of that mode (the last, if several);
@@ -138,53 +138,33 @@ int serve(const CommonOptions& o, const CliDefaults& defaults, SocketPlace socke
     const std::string shown = socket.shown;
     UpdateServer server(std::move(socket), modes, std::move(run_one), log);
     log.info("listening on " + shown);
-    Status served = server.serve();
-    if (!served.ok()) {
-        logger.write(LogLevel::error, "serve", served.error().message());
-        return exit_code(served.error().kind());
-    }
-    return 0;
+    return server.serve();
 }
 
-// `request`: the client of `serve`.
-int request(const SocketPlace& socket, const std::string& bundle, const std::string& mode_text,
-            const Logger& logger, const std::string& program) {
+// `request`: the client of `serve`. The server's answer other than ok is this command's error.
+Status request(const SocketPlace& socket, const std::string& bundle, const std::string& mode_text,
+               const std::string& program) {
     wire::UpdateNodeRequest request;
     request.set_bundle_url(bundle);
     wire::ActivationMode mode = wire::ACTIVATION_INVALID;
     if (mode_text == "none") mode = wire::ACTIVATION_NONE;
     else if (mode_text == "reboot") mode = wire::ACTIVATION_REBOOT;
     else if (mode_text == "kexec") mode = wire::ACTIVATION_KEXEC;
-    else if (mode_text != "invalid") {
-        logger.write(LogLevel::error, "request",
-                     "--mode: expected none, reboot or kexec, got '" + mode_text + "' (see '" +
-                         program + " --help')");
-        return exit_code(ErrorKind::usage);
-    }
+    else if (mode_text != "invalid")
+        return usage_error(program,
+                           "--mode: expected none, reboot or kexec, got '" + mode_text + "'");
     request.set_activation_mode(mode);
-    Result<ServeReply> reply = send_update_request(socket, request);
-    if (!reply.ok()) {
-        logger.write(LogLevel::error, "request", reply.error().message());
-        return exit_code(reply.error().kind());
-    }
-    switch (reply->code) {
-        case ServeCode::ok: return 0;
-        case ServeCode::busy:
-            logger.write(LogLevel::error, "request", "refused: " + reply->message);
-            return exit_code(ErrorKind::busy);
-        case ServeCode::forbidden:
-            logger.write(LogLevel::error, "request", "refused: " + reply->message);
-            return exit_code(ErrorKind::activation);
+    ACTIVATE_ASSIGN(ServeReply reply, send_update_request(socket, request));
+    switch (reply.code) {
+        case ServeCode::ok: return {};
+        case ServeCode::busy: return Error(ErrorKind::busy, "refused: " + reply.message);
+        case ServeCode::forbidden: return Error(ErrorKind::activation, "refused: " + reply.message);
         case ServeCode::rejected:
-            logger.write(LogLevel::error, "request", "bundle refused: " + reply->message);
-            return exit_code(ErrorKind::rejected);
+            return Error(ErrorKind::rejected, "bundle refused: " + reply.message);
         case ServeCode::invalid_argument:
         case ServeCode::unavailable:
-            logger.write(LogLevel::error, "request", "invalid request: " + reply->message);
-            return exit_code(ErrorKind::usage);
-        default:
-            logger.write(LogLevel::error, "request", "update failed: " + reply->message);
-            return exit_code(ErrorKind::activation);
+            return Error(ErrorKind::usage, "invalid request: " + reply.message);
+        default: return Error(ErrorKind::activation, "update failed: " + reply.message);
     }
 }
 
@@ -211,9 +191,6 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
                          "8 bundle rejected.\n";
 }
 
-int fail(const Logger& logger, const Error& error) {
-    logger.write(LogLevel::error, "activate", error.message());
-    return exit_code(error.kind());
 }
 
 // One TakeoverResponse carrying the error, for a client that decodes stdout whatever happened.
@@ -255,24 +232,68 @@ Result<std::string> resolve_bundle_argument(const std::string& bundle, const Sys
     return (cwd / bundle).lexically_normal().string();
 }
 
-int run_cli(int argc, char** argv, const CliDefaults& defaults) {
+namespace {
+
+// libprotobuf prints its own diagnostics (e.g. "String field '...' contains invalid UTF-8 data
+// when parsing a protocol buffer") straight to stderr in its own format. While this lives they go
+// through the logger instead, as component "protobuf", one line each. They accompany a parse or
+// serialize failure that the caller reports itself as the error, so protobuf's ERROR is logged
+// as a warning (the detail, e.g. which field) and only FATAL as an error.
+class ProtobufLogRoute {
+  public:
+    explicit ProtobufLogRoute(const Logger* logger) {
+        sink_ = logger;
+        previous_ = google::protobuf::SetLogHandler(&handle);
+    }
+    ~ProtobufLogRoute() {
+        google::protobuf::SetLogHandler(previous_);
+        sink_ = nullptr;
+    }
+    ProtobufLogRoute(const ProtobufLogRoute&) = delete;
+    ProtobufLogRoute& operator=(const ProtobufLogRoute&) = delete;
+
+  private:
+    static void handle(google::protobuf::LogLevel level, const char* /*file*/, int /*line*/,
+                       const std::string& message) {
+        if (!sink_) return;
+        LogLevel ours = LogLevel::warning;
+        if (level == google::protobuf::LOGLEVEL_INFO) ours = LogLevel::debug;
+        if (level == google::protobuf::LOGLEVEL_FATAL) ours = LogLevel::error;
+        std::string line = message;
+        for (char& c : line)
+            if (c == '\n' || c == '\r') c = ' ';
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        sink_->write(ours, "protobuf", line);
+    }
+
+    static inline const Logger* sink_ = nullptr;
+    google::protobuf::LogHandler* previous_ = nullptr;
+};
+
+// What one run of the command line reports through: the logger, and whether a failure is also
+// answered on stdout as a TakeoverResponse.
+struct CliRun {
     Logger logger;
+    // A takeover client reads exactly one TakeoverResponse from stdout, so a takeover run answers
+    // the errors found before its pipeline starts (options, policy, plugins) too; the pipeline
+    // answers its own. The takeover binary always speaks the protocol; activate does when its
+    // policy says so.
+    bool answers_takeover = false;
+};
+
+// Parses the command line and runs the verb. Every failure comes back as the Error, which
+// run_cli alone reports: one error line on stderr, the exit code of its kind.
+Status run_verb(int argc, char** argv, const CliDefaults& defaults, CliRun& cli) {
+    const Logger& logger = cli.logger;
     std::string command = "run";
     int first = 1;
     if (argc > 1 && argv[1][0] != '-') {
         command = argv[1];
         first = 2;
     }
-    if (command == "bundle") {
-        if (!defaults.bundle_command)
-            return fail(logger, usage_error(defaults.program, "'bundle' is not part of " +
-                                                                  defaults.program +
-                                                                  "; use the activate binary"));
-        return defaults.bundle_command(argc - 1, argv + 1, defaults.program);
-    }
     if (command != "run" && command != "status" && command != "mark-good" &&
         command != "assess" && command != "serve" && command != "request")
-        return fail(logger, usage_error(defaults.program, "unknown command '" + command + "'"));
+        return usage_error(defaults.program, "unknown command '" + command + "'");
 
     CommonOptions common;
     bool dry_run = false, json = false, progress = false, allow_downgrade = false, force = false;
@@ -301,101 +322,110 @@ int run_cli(int argc, char** argv, const CliDefaults& defaults) {
                   vm);
         po::notify(vm);
     } catch (const po::error& e) {
-        return fail(logger, usage_error(defaults.program, e.what()));
+        return usage_error(defaults.program, e.what());
     }
     if (vm.count("help")) {
         print_help(defaults, desc);
-        return 0;
+        return {};
     }
     if (vm.count("version")) {
         std::cout << defaults.program << " " << ACTIVATE_VERSION << " (plugin ABI "
                   << kPluginAbiVersion << ")\n";
-        return 0;
+        return {};
     }
-    // A takeover client reads exactly one TakeoverResponse from stdout, so a takeover run answers
-    // the errors found before its pipeline starts (options, policy, plugins) too. The takeover
-    // binary always speaks the protocol; activate does when its policy says so.
-    bool answers_takeover = command == "run" && !dry_run && !defaults.embedded_policy.empty();
-    auto refuse = [&](const Error& error) {
-        if (answers_takeover) answer_takeover_error(error);
-        return fail(logger, error);
-    };
+    cli.answers_takeover = command == "run" && !dry_run && !defaults.embedded_policy.empty();
     LogLevel level;
     if (!parse_log_level(common.log_level, &level))
-        return refuse(usage_error(defaults.program,
-                                  "--log-level: unknown level '" + common.log_level + "'"));
-    logger.set_threshold(level);
+        return usage_error(defaults.program,
+                           "--log-level: unknown level '" + common.log_level + "'");
+    cli.logger.set_threshold(level);
     if (command == "request") {
         if (bundle.empty() || mode.empty())
-            return fail(logger, usage_error(defaults.program, "request needs --bundle and --mode"));
-        Result<SocketPlace> place = vm.count("socket")
-                                        ? socket_place(socket)
-                                        : default_client_socket(Sysroot(common.sysroot));
-        if (!place.ok()) return fail(logger, place.error());
-        return request(*place, bundle, mode, logger, defaults.program);
+            return usage_error(defaults.program, "request needs --bundle and --mode");
+        ACTIVATE_ASSIGN(SocketPlace place, vm.count("socket")
+                                               ? socket_place(socket)
+                                               : default_client_socket(Sysroot(common.sysroot)));
+        return request(place, bundle, mode, defaults.program);
     }
-    if (command != "run" && command != "request" && (dry_run || !bundle.empty()))
-        return fail(logger, usage_error(defaults.program,
-                                        "--dry-run and --bundle belong to 'run', not '" + command + "'"));
+    if (command != "run" && (dry_run || !bundle.empty()))
+        return usage_error(defaults.program,
+                           "--dry-run and --bundle belong to 'run', not '" + command + "'");
     if (command != "status" && json)
-        return fail(logger, usage_error(defaults.program, "--json belongs to 'status'"));
-    if (command != "run" && force)
-        return fail(logger, usage_error(defaults.program, "--force belongs to 'run'"));
+        return usage_error(defaults.program, "--json belongs to 'status'");
+    if (command != "run" && force) return usage_error(defaults.program, "--force belongs to 'run'");
 
     Sysroot sysroot(common.sysroot);
-    if (!std::filesystem::is_directory(sysroot.root()))
-        return refuse(usage_error(defaults.program,
-                                  "--sysroot " + common.sysroot + " is not a directory"));
+    std::error_code ec;
+    if (!std::filesystem::is_directory(sysroot.root(), ec))
+        return usage_error(defaults.program, "--sysroot " + common.sysroot + " is not a directory" +
+                                                 (ec ? " (" + ec.message() + ")" : std::string()));
     if (command == "serve") {
         if (common.policies.empty())
-            return fail(logger, usage_error(defaults.program, "serve needs at least one --policy"));
-        Result<SocketPlace> place = vm.count("socket")
-                                        ? socket_place(socket)
-                                        : default_server_socket(sysroot, Log(&logger, "serve"));
-        if (!place.ok()) return fail(logger, place.error());
-        return serve(common, defaults, std::move(*place), sysroot, logger);
+            return usage_error(defaults.program, "serve needs at least one --policy");
+        ACTIVATE_ASSIGN(SocketPlace place,
+                        vm.count("socket") ? socket_place(socket)
+                                           : default_server_socket(sysroot, Log(&logger, "serve")));
+        return serve(common, defaults, std::move(place), sysroot, logger);
     }
     if (!bundle.empty()) {
-        std::error_code ec;
         const std::filesystem::path cwd = std::filesystem::current_path(ec);
         Result<std::string> resolved = resolve_bundle_argument(bundle, sysroot, cwd);
-        if (!resolved.ok())
-            return refuse(usage_error(defaults.program, resolved.error().message()));
+        if (!resolved.ok()) return usage_error(defaults.program, resolved.error().message());
         bundle = *resolved;
     }
-    Result<PolicySource> source = the_policy(common, defaults);
-    if (!source.ok()) return refuse(source.error());
-    if (command == "run" && !dry_run && speaks_stdio_protocol(source->root)) answers_takeover = true;
-    Result<std::unique_ptr<Engine>> engine =
-        build_engine(*source, common, defaults, sysroot, logger);
-    if (!engine.ok()) return refuse(engine.error());
-    Engine& e = **engine;
+    ACTIVATE_ASSIGN(PolicySource source, the_policy(common, defaults));
+    if (command == "run" && !dry_run && speaks_stdio_protocol(source.root))
+        cli.answers_takeover = true;
+    ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
+                    build_engine(source, common, defaults, sysroot, logger));
+    Engine& e = *engine;
 
-    Status result;
     if (command == "status") {
         // The human form is the same document, indented.
-        Result<std::string> status = e.status_json(json ? -1 : 2);
-        if (!status.ok()) return fail(logger, status.error());
-        std::cout << *status << "\n";
-        return 0;
+        ACTIVATE_ASSIGN(std::string status, e.status_json(json ? -1 : 2));
+        std::cout << status << "\n";
+        return {};
     }
-    if (command == "mark-good") {
-        result = e.mark_good();
-    } else if (command == "assess") {
-        result = e.assess();
-    } else if (dry_run) {
+    if (command == "mark-good") return e.mark_good();
+    if (command == "assess") return e.assess();
+    if (dry_run) {
         e.print_plan(std::cout);
         std::cout.flush();
-        return 0;
-    } else if (e.policy().protocol == Protocol::stdio_protobuf) {
-        result = e.run_takeover(STDIN_FILENO, STDOUT_FILENO);
-    } else {
-        InstallRequest request{bundle, progress || ::isatty(STDERR_FILENO), allow_downgrade, {}};
-        request.force = force;
-        result = e.run_update(request);
+        return {};
     }
-    if (!result.ok()) return fail(logger, result.error());
-    return 0;
+    if (e.policy().protocol == Protocol::stdio_protobuf) {
+        cli.answers_takeover = false;  // from here on the pipeline answers by itself
+        return e.run_takeover(STDIN_FILENO, STDOUT_FILENO);
+    }
+    InstallRequest install{bundle, progress || ::isatty(STDERR_FILENO), allow_downgrade, {}};
+    install.force = force;
+    return e.run_update(install);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv, const CliDefaults& defaults) {
+    CliRun cli;
+    ProtobufLogRoute protobuf_logs(&cli.logger);
+    if (argc > 1 && std::string_view(argv[1]) == "bundle" && defaults.bundle_command)
+        return defaults.bundle_command(argc - 1, argv + 1, defaults.program);
+    Status result;
+    if (argc > 1 && std::string_view(argv[1]) == "bundle") {
+        result = usage_error(defaults.program, "'bundle' is not part of " + defaults.program +
+                                                   "; use the activate binary");
+    } else {
+        // Library exceptions are turned into Errors where they are called; this catches one that
+        // was missed, so it is reported like any error instead of aborting the process.
+        try {
+            result = run_verb(argc, argv, defaults, cli);
+        } catch (const std::exception& e) {
+            result = Error(ErrorKind::internal, std::string("unexpected exception: ") + e.what());
+        }
+    }
+    if (result.ok()) return 0;
+    if (cli.answers_takeover) answer_takeover_error(result.error());
+    cli.logger.write(LogLevel::error, "activate", result.error().message());
+    return exit_code(result.error().kind());
 }
 
 }  // namespace activate

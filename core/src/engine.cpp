@@ -125,9 +125,12 @@ void Engine::print_plan(std::ostream& out) const {
         for (const PlanStep& s : list) step(who, s);
     };
     if (p.protocol == Protocol::stdio_protobuf) {
+        step("engine", {"read one TakeoverInit (at most 1 MiB) from stdin, within " +
+                            std::to_string(p.input_timeout.count()) + " ms",
+                        {"stdin"},
+                        {}});
         step("engine", {"take the activation lock (held by the second stage until the jump)", {},
                         {p.lock_file}});
-        step("engine", {"read one TakeoverInit (at most 1 MiB) from stdin", {"stdin"}, {}});
         for (size_t i = 0; i < captures_.size(); ++i) steps(p.captures[i].name, captures_[i]->plan());
         step("engine", {"generate the agent's Ed25519 key and build the AgentInit", {}, {}});
         steps(p.payload.name, payload_->plan());

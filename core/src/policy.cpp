@@ -1,6 +1,12 @@
 // Policy parsing: the engine's own keys, checked strictly (unknown keys are errors).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <activate/fd.hpp>
 #include <activate/policy.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <map>
 #include <set>
 #include <utility>
@@ -57,6 +63,33 @@ Status check_unique_keys(const YAML::Node& node, const std::string& file, const 
     return {};
 }
 
+// A policy is a few KiB; the bound keeps a mistaken `--policy /dev/zero` from filling memory.
+constexpr size_t kMaxPolicySize = 1 << 20;
+
+// Reads the policy file here rather than through YAML::LoadFile: its std::ifstream buffer throws
+// std::ios_failure when read() fails (a directory gives EISDIR), which no YAML::Exception handler
+// catches, and a failed open says nothing about why.
+Result<std::string> read_policy_file(const std::string& file) {
+    const std::string what = file + ": cannot read the policy file";
+    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return errno_error(ErrorKind::policy, what);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return errno_error(ErrorKind::policy, what);
+    if (S_ISDIR(st.st_mode))
+        return Error(ErrorKind::policy, what + ": it is a directory; --policy names a YAML file");
+    std::string text;
+    char buf[16 << 10];
+    while (true) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno_error(ErrorKind::policy, what);
+        if (n == 0) return text;
+        if (text.size() + size_t(n) > kMaxPolicySize)
+            return Error(ErrorKind::policy, what + ": larger than 1 MiB, which no policy is");
+        text.append(buf, size_t(n));
+    }
+}
+
 template <class LoadFn>
 Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
     try {
@@ -66,8 +99,6 @@ Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
         std::set<std::pair<size_t, int>> visited;
         ACTIVATE_TRY(check_unique_keys(root, file, "", &visited));
         return root;
-    } catch (const YAML::BadFile&) {
-        return Error(ErrorKind::policy, file + ": cannot read the policy file");
     } catch (const YAML::ParserException& e) {
         return Error(ErrorKind::policy, position(file, e.mark) + ": " + e.msg);
     } catch (const YAML::Exception& e) {
@@ -77,7 +108,8 @@ Result<YAML::Node> load_yaml(const std::string& file, LoadFn load) {
 }  // namespace
 
 Result<YAML::Node> load_policy_yaml(const std::string& file) {
-    return load_yaml(file, [&] { return YAML::LoadFile(file); });
+    ACTIVATE_ASSIGN(std::string text, read_policy_file(file));
+    return load_yaml(file, [&] { return YAML::Load(text); });
 }
 
 Result<YAML::Node> load_policy_yaml_text(const std::string& text, const std::string& name) {
@@ -225,8 +257,13 @@ Result<Policy> parse_policy(const YAML::Node& root, const std::string& file) {
 namespace {
 Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string& file) {
     Settings top(root, file, "");
-    Policy policy{file, Protocol::none, ActivationMode::none, {}, {},
-                  PluginRef{"", top, top}, PluginRef{"", top, top}, std::nullopt, {}, top, {}, {}};
+    Policy policy{.file = file,
+                  .lock_file = {},
+                  .payload = PluginRef{"", top, top},
+                  .activation = PluginRef{"", top, top},
+                  .boot_control = std::nullopt,
+                  .captures = {},
+                  .top = top};
 
     ACTIVATE_ASSIGN(std::string protocol, top.string_or("protocol", "none"));
     if (protocol == "stdio-protobuf") policy.protocol = Protocol::stdio_protobuf;
@@ -249,6 +286,13 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
                                    ? std::chrono::milliseconds(5000)
                                    : std::chrono::milliseconds(0);
     ACTIVATE_ASSIGN(policy.delay, top.duration_or("delay", default_delay));
+    // The takeover reads stdin until the client closes it; a client that never does must not
+    // keep the pipeline waiting forever (issue 12 §3).
+    ACTIVATE_ASSIGN(policy.input_timeout, top.duration_or("input_timeout", policy.input_timeout));
+    if (policy.input_timeout.count() <= 0)
+        return top.error_at("input_timeout", "must be longer than 0");
+    if (top.has("input_timeout") && policy.protocol != Protocol::stdio_protobuf)
+        return top.error_at("input_timeout", "only a stdio-protobuf pipeline reads stdin");
     ACTIVATE_ASSIGN(policy.lock_file, top.string_or("lock_file", "/run/activate/lock"));
     if (policy.lock_file.empty() || policy.lock_file.front() != '/')
         return top.error_at("lock_file", "must be an absolute path");

@@ -2,7 +2,10 @@
 // TakeoverResponse out, nothing else on stdout; the jump happens only after the response was
 // written and stdout closed, and only when staging succeeded.
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include "net.pb.h"
 #include "takeover.pb.h"
@@ -28,12 +31,28 @@ Result<wire::TakeoverInit> parse_takeover_init(std::string_view bytes) {
 }
 
 namespace {
-Result<wire::TakeoverInit> read_takeover_init(int fd) {
+// The message ends where the client closes stdin. `timeout` bounds the whole read, so a client
+// that keeps stdin open (or trickles bytes) cannot hold the pipeline.
+Result<wire::TakeoverInit> read_takeover_init(int fd, std::chrono::milliseconds timeout) {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point deadline = Clock::now() + timeout;
     std::string bytes;
     char buf[1 << 14];
     for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        pollfd pfd{fd, POLLIN, 0};
+        const int ready = left.count() > 0 ? ::poll(&pfd, 1, int(left.count())) : 0;
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0)
+            return errno_error(ErrorKind::input, "waiting for the TakeoverInit on stdin");
+        if (ready == 0)
+            return Error(ErrorKind::input,
+                         "no complete TakeoverInit on stdin within " +
+                             std::to_string(timeout.count()) + " ms (policy input_timeout; " +
+                             std::to_string(bytes.size()) +
+                             " bytes arrived): the client must send the message and close stdin");
         ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n < 0) return errno_error(ErrorKind::input, "reading the TakeoverInit from stdin");
         if (n == 0) break;
         if (bytes.size() + static_cast<size_t>(n) > kMaxTakeoverInitSize)
@@ -79,12 +98,16 @@ Status Engine::run_takeover(int in_fd, int out_fd) {
         return error;
     };
 
+    // The message first: waiting for a client must not hold the lock, which would block
+    // mark-good and updates meanwhile (issue 12 §3).
+    log_.debug("waiting for the TakeoverInit on stdin (input_timeout " +
+               std::to_string(policy_.input_timeout.count()) + " ms)");
+    Result<wire::TakeoverInit> init = read_takeover_init(in_fd, policy_.input_timeout);
+    if (!init.ok()) return fail(init.error());
     // Held until the detached second stage has jumped (see FileLock): a second takeover in the
     // meantime would replace the staged image under a client that already has its key.
     Result<FileLock> lock = take_lock();
     if (!lock.ok()) return fail(lock.error());
-    Result<wire::TakeoverInit> init = read_takeover_init(in_fd);
-    if (!init.ok()) return fail(init.error());
     log_.info("takeover requested for machine '" + init->machine_id() + "'");
 
     wire::AgentInit agent_init;

@@ -1,10 +1,12 @@
 // The `activate` binary as users run it: exit codes, stdout carrying only protocol output.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <activate/cli.hpp>
+#include <chrono>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -495,6 +497,214 @@ TEST(Cli, StatusTextIsTheJsonIndentedWithEmptyCollectionsKept) {
     EXPECT_EQ(text.exit_code, 0) << text.err;
     EXPECT_NE(text.out.find("\n  \"boot\": {}\n}"), std::string::npos) << text.out;
     EXPECT_NE(text.out.find("\n  \"last_activation\": null,\n"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace activate
+
+namespace activate {
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+}
+
+// Every verb that reads a policy reports a missing, a malformed and a directory policy the same
+// way: exit 3, one error line naming the file, nothing on stdout. `serve` used to exit 3 printing
+// nothing, and a directory aborted every verb with an uncaught std::ios_failure (exit 134).
+TEST(Cli, EveryVerbReportsABadPolicyOnce) {
+    test::TempDir dir, root;
+    const std::string malformed = policy_file(dir, "activation_mode: [kexec\n");
+    const std::string missing = (dir / "missing.yaml").string();
+    test::write_file(dir / "policies/x.yaml", kPolicy);
+    const std::string directory = (dir / "policies").string();
+    const std::pair<std::string, std::string> policies[] = {
+        {missing, ": cannot read the policy file: No such file or directory"},
+        {malformed, ":2:1: "},
+        {directory, ": cannot read the policy file: it is a directory"},
+    };
+    const std::vector<std::vector<std::string>> verbs = {
+        {"run"},
+        {"run", "--dry-run"},
+        {"status"},
+        {"mark-good"},
+        {"serve", "--socket", (dir / "s.sock").string()}};
+    for (const auto& verb : verbs) {
+        for (const auto& [policy, detail] : policies) {
+            std::vector<std::string> args = {kBin};
+            args.insert(args.end(), verb.begin(), verb.end());
+            args.insert(args.end(), {"--policy", policy, "--plugin-dir", FAKE_PLUGIN_DIR,
+                                     "--sysroot", root.path().string()});
+            auto r = run(args);
+            const std::string what = verb.front() + " --policy " + policy;
+            EXPECT_EQ(r.exit_code, 3) << what << ": " << r.err;
+            EXPECT_EQ(r.out, "") << what;
+            const std::vector<std::string> lines = lines_of(r.err);
+            ASSERT_EQ(lines.size(), 1u) << what << ": " << r.err;
+            EXPECT_EQ(lines[0].rfind("activate[activate] error: " + policy + detail, 0), 0u)
+                << what << ": " << lines[0];
+        }
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir / "s.sock"));
+}
+
+// A --sysroot that cannot even be examined (a name too long for the kernel) is a usage error
+// saying why; std::filesystem::is_directory threw out of the CLI there, an abort (exit 134).
+TEST(Cli, SysrootThatCannotBeExaminedIsAUsageError) {
+    test::TempDir dir;
+    const std::string p = policy_file(dir, kPolicy);
+    const std::string long_name = "/" + std::string(5000, 'x');
+    auto r = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", long_name,
+                  "--dry-run"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("is not a directory (File name too long)"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+}
+
+// libprotobuf's own diagnostics (here: a string field that is not UTF-8, which proto3 refuses)
+// come out in the log format as component "protobuf", beside the one error of the run.
+TEST(Cli, ProtobufDiagnosticsUseTheLogFormat) {
+    test::TempDir dir, root;
+    const std::string p = policy_file(dir, kPolicy);
+    // TakeoverInit{machine_id (1) = "\xff\xfe", bmaas_endpoint (2) = "e:1"}, encoded by hand so
+    // that this process does not log the same complaint while serializing.
+    const std::string input = std::string("\x0a\x02\xff\xfe\x12\x03", 6) + "e:1";
+    auto r = run(
+        {kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot", root.path().string()},
+        input);
+    EXPECT_EQ(r.exit_code, 5) << r.err;
+    const std::regex format(R"(activate\[[A-Za-z0-9_.-]+\] (debug|info|warning|error): .+)");
+    const std::vector<std::string> lines = lines_of(r.err);
+    ASSERT_FALSE(lines.empty());
+    for (const std::string& l : lines) EXPECT_TRUE(std::regex_match(l, format)) << l;
+    EXPECT_NE(r.err.find("activate[protobuf] warning: String field "
+                         "'activate.wire.TakeoverInit.machine_id' contains invalid UTF-8"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("activate[activate] error: stdin is not a valid TakeoverInit"),
+              std::string::npos)
+        << r.err;
+    wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(r.out));
+    EXPECT_TRUE(response.has_error());
+}
+
+// A child running `argv` with stdin on a pipe the test holds open; stderr goes to `err_file`.
+struct OpenStdinChild {
+    pid_t pid = -1;
+    int stdin_fd = -1;
+
+    OpenStdinChild(const std::vector<std::string>& argv, const std::filesystem::path& err_file) {
+        int in[2];
+        if (::pipe2(in, O_CLOEXEC) != 0) return;
+        pid = ::fork();
+        if (pid == 0) {
+            ::dup2(in[0], 0);
+            const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            ::dup2(err, 2);
+            const int out = ::open("/dev/null", O_WRONLY);
+            ::dup2(out, 1);
+            std::vector<char*> args;
+            for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+            args.push_back(nullptr);
+            ::execv(args[0], args.data());
+            ::_exit(127);
+        }
+        ::close(in[0]);
+        stdin_fd = in[1];
+    }
+    // Closes stdin and returns the exit code.
+    int finish() {
+        if (stdin_fd >= 0) ::close(stdin_fd);
+        stdin_fd = -1;
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    ~OpenStdinChild() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            finish();
+        }
+    }
+};
+
+bool wait_for_text(const std::filesystem::path& file, const std::string& text,
+                   std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (test::read_file(file).find(text) != std::string::npos) return true;
+        ::usleep(20000);
+    }
+    return false;
+}
+
+// A takeover client that keeps stdin open does not hold the activation lock: mark-good on the
+// same machine succeeds meanwhile (issue 12 §3: the lock used to be taken before stdin was read).
+TEST(Cli, TakeoverWaitingForStdinDoesNotHoldTheLock) {
+    test::TempDir dir, root;
+    const std::string takeover = policy_file(dir, kPolicy);
+    test::write_file(dir / "update.yaml",
+                     "activation_mode: kexec\n"
+                     "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+                     "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    OpenStdinChild waiting({kBin, "--policy", takeover, "--plugin-dir", FAKE_PLUGIN_DIR,
+                            "--sysroot", root.path().string(), "--log-level", "debug"},
+                           dir / "takeover.err");
+    ASSERT_GT(waiting.pid, 0);
+    ASSERT_TRUE(wait_for_text(dir / "takeover.err", "waiting for the TakeoverInit on stdin",
+                              std::chrono::seconds(20)))
+        << test::read_file(dir / "takeover.err");
+    auto good = run({kBin, "mark-good", "--policy", (dir / "update.yaml").string(), "--plugin-dir",
+                     FAKE_PLUGIN_DIR, "--sysroot", root.path().string()});
+    EXPECT_EQ(good.exit_code, 0) << good.err;
+    EXPECT_NE(good.err.find("marked good"), std::string::npos) << good.err;
+    // The client then gives up without a message: an input error, nothing staged.
+    EXPECT_EQ(waiting.finish(), 5) << test::read_file(dir / "takeover.err");
+    EXPECT_FALSE(std::filesystem::exists(root / "run/activate/kexec/kernel"));
+}
+
+// A client that sends nothing and never closes stdin: the takeover ends at input_timeout with an
+// error naming it, answered on stdout, instead of waiting forever.
+TEST(Cli, SilentTakeoverClientEndsAtTheInputTimeout) {
+    test::TempDir dir, root;
+    const std::string takeover = policy_file(dir, kPolicy);
+    int in[2];
+    ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+    const auto start = std::chrono::steady_clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(in[0], 0);
+        const int out = ::open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        const int err = ::open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ::dup2(out, 1);
+        ::dup2(err, 2);
+        ::execl(kBin.c_str(), kBin.c_str(), "--policy", takeover.c_str(), "--plugin-dir",
+                FAKE_PLUGIN_DIR, "--sysroot", root.path().c_str(), "--set", "input_timeout=300ms",
+                nullptr);
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);  // stdin (in[1]) stays open all along
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::close(in[1]);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 5);
+    EXPECT_GE(took, std::chrono::milliseconds(300));
+    EXPECT_LT(took, std::chrono::seconds(20));
+    const std::string err = test::read_file(dir / "err");
+    EXPECT_NE(err.find("no complete TakeoverInit on stdin within 300 ms (policy input_timeout"),
+              std::string::npos)
+        << err;
+    wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(test::read_file(dir / "out")));
+    ASSERT_TRUE(response.has_error());
+    EXPECT_NE(response.error().message().find("input_timeout"), std::string::npos);
 }
 
 }  // namespace

@@ -155,8 +155,12 @@ TEST_F(EngineTest, DryRunPlanListsPluginsAndStepsAndTouchesNothing) {
     std::string text = plan.str();
     EXPECT_NE(text.find("payload: fake 0.0.1-test (" FAKE_PLUGIN_DIR "/fake.so)"), std::string::npos)
         << text;
-    EXPECT_NE(text.find("1. [engine] take the activation lock"), std::string::npos) << text;
-    EXPECT_NE(text.find("2. [engine] read one TakeoverInit"), std::string::npos) << text;
+    // The message before the lock: a waiting client must not block mark-good and updates.
+    EXPECT_NE(text.find("1. [engine] read one TakeoverInit (at most 1 MiB) from stdin, within "
+                        "60000 ms"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("2. [engine] take the activation lock"), std::string::npos) << text;
     EXPECT_NE(text.find("3. [fake] capture fake"), std::string::npos) << text;
     EXPECT_NE(text.find("jump: kexec after 200 ms from a detached second stage"), std::string::npos);
     EXPECT_TRUE(std::filesystem::is_empty(dir_.path()));

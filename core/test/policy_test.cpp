@@ -54,6 +54,23 @@ TEST(Policy, DelayDefaultsToFiveSecondsForTakeoverOnly) {
     EXPECT_EQ(update->delay.count(), 0);
 }
 
+TEST(Policy, InputTimeoutDefaultsToAMinuteAndBelongsToTakeover) {
+    const std::string plugins = "payload: {plugin: fake}\nactivation: {plugin: fake}\n";
+    const std::string takeover = "protocol: stdio-protobuf\nactivation_mode: kexec\n" + plugins;
+    Result<Policy> p = parse_text(takeover);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->input_timeout.count(), 60000);
+    p = parse_text(takeover + "input_timeout: 250ms\n");
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->input_timeout.count(), 250);
+    EXPECT_NE(
+        error_of(takeover + "input_timeout: 0\n").find("input_timeout: must be longer than 0"),
+        std::string::npos);
+    EXPECT_NE(error_of("activation_mode: kexec\ninput_timeout: 5s\n" + plugins)
+                  .find("input_timeout: only a stdio-protobuf pipeline reads stdin"),
+              std::string::npos);
+}
+
 TEST(Policy, ActivationModeIsRequired) {
     EXPECT_EQ(error_of("payload: {plugin: fake}\nactivation: {plugin: fake}\n"),
               "t.yaml:1:1: activation_mode: required setting is missing");
@@ -98,7 +115,28 @@ TEST(Policy, YamlSyntaxErrorHasPosition) {
 TEST(Policy, MissingFile) {
     Result<YAML::Node> r = load_policy_yaml("/nonexistent/policy.yaml");
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message().find("/nonexistent/policy.yaml: cannot read"), std::string::npos);
+    EXPECT_EQ(r.error().message(),
+              "/nonexistent/policy.yaml: cannot read the policy file: No such file or directory");
+}
+
+// yaml-cpp's LoadFile threw std::ios_failure (not a YAML::Exception) on a directory.
+TEST(Policy, DirectoryAndEndlessFilesAreErrorsNotExceptions) {
+    test::TempDir dir;
+    Result<YAML::Node> r = load_policy_yaml(dir.path().string());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind(), ErrorKind::policy);
+    EXPECT_EQ(r.error().message(), dir.path().string() +
+                                       ": cannot read the policy file: it is a directory; "
+                                       "--policy names a YAML file");
+    r = load_policy_yaml("/dev/zero");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("/dev/zero: cannot read the policy file: larger than 1 MiB"),
+              std::string::npos)
+        << r.error().message();
+    test::write_file(dir / "p.yaml", "activation_mode: kexec\n");
+    r = load_policy_yaml((dir / "p.yaml").string());
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ((*r)["activation_mode"].as<std::string>(), "kexec");
 }
 
 TEST(Policy, DuplicateKeyIsRefusedAtItsSecondOccurrence) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -179,8 +180,12 @@ TEST(TakeoverBinary, ErrorsBeforeThePipelineAreAnsweredToo) {
     const std::pair<std::string, std::string> cases[] = {
         {takeover + " --set no_such_key=1", "no_such_key"},
         {takeover + " --policy " + (box.root() / "missing.yaml").string(), "missing.yaml"},
+        // A directory used to abort on an uncaught std::ios_failure, answering nothing.
+        {takeover + " --policy " + (box.root() / "policies").string(),
+         "policies: cannot read the policy file: it is a directory"},
         {activate + " --plugin-dir " + (box.root() / "no-plugins").string(), "embedded"},
     };
+    fs::create_directories(box.root() / "policies");
     for (const auto& [command, mention] : cases) {
         Outcome r = sh(box, command);
         EXPECT_NE(r.code, 0) << command;
@@ -195,6 +200,31 @@ TEST(TakeoverBinary, ErrorsBeforeThePipelineAreAnsweredToo) {
     Outcome dry = sh(box, takeover + " --dry-run --set no_such_key=1");
     EXPECT_EQ(dry.code, 3);
     EXPECT_EQ(dry.out, "");
+    EXPECT_FALSE(fs::exists(box.root() / "run/activate/kexec/kernel"));
+}
+
+// libprotobuf's own complaint about a string field that is not UTF-8 comes out in the log
+// format (component "protobuf"), like every other stderr line of the static binary.
+TEST(TakeoverBinary, ProtobufDiagnosticsUseTheLogFormat) {
+    Sandbox box;
+    box.write("proc/cmdline", "console=ttyS0\n");
+    // TakeoverInit{machine_id (1) = "\xff\xfe", bmaas_endpoint (2) = "e:1"}, encoded by hand.
+    Outcome r = sh(box, std::string(TAKEOVER_BINARY) + " --sysroot " + box.root().string(),
+                   std::string("\x0a\x02\xff\xfe\x12\x03", 6) + "e:1");
+    EXPECT_EQ(r.code, 5) << r.err;
+    const std::regex format(R"(activate\[[A-Za-z0-9_.-]+\] (debug|info|warning|error): .+)");
+    std::istringstream lines(r.err);
+    int count = 0;
+    for (std::string line; std::getline(lines, line); ++count)
+        EXPECT_TRUE(std::regex_match(line, format)) << line;
+    EXPECT_GE(count, 2) << r.err;
+    EXPECT_NE(r.err.find("activate[protobuf] warning: String field "
+                         "'activate.wire.TakeoverInit.machine_id' contains invalid UTF-8"),
+              std::string::npos)
+        << r.err;
+    activate::wire::TakeoverResponse response;
+    ASSERT_TRUE(response.ParseFromString(r.out));
+    EXPECT_TRUE(response.has_error());
     EXPECT_FALSE(fs::exists(box.root() / "run/activate/kexec/kernel"));
 }
 

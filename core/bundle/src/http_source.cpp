@@ -334,6 +334,11 @@ class HttpSource final : public ByteSource {
         if (!reject_.empty()) {
             return Error(ErrorKind::activation, "GET " + url_ + ": " + reject_);
         }
+        // The last response of a redirect loop is a 3xx; what failed is libcurl's redirect limit.
+        if (code == CURLE_TOO_MANY_REDIRECTS) {
+            return Error(ErrorKind::activation,
+                         "GET " + url_ + ": " + detail + " (not retried; a redirect loop?)");
+        }
         if (status_ != 0 && status_ != expected) {
             if (!retryable_http_status(status_)) {
                 return Error(ErrorKind::activation,

@@ -167,14 +167,20 @@ Result<std::optional<MemberHeader>> BundleReader::State::next() {
         }
     }
     if (phase == Phase::finished) return std::optional<MemberHeader>();
-    auto sig = peek_sig("the next local file header or the central directory");
-    if (!sig.ok()) {
-        // A bundle that ends after whole members never got its central directory written.
-        return bad("ends at byte " + std::to_string(offset + buffered()) +
-                   " without a central directory; the bundle is incomplete (interrupted download "
-                   "or copy?)");
+    // Only the end of the bytes means a missing central directory: a failing source (an HTTP
+    // status, a refused connection, a read error) is reported as itself, so this cannot be
+    // need(), which turns both into "truncated".
+    while (buffered() < 4) {
+        ACTIVATE_ASSIGN(size_t got, pull());
+        if (got == 0) {
+            // A bundle that ends after whole members never got its central directory written.
+            return bad("ends at byte " + std::to_string(offset + buffered()) +
+                       " without a central directory; the bundle is incomplete (interrupted "
+                       "download or copy?)");
+        }
     }
-    switch (*sig) {
+    const uint32_t sig = zip::le32(cur());
+    switch (sig) {
         case zip::kLocalHeaderSig:
             ACTIVATE_TRY(begin_member());
             return std::optional<MemberHeader>(header);
@@ -188,7 +194,7 @@ Result<std::optional<MemberHeader>> BundleReader::State::next() {
                 "uses central directory encryption (APPNOTE 4.3.11), which bundles do not "
                 "support");
         default:
-            return bad("bad signature " + hex32(*sig) + " at byte " + std::to_string(offset) +
+            return bad("bad signature " + hex32(sig) + " at byte " + std::to_string(offset) +
                        " where a local file header (0x04034b50) or the central directory was "
                        "expected; this is not a zip bundle or it is corrupt");
     }

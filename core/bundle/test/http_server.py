@@ -61,7 +61,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_body(200, BODY)
         if route == "always503":
             return self.send_body(503, b"busy")
-        if route == "missing":
+        if route == "always500":
+            return self.send_body(500, b"broken")
+        if route == "loop":  # redirects to itself forever
+            return self.send_body(302, b"", [("Location", "/loop")])
+        if route.startswith("missing"):  # /missing, /missing.zip
             return self.send_body(404, b"no such bundle")
         if route == "stall":  # 100 bytes of the body, then silence
             self.send_body(200, BODY[:100], length=len(BODY))

@@ -11,8 +11,10 @@
 #include <sys/wait.h>
 
 #include <activate/bundle/source.hpp>
+#include <activate/bundle/verifying_reader.hpp>
 #include <activate/bundle/writer.hpp>
 #include <chrono>
+#include <cstring>
 
 #include "http_source.hpp"
 #include "test_util.hpp"
@@ -191,20 +193,24 @@ TEST_F(HttpTest, SilentServerTimesOutAndIsRetried) {
     EXPECT_EQ(requests("/hang"), 2);
 }
 
-TEST_F(HttpTest, ConnectionRefusedIsRetried) {
-    // A port nobody listens on: bind, learn it, close.
+// A loopback URL on a port nobody listens on: bind, learn the port, close.
+std::string refused_url() {
     int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     socklen_t len = sizeof addr;
-    ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        ADD_FAILURE() << "no loopback port: " << std::strerror(errno);
     ::close(s);
+    return "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x";
+}
+
+TEST_F(HttpTest, ConnectionRefusedIsRetried) {
     SourceOptions o = fast();
     o.max_attempts = 2;
-    auto src = open_source(Sysroot("/"),
-                           "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x", o);
+    auto src = open_source(Sysroot("/"), refused_url(), o);
     ASSERT_TRUE(src.ok());
     uint8_t buf[16];
     auto r = (*src)->read(buf);
@@ -213,6 +219,47 @@ TEST_F(HttpTest, ConnectionRefusedIsRetried) {
         << r.error().message();
     // The source stays failed.
     EXPECT_FALSE((*src)->read(buf).ok());
+}
+
+// A download that fails before its first byte reaches the bundle reader as the failure itself:
+// the HTTP status or libcurl's error and the URL, ErrorKind::activation (exit 6). The reader's
+// first read used to turn every such failure into "ends at byte 0 without a central directory;
+// the bundle is incomplete" (ErrorKind::input, exit 5).
+TEST_F(HttpTest, ReaderReportsTheDownloadFailureNotAnIncompleteBundle) {
+    SourceOptions o = fast();
+    o.max_attempts = 2;
+    const struct {
+        std::string url;
+        std::string expected;
+    } cases[] = {
+        {base_ + "/missing", "HTTP 404 (not retried"},
+        {base_ + "/always500", "HTTP 500 (gave up after 2 attempts)"},
+        {base_ + "/loop", "Maximum (10) redirects followed (not retried"},
+        {refused_url(), "gave up after 2 attempts"},
+    };
+    for (const auto& c : cases) {
+        auto src = open_source(Sysroot("/"), c.url, o);
+        ASSERT_TRUE(src.ok()) << src.error().message();
+        auto members = read_all(std::move(*src));
+        ASSERT_FALSE(members.ok()) << c.url;
+        const std::string& msg = members.error().message();
+        EXPECT_EQ(members.error().kind(), ErrorKind::activation) << msg;
+        EXPECT_NE(msg.find("GET " + c.url + ": "), std::string::npos) << msg;
+        EXPECT_NE(msg.find(c.expected), std::string::npos) << msg;
+        EXPECT_EQ(msg.find("central directory"), std::string::npos) << msg;
+    }
+    // The same through signature verification, which reads the first member at open().
+    auto src = open_source(Sysroot("/"), base_ + "/missing", o);
+    ASSERT_TRUE(src.ok());
+    auto reader = BundleReader::open(std::move(*src));
+    ASSERT_TRUE(reader.ok());
+    TrustOptions trust;
+    trust.allow_unsigned = true;  // so that open() reads instead of refusing for want of keys
+    auto verifying = VerifyingReader::open(std::move(*reader), trust);
+    ASSERT_FALSE(verifying.ok());
+    EXPECT_EQ(verifying.error().kind(), ErrorKind::activation) << verifying.error().message();
+    EXPECT_NE(verifying.error().message().find("HTTP 404"), std::string::npos)
+        << verifying.error().message();
 }
 
 TEST_F(HttpTest, ResumesExactlyAfterACutConnection) {

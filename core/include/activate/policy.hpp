@@ -43,11 +43,15 @@ struct AssessmentPolicy {
     std::vector<HealthCheck> checks;  // run in order; none: good as soon as assess runs
 };
 
+inline constexpr std::chrono::milliseconds kDefaultInputTimeout{60000};
+
 struct Policy {
     std::string file;
     Protocol protocol = Protocol::none;
     ActivationMode mode = ActivationMode::none;
     std::chrono::milliseconds delay{0};
+    // stdio-protobuf: the whole TakeoverInit must have arrived (stdin closed) within this.
+    std::chrono::milliseconds input_timeout = kDefaultInputTimeout;
     std::string lock_file;
     PluginRef payload;
     PluginRef activation;

@@ -295,6 +295,18 @@ std::string where(const NetlinkMessage& m, const char* type) {
     return std::string(type) + " at offset " + std::to_string(m.offset);
 }
 
+// Error codes in NLMSG_ERROR and NLMSG_DONE are negated errnos (netlink(7)), and the kernel's
+// errnos are 1..MAX_ERRNO (4095, include/linux/err.h). Any other value is not from the kernel;
+// it is reported as such rather than negated (negating INT32_MIN would overflow).
+constexpr int32_t kMaxErrno = 4095;
+
+Error kernel_error(const NetlinkMessage& m, const char* type, int32_t code) {
+    if (code < 0 && code >= -kMaxErrno) return errno_error(ErrorKind::input, where(m, type), -code);
+    return Error(ErrorKind::input, where(m, type) + ": error code " + std::to_string(code) +
+                                       " is not a negated errno (expected -1 to -" +
+                                       std::to_string(kMaxErrno) + ")");
+}
+
 }  // namespace
 
 Status decode_rtnl_dump(std::string_view bytes, RtnlDump& into) {
@@ -306,16 +318,14 @@ Status decode_rtnl_dump(std::string_view bytes, RtnlDump& into) {
             case NLMSG_ERROR: {
                 // struct nlmsgerr: a negative errno; 0 is an acknowledgement.
                 ACTIVATE_ASSIGN(const int32_t err, read_struct<int32_t>(m.payload, "nlmsgerr"));
-                if (err != 0) {
-                    return errno_error(ErrorKind::input, where(m, "NLMSG_ERROR"), -err);
-                }
+                if (err != 0) return kernel_error(m, "NLMSG_ERROR", err);
                 break;
             }
             case NLMSG_DONE: {
                 // Since Linux 4.x NLMSG_DONE carries the dump's final status as an int.
                 if (m.payload.size() >= sizeof(int32_t)) {
                     ACTIVATE_ASSIGN(const int32_t err, read_struct<int32_t>(m.payload, "status"));
-                    if (err < 0) return errno_error(ErrorKind::input, where(m, "NLMSG_DONE"), -err);
+                    if (err < 0) return kernel_error(m, "NLMSG_DONE", err);
                 }
                 break;
             }

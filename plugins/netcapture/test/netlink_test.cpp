@@ -8,6 +8,7 @@
 #include <linux/rtnetlink.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <netcapture/netlink.hpp>
 #include <netcapture/rtnl_dump.hpp>
@@ -266,6 +267,30 @@ TEST(Netlink, ErrorsFromTheKernelAreErrors) {
     EXPECT_TRUE(
         decode_rtnl_dump(MessageBuilder(NLMSG_ERROR, &err, sizeof err).bytes() + done(), dump)
             .ok());
+}
+
+// A code that is not a negated errno is named as such. INT32_MIN was negated before, which is
+// signed overflow (UBSan); these 20-byte messages are the seeds nlmsg-error-int32-min.nl and
+// nlmsg-done-int32-min.nl in fuzz/corpus/netcapture_rtnl_fuzz.
+TEST(Netlink, ErrorCodesThatAreNotErrnosAreRefusedAsSuch) {
+    for (uint16_t type : {uint16_t(NLMSG_ERROR), uint16_t(NLMSG_DONE)}) {
+        int32_t code = INT32_MIN;
+        const std::string bytes = MessageBuilder(type, &code, sizeof code).bytes();
+        ASSERT_EQ(bytes.size(), 20u);
+        expect_error(bytes, "error code -2147483648 is not a negated errno");
+        code = -4096;  // one beyond MAX_ERRNO
+        expect_error(MessageBuilder(type, &code, sizeof code).bytes(),
+                     "error code -4096 is not a negated errno");
+        code = -4095;  // MAX_ERRNO itself is an errno, if an unnamed one
+        expect_error(MessageBuilder(type, &code, sizeof code).bytes(), std::strerror(4095));
+    }
+    // NLMSG_ERROR carries no positive codes; NLMSG_DONE's positive status is not an error.
+    int32_t code = EPERM;
+    expect_error(MessageBuilder(NLMSG_ERROR, &code, sizeof code).bytes(),
+                 "error code 1 is not a negated errno");
+    RtnlDump dump;
+    EXPECT_TRUE(
+        decode_rtnl_dump(MessageBuilder(NLMSG_DONE, &code, sizeof code).bytes(), dump).ok());
 }
 
 }  // namespace

@@ -4,8 +4,12 @@
 // changes nothing at all, EFI variables included; one that fails while it is written leaves the
 // target's boot entry inactive, nothing staged for kexec, no jump and BootNext unset: the
 // pipeline enables and stages only after install() succeeded.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <activate/bundle/reader.hpp>
 #include <activate/bundle/writer.hpp>
@@ -181,6 +185,75 @@ TEST_F(SignedUpdateCli, TamperedBundleActivatesNothing) {
     expect_nothing_activated();
     EXPECT_EQ(read_file(root() / "esp/EFI/activate/versions.json").find("\"B\""),
               std::string::npos);
+}
+
+// The bundle tests' loopback server (core/bundle/test/http_server.py) serving `file`: it prints
+// its port and exits when its stdin closes.
+class LoopbackHttpServer {
+  public:
+    explicit LoopbackHttpServer(const std::string& file) {
+        int in[2], out[2];
+        if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::dup2(in[0], 0);
+            ::dup2(out[1], 1);
+            ::execlp("python3", "python3", HTTP_SERVER, file.c_str(), nullptr);
+            ::_exit(127);
+        }
+        ::close(in[0]);
+        ::close(out[1]);
+        stdin_ = in[1];
+        std::string line;
+        pollfd pfd{out[0], POLLIN, 0};
+        while (line.find('\n') == std::string::npos && ::poll(&pfd, 1, 10000) > 0) {
+            char buf[64];
+            const ssize_t n = ::read(out[0], buf, sizeof buf);
+            if (n <= 0) break;
+            line.append(buf, size_t(n));
+        }
+        ::close(out[0]);
+        if (line.find('\n') != std::string::npos)
+            base_ = "http://127.0.0.1:" + line.substr(0, line.find('\n'));
+    }
+    ~LoopbackHttpServer() {
+        if (stdin_ >= 0) ::close(stdin_);
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    LoopbackHttpServer(const LoopbackHttpServer&) = delete;
+    LoopbackHttpServer& operator=(const LoopbackHttpServer&) = delete;
+
+    // Empty when the server did not start.
+    const std::string& base() const { return base_; }
+
+  private:
+    pid_t pid_ = -1;
+    int stdin_ = -1;
+    std::string base_;
+};
+
+// A bundle URL answered with 404: the error names the status and the URL, the exit code is 6
+// (activation failed: I/O, README "Exit codes"), nothing changed. The first read of the bundle
+// used to turn it into "ends at byte 0 without a central directory", exit 5.
+TEST_F(SignedUpdateCli, HttpErrorNamesStatusAndUrlAndExitsSix) {
+    if (!run("command -v python3 >/dev/null")) GTEST_SKIP() << "python3 not installed";
+    create("b.zip", "1.2.3");
+    LoopbackHttpServer server((root() / "b.zip").string());
+    ASSERT_FALSE(server.base().empty()) << "the loopback HTTP server did not start";
+    const std::string url = server.base() + "/missing.zip";
+    Outcome r = update(url);
+    EXPECT_EQ(r.code, 6) << r.err;
+    EXPECT_NE(r.err.find("GET " + url + ": HTTP 404"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("central directory"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+    expect_untouched();
+
+    // The same server delivers the bundle itself.
+    r = update(server.base() + "/ok");
+    EXPECT_EQ(r.code, 0) << r.err;
 }
 
 TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
