@@ -191,8 +191,6 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
                          "8 bundle rejected.\n";
 }
 
-}
-
 // One TakeoverResponse carrying the error, for a client that decodes stdout whatever happened.
 void answer_takeover_error(const Error& error) {
     wire::TakeoverResponse response;

@@ -263,7 +263,9 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
                   .activation = PluginRef{"", top, top},
                   .boot_control = std::nullopt,
                   .captures = {},
-                  .top = top};
+                  .top = top,
+                  .assessment = {},
+                  .watchdog = {}};
 
     ACTIVATE_ASSIGN(std::string protocol, top.string_or("protocol", "none"));
     if (protocol == "stdio-protobuf") policy.protocol = Protocol::stdio_protobuf;
