@@ -162,12 +162,15 @@ void Engine::print_plan(std::ostream& out) const {
                   {"<state_dir>/activation.json"},
                   {"<state_dir>/activation.json"}});
         }
-        // Hang protection (watchdog.hpp): the update pipeline arms the watchdog after the trial is recorded.
+        // Hang protection (watchdog.hpp): the update pipeline arms the watchdog last, after
+        // staging and (slot updates) after the trial is recorded.
         if (p.mode != ActivationMode::none && p.watchdog.armed())
             step("engine", {"arm watchdog " + p.watchdog.device + " for " +
                                 std::to_string(p.watchdog.timeout.count()) +
-                                " s (closed without the magic 'V') after the trial is recorded, right before "
-                                "the jump",
+                                " s (closed without the magic 'V') " +
+                                (payload_->uses_slots() ? "after the trial is recorded"
+                                                        : "after staging") +
+                                ", right before the jump",
                             {},
                             {sysroot_.is_live() ? p.watchdog.device
                                                 : sysroot_.path("/run/activate/watchdog").string()}});

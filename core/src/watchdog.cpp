@@ -43,6 +43,11 @@ Result<UniqueFd> open_device(const Sysroot& sysroot, const std::string& device, 
     if (!sysroot.is_live()) {
         // A plain file in a test root, opened inside it (a symlink there never reaches the
         // machine's own device); "busy" is another holder's flock.
+        ACTIVATE_ASSIGN(auto found, sysroot.stat(device));
+        if (!found)
+            return errno_error(ErrorKind::activation, "watchdog " + sysroot.path(device).string(),
+                               ENOENT)
+                .with_context("no watchdog device (is its driver loaded?)");
         ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(device, O_WRONLY));
         if (held_elsewhere_in_sysroot(fd.get())) *busy = true;
         return fd;

@@ -245,7 +245,7 @@ TEST_F(ServeTest, NonRootPeerIsRefused) {
             {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "kexec"});
         return std::to_string(r.exit_code) + " " + r.err;
     });
-    EXPECT_EQ(cli.rfind("6 activate[request] error: refused: only root may request updates", 0), 0u)
+    EXPECT_EQ(cli.rfind("6 activate[activate] error: refused: only root may request updates", 0), 0u)
         << cli;
     EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
 }
