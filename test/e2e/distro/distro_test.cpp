@@ -26,7 +26,7 @@ namespace {
     ASSERT_TRUE(tmp.ok()) << tmp.error().message();       \
     decl = std::move(tmp).value()
 
-// A slot update carries a whole Debian root (about 200 MiB) at a few MiB/s under TCG, then the
+// A slot update carries a whole Debian root (175 MiB) at a few MiB/s under TCG, then the
 // guest boots again.
 constexpr auto kUpdate = seconds(1800);
 
