@@ -230,10 +230,23 @@ int create(Context& c, const std::vector<std::string>& args) {
     return 0;
 }
 
+// `path` made absolute against the current directory. The throwing fs::absolute aborted the
+// process when the current directory had been removed.
+Result<std::string> absolute_path(const Context& c, const std::string& what,
+                                  const std::string& path) {
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(path, ec);
+    if (ec)
+        return usage(c, what + " " + path + ": the current directory is unknown (" + ec.message() +
+                            "); give an absolute path");
+    return absolute.lexically_normal().string();
+}
+
 Result<BundleReader> open_bundle(const Context& c, const std::string& where) {
     std::string location = where;
-    if (where.rfind("http://", 0) != 0 && where.rfind("https://", 0) != 0)
-        location = fs::absolute(where).lexically_normal().string();
+    if (where.rfind("http://", 0) != 0 && where.rfind("https://", 0) != 0) {
+        ACTIVATE_ASSIGN(location, absolute_path(c, "BUNDLE", where));
+    }
     SourceOptions options;
     options.logger = &c.logger;
     ACTIVATE_ASSIGN(auto source, open_source(Sysroot("/"), location, options));
@@ -251,7 +264,9 @@ int verify(Context& c, const std::vector<std::string>& args) {
     if (keys_dir.empty()) return fail(c, usage(c, "verify needs --keys DIR"));
     if (positional.size() != 1) return fail(c, usage(c, "verify takes exactly one BUNDLE"));
     TrustOptions trust;
-    trust.keys_origin = fs::absolute(keys_dir).lexically_normal().string();
+    auto keys_origin = absolute_path(c, "--keys", keys_dir);
+    if (!keys_origin.ok()) return fail(c, keys_origin.error());
+    trust.keys_origin = *keys_origin;
     auto keys = load_trusted_keys(Sysroot("/"), trust.keys_origin, &c.log);
     if (!keys.ok()) return fail(c, keys.error());
     trust.keys = std::move(*keys);

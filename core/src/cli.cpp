@@ -405,20 +405,20 @@ Status run_verb(int argc, char** argv, const CliDefaults& defaults, CliRun& cli)
 int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     CliRun cli;
     ProtobufLogRoute protobuf_logs(&cli.logger);
-    if (argc > 1 && std::string_view(argv[1]) == "bundle" && defaults.bundle_command)
-        return defaults.bundle_command(argc - 1, argv + 1, defaults.program);
+    const bool bundle_verb = argc > 1 && std::string_view(argv[1]) == "bundle";
     Status result;
-    if (argc > 1 && std::string_view(argv[1]) == "bundle") {
-        result = usage_error(defaults.program, "'bundle' is not part of " + defaults.program +
-                                                   "; use the activate binary");
-    } else {
-        // Library exceptions are turned into Errors where they are called; this catches one that
-        // was missed, so it is reported like any error instead of aborting the process.
-        try {
+    // Library exceptions are turned into Errors where they are called; this catches one that was
+    // missed, so it is reported like any error instead of aborting the process.
+    try {
+        if (bundle_verb && defaults.bundle_command)
+            return defaults.bundle_command(argc - 1, argv + 1, defaults.program);
+        if (bundle_verb)
+            result = usage_error(defaults.program, "'bundle' is not part of " + defaults.program +
+                                                       "; use the activate binary");
+        else
             result = run_verb(argc, argv, defaults, cli);
-        } catch (const std::exception& e) {
-            result = Error(ErrorKind::internal, std::string("unexpected exception: ") + e.what());
-        }
+    } catch (const std::exception& e) {
+        result = Error(ErrorKind::internal, std::string("unexpected exception: ") + e.what());
     }
     if (result.ok()) return 0;
     if (cli.answers_takeover) answer_takeover_error(result.error());

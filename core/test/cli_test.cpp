@@ -564,6 +564,26 @@ TEST(Cli, SysrootThatCannotBeExaminedIsAUsageError) {
     EXPECT_EQ(r.out, "");
 }
 
+// Relative paths of `bundle info` and `bundle verify --keys` when the current directory was
+// removed: a usage error saying so; the throwing std::filesystem::absolute aborted (exit 134).
+TEST(Cli, BundleToolsInARemovedDirectoryAreUsageErrors) {
+    test::TempDir dir;
+    const std::string gone = (dir / "gone").string();
+    for (const std::string& args :
+         {std::string("bundle info b.zip"), std::string("bundle verify --keys keys b.zip")}) {
+        auto r = run({"/bin/sh", "-c",
+                      "mkdir " + gone + " && cd " + gone + " && rmdir " + gone + " && exec " +
+                          kBin + " " + args});
+        EXPECT_EQ(r.exit_code, 2) << args << ": " << r.err;
+        const std::vector<std::string> lines = lines_of(r.err);
+        ASSERT_EQ(lines.size(), 1u) << args << ": " << r.err;
+        EXPECT_EQ(lines[0].rfind("activate[activate] error: ", 0), 0u) << lines[0];
+        EXPECT_NE(lines[0].find(": the current directory is unknown ("), std::string::npos)
+            << lines[0];
+        EXPECT_EQ(r.out, "");
+    }
+}
+
 // libprotobuf's own diagnostics (here: a string field that is not UTF-8, which proto3 refuses)
 // come out in the log format as component "protobuf", beside the one error of the run.
 TEST(Cli, ProtobufDiagnosticsUseTheLogFormat) {
