@@ -13,20 +13,46 @@ quick=0
 bash scripts/setup.sh
 jobs=$(nproc)
 
-echo "== build (RelWithDebInfo)" >&2
-cmake -S . -B build -G Ninja >/dev/null
-cmake --build build -j "$jobs"
+start=$SECONDS
+phase() { echo "== [$(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s] $*" >&2; }
 
-echo "== tests: unit, minit, e2e, e2e-distro" >&2
+# Compile flags of the three trees: debug info as line tables only (-g1), which is what stack
+# traces and sanitizer reports use, and -O1 under the sanitizers. Measured per translation unit
+# here (g++ 12; activation_record.cpp, cli.cpp, gpt_test.cpp): ASan+UBSan at -O1 -g1 took 0.24-0.5
+# of the time at -O2 -g, and -O2 -g1 0.6-0.8 of -O2 -g; the trees' builds are most of CI's time.
+ci_flags="-O2 -g1 -DNDEBUG"
+sanitizer_flags="-O1 -g1 -DNDEBUG"
+
+phase "build (RelWithDebInfo, $ci_flags)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$ci_flags" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$ci_flags" >/dev/null
+# The e2e-distro tests' Debian image (debootstrap: downloads and dpkg, minutes) is built while
+# the rest compiles; the tests wait on its lock if it is not done when they start.
+prepare_pid=
+if [ -f build/CMakeCache.txt ] && grep -q '^ACTIVATE_VM_TESTS:BOOL=ON' build/CMakeCache.txt; then
+  cmake --build build --target vm_prepare_debian >/dev/null
+  build/test/vm/vm_prepare_debian 2>build/prepare-debian.log &
+  prepare_pid=$!
+fi
+cmake --build build -j "$jobs"
+if [ -n "$prepare_pid" ]; then
+  phase "waiting for the Debian image (build/prepare-debian.log)"
+  wait "$prepare_pid" || echo "prepare_debian failed: $(tail -n 3 build/prepare-debian.log)" >&2
+fi
+
+phase "tests: unit, minit, e2e, e2e-distro"
 ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
 
 if [ "$quick" = 0 ]; then
-  echo "== build (ASan+UBSan)" >&2
-  cmake -S . -B build-asan -G Ninja -DACTIVATE_SANITIZE=ON -DACTIVATE_VM_TESTS=OFF >/dev/null
+  phase "build (ASan+UBSan, $sanitizer_flags)"
+  cmake -S . -B build-asan -G Ninja -DACTIVATE_SANITIZE=ON -DACTIVATE_VM_TESTS=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$sanitizer_flags" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="$sanitizer_flags" >/dev/null
   cmake --build build-asan -j "$jobs"
-  echo "== tests under ASan+UBSan: unit" >&2
+  phase "tests under ASan+UBSan: unit"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan -j "$jobs" -L unit --output-on-failure --timeout 900
-  echo "== fuzz: every target for ${ACTIVATE_FUZZ_SECONDS:-15} s (clang, ASan+UBSan, UB fatal)" >&2
+  phase "fuzz: every target for ${ACTIVATE_FUZZ_SECONDS:-15} s (clang, ASan+UBSan, UB fatal)"
   bash scripts/fuzz.sh "${ACTIVATE_FUZZ_SECONDS:-15}"
 fi
+phase "done"
