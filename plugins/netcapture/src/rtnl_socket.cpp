@@ -31,7 +31,7 @@ const char* request_name(uint16_t type) {
 
 }  // namespace
 
-Result<RtnlSocket> RtnlSocket::open() {
+Result<RtnlSocket> RtnlSocket::open(size_t receive_buffer) {
     UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
     if (!fd) return errno_error(ErrorKind::activation, "socket(AF_NETLINK, NETLINK_ROUTE)");
     // A dump that stalls must not hang the takeover.
@@ -48,7 +48,7 @@ Result<RtnlSocket> RtnlSocket::open() {
     if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &length) != 0) {
         return errno_error(ErrorKind::activation, "getsockname of netlink socket");
     }
-    return RtnlSocket(std::move(fd), local.nl_pid);
+    return RtnlSocket(std::move(fd), local.nl_pid, receive_buffer);
 }
 
 Result<std::string> RtnlSocket::dump(uint16_t request_type) {
@@ -76,25 +76,28 @@ Result<std::string> RtnlSocket::dump(uint16_t request_type) {
     }
 
     std::string out;
-    std::string datagram;
     for (;;) {
-        // MSG_TRUNC with MSG_PEEK returns the datagram's real size (netlink(7)), so a large
-        // dump message is never cut.
-        const ssize_t size = ::recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
-        if (size < 0) {
-            if (errno == EINTR) continue;
-            return errno_error(ErrorKind::activation, "receiving " + what);
-        }
-        datagram.resize(static_cast<size_t>(size));
+        // One call per datagram, into a buffer large enough for any of them: the buffer's size
+        // is also what makes the kernel send 32 KiB datagrams instead of page-sized ones (a
+        // zero-length MSG_PEEK before each read doubled the calls and kept datagrams small:
+        // 160 calls where `ip` makes 44 for 700 addresses and 501 routes). MSG_TRUNC makes
+        // recv return the datagram's real size, so one that did not fit is an error, not a
+        // silently cut reply.
         sockaddr_nl sender{};
         socklen_t sender_length = sizeof sender;
-        const ssize_t got = ::recvfrom(fd_.get(), datagram.data(), datagram.size(), 0,
+        ++receive_calls_;
+        const ssize_t got = ::recvfrom(fd_.get(), buffer_.data(), buffer_.size(), MSG_TRUNC,
                                        reinterpret_cast<sockaddr*>(&sender), &sender_length);
         if (got < 0) {
             if (errno == EINTR) continue;
             return errno_error(ErrorKind::activation, "receiving " + what);
         }
-        datagram.resize(static_cast<size_t>(got));
+        if (static_cast<size_t>(got) > buffer_.size())
+            return Error(ErrorKind::activation,
+                         "receiving " + what + ": a datagram of " + std::to_string(got) +
+                             " bytes does not fit the " + std::to_string(buffer_.size()) +
+                             "-byte receive buffer (it was dropped)");
+        const std::string_view datagram(buffer_.data(), static_cast<size_t>(got));
         if (sender.nl_pid != 0) continue;  // only the kernel answers dumps
         ACTIVATE_ASSIGN(const auto messages, split_messages(datagram));
         for (const auto& m : messages) {
