@@ -61,7 +61,9 @@ Status KexecActivation::stage(Payload* payload, const std::optional<Slot>& /*tar
     const int err = sysroot_.kexec_file_load(
         payload->kernel.get(), has_initramfs ? payload->initramfs.get() : -1, cmdline, flags);
     if (err != 0)
-        return kexec_error(err, sysroot_, "kexec_file_load", cmdline.size())
+        return kexec_error(err, sysroot_, "kexec_file_load",
+                           {cmdline.size(), payload->kernel.get(),
+                            has_initramfs ? payload->initramfs.get() : -1})
             .with_context("staging " + what);
     staged_ = true;
     log_.info("staged " + what + " for kexec" + (has_initramfs ? "" : " (no initramfs)") +
@@ -73,7 +75,7 @@ Status KexecActivation::unstage() {
     if (!staged_) return {};
     staged_ = false;
     if (const int err = sysroot_.kexec_unload(); err != 0)
-        return kexec_error(err, sysroot_, "kexec_file_load(KEXEC_FILE_UNLOAD)", 0)
+        return kexec_error(err, sysroot_, "kexec_file_load(KEXEC_FILE_UNLOAD)", {})
             .with_context("unloading the staged kexec image");
     log_.info("unloaded the staged kexec image");
     return {};

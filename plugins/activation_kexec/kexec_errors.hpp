@@ -8,9 +8,20 @@
 
 namespace activate::kexec {
 
-// `call` names the system call ("kexec_file_load"); `cmdline_size` is the length of the staged
-// command line without its NUL. For EPERM it reads /proc/sys/kernel/kexec_load_disabled and
-// /sys/kernel/security/lockdown through `sysroot` to tell the causes apart.
-Error kexec_error(int err, const Sysroot& sysroot, std::string_view call, size_t cmdline_size);
+// What was handed to kexec_file_load, for the messages that depend on it.
+struct KexecLoad {
+    size_t cmdline_size = 0;  // the staged command line without its NUL
+    int kernel_fd = -1;       // read (pread, at fixed offsets) for the bzImage boot header
+    int initramfs_fd = -1;    // -1: none
+};
+
+// `call` names the system call ("kexec_file_load"). For EPERM it reads
+// /proc/sys/kernel/kexec_load_disabled and /sys/kernel/security/lockdown through `sysroot` to
+// tell the causes apart. For EINVAL it checks the two causes an operator can act on, from the
+// kernel's boot header (cmdline_size, init_size) and /proc/meminfo: a command line longer than
+// the new kernel accepts, or kernel and initramfs needing more than half of the machine's memory,
+// which the kernel refuses (sanity_check_segment_list() in kernel/kexec_core.c). The message
+// names the sizes it compared.
+Error kexec_error(int err, const Sysroot& sysroot, std::string_view call, const KexecLoad& load);
 
 }  // namespace activate::kexec

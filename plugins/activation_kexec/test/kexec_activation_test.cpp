@@ -9,6 +9,7 @@
 #include <activation_kexec/acpi_rsdp.hpp>
 #include <activation_kexec/kexec_activation.hpp>
 #include <activation_kexec/kexec_errors.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,6 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const std::string kKernel = std::string("MZ fake kernel \0\x01\xff", 18);
 const std::string kInitramfs = std::string("\x28\xb5\x2f\xfd fake initramfs", 20);
@@ -159,7 +161,7 @@ class KexecErrorTest : public ::testing::Test {
   protected:
     KexecErrorTest() : sysroot_(root_.path()) {}
     std::string message(int err, size_t cmdline_size = 100) {
-        Error e = kexec_error(err, sysroot_, "kexec_file_load", cmdline_size);
+        Error e = kexec_error(err, sysroot_, "kexec_file_load", {cmdline_size});
         EXPECT_EQ(e.kind(), ErrorKind::activation);
         return e.message();
     }
@@ -194,7 +196,7 @@ TEST_F(KexecErrorTest, EpermWithoutCapability) {
     // Neither file readable (no securityfs, no procfs): still the capability.
     TempDir empty;
     Sysroot bare(empty.path());
-    EXPECT_THAT(kexec_error(EPERM, bare, "kexec_file_load", 1).message(),
+    EXPECT_THAT(kexec_error(EPERM, bare, "kexec_file_load", {1}).message(),
                 HasSubstr("CAP_SYS_BOOT"));
 }
 
@@ -211,6 +213,64 @@ TEST_F(KexecErrorTest, EveryKnownErrno) {
     EXPECT_THAT(message(EACCES), HasSubstr("IMA"));
     EXPECT_THAT(message(ETXTBSY), HasSubstr("open for writing"));
     EXPECT_EQ(message(EIO), "kexec_file_load failed (Input/output error)");
+}
+
+// A file with an x86 boot header (protocol 2.15) holding `cmdline_size` and `init_size`, and a
+// sparse file of `size` bytes; both opened for reading.
+UniqueFd boot_header_file(const fs::path& path, uint32_t cmdline_size, uint32_t init_size) {
+    std::string h(0x400, '\0');
+    std::memcpy(&h[0x202], "HdrS", 4);
+    h[0x206] = 0x0f;
+    h[0x207] = 0x02;
+    for (int i = 0; i < 4; ++i) {
+        h[0x238 + i] = static_cast<char>(cmdline_size >> (8 * i));
+        h[0x260 + i] = static_cast<char>(init_size >> (8 * i));
+    }
+    write_file(path, h);
+    return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+}
+UniqueFd sparse_file(const fs::path& path, off_t size) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    EXPECT_EQ(::ftruncate(fd.get(), size), 0);
+    return fd;
+}
+
+// Issue 17 §4: at 176 MiB the load failed with EINVAL and the message blamed a 38-byte command
+// line. The kernel refuses segments over half of memory; the message now says so, with sizes.
+TEST_F(KexecErrorTest, EinvalFromImagesOverHalfOfMemoryNamesTheSizes) {
+    set("/proc/meminfo", "MemTotal:         180224 kB\nMemFree:           90000 kB\n");
+    UniqueFd kernel = boot_header_file(root_.path() / "vmlinuz", 2048, 40u << 20);
+    UniqueFd initramfs = sparse_file(root_.path() / "initrd", 60 << 20);
+    const std::string m =
+        kexec_error(EINVAL, sysroot_, "kexec_file_load", {37, kernel.get(), initramfs.get()})
+            .message();
+    EXPECT_THAT(m, HasSubstr("need more than half of this machine's memory"));
+    EXPECT_THAT(m, HasSubstr("kernel 40.0 MiB in memory (init_size of its boot header)"));
+    EXPECT_THAT(m, HasSubstr("initramfs 60.0 MiB, together 100.0 MiB"));
+    EXPECT_THAT(m, HasSubstr("MemTotal 176.0 MiB (limit 88.0 MiB)"));
+    EXPECT_THAT(m, HasSubstr("at least 202.0 MiB"));
+    EXPECT_THAT(m, Not(HasSubstr("longer than")));
+}
+
+TEST_F(KexecErrorTest, EinvalFromACommandLineLongerThanTheBootHeaderAllows) {
+    set("/proc/meminfo", "MemTotal:       4194304 kB\n");
+    UniqueFd kernel = boot_header_file(root_.path() / "vmlinuz", 2048, 40u << 20);
+    const std::string m =
+        kexec_error(EINVAL, sysroot_, "kexec_file_load", {3000, kernel.get(), -1}).message();
+    EXPECT_THAT(m, HasSubstr("command line (3001 bytes with its NUL) is longer than the new "
+                             "kernel accepts (cmdline_size 2048 in its boot header)"));
+}
+
+TEST_F(KexecErrorTest, EinvalForAnotherReasonStatesWhatWasChecked) {
+    set("/proc/meminfo", "MemTotal:       4194304 kB\n");
+    UniqueFd kernel = boot_header_file(root_.path() / "vmlinuz", 2048, 40u << 20);
+    UniqueFd initramfs = sparse_file(root_.path() / "initrd", 60 << 20);
+    const std::string m =
+        kexec_error(EINVAL, sysroot_, "kexec_file_load", {37, kernel.get(), initramfs.get()})
+            .message();
+    EXPECT_THAT(m, HasSubstr("(38 bytes with its NUL) fits the new kernel's limit of 2048"));
+    EXPECT_THAT(m, HasSubstr("under half of MemTotal 4096.0 MiB"));
+    EXPECT_THAT(m, HasSubstr("dmesg"));
 }
 
 // ----- the jump -----
