@@ -2,46 +2,16 @@
 // the confirmed slot (UEFI 2.10 §3.1.1 boot manager, §3.1.3 load options, §3.3 variables).
 #include <activation_efi/boot_control.hpp>
 #include <activation_efi/utf16.hpp>
-#include <cstdio>
+#include <nlohmann/json.hpp>
 
 namespace activate::efi {
 
 namespace {
 
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += c;
-                }
-        }
-    }
-    return out + "\"";
-}
-
-std::string json_index(const std::optional<uint16_t>& index) {
-    return index ? json_string(boot_entry_name(*index)) : "null";
+// A boot entry index as its variable name, or JSON null.
+nlohmann::ordered_json json_index(const std::optional<uint16_t>& index) {
+    return index ? nlohmann::ordered_json(boot_entry_name(*index))
+                 : nlohmann::ordered_json(nullptr);
 }
 
 std::string letter(const Slot& slot) { return std::string(1, slot.letter); }
@@ -186,31 +156,28 @@ Result<std::string> EfiBootControl::status_json(const SlotPair& slots) const {
     ACTIVATE_ASSIGN(auto order, entries_.boot_order());
     ACTIVATE_ASSIGN(auto next, entries_.boot_next());
     ACTIVATE_ASSIGN(auto current, entries_.boot_current());
-    std::string out = "{\"boot_order\":[";
-    for (size_t i = 0; i < order.size(); ++i)
-        out += (i ? "," : "") + json_string(boot_entry_name(order[i]));
-    out += "],\"boot_next\":" + json_index(next) + ",\"boot_current\":" + json_index(current) +
-           ",\"slots\":[";
+    nlohmann::ordered_json out = {{"boot_order", nlohmann::ordered_json::array()},
+                                  {"boot_next", json_index(next)},
+                                  {"boot_current", json_index(current)},
+                                  {"slots", nlohmann::ordered_json::array()}};
+    for (uint16_t index : order) out["boot_order"].push_back(boot_entry_name(index));
     const std::pair<const Slot*, const char*> roles[] = {{&slots.running, "running"},
                                                          {&slots.target, "target"}};
-    bool first = true;
     for (const auto& [slot, role] : roles) {
         ACTIVATE_ASSIGN(auto entry, entries_.find(*slot));
-        out += first ? "{" : ",{";
-        first = false;
-        out += "\"letter\":" + json_string(letter(*slot)) + ",\"role\":" + json_string(role);
-        if (!entry) {
-            out += ",\"entry\":null}";
-            continue;
+        nlohmann::ordered_json s = {{"letter", letter(*slot)}, {"role", role}, {"entry", nullptr}};
+        if (entry) {
+            s["entry"] = entry->name();
+            s["description"] = entry->option.description_utf8();
+            s["active"] = entry->option.active();
+            s["device_path"] = to_text(entry->option.file_path);
+            s["boot_next"] = next && *next == entry->index;
+            s["booted"] = current && *current == entry->index;
         }
-        out += ",\"entry\":" + json_string(entry->name()) +
-               ",\"description\":" + json_string(entry->option.description_utf8()) +
-               ",\"active\":" + (entry->option.active() ? "true" : "false") +
-               ",\"device_path\":" + json_string(to_text(entry->option.file_path)) +
-               ",\"boot_next\":" + (next && *next == entry->index ? "true" : "false") +
-               ",\"booted\":" + (current && *current == entry->index ? "true" : "false") + "}";
+        out["slots"].push_back(std::move(s));
     }
-    return out + "]}";
+    // A description is the firmware's bytes: invalid UTF-8 becomes U+FFFD instead of throwing.
+    return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::vector<PlanStep> EfiBootControl::plan() const {
