@@ -1,7 +1,7 @@
 // The "efi" BootControl: Boot#### entries per slot, BootNext for a one-time try, BootOrder for
 // the confirmed slot (UEFI 2.10 §3.1.1 boot manager, §3.1.3 load options, §3.3 variables).
 #include <activation_efi/boot_control.hpp>
-#include <activation_efi/utf16.hpp>
+#include <activate/utf16.hpp>
 #include <nlohmann/json.hpp>
 
 namespace activate::efi {

@@ -1,7 +1,7 @@
 // Boot#### / BootOrder / BootNext / BootCurrent handling (UEFI 2.10 §3.1, §3.3).
 #include <activation_efi/boot_entries.hpp>
 #include <activation_efi/byte_order.hpp>
-#include <activation_efi/utf16.hpp>
+#include <activate/utf16.hpp>
 #include <algorithm>
 #include <cstdio>
 

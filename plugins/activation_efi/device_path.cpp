@@ -4,7 +4,7 @@
 
 #include <activation_efi/byte_order.hpp>
 #include <activation_efi/device_path.hpp>
-#include <activation_efi/utf16.hpp>
+#include <activate/utf16.hpp>
 #include <cstdio>
 
 namespace activate::efi {

@@ -3,6 +3,7 @@
 // corrupt primary sends us to the backup at the last LBA.
 #include <zlib.h>
 
+#include <activate/utf16.hpp>
 #include <algorithm>
 #include <cstring>
 #include <payload_uki/gpt.hpp>
@@ -36,83 +37,13 @@ std::string hex(uint64_t v) {
     return "0x" + s;
 }
 
-// Appends one code point as UTF-8.
-void put_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
-
 // The partition name: UTF-16LE up to the first NUL; unpaired surrogates become U+FFFD so a
 // damaged name still prints.
 std::string decode_name(const uint8_t* p) {
-    std::string out;
-    for (size_t i = 0; i < kGptNameUnits; ++i) {
-        uint32_t u = le::load<uint16_t>(p + 2 * i);
-        if (u == 0) break;
-        if (u >= 0xD800 && u <= 0xDBFF && i + 1 < kGptNameUnits) {
-            uint32_t low = le::load<uint16_t>(p + 2 * (i + 1));
-            if (low >= 0xDC00 && low <= 0xDFFF) {
-                put_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00));
-                ++i;
-                continue;
-            }
-        }
-        put_utf8(out, (u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u);
-    }
-    return out;
-}
-
-Result<std::u16string> utf8_to_utf16(std::string_view s) {
-    std::u16string out;
-    for (size_t i = 0; i < s.size();) {
-        auto b = static_cast<uint8_t>(s[i]);
-        uint32_t cp;
-        size_t len;
-        if (b < 0x80) {
-            cp = b, len = 1;
-        } else if ((b & 0xE0) == 0xC0) {
-            cp = b & 0x1F, len = 2;
-        } else if ((b & 0xF0) == 0xE0) {
-            cp = b & 0x0F, len = 3;
-        } else if ((b & 0xF8) == 0xF0) {
-            cp = b & 0x07, len = 4;
-        } else {
-            return Error(ErrorKind::input,
-                         "invalid UTF-8 in partition name \"" + std::string(s) + "\"");
-        }
-        if (i + len > s.size())
-            return Error(ErrorKind::input,
-                         "truncated UTF-8 in partition name \"" + std::string(s) + "\"");
-        for (size_t k = 1; k < len; ++k) {
-            auto c = static_cast<uint8_t>(s[i + k]);
-            if ((c & 0xC0) != 0x80)
-                return Error(ErrorKind::input,
-                             "invalid UTF-8 in partition name \"" + std::string(s) + "\"");
-            cp = (cp << 6) | (c & 0x3F);
-        }
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            out += static_cast<char16_t>(0xD800 + (cp >> 10));
-            out += static_cast<char16_t>(0xDC00 + (cp & 0x3FF));
-        } else {
-            out += static_cast<char16_t>(cp);
-        }
-        i += len;
-    }
-    return out;
+    std::string_view units(reinterpret_cast<const char*>(p), 2 * kGptNameUnits);
+    std::u16string name = utf16_from_le_bytes(units);
+    name.resize(std::min(name.size(), name.find(u'\0')));
+    return utf16_to_utf8(name);
 }
 
 // One validated copy (primary or backup) of the table.
@@ -363,8 +294,11 @@ Result<GptEntry> decode_gpt_entry(std::span<const uint8_t> raw) {
 }
 
 Result<std::vector<uint8_t>> encode_gpt_entry(const GptEntry& e, uint32_t entry_size) {
-    ACTIVATE_ASSIGN(std::u16string name, utf8_to_utf16(e.name));
-    if (name.size() > kGptNameUnits)
+    auto name = utf8_to_utf16(e.name);
+    if (!name.ok())
+        return Error(ErrorKind::input,
+                     "partition name \"" + e.name + "\": " + name.error().message());
+    if (name->size() > kGptNameUnits)
         return Error(ErrorKind::input, "partition name \"" + e.name + "\" is longer than " +
                                            std::to_string(kGptNameUnits) + " UTF-16 code units");
     std::vector<uint8_t> raw(std::max<size_t>(entry_size, kGptEntryMinSize), 0);
@@ -373,8 +307,8 @@ Result<std::vector<uint8_t>> encode_gpt_entry(const GptEntry& e, uint32_t entry_
     le::store<uint64_t>(&raw[kOffFirst], e.first_lba);
     le::store<uint64_t>(&raw[kOffLast], e.last_lba);
     le::store<uint64_t>(&raw[kOffAttributes], e.attributes);
-    for (size_t i = 0; i < name.size(); ++i)
-        le::store<uint16_t>(&raw[kOffName + 2 * i], static_cast<uint16_t>(name[i]));
+    for (size_t i = 0; i < name->size(); ++i)
+        le::store<uint16_t>(&raw[kOffName + 2 * i], static_cast<uint16_t>((*name)[i]));
     return raw;
 }
 

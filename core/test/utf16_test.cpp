@@ -1,9 +1,9 @@
 // UTF-8 <-> UTF-16LE conversion edge cases.
 #include <gtest/gtest.h>
 
-#include <activation_efi/utf16.hpp>
+#include <activate/utf16.hpp>
 
-namespace activate::efi {
+namespace activate {
 namespace {
 
 TEST(Utf16, ConvertsAllPlanes) {
@@ -42,4 +42,4 @@ TEST(Utf16, LittleEndianBytes) {
 }
 
 }  // namespace
-}  // namespace activate::efi
+}  // namespace activate

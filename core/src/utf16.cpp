@@ -1,8 +1,8 @@
 // UTF-8 <-> UTF-16LE conversion for EFI strings (RFC 3629 for UTF-8, RFC 2781 for UTF-16).
-#include <activation_efi/utf16.hpp>
+#include <activate/utf16.hpp>
 #include <cstdint>
 
-namespace activate::efi {
+namespace activate {
 
 namespace {
 
@@ -110,4 +110,4 @@ std::string utf16_to_le_bytes(std::u16string_view utf16) {
     return out;
 }
 
-}  // namespace activate::efi
+}  // namespace activate
