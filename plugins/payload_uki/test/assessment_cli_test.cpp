@@ -10,7 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "test_support.hpp"
+#include "cli_fixture.hpp"
 
 namespace activate::payload_uki {
 namespace {
@@ -20,23 +20,7 @@ using Json = nlohmann::json;
 
 const std::string kGuid = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
-struct Outcome {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-Outcome run_shell(const std::string& command) {
-    TempDir io;
-    const std::string cmd = command + " >" + quote((io.path() / "out").string()) + " 2>" +
-                            quote((io.path() / "err").string());
-    const int status = std::system(cmd.c_str());
-    Outcome r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = read_file(io.path() / "out");
-    r.err = read_file(io.path() / "err");
-    return r;
-}
+using Outcome = CliOutcome;
 
 std::string efivar(uint16_t value) {
     std::string out("\x07\0\0\0", 4);
@@ -45,48 +29,27 @@ std::string efivar(uint16_t value) {
     return out;
 }
 
-class AssessmentCli : public ::testing::Test {
+class AssessmentCli : public CliMachine {
   protected:
     void SetUp() override {
-        fs::create_directories(root() / "esp");
+        CliMachine::SetUp();
+        if (HasFatalFailure()) return;
         fs::create_directories(root() / "proc/sys/kernel/random");
-        fs::create_directories(efivars());
-        fs::create_directories(root() / "etc/activate/keys");
         for (const auto& e :
              fs::directory_iterator(fs::path(ACTIVATE_TESTDATA_DIR) / "ovmf-efivars"))
             fs::copy_file(e.path(), efivars() / e.path().filename());
         boot('A', "boot-1");
-        ASSERT_TRUE(make_slot_disk(root() / "disk.img"));
-        ASSERT_TRUE(make_uki(work_.path() / "kernel_efi.efi",
-                             {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-X ro"},
-                              {".linux", random_bytes(50000, 61)},
-                              {".initrd", random_bytes(7000, 62)}}));
-        write_file(work_.path() / "verity_rootfs.img", random_bytes(1 << 20, 63));
-        ASSERT_EQ(activate("bundle keygen -o " + quote((work_.path() / "release").string())).code,
-                  0);
-        fs::copy_file(work_.path() / "release.pub", root() / "etc/activate/keys/release.pub");
-        Outcome created =
-            activate("bundle create --key " + quote((work_.path() / "release.secret").string()) +
-                     " --compatible metropolis-x86_64 --version 1.2.3 -o " +
-                     quote((root() / "b.zip").string()) + " " +
-                     quote((work_.path() / "verity_rootfs.img").string()) + " " +
-                     quote((work_.path() / "kernel_efi.efi").string()));
+        Outcome created = create_bundle(root() / "b.zip", "1.2.3");
         ASSERT_EQ(created.code, 0) << created.err;
     }
 
-    fs::path root() const { return root_.path(); }
     fs::path efivars() const { return root() / "sys/firmware/efi/efivars"; }
     fs::path var(const std::string& name) const { return efivars() / (name + "-" + kGuid); }
 
-    Outcome activate(const std::string& args) {
-        return run_shell(std::string(ACTIVATE_BINARY) + " " + args);
-    }
+    Outcome activate(const std::string& args) { return run_activate(args); }
     // The shipped policy on this sysroot, with checks that do not look at this host's systemd.
     std::string policy(const std::string& which, const std::string& checks = "[]") const {
-        return "--policy " SOURCE_DIR "/config/update-" + which +
-               ".yaml --plugin-dir " PLUGIN_DIR " --sysroot " + quote(root().string()) +
-               " --set payload.settings.disk=/disk.img --set " +
-               quote("assessment.checks=" + checks);
+        return shipped_policy(which, root()) + " --set " + quote("assessment.checks=" + checks);
     }
     // The machine runs `slot` in a new kernel boot.
     void boot(char slot, const std::string& id) {
@@ -114,8 +77,6 @@ class AssessmentCli : public ::testing::Test {
         return status(which)["boot"]["boot_order"].get<std::vector<std::string>>();
     }
     std::string jumps() const { return read_file(root() / "run/activate/reboot"); }
-
-    TempDir root_, work_;
 };
 
 TEST_F(AssessmentCli, KexecTrialIsRecordedThenAssessedGoodAndMadeFirst) {
@@ -251,8 +212,8 @@ TEST_F(AssessmentCli, AFullVariableStoreStopsTheInstallBeforeAnythingIsWritten) 
     const uint32_t b_before = checksum(root() / "disk.img", b_offset, b_size);
     const std::string vars = quote(efivars().string());
     const std::string recorded = quote((fs::path(ACTIVATE_TESTDATA_DIR) / "ovmf-efivars").string());
-    const std::string listing_before = quote((work_.path() / "before").string());
-    const std::string listing_after = quote((work_.path() / "after").string());
+    const std::string listing_before = quote((work() / "before").string());
+    const std::string listing_after = quote((work() / "after").string());
     const std::string script =
         "mount -t tmpfs -o size=256k tmpfs " + vars + " && cp " + recorded + "/* " + vars +
         " && (dd if=/dev/zero of=" + vars + "/zz-fill bs=4096 2>/dev/null; true)" + " && ls -l " +
@@ -264,8 +225,8 @@ TEST_F(AssessmentCli, AFullVariableStoreStopsTheInstallBeforeAnythingIsWritten) 
               std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("efibootmgr -b XXXX -B"), std::string::npos) << r.err;
-    EXPECT_EQ(read_file(work_.path() / "after"), read_file(work_.path() / "before"));
-    EXPECT_EQ(read_file(work_.path() / "before").find("Boot0008"), std::string::npos);
+    EXPECT_EQ(read_file(work() / "after"), read_file(work() / "before"));
+    EXPECT_EQ(read_file(work() / "before").find("Boot0008"), std::string::npos);
     EXPECT_EQ(checksum(root() / "disk.img", b_offset, b_size), b_before);
     EXPECT_FALSE(fs::exists(root() / "esp/EFI/metropolis/boot-b.efi"));
     EXPECT_FALSE(fs::exists(root() / "esp/EFI/activate/versions.json"));

@@ -15,71 +15,27 @@
 #include <activate/bundle/writer.hpp>
 #include <nlohmann/json.hpp>
 
-#include "test_support.hpp"
+#include "cli_fixture.hpp"
 
 namespace activate::payload_uki {
 namespace {
 
 using namespace testing;
 
-struct Outcome {
-    int code = -1;
-    std::string out;  // stdout only
-    std::string err;
-};
+using Outcome = CliOutcome;
 
-Outcome run_activate(const std::string& args) {
-    TempDir io;
-    const std::string cmd = std::string(ACTIVATE_BINARY) + " " + args + " >" +
-                            quote((io.path() / "out").string()) + " 2>" +
-                            quote((io.path() / "err").string());
-    const int status = std::system(cmd.c_str());
-    Outcome r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = read_file(io.path() / "out");
-    r.err = read_file(io.path() / "err");
-    return r;
-}
-
-class SignedUpdateCli : public ::testing::Test {
+class SignedUpdateCli : public CliMachine {
   protected:
-    void SetUp() override {
-        fs::create_directories(root() / "proc");
-        fs::create_directories(root() / "esp");
-        fs::create_directories(root() / "sys/firmware/efi/efivars");
-        fs::create_directories(root() / "etc/activate/keys");
-        write_file(root() / "proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-A ro\n");
-        ASSERT_TRUE(make_slot_disk(root() / "disk.img"));
-        ASSERT_TRUE(make_uki(work_.path() / "kernel_efi.efi",
-                             {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-X ro"},
-                              {".linux", random_bytes(50000, 51)},
-                              {".initrd", random_bytes(7000, 52)}}));
-        write_file(work_.path() / "verity_rootfs.img", random_bytes(2 << 20, 53));
-        ASSERT_EQ(
-            run_activate("bundle keygen -o " + quote((work_.path() / "release").string())).code, 0);
-        fs::copy_file(work_.path() / "release.pub", root() / "etc/activate/keys/release.pub");
-    }
+    SignedUpdateCli() { image_size_ = 2 << 20; }
 
-    fs::path root() const { return root_.path(); }
-
-    // `activate bundle create` into the sysroot as /<name>, the UKI first
-    // (docs/bundle-format.md).
+    // `activate bundle create` into the sysroot as /<name>.
     void create(const std::string& name, const std::string& version,
                 const std::string& compatible = "metropolis-x86_64") {
-        Outcome r = run_activate("bundle create --key " +
-                                 quote((work_.path() / "release.secret").string()) +
-                                 " --compatible " + compatible + " --version " + version + " -o " +
-                                 quote((root() / name).string()) + " " +
-                                 quote((work_.path() / "kernel_efi.efi").string()) + " " +
-                                 quote((work_.path() / "verity_rootfs.img").string()));
+        Outcome r = create_bundle(root() / name, version, compatible);
         ASSERT_EQ(r.code, 0) << r.err;
     }
 
-    std::string policy_args() const {
-        return "--policy " SOURCE_DIR "/config/update-kexec.yaml --plugin-dir " PLUGIN_DIR
-               " --sysroot " +
-               quote(root().string()) + " --set payload.settings.disk=/disk.img";
-    }
+    std::string policy_args() const { return shipped_policy("kexec", root()); }
 
     Outcome update(const std::string& bundle, const std::string& extra = "") {
         return run_activate(policy_args() + " --bundle " + bundle + " " + extra);
@@ -119,8 +75,6 @@ class SignedUpdateCli : public ::testing::Test {
         EXPECT_FALSE(fs::exists(root() / "run/activate/kexec/kernel"));
         EXPECT_FALSE(fs::exists(root() / "run/activate/reboot"));
     }
-
-    TempDir root_, work_;
 };
 
 TEST_F(SignedUpdateCli, SignedBundleInstallsStagesAndJumps) {
@@ -272,7 +226,7 @@ TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
     expect_untouched();
 
     // Not signed: an Info-ZIP zip of the same files.
-    ASSERT_TRUE(run("cd " + quote(work_.path().string()) + " && zip -q -X " +
+    ASSERT_TRUE(run("cd " + quote(work().string()) + " && zip -q -X " +
                     quote((root() / "plain.zip").string()) + " kernel_efi.efi verity_rootfs.img"));
     r = update("/plain.zip");
     EXPECT_EQ(r.code, 8) << r.err;
@@ -307,10 +261,10 @@ TEST_F(SignedUpdateCli, DowngradeNeedsTheFlag) {
 
 TEST_F(SignedUpdateCli, BundleTools) {
     // keygen: secret key 0600, never overwritten.
-    EXPECT_EQ(fs::status(work_.path() / "release.secret").permissions() & fs::perms::all,
+    EXPECT_EQ(fs::status(work() / "release.secret").permissions() & fs::perms::all,
               fs::perms::owner_read | fs::perms::owner_write);
-    EXPECT_EQ(read_file(work_.path() / "release.pub").rfind("activate-ed25519-public ", 0), 0u);
-    Outcome again = run_activate("bundle keygen -o " + quote((work_.path() / "release").string()));
+    EXPECT_EQ(read_file(work() / "release.pub").rfind("activate-ed25519-public ", 0), 0u);
+    Outcome again = run_activate("bundle keygen -o " + quote((work() / "release").string()));
     EXPECT_EQ(again.code, 2);
     EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
 
@@ -332,13 +286,12 @@ TEST_F(SignedUpdateCli, BundleTools) {
         << json.out;
 
     // verify: a key directory without this key; a wrong compatible string; a plain zip.
-    fs::create_directories(work_.path() / "other-keys");
-    ASSERT_EQ(
-        run_activate("bundle keygen -o " + quote((work_.path() / "other-keys/x").string())).code,
-        0);
-    fs::remove(work_.path() / "other-keys/x.secret");
-    Outcome unknown = run_activate("bundle verify --keys " +
-                                   quote((work_.path() / "other-keys").string()) + " " + b);
+    fs::create_directories(work() / "other-keys");
+    ASSERT_EQ(run_activate("bundle keygen -o " + quote((work() / "other-keys/x").string())).code,
+              0);
+    fs::remove(work() / "other-keys/x.secret");
+    Outcome unknown =
+        run_activate("bundle verify --keys " + quote((work() / "other-keys").string()) + " " + b);
     EXPECT_EQ(unknown.code, 8) << unknown.err;
     EXPECT_NE(unknown.err.find("signed by unknown key"), std::string::npos) << unknown.err;
     Outcome wrong =
@@ -346,8 +299,7 @@ TEST_F(SignedUpdateCli, BundleTools) {
                      " --compatible board-9 " + b);
     EXPECT_EQ(wrong.code, 8);
     EXPECT_NE(wrong.err.find("(--compatible)"), std::string::npos) << wrong.err;
-    Outcome not_a_bundle =
-        run_activate("bundle info " + quote((work_.path() / "release.pub").string()));
+    Outcome not_a_bundle = run_activate("bundle info " + quote((work() / "release.pub").string()));
     EXPECT_EQ(not_a_bundle.code, 5) << not_a_bundle.err;
 
     // Usage errors exit 2 and print nothing on stdout.

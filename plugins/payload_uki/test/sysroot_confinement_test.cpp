@@ -10,86 +10,43 @@
 #include <cstdlib>
 #include <optional>
 
+#include "cli_fixture.hpp"
 #include "seccomp_filter.hpp"
-#include "test_support.hpp"
 
 namespace activate::payload_uki {
 namespace {
 
 using namespace testing;
 
-struct Outcome {
-    int status = -1;  // as waitpid() reports it
-    int code = -1;    // the exit code, -1 if it did not exit
-    std::string err;
-};
+using Outcome = CliOutcome;
 
-class SysrootConfinement : public ::testing::Test {
+class SysrootConfinement : public CliMachine {
   protected:
+    // Slot B's own UKI, as the EFI policy boots it.
+    SysrootConfinement() { uki_cmdline_ = "root=PARTLABEL=METROPOLIS-SYSTEM-B ro"; }
+
     void SetUp() override {
-        fs::create_directories(root() / "proc");
-        fs::create_directories(root() / "esp");
-        fs::create_directories(root() / "sys/firmware/efi/efivars");
-        fs::create_directories(root() / "etc/activate/keys");
-        write_file(root() / "proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-A ro\n");
-        ASSERT_TRUE(make_slot_disk(root() / "disk.img"));
-        // Slot B's own UKI, as the EFI policy boots it.
-        ASSERT_TRUE(make_uki(work_.path() / "kernel_efi.efi",
-                             {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-B ro"},
-                              {".linux", random_bytes(50000, 61)},
-                              {".initrd", random_bytes(7000, 62)}}));
-        write_file(work_.path() / "verity_rootfs.img", random_bytes(1 << 20, 63));
-        ASSERT_EQ(activate("bundle keygen -o " + quote((work_.path() / "release").string())).code,
-                  0);
-        fs::copy_file(work_.path() / "release.pub", root() / "etc/activate/keys/release.pub");
-        Outcome created =
-            activate("bundle create --key " + quote((work_.path() / "release.secret").string()) +
-                     " --compatible metropolis-x86_64 --version 1.0 -o " +
-                     quote((work_.path() / "b.zip").string()) + " " +
-                     quote((work_.path() / "verity_rootfs.img").string()) + " " +
-                     quote((work_.path() / "kernel_efi.efi").string()));
+        CliMachine::SetUp();
+        if (HasFatalFailure()) return;
+        Outcome created = create_bundle(work() / "b.zip", "1.0");
         ASSERT_EQ(created.code, 0) << created.err;
     }
 
-    fs::path root() const { return root_.path(); }
     // Where an absolute host path lies inside the sysroot.
     fs::path inside(const fs::path& host) const { return root() / host.relative_path(); }
 
-    // Runs `activate <args>` through /bin/sh; when `denied_syscall` is set, under a seccomp
-    // filter that kills the process the moment it makes that system call.
-    Outcome activate(const std::string& args, std::optional<long> denied_syscall = {}) {
-        const std::string cmd = std::string(ACTIVATE_BINARY) + " " + args + " >/dev/null 2>" +
-                                quote((io_.path() / "err").string());
-        Outcome r;
-        if (denied_syscall)
-            r.status = test::wait_status_with_syscall_denied(
-                *denied_syscall, SECCOMP_RET_KILL_PROCESS, [&] {
-                    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-                    return 127;
-                });
-        else
-            r.status = std::system(cmd.c_str());
-        r.code = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
-        r.err = read_file(io_.path() / "err");
-        return r;
-    }
-
     Outcome update(const std::string& bundle, std::optional<long> denied_syscall = {}) {
-        return activate("--policy " SOURCE_DIR "/config/update-efi.yaml --plugin-dir " PLUGIN_DIR
-                        " --sysroot " +
-                            quote(root().string()) + " --set payload.settings.disk=/disk.img" +
-                            " --bundle " + bundle,
-                        denied_syscall);
+        return run_activate(shipped_policy("efi", root()) + " --bundle " + bundle, denied_syscall);
     }
 
-    TempDir root_, work_, io_, host_;
+    TempDir host_;
 };
 
 // SR/esp -> <a host directory>: the install may only ever write <SR>/<that directory>.
 TEST_F(SysrootConfinement, EspLinkedToAHostDirectoryGetsNothing) {
     fs::remove(root() / "esp");
     fs::create_directory_symlink(host_.path(), root() / "esp");
-    fs::copy_file(work_.path() / "b.zip", root() / "b.zip");
+    fs::copy_file(work() / "b.zip", root() / "b.zip");
 
     // Not inside the sysroot: the ESP is missing there, and the update says so.
     Outcome refused = update("/b.zip");
@@ -110,7 +67,7 @@ TEST_F(SysrootConfinement, EspLinkedToAHostDirectoryGetsNothing) {
 
 // SR/link.zip -> <a host file>: the bundle is looked for inside the sysroot, never on the host.
 TEST_F(SysrootConfinement, BundleLinkedToAHostFileIsNotRead) {
-    const fs::path host_bundle = work_.path() / "b.zip";
+    const fs::path host_bundle = work() / "b.zip";
     fs::create_symlink(host_bundle, root() / "link.zip");
     fs::create_symlink("/etc/passwd", root() / "passwd.zip");
     for (const char* link : {"/link.zip", "/passwd.zip"}) {
@@ -142,7 +99,7 @@ TEST_F(SysrootConfinement, FirmwareRebootMakesNoSync) {
         SYS_getppid, SECCOMP_RET_KILL_PROCESS, [] { return ::syscall(SYS_getppid) > 0 ? 0 : 1; });
     ASSERT_TRUE(WIFSIGNALED(control) && WTERMSIG(control) == SIGSYS) << control;
 
-    fs::copy_file(work_.path() / "b.zip", root() / "b.zip");
+    fs::copy_file(work() / "b.zip", root() / "b.zip");
     Outcome r = update("/b.zip", SYS_sync);
     EXPECT_FALSE(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSYS)
         << "activate called sync(2) under --sysroot";
