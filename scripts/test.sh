@@ -45,7 +45,7 @@ ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
 
 if [ "$quick" = 0 ]; then
   phase "build (ASan+UBSan, $sanitizer_flags)"
-  cmake -S . -B build-asan -G Ninja -DACTIVATE_SANITIZE=ON -DACTIVATE_VM_TESTS=OFF \
+  cmake -S . -B build-asan -G Ninja -DACTIVATE_SANITIZE=ON -DACTIVATE_VM_TESTS=OFF -DACTIVATE_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$sanitizer_flags" \
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="$sanitizer_flags" >/dev/null
   cmake --build build-asan -j "$jobs"
