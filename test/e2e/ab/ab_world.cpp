@@ -259,9 +259,8 @@ Result<fs::path> AbWorld::Uki(const std::string& variant, const std::string& slo
     UkiSpec spec;
     spec.kernel = kernel_.bzimage;
     spec.initrd = initrd;
-    spec.cmdline =
-        "console=ttyS0 panic=-1 quiet rdinit=/minit root=PARTLABEL=METROPOLIS-SYSTEM-" + slot +
-        (extra_cmdline.empty() ? "" : " " + extra_cmdline);
+    spec.cmdline = "console=ttyS0 panic=-1 quiet rdinit=/minit root=PARTLABEL=METROPOLIS-SYSTEM-" +
+                   slot + (extra_cmdline.empty() ? "" : " " + extra_cmdline);
     return BuildUki(spec);
 }
 
