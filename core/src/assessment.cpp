@@ -4,6 +4,7 @@
 // repeatable, so a crash or kill -9 between any two steps is finished by the next assess.
 #include <activate/engine.hpp>
 #include <activate/health_check.hpp>
+#include <activate/watchdog.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -83,6 +84,7 @@ Status Engine::assess() {
                 ACTIVATE_TRY(record.write(sysroot_, path));
                 log_.info(slot_name(running) + " marked good (finishing the assessment of " +
                           format_rfc3339(t.assessed_at.value_or(t.jumped_at)) + ")");
+                release_watchdog_after_assessment(sysroot_, policy_.watchdog, log_);
                 return {};
             }
             break;
@@ -203,6 +205,9 @@ Status Engine::assess_running_target(ActivationRecord& record, const SlotPair& s
             (policy_.assessment.checks.size() == 1 ? "" : "s") + " passed" +
             (t.switch_time_ms ? "; switch time " + std::to_string(*t.switch_time_ms) + " ms" : "") +
             ")");
+        // Last: the verdict and the boot order are on disk, so a reset from here on boots this
+        // slot. Until then the watchdog armed before the jump still guards the way back.
+        release_watchdog_after_assessment(sysroot_, policy_.watchdog, log_);
         return {};
     }
     t.state = TrialState::failed;

@@ -179,6 +179,24 @@ void disarm_watchdog_after_failed_jump(const Sysroot& sysroot, const WatchdogSet
         log.info("the jump failed; watchdog " + settings.device + " " + to_string(*released));
 }
 
+void release_watchdog_after_assessment(const Sysroot& sysroot, const WatchdogSettings& settings,
+                                       const Log& log) {
+    if (!settings.armed()) return;
+    Result<WatchdogRelease> released = release_watchdog(sysroot, settings.device);
+    if (!released.ok()) {
+        log.warning("the slot is good, but the watchdog " + settings.device +
+                    " armed before the jump could not be released (" + released.error().message() +
+                    "); if it is still running, it resets the machine into this slot");
+        return;
+    }
+    if (*released == WatchdogRelease::handed_over)
+        log.info("watchdog " + settings.device +
+                 " handed over: another process holds it (e.g. systemd's RuntimeWatchdogSec=) "
+                 "and keeps pinging it");
+    else
+        log.info("watchdog " + settings.device + " disarmed (magic close)");
+}
+
 Result<std::string> cmdline_with_hang_protection(std::string_view cmdline,
                                                  const WatchdogSettings& settings) {
     KernelCmdline parsed = parse_kernel_cmdline(cmdline);

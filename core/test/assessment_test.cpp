@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/kexec.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 
 #include <activate/engine.hpp>
@@ -444,6 +445,93 @@ TEST_F(AssessmentTest, AFailureWhoseFallbackWasCutShortIsFinishedInTheSameBootOn
     EXPECT_NE(s.error().message().find("rebooting into slot A"), std::string::npos);
     EXPECT_EQ(boot_log(), "begin B\nfinish B\nnext A\n");
     EXPECT_EQ(jumps(), "kexec\nreboot\n");
+}
+
+// ----- the watchdog armed before the jump, after the verdict -----
+
+// The policy's checks with hang protection; under the sysroot /dev/watchdog is a plain file and
+// every arm/release is a line of run/activate/watchdog.
+std::string with_watchdog(const std::string& checks) {
+    return checks + "  watchdog: {device: /dev/watchdog, timeout: 30s}\n";
+}
+
+TEST_F(AssessmentTest, AGoodAssessmentReleasesTheWatchdogArmedBeforeTheJump) {
+    test::write_file(dir_ / "dev/watchdog", "");
+    update("kexec", with_watchdog(kPasses));
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/watchdog"), "arm /dev/watchdog 30\n");
+    boot("B", "boot-2");
+    ASSERT_TRUE(assess(with_watchdog(kPasses)).ok());
+    EXPECT_EQ(record().trial->state, TrialState::good);
+    // Released after mark-good (the boot order names B first by then), by the magic close.
+    EXPECT_EQ(boot_log(), "begin B\nfinish B\ngood B\n");
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/watchdog"),
+              "arm /dev/watchdog 30\ndisarm /dev/watchdog\n");
+    // Nothing left to assess, nothing released again.
+    ASSERT_TRUE(assess(with_watchdog(kPasses)).ok());
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/watchdog"),
+              "arm /dev/watchdog 30\ndisarm /dev/watchdog\n");
+}
+
+// systemd's RuntimeWatchdogSec= holds the device (EBUSY; an flock under the sysroot): the new
+// system already pings it, so the release is a hand-over and leaves it alone.
+TEST_F(AssessmentTest, AGoodAssessmentHandsTheWatchdogOverToItsHolder) {
+    test::write_file(dir_ / "dev/watchdog", "");
+    update("kexec", with_watchdog(kPasses));
+    boot("B", "boot-2");
+    UniqueFd holder(::open((dir_ / "dev/watchdog").c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_EQ(::flock(holder.get(), LOCK_EX), 0);
+    ASSERT_TRUE(assess(with_watchdog(kPasses)).ok());
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/watchdog"),
+              "arm /dev/watchdog 30\nhanded-over /dev/watchdog\n");
+}
+
+// The verdict recorded, mark-good cut short: finishing it also ends the hang protection.
+TEST_F(AssessmentTest, FinishingAGoodVerdictReleasesTheWatchdog) {
+    test::write_file(dir_ / "dev/watchdog", "");
+    update("kexec", with_watchdog(kPasses));
+    boot("B", "boot-2");
+    ActivationRecord r = record();
+    r.trial->state = TrialState::good;
+    r.trial->pending = TrialPending::mark_good;
+    ASSERT_TRUE(r.write(sysroot_, "/" + kRecord).ok());
+    ASSERT_TRUE(assess(with_watchdog(kPasses)).ok());
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/watchdog"),
+              "arm /dev/watchdog 30\ndisarm /dev/watchdog\n");
+}
+
+// A failed slot keeps the watchdog counting: it is on its way back anyway, and if the fallback
+// reboot hangs, the reset is the way back.
+TEST_F(AssessmentTest, AFailedAssessmentLeavesTheWatchdogArmed) {
+    test::write_file(dir_ / "dev/watchdog", "");
+    update("kexec", with_watchdog(kFails));
+    boot("B", "boot-2");
+    ASSERT_FALSE(assess(with_watchdog(kFails)).ok());
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/watchdog"), "arm /dev/watchdog 30\n");
+}
+
+// A watchdog that cannot be released does not undo a good verdict: a warning, exit 0.
+TEST_F(AssessmentTest, AWatchdogThatCannotBeReleasedIsAWarningNotAFailure) {
+    test::write_file(dir_ / "dev/watchdog", "");
+    update("kexec", with_watchdog(kPasses));
+    std::filesystem::remove(dir_ / "dev/watchdog");  // the new slot has no such device
+    boot("B", "boot-2");
+    Logger logger(LogLevel::warning);
+    Result<YAML::Node> root = load_policy_yaml_text(policy(with_watchdog(kPasses)), "a.yaml");
+    ASSERT_TRUE(root.ok()) << root.error().message();
+    Result<Policy> p = parse_policy(*root, "a.yaml");
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    auto e = Engine::create(std::move(p).value(), registry_, sysroot_, logger);
+    ASSERT_TRUE(e.ok()) << e.error().message();
+    ::testing::internal::CaptureStderr();
+    Status s = (*e)->assess();
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(record().trial->state, TrialState::good);
+    EXPECT_EQ(record().slot('B').state, SlotState::good);
+    EXPECT_NE(err.find("the slot is good, but the watchdog /dev/watchdog armed before the jump "
+                       "could not be released"),
+              std::string::npos)
+        << err;
 }
 
 TEST_F(AssessmentTest, MarkGoodByHandEndsTheTrialGood) {

@@ -79,6 +79,14 @@ Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& 
 void disarm_watchdog_after_failed_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
                                        const Log& log);
 
+// At the end of a good assessment (`activate assess`, assessment.cpp): the new slot proved
+// itself, so the watchdog armed before the jump into it must not reset it. Releases the policy's
+// watchdog, if any (release_watchdog(): handed over to its holder, or disarmed by the magic
+// close), and logs which. A failure is logged as a warning, not returned: the slot is good and
+// recorded so; a watchdog still counting resets into BootOrder's first entry, now this slot.
+void release_watchdog_after_assessment(const Sysroot& sysroot, const WatchdogSettings& settings,
+                                       const Log& log);
+
 // The command line for a kernel started by kexec, with what hang protection needs added unless
 // the line already sets it (the UKI's own choice wins; everything else is kept):
 //   watchdog.open_timeout=<timeout>  a driver that finds its timer running (iTCO_wdt) has it

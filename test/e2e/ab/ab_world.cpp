@@ -148,6 +148,42 @@ std::optional<BootStatus> ParseStatus(const std::string& json) {
             SlotStatus{sm[2], sm[3], sm[4] == "true", sm[5] == "true", sm[6] == "true"};
     }
     if (s.slots.size() != 2) return {};
+    // The record's view: "slots":{"A":{"state":"good",...},"B":{...}} and "last_activation".
+    const std::string str = R"re("((?:[^"\\]|\\.)*)")re";
+    auto unescape = [](std::string v) {
+        std::string out;
+        for (size_t i = 0; i < v.size(); ++i)
+            out += (v[i] == '\\' && i + 1 < v.size()) ? v[++i] : v[i];
+        return out;
+    };
+    for (const char* letter : {"A", "B"}) {
+        if (!std::regex_search(json, m,
+                               std::regex(std::string("\"") + letter +
+                                          R"re(":\{"state":"(\w+)"(?:,"reason":)re" + str + ")?")))
+            return {};
+        s.verdicts[letter] = SlotVerdict{m[1], unescape(m[2])};
+    }
+    const size_t at = json.find("\"last_activation\":{");
+    if (at != std::string::npos) {
+        const std::string last = json.substr(at, json.find("\"boot\":", at) - at);
+        LastActivation l;
+        auto field = [&](const char* key) {
+            std::smatch f;
+            return std::regex_search(last, f, std::regex(std::string("\"") + key + "\":" + str))
+                       ? unescape(f[1])
+                       : std::string();
+        };
+        l.mode = field("mode");
+        l.from = field("from");
+        l.to = field("to");
+        l.outcome = field("outcome");
+        l.reason = field("reason");
+        l.returned = !field("returned_at").empty();
+        std::smatch f;
+        if (std::regex_search(last, f, std::regex(R"re("switch_time_ms":(\d+))re")))
+            l.switch_time_ms = std::stoll(f[1]);
+        s.last = l;
+    }
     return s;
 }
 
@@ -196,6 +232,7 @@ Result<fs::path> AbWorld::Initramfs(const std::string& variant) {
     InitramfsSpec spec;
     spec.modules = {"virtio_pci", "virtio_blk", "virtio_net", "efivarfs",
                     "vfat",       "nls_cp437",  "nls_ascii",  "nls_utf8"};
+    spec.modules.insert(spec.modules.end(), extra_modules.begin(), extra_modules.end());
     spec.init = kNotInit;
     spec.files = {
         // The shipped static minit is PID 1; the scenario runs as its core.
@@ -222,8 +259,8 @@ Result<fs::path> AbWorld::Uki(const std::string& variant, const std::string& slo
     UkiSpec spec;
     spec.kernel = kernel_.bzimage;
     spec.initrd = initrd;
-    spec.cmdline =
-        "console=ttyS0 panic=-1 quiet rdinit=/minit root=PARTLABEL=METROPOLIS-SYSTEM-" + slot;
+    spec.cmdline = "console=ttyS0 panic=-1 quiet rdinit=/minit root=PARTLABEL=METROPOLIS-SYSTEM-" +
+                   slot + (extra_cmdline.empty() ? "" : " " + extra_cmdline);
     return BuildUki(spec);
 }
 
@@ -313,6 +350,7 @@ Result<std::unique_ptr<Machine>> AbWorld::Boot(const std::string& run, bool rebo
     o.memory_mib = 1024;
     o.timeout = seconds(1200);
     o.reboot_ends_run = reboot_ends_run;
+    o.extra_args = extra_qemu_args;
     return Launch(o);
 }
 

@@ -26,11 +26,24 @@ struct SlotStatus {
     std::string entry;  // Boot#### or empty
     bool active = false, boot_next = false, booted = false;
 };
+// What the activation record says about one slot (docs/boot-assessment.md).
+struct SlotVerdict {
+    std::string state;   // good | trying | failed | unknown
+    std::string reason;  // why it failed, JSON escapes undone
+};
+// The last activation (`last_activation`), when there was one.
+struct LastActivation {
+    std::string mode, from, to, outcome, reason;
+    std::optional<long long> switch_time_ms;
+    bool returned = false;  // returned_at is set: the previous slot was found running again
+};
 struct BootStatus {
     std::string running;
     std::vector<std::string> boot_order;
-    std::string boot_next;                    // "null" or "\"Boot0003\""-like raw value
-    std::map<std::string, SlotStatus> slots;  // by letter
+    std::string boot_next;                        // "null" or "\"Boot0003\""-like raw value
+    std::map<std::string, SlotStatus> slots;      // by letter, the boot control's view
+    std::map<std::string, SlotVerdict> verdicts;  // by letter, the activation record's view
+    std::optional<LastActivation> last;
 };
 std::optional<BootStatus> ParseStatus(const std::string& json);
 
@@ -50,6 +63,13 @@ Status CreateSignedBundle(const fs::path& zip, const std::vector<std::string>& m
 
 class AbWorld {
   public:
+    // What a test adds to the machine, set before the images are made and the guest booted:
+    // words appended to every UKI's command line, modules every variant's init loads, and QEMU
+    // arguments (e.g. a watchdog device). Empty by default.
+    std::string extra_cmdline;
+    std::vector<std::string> extra_modules;
+    std::vector<std::string> extra_qemu_args;
+
     // Empties the work directory LogDir()/e2e-ab/<name>; `name` also names the guests' logs.
     Status Init(const std::string& name);
     const fs::path& dir() const { return dir_; }
