@@ -39,6 +39,14 @@ foreach(prefix /usr /opt/activate)
     "Type=oneshot" "TimeoutStartSec=infinity" "DefaultDependencies=no"
     "After=multi-user.target" "Before=boot-complete.target"
     "WantedBy=multi-user.target" "RequiredBy=boot-complete.target")
+  # Socket activation: a root-only socket at the path `activate request` uses by default, and a
+  # service that takes it (no --socket) with both shipped update policies.
+  check_unit(${units}/activate.socket
+    "ListenStream=/run/activate/activate.sock" "SocketMode=0600" "DirectoryMode=0700"
+    "WantedBy=sockets.target")
+  check_unit(${units}/activate.service
+    "ExecStart=${prefix}/bin/activate serve --policy /etc/activate/update-efi.yaml --policy /etc/activate/update-kexec.yaml"
+    "Requires=activate.socket")
   if(EXISTS ${units}/activate-mark-good.service)
     message(FATAL_ERROR "activate-mark-good.service is installed: assess marks good at boot")
   endif()
