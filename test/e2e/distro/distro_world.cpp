@@ -158,14 +158,15 @@ Result<fs::path> DistroWorld::SlotImage(const std::string& variant) {
     const fs::path config = E2E_DISTRO_CONFIG_DIR;
     Ext4Spec spec;
     spec.tarball = debian_.tarball;
-    // The layout `cmake --install --prefix /usr` makes; /usr/lib is on the loader's default
-    // path, so the build tree's RUNPATH in the binaries does not matter.
+    // The layout `cmake --install --prefix /usr` makes (and the .deb has): the executable finds
+    // the plugins in ../<libdir>/activate/plugins, the libdir compiled in.
+    const std::string lib = std::string("/usr/") + E2E_DISTRO_LIBDIR;
     spec.files = {
         {activate, "/usr/bin/activate"},
-        {core, "/usr/lib/libactivate-core.so"},
-        {uki, "/usr/lib/activate/plugins/uki.so"},
-        {efi, "/usr/lib/activate/plugins/efi.so"},
-        {kexec, "/usr/lib/activate/plugins/kexec.so"},
+        {core, lib + "/libactivate-core.so"},
+        {uki, lib + "/activate/plugins/uki.so"},
+        {efi, lib + "/activate/plugins/efi.so"},
+        {kexec, lib + "/activate/plugins/kexec.so"},
         {config / "update-efi.yaml", "/etc/activate/update-efi.yaml"},
         {config / "update-kexec.yaml", "/etc/activate/update-kexec.yaml"},
         // The shipped policies install only bundles signed by a trusted key.
