@@ -29,6 +29,13 @@ for f in "$deb" "$takeover_deb"; do
   [ -f "$f" ] || fail "not built: $f (made: $(ls "$work/out"))"
 done
 
+# A plain `cmake --install --prefix` writes nothing outside its prefix: the /etc files are the
+# package's alone (packaging/CMakeLists.txt).
+DESTDIR="$work/plain" cmake --install "$build" --prefix /opt/activate >/dev/null ||
+  fail "cmake --install --prefix /opt/activate failed"
+outside=$(cd "$work/plain" && find . -mindepth 1 -not -path ./opt -not -path './opt/*' | head -5)
+[ -z "$outside" ] || fail "cmake --install --prefix /opt/activate writes outside it: $outside"
+
 # The file lists.
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$work/files"
 dpkg-deb -c "$takeover_deb" | awk '{print $6}' | sed 's|^\./|/|' >"$work/takeover-files"
