@@ -19,6 +19,8 @@ packages=(
   linux-image-amd64 kmod efibootmgr swtpm
   # the stock Debian guest (test/e2e/distro): debootstrap from the mirror apt uses, ext4 images
   debootstrap e2fsprogs
+  # the Debian packages (packaging/): dpkg-shlibdeps (dpkg-dev) and lintian, 7 MB installed
+  dpkg-dev lintian
 )
 
 missing=()

@@ -1,6 +1,26 @@
-# `cmake --install --component systemd` with two prefixes into a scratch DESTDIR: the unit lands
-# in <prefix>/lib/systemd/system and its ExecStart names <prefix>/bin/activate and the policy.
-# Run by ctest (systemd_units.install) with -DBUILD_DIR= -DWORK_DIR=.
+# `cmake --install --component systemd` with two prefixes into a scratch DESTDIR: each unit lands
+# in <prefix>/lib/systemd/system, names <prefix>/bin/activate, and has the lines its README.md
+# row explains (ordering, conditions). Run by ctest (systemd_units.install) with -DBUILD_DIR=
+# -DWORK_DIR=.
+
+# check_unit(<file> <line>...): the file exists, holds every line, and no @VARIABLE@ is left.
+function(check_unit unit)
+  if(NOT EXISTS ${unit})
+    message(FATAL_ERROR "not installed: ${unit}")
+  endif()
+  file(READ ${unit} text)
+  foreach(want ${ARGN})
+    string(FIND "${text}" "\n${want}\n" at)
+    if(at EQUAL -1)
+      message(FATAL_ERROR "${unit} lacks the line: ${want}")
+    endif()
+  endforeach()
+  string(FIND "${text}" "@" at)
+  if(NOT at EQUAL -1)
+    message(FATAL_ERROR "${unit} has an unsubstituted @VARIABLE@")
+  endif()
+endfunction()
+
 foreach(prefix /usr /opt/activate)
   file(REMOVE_RECURSE ${WORK_DIR})
   execute_process(
@@ -10,21 +30,25 @@ foreach(prefix /usr /opt/activate)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "cmake --install --component systemd --prefix ${prefix} failed: ${rc}")
   endif()
-  set(unit ${WORK_DIR}${prefix}/lib/systemd/system/activate-mark-good.service)
-  if(NOT EXISTS ${unit})
-    message(FATAL_ERROR "not installed: ${unit}")
+  set(units ${WORK_DIR}${prefix}/lib/systemd/system)
+  # WantedBy=multi-user.target and After=multi-user.target together need
+  # DefaultDependencies=no, or the target's implicit After= makes an ordering cycle.
+  check_unit(${units}/activate-assess.service
+    "ExecStart=${prefix}/bin/activate assess --policy /etc/activate/update.yaml"
+    "ConditionPathExists=/etc/activate/update.yaml"
+    "Type=oneshot" "TimeoutStartSec=infinity" "DefaultDependencies=no"
+    "After=multi-user.target" "Before=boot-complete.target"
+    "WantedBy=multi-user.target" "RequiredBy=boot-complete.target")
+  # Socket activation: a root-only socket at the path `activate request` uses by default, and a
+  # service that takes it (no --socket) with both shipped update policies.
+  check_unit(${units}/activate.socket
+    "ListenStream=/run/activate/activate.sock" "SocketMode=0600" "DirectoryMode=0700"
+    "WantedBy=sockets.target")
+  check_unit(${units}/activate.service
+    "ExecStart=${prefix}/bin/activate serve --policy /etc/activate/update-efi.yaml --policy /etc/activate/update-kexec.yaml"
+    "Requires=activate.socket")
+  if(EXISTS ${units}/activate-mark-good.service)
+    message(FATAL_ERROR "activate-mark-good.service is installed: assess marks good at boot")
   endif()
-  file(READ ${unit} text)
-  foreach(want
-      "\nExecStart=${prefix}/bin/activate mark-good --policy /etc/activate/update.yaml\n"
-      "\nConditionPathExists=/etc/activate/update.yaml\n"
-      "\nAfter=boot-complete.target\n" "\nRequires=boot-complete.target\n"
-      "\nWantedBy=multi-user.target\n")
-    string(FIND "${text}" "${want}" at)
-    if(at EQUAL -1)
-      string(STRIP "${want}" want)
-      message(FATAL_ERROR "${unit} lacks the line: ${want}")
-    endif()
-  endforeach()
 endforeach()
 file(REMOVE_RECURSE ${WORK_DIR})

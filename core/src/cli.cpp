@@ -16,6 +16,7 @@
 #include <activate/plugin_registry.hpp>
 #include <activate/policy.hpp>
 #include <activate/serve.hpp>
+#include <variant>
 
 #include "takeover.pb.h"
 
@@ -93,8 +94,9 @@ Result<std::unique_ptr<Engine>> build_engine(const PolicySource& source, const C
 // `serve`: every policy is validated up front; each request then runs on a fresh engine built
 // from the policy whose activation_mode matches the request (NONE: the first policy, with its
 // mode overridden to none). Returns only when the server fails to start or stops with an error.
-Status serve(const CommonOptions& o, const CliDefaults& defaults, SocketPlace socket,
-             const Sysroot& sysroot, const Logger& logger) {
+Status serve(const CommonOptions& o, const CliDefaults& defaults,
+             std::variant<SocketPlace, InheritedSocket> socket, const Sysroot& sysroot,
+             const Logger& logger) {
     std::vector<std::pair<ActivationMode, PolicySource>> policies;
     for (const std::string& file : o.policies) {
         ACTIVATE_ASSIGN(PolicySource source, load_policy(file, o));
@@ -135,9 +137,14 @@ Status serve(const CommonOptions& o, const CliDefaults& defaults, SocketPlace so
         if (!result.ok()) log.error(result.error().message());
         return result;
     };
-    const std::string shown = socket.shown;
-    UpdateServer server(std::move(socket), modes, std::move(run_one), log);
-    log.info("listening on " + shown);
+    if (auto* inherited = std::get_if<InheritedSocket>(&socket)) {
+        log.info("serving on " + inherited->shown);
+        UpdateServer server(std::move(*inherited), modes, std::move(run_one), log);
+        return server.serve();
+    }
+    auto& place = std::get<SocketPlace>(socket);
+    log.info("listening on " + place.shown);
+    UpdateServer server(std::move(place), modes, std::move(run_one), log);
     return server.serve();
 }
 
@@ -360,9 +367,20 @@ Status run_verb(int argc, char** argv, const CliDefaults& defaults, CliRun& cli)
     if (command == "serve") {
         if (common.policies.empty())
             return usage_error(defaults.program, "serve needs at least one --policy");
-        ACTIVATE_ASSIGN(SocketPlace place,
-                        vm.count("socket") ? socket_place(socket)
-                                           : default_server_socket(sysroot, Log(&logger, "serve")));
+        // Socket activation (activate.socket): systemd made the socket; --socket would name
+        // another one, and which of the two is meant cannot be guessed.
+        const Log log(&logger, "serve");
+        ACTIVATE_ASSIGN(std::optional<InheritedSocket> inherited, socket_from_systemd(log));
+        if (inherited) {
+            if (vm.count("socket"))
+                return usage_error(defaults.program,
+                                   "--socket and a socket passed by systemd (LISTEN_FDS): "
+                                   "give one");
+            return serve(common, defaults, std::move(*inherited), sysroot, logger);
+        }
+        ACTIVATE_ASSIGN(SocketPlace place, vm.count("socket")
+                                               ? socket_place(socket)
+                                               : default_server_socket(sysroot, log));
         return serve(common, defaults, std::move(place), sysroot, logger);
     }
     if (!bundle.empty()) {

@@ -5,12 +5,17 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <activate/serve.hpp>
 #include <algorithm>
 #include <boost/asio.hpp>
+#include <cerrno>
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -160,7 +165,104 @@ std::optional<ucred> peer_of(stream::socket& socket) {
         return std::nullopt;
     return peer;
 }
+// Makes `acceptor` listen at `place`, privately. The socket is made under a temporary name and
+// renamed into place once it is private and listening: whoever sees the path can connect at
+// once, and only as root.
+Status listen_at(stream::acceptor& acceptor, const SocketPlace& place) {
+    const int dir = place.directory.get();
+    const std::string temporary_name = "." + place.name + ".new";
+    const char* temporary = temporary_name.c_str();
+    ::unlinkat(dir, temporary, 0);
+    boost::system::error_code ec;
+    acceptor.open(stream(), ec);
+    if (!ec) acceptor.bind(stream::endpoint(address_in(dir, temporary_name)), ec);
+    if (ec)
+        return Error(ErrorKind::activation, "listening on " + place.shown + ": " + ec.message());
+    auto fail = [&](Error e) {
+        ::unlinkat(dir, temporary, 0);
+        return e;
+    };
+    // bind(2) gives the socket file 0777 less the umask; connecting needs write permission on
+    // it (unix(7)), so 0600 leaves only root. Set before listen(2): until then nobody can
+    // connect, whatever the mode was.
+    if (::fchmodat(dir, temporary, 0600, 0) != 0)
+        return fail(errno_error(ErrorKind::activation, "chmod 0600 " + place.shown));
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        return fail(
+            Error(ErrorKind::activation, "listening on " + place.shown + ": " + ec.message()));
+    if (::renameat(dir, temporary, dir, place.name.c_str()) != 0)
+        return fail(errno_error(ErrorKind::activation, "creating " + place.shown));
+    return {};
+}
+
+// sd_listen_fds(3): the first passed descriptor.
+constexpr int kListenFdsStart = 3;
+
+// A decimal number, the whole text; nullopt otherwise.
+std::optional<long long> whole_number(const char* text) {
+    if (!text || !*text) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || n < 0) return std::nullopt;
+    return n;
+}
+
+int socket_option(int fd, int option) {
+    int value = -1;
+    socklen_t size = sizeof value;
+    if (::getsockopt(fd, SOL_SOCKET, option, &value, &size) != 0) return -1;
+    return value;
+}
 }  // namespace
+
+Result<std::optional<InheritedSocket>> socket_from_systemd(const Log& log) {
+    const char* pid_env = ::getenv("LISTEN_PID");
+    const char* fds_env = ::getenv("LISTEN_FDS");
+    const std::string pid_text = pid_env ? pid_env : "";
+    const std::string fds_text = fds_env ? fds_env : "";
+    const bool given = pid_env && fds_env;
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    if (!given) return std::optional<InheritedSocket>();
+    // LISTEN_PID guards against variables a child inherited from its socket-activated parent:
+    // they describe the parent's descriptors, not ours.
+    const std::optional<long long> pid = whole_number(pid_text.c_str());
+    if (!pid || *pid != ::getpid()) {
+        log.info("LISTEN_PID=" + pid_text + " names another process than this one (" +
+                 std::to_string(::getpid()) + "); the LISTEN_* variables are not for it");
+        return std::optional<InheritedSocket>();
+    }
+    const std::optional<long long> count = whole_number(fds_text.c_str());
+    if (!count || *count != 1)
+        return Error(ErrorKind::usage,
+                     "systemd passed LISTEN_FDS=" + fds_text +
+                         " sockets; activate serve takes exactly one (one ListenStream= in "
+                         "activate.socket)");
+    const int fd = kListenFdsStart;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return Error(ErrorKind::usage, "LISTEN_FDS=1 but fd 3 is not a socket");
+    if (socket_option(fd, SO_DOMAIN) != AF_UNIX || socket_option(fd, SO_TYPE) != SOCK_STREAM ||
+        socket_option(fd, SO_ACCEPTCONN) != 1)
+        return Error(ErrorKind::usage,
+                     "the socket systemd passed (fd 3) is not a listening UNIX stream socket: "
+                     "activate.socket needs ListenStream=<path>");
+    // Not for the health checks and second stages this process starts.
+    if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+        return errno_error(ErrorKind::activation, "making the passed socket close-on-exec");
+    sockaddr_un address{};
+    socklen_t size = sizeof address;
+    std::string shown = "the socket systemd passed";
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0 &&
+        size > offsetof(sockaddr_un, sun_path) && address.sun_path[0] != '\0')
+        shown = std::string(address.sun_path,
+                            strnlen(address.sun_path, size - offsetof(sockaddr_un, sun_path))) +
+                " (from systemd)";
+    return std::optional<InheritedSocket>(InheritedSocket{UniqueFd(fd), shown});
+}
 
 std::string SocketPlace::address() const { return address_in(directory.get(), name); }
 
@@ -222,6 +324,14 @@ UpdateServer::UpdateServer(SocketPlace socket, std::vector<wire::ActivationMode>
       runner_(std::move(runner)),
       log_(std::move(log)) {}
 
+UpdateServer::UpdateServer(InheritedSocket socket, std::vector<wire::ActivationMode> modes,
+                           UpdateRunner runner, Log log)
+    : socket_{UniqueFd(), "", std::move(socket.shown)},
+      inherited_(std::move(socket.fd)),
+      modes_(std::move(modes)),
+      runner_(std::move(runner)),
+      log_(std::move(log)) {}
+
 void UpdateServer::stop() {
     stopping_ = true;
     if (stop_hook_) stop_hook_();
@@ -229,34 +339,19 @@ void UpdateServer::stop() {
 
 Status UpdateServer::serve(size_t max_requests) {
     asio::io_context io;
-    const int dir = socket_.directory.get();
-    const char* name = socket_.name.c_str();
-    // The socket is made under a temporary name and renamed into place once it is private and
-    // listening: whoever sees the path can connect at once, and only as root.
-    const std::string temporary_name = "." + socket_.name + ".new";
-    const char* temporary = temporary_name.c_str();
-    ::unlinkat(dir, temporary, 0);
     stream::acceptor acceptor(io);
-    boost::system::error_code ec;
-    acceptor.open(stream(), ec);
-    if (!ec) acceptor.bind(stream::endpoint(address_in(dir, temporary_name)), ec);
-    if (ec)
-        return Error(ErrorKind::activation, "listening on " + socket_.shown + ": " + ec.message());
-    auto fail = [&](Error e) {
-        ::unlinkat(dir, temporary, 0);
-        return e;
-    };
-    // bind(2) gives the socket file 0777 less the umask; connecting needs write permission on
-    // it (unix(7)), so 0600 leaves only root. Set before listen(2): until then nobody can
-    // connect, whatever the mode was.
-    if (::fchmodat(dir, temporary, 0600, 0) != 0)
-        return fail(errno_error(ErrorKind::activation, "chmod 0600 " + socket_.shown));
-    acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-        return fail(
-            Error(ErrorKind::activation, "listening on " + socket_.shown + ": " + ec.message()));
-    if (::renameat(dir, temporary, dir, name) != 0)
-        return fail(errno_error(ErrorKind::activation, "creating " + socket_.shown));
+    // systemd's socket is already listening, at the mode activate.socket gave it; it stays
+    // when this process ends, so that the next connection starts the service again.
+    const bool inherited = inherited_.valid();
+    if (inherited) {
+        boost::system::error_code ec;
+        acceptor.assign(stream(), inherited_.release(), ec);
+        if (ec)
+            return Error(ErrorKind::activation,
+                         "serving on " + socket_.shown + ": " + ec.message());
+    } else {
+        ACTIVATE_TRY(listen_at(acceptor, socket_));
+    }
     stop_hook_ = [&] { asio::post(io, [&] { acceptor.close(); }); };
 
     std::mutex mu;
@@ -357,7 +452,7 @@ Status UpdateServer::serve(size_t max_requests) {
     accept_next();
     io.run();
     for (std::thread& t : workers) t.join();
-    ::unlinkat(dir, name, 0);
+    if (!inherited) ::unlinkat(socket_.directory.get(), socket_.name.c_str(), 0);
     return {};
 }
 

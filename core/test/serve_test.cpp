@@ -245,7 +245,8 @@ TEST_F(ServeTest, NonRootPeerIsRefused) {
             {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "kexec"});
         return std::to_string(r.exit_code) + " " + r.err;
     });
-    EXPECT_EQ(cli.rfind("6 activate[activate] error: refused: only root may request updates", 0), 0u)
+    EXPECT_EQ(cli.rfind("6 activate[activate] error: refused: only root may request updates", 0),
+              0u)
         << cli;
     EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
 }
@@ -343,6 +344,181 @@ TEST(Serve, ExplicitSocketIsPrivateWhateverTheUmask) {
     EXPECT_EQ(mode_of(socket) & 07777, 0600u);
     ::kill(server, SIGTERM);
     ::waitpid(server, nullptr, 0);
+}
+
+// A listening UNIX stream socket at `path`, as systemd makes it for activate.socket; -1 on error.
+int listening_socket(const std::filesystem::path& path, mode_t mode) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::chmod(path.c_str(), mode) != 0 || ::listen(fd, 16) != 0)
+        return -1;
+    return fd;
+}
+
+// Starts `activate serve` the way systemd does for a socket unit (sd_listen_fds(3)): `listening`
+// as fd 3, LISTEN_FDS=`fds` and LISTEN_PID the server's own pid, or `listen_pid` when given.
+pid_t start_activated_server(int listening, const std::vector<std::string>& args,
+                             const std::filesystem::path& log, const std::string& fds = "1",
+                             const std::string& listen_pid = "") {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        std::freopen(log.c_str(), "w", stderr);
+        if (::dup2(listening, 3) != 3) ::_exit(126);
+        ::setenv("LISTEN_FDS", fds.c_str(), 1);
+        // The pid after exec is this one.
+        ::setenv("LISTEN_PID",
+                 (listen_pid.empty() ? std::to_string(::getpid()) : listen_pid).c_str(), 1);
+        std::vector<char*> argv{const_cast<char*>(kBin.c_str()), const_cast<char*>("serve")};
+        for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        ::execv(kBin.c_str(), argv.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+class SocketActivationTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        test::write_file(dir_ / "p.yaml",
+                         "activation_mode: none\n"
+                         "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+                         "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+        // Open to others, so that the peer-credential check is what refuses nobody.
+        ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+        socket_ = dir_ / "passed.sock";
+        listening_ = listening_socket(socket_, 0666);
+        ASSERT_GE(listening_, 0) << std::strerror(errno);
+    }
+    void TearDown() override {
+        if (server_ > 0) {
+            ::kill(server_, SIGTERM);
+            ::waitpid(server_, nullptr, 0);
+        }
+        if (listening_ >= 0) ::close(listening_);
+    }
+    std::vector<std::string> args() const {
+        return {"--policy",  (dir_ / "p.yaml").string(), "--plugin-dir", FAKE_PLUGIN_DIR,
+                "--sysroot", root_.path().string()};
+    }
+    // Starts the server with the socket, then drops this process's copy: only the server
+    // holds it, so a request is answered by the server or not at all.
+    void start(const std::string& fds = "1", const std::string& listen_pid = "") {
+        server_ = start_activated_server(listening_, args(), dir_ / "serve.log", fds, listen_pid);
+        ::close(listening_);
+        listening_ = -1;
+    }
+    std::string log() const { return test::read_file(dir_ / "serve.log"); }
+
+    test::TempDir dir_, root_;
+    std::filesystem::path socket_;
+    int listening_ = -1;
+    pid_t server_ = -1;
+};
+
+// The socket systemd passed is the one served: a request through it runs the update, the server
+// makes no socket of its own (none at the default path under the sysroot), and the socket stays
+// systemd's: its file is still there after the server stopped.
+TEST_F(SocketActivationTest, ServesThePassedSocket) {
+    start();
+    wire::UpdateNodeRequest request;
+    request.set_bundle_url("/b.zip");
+    request.set_activation_mode(wire::ACTIVATION_NONE);
+    // A server that ignored fd 3 would leave the connection in the socket's backlog forever.
+    auto pending = std::async(std::launch::async,
+                              [&] { return send_update_request(socket_.string(), request); });
+    if (pending.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+        ::kill(server_, SIGKILL);  // closes the socket: the client's read ends
+        ::waitpid(server_, nullptr, 0);
+        server_ = -1;
+        FAIL() << "no answer on the passed socket within 20 s\n" << log();
+    }
+    Result<ServeReply> reply = pending.get();
+    ASSERT_TRUE(reply.ok()) << reply.error().message() << "\n" << log();
+    EXPECT_EQ(reply->code, ServeCode::ok) << reply->message;
+    EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from /b.zip");
+    EXPECT_NE(
+        log().find("activate[serve] info: serving on " + socket_.string() + " (from systemd)"),
+        std::string::npos)
+        << log();
+    EXPECT_FALSE(std::filesystem::exists(root_ / "run/activate/activate.sock"));
+    ::kill(server_, SIGTERM);
+    ::waitpid(server_, nullptr, 0);
+    server_ = -1;
+    EXPECT_TRUE(S_ISSOCK(mode_of(socket_)));
+}
+
+// The peer credentials are checked on a passed socket too, whatever mode systemd gave it.
+TEST_F(SocketActivationTest, NonRootPeerIsRefused) {
+    start();
+    const std::string refused = request_as_nobody(socket_.string());
+    EXPECT_EQ(refused.rfind("reply 6: only root may request updates; this client runs as uid "
+                            "65534 (pid ",
+                            0),
+              0u)
+        << refused << "\n"
+        << log();
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
+// LISTEN_PID naming another process: the variables were inherited, fd 3 is not for this server.
+// It is left alone and the server makes its own default socket, as without systemd.
+TEST_F(SocketActivationTest, WrongListenPidIsIgnored) {
+    start("1", "1");
+    const std::filesystem::path own = root_ / "run/activate/activate.sock";
+    ASSERT_TRUE(wait_for(own)) << log();
+    EXPECT_NE(log().find("LISTEN_PID=1 names another process than this one"), std::string::npos)
+        << log();
+    auto r = test::run({kBin, "request", "--sysroot", root_.path().string(), "--bundle", "/b.zip",
+                        "--mode", "none"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// More than one socket is a unit written for another program: a usage error naming LISTEN_FDS.
+TEST_F(SocketActivationTest, MoreThanOneSocketIsRefused) {
+    start("2");
+    int status = 0;
+    ASSERT_EQ(::waitpid(server_, &status, 0), server_);
+    server_ = -1;
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 2) << log();
+    EXPECT_NE(log().find("systemd passed LISTEN_FDS=2 sockets; activate serve takes exactly one"),
+              std::string::npos)
+        << log();
+}
+
+// When stderr is the journal (JOURNAL_STREAM names it: systemd.exec(5)) a line carries its
+// syslog priority as "<N>" and no "activate[...] level:" prefix, which the journal records
+// itself; when JOURNAL_STREAM names another file, stderr is not the journal.
+TEST(JournalLog, PriorityPrefixOnlyWhenStderrIsTheJournal) {
+    test::TempDir dir;
+    const std::filesystem::path err = dir / "stderr", other = dir / "other";
+    test::write_file(other, "");
+    auto run_with_journal_stream = [&](const std::filesystem::path& journal) {
+        test::write_file(err, "");
+        struct stat st {};
+        EXPECT_EQ(::stat(journal.c_str(), &st), 0);
+        const std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+        const pid_t child = ::fork();
+        if (child == 0) {
+            std::freopen(err.c_str(), "w", stderr);
+            ::setenv("JOURNAL_STREAM", stream.c_str(), 1);
+            ::execl(kBin.c_str(), kBin.c_str(), "status", "--policy",
+                    (dir / "missing.yaml").c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        return test::read_file(err);
+    };
+    const std::string journal = run_with_journal_stream(err);
+    EXPECT_EQ(journal.rfind("<3>activate: ", 0), 0u) << journal;
+    EXPECT_EQ(journal.find("activate[activate] error"), std::string::npos) << journal;
+    const std::string plain = run_with_journal_stream(other);
+    EXPECT_EQ(plain.rfind("activate[activate] error: ", 0), 0u) << plain;
 }
 
 }  // namespace

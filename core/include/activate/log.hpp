@@ -1,5 +1,6 @@
 // Logging to stderr only (stdout is reserved for protocol output), one line per message:
-// "activate[<component>] <level>: <message>".
+// "activate[<component>] <level>: <message>"; "<N><component>: <message>" (N the syslog priority)
+// when stderr is the journal ($JOURNAL_STREAM), which records the program and level itself.
 #pragma once
 
 #include <string>

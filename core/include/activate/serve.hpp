@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,21 @@ Result<SocketPlace> default_server_socket(const Sysroot& sysroot, const Log& log
 // The client's: the same directory, opened inside the sysroot.
 Result<SocketPlace> default_client_socket(const Sysroot& sysroot);
 
+// A listening socket systemd passed to this process (socket activation, activate.socket). The
+// sd_listen_fds(3) protocol, without libsystemd: LISTEN_PID names the process the sockets are for
+// and LISTEN_FDS how many there are, from fd 3 (SD_LISTEN_FDS_START) on.
+struct InheritedSocket {
+    UniqueFd fd;
+    std::string shown;  // its path (getsockname), for messages
+};
+// nullopt when no socket was passed: LISTEN_PID or LISTEN_FDS unset, or LISTEN_PID naming
+// another process (variables inherited by mistake; fd 3 is then not ours and left alone). An
+// error when the socket is there but unusable: not exactly one, or fd 3 not a listening UNIX
+// stream socket. The LISTEN_* variables are removed either way, so that the processes this one
+// starts (health checks, the detached second stage) do not take them for theirs; the socket is
+// made close-on-exec for the same reason.
+Result<std::optional<InheritedSocket>> socket_from_systemd(const Log& log);
+
 // Whether a peer with this uid may drive the server: root, or the uid the server itself runs as
 // (which could run the update itself anyway).
 bool may_request_updates(uid_t peer_uid);
@@ -79,12 +95,17 @@ public:
     // at `socket` (replacing what is there) with mode 0600, whatever the umask.
     UpdateServer(SocketPlace socket, std::vector<wire::ActivationMode> modes, UpdateRunner runner,
                  Log log);
+    // Serves on a socket systemd made and listens on (its path, mode and lifetime are the
+    // socket unit's); the peer credentials are checked all the same.
+    UpdateServer(InheritedSocket socket, std::vector<wire::ActivationMode> modes,
+                 UpdateRunner runner, Log log);
     // Serves until stop() is called or `max_requests` requests were answered (0: forever).
     Status serve(size_t max_requests = 0);
     void stop();
 
 private:
     SocketPlace socket_;
+    UniqueFd inherited_;  // set: serve on this listening socket instead of socket_
     std::vector<wire::ActivationMode> modes_;
     UpdateRunner runner_;
     Log log_;

@@ -187,6 +187,26 @@ std::optional<BootStatus> ParseStatus(const std::string& json) {
     return s;
 }
 
+Result<BootStatus> WaitStatusLine(Machine& vm, const std::string& prefix) {
+    ACTIVATE_ASSIGN(auto line, vm.wait_for_line(prefix + "STATUS=(.*)", kStep));
+    std::fprintf(stderr, "[e2e] status: %s\n", line.groups[1].c_str());
+    auto s = ParseStatus(line.groups[1]);
+    if (!s) return Error(ErrorKind::input, "unparsable status: " + line.line);
+    return *s;
+}
+
+Result<std::pair<int, std::string>> WaitRcLine(Machine& vm, const std::string& prefix,
+                                               milliseconds timeout) {
+    ACTIVATE_ASSIGN(auto line, vm.wait_for_line(prefix + "RC=(\\d+)", timeout));
+    std::string log;
+    auto lines = vm.lines();
+    for (size_t i = line.index; i-- > 0;) {
+        if (lines[i].find(prefix) != std::string::npos) break;
+        log = lines[i] + "\n" + log;
+    }
+    return std::make_pair(std::stoi(line.groups[1]), log);
+}
+
 std::string Join(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
@@ -392,23 +412,10 @@ Status AbWorld::WaitPowerOff(Machine& vm) {
     return vm.wait_for_power_off(kStep);
 }
 
-Result<BootStatus> AbWorld::WaitStatus(Machine& vm) {
-    ACTIVATE_ASSIGN(auto line, vm.wait_for_line("TESTOS_STATUS=(.*)", kStep));
-    std::fprintf(stderr, "[e2e-ab] status: %s\n", line.groups[1].c_str());
-    auto s = ParseStatus(line.groups[1]);
-    if (!s) return Error(ErrorKind::input, "unparsable status: " + line.line);
-    return *s;
-}
+Result<BootStatus> AbWorld::WaitStatus(Machine& vm) { return WaitStatusLine(vm, "TESTOS_"); }
 
 Result<std::pair<int, std::string>> AbWorld::WaitRc(Machine& vm, milliseconds timeout) {
-    ACTIVATE_ASSIGN(auto line, vm.wait_for_line("TESTOS_RC=(\\d+)", timeout));
-    std::string log;
-    auto lines = vm.lines();
-    for (size_t i = line.index; i-- > 0;) {
-        if (lines[i].rfind("TESTOS_", 0) == 0) break;
-        log = lines[i] + "\n" + log;
-    }
-    return std::make_pair(std::stoi(line.groups[1]), log);
+    return WaitRcLine(vm, "TESTOS_", timeout);
 }
 
 }  // namespace activate::vm

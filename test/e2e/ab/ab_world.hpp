@@ -16,6 +16,22 @@
 
 namespace activate::vm {
 
+// gtest assertions on a Result or Status for the e2e tests: an error stops the test with its
+// message. E2E_ASSERT_OK_AND_ASSIGN(auto x, f()) declares x from f()'s value.
+#define E2E_ASSERT_OK(expr)                                   \
+    do {                                                      \
+        const auto& e2e_r_ = (expr);                          \
+        ASSERT_TRUE(e2e_r_.ok()) << e2e_r_.error().message(); \
+    } while (0)
+#define E2E_CONCAT_INNER(a, b) a##b
+#define E2E_CONCAT(a, b) E2E_CONCAT_INNER(a, b)
+#define E2E_ASSERT_OK_AND_ASSIGN(decl, expr) \
+    E2E_ASSERT_OK_AND_ASSIGN_IMPL(E2E_CONCAT(e2e_r_, __LINE__), decl, expr)
+#define E2E_ASSERT_OK_AND_ASSIGN_IMPL(tmp, decl, expr) \
+    auto tmp = (expr);                                 \
+    ASSERT_TRUE(tmp.ok()) << tmp.error().message();    \
+    decl = std::move(tmp).value()
+
 // Generous: under TCG on a loaded machine one OVMF boot to the init takes 10 s to minutes.
 inline constexpr auto kBoot = seconds(600);
 inline constexpr auto kStep = seconds(300);
@@ -46,6 +62,13 @@ struct BootStatus {
     std::optional<LastActivation> last;
 };
 std::optional<BootStatus> ParseStatus(const std::string& json);
+
+// What every guest prints the same way, read from its console: `<prefix>STATUS=<status --json>`
+// parsed, and the exit code of `<prefix>RC=<n>` with the console lines since the line before it
+// that holds `<prefix>` (the test OS prints TESTOS_ lines, the Debian guest DISTRO_ lines).
+Result<BootStatus> WaitStatusLine(Machine& vm, const std::string& prefix);
+Result<std::pair<int, std::string>> WaitRcLine(Machine& vm, const std::string& prefix,
+                                               milliseconds timeout);
 
 std::string Join(const std::vector<std::string>& v);
 

@@ -11,8 +11,9 @@ namespace activate::vm {
 namespace {
 
 // The guest's view into each boot, run by e2e-scenario.service once the network is up and
-// activate-mark-good.service has run. Its output reaches the serial console through the journal
-// (journal+console), whose per-message writes to /dev/console survive the serial getty's hangup.
+// activate-assess.service has given its verdict. Its output reaches the serial console through the
+// journal (journal+console), whose per-message writes to /dev/console survive the serial getty's
+// hangup.
 constexpr const char* kScenarioRunner = R"SH(#!/bin/sh
 # activate e2e: prints DISTRO_* lines about this boot, then runs the scenario the test serves.
 V=$(cat /etc/e2e-variant)
@@ -24,9 +25,11 @@ echo "DISTRO_BOOTED variant=$V"
 echo "DISTRO_CMDLINE=$(cat /proc/cmdline)"
 echo "DISTRO_ROOT=$root $(udevadm info -q property -n "$root" | grep '^ID_PART_ENTRY_NAME=')"
 echo "DISTRO_BOOTCURRENT=Boot$(efibootmgr | sed -n 's/^BootCurrent: //p')"
-journalctl -b -o cat -u activate-mark-good.service | sed 's/^/DISTRO_MARK_GOOD_LOG /'
-echo "DISTRO_MARK_GOOD=$(systemctl show --value -p ActiveState activate-mark-good.service)" \
-  "$(systemctl show --value -p Result activate-mark-good.service)"
+journalctl -b -o cat -u activate-assess.service | sed 's/^/DISTRO_ASSESS_LOG /'
+echo "DISTRO_ASSESS=$(systemctl show --value -p ActiveState activate-assess.service)" \
+  "$(systemctl show --value -p Result activate-assess.service)"
+# systemd breaks an ordering cycle by dropping a job and says so in the journal.
+echo "DISTRO_ORDERING_CYCLES=$(journalctl -b -o cat | grep -c 'ordering cycle')"
 # act ARGS: activate with its log on the console, then its exit code.
 act() { /usr/bin/activate "$@" 2>&1; echo "DISTRO_RC=$?"; }
 status() {
@@ -48,11 +51,18 @@ case "$AFTER" in
 esac
 )SH";
 
+// After the assessment, which runs after multi-user.target: so no implicit After= from the target
+// that pulls it in (DefaultDependencies=no, with the service defaults written out), or the
+// boot has an ordering cycle (systemd/README.md).
 constexpr const char* kScenarioUnit = R"(# activate e2e: the test's view into each boot.
 [Unit]
 Description=activate e2e scenario
+DefaultDependencies=no
+Requires=sysinit.target
 Wants=network-online.target
-After=network-online.target activate-mark-good.service
+After=sysinit.target basic.target network-online.target activate-assess.service
+Conflicts=shutdown.target
+Before=shutdown.target
 
 [Service]
 Type=exec
@@ -129,8 +139,8 @@ Result<fs::path> DistroWorld::InstalledUnit() {
                         seconds(120));
     if (!r.ok()) return r.error();
     ACTIVATE_ASSIGN(std::string unit,
-                    ReadFile(destdir / "usr/lib/systemd/system/activate-mark-good.service"));
-    return SharedFile("activate-mark-good.service", unit);
+                    ReadFile(destdir / "usr/lib/systemd/system/activate-assess.service"));
+    return SharedFile("activate-assess.service", unit);
 }
 
 Result<fs::path> DistroWorld::SlotImage(const std::string& variant) {
@@ -148,31 +158,34 @@ Result<fs::path> DistroWorld::SlotImage(const std::string& variant) {
     const fs::path config = E2E_DISTRO_CONFIG_DIR;
     Ext4Spec spec;
     spec.tarball = debian_.tarball;
-    // The layout `cmake --install --prefix /usr` makes; /usr/lib is on the loader's default
-    // path, so the build tree's RUNPATH in the binaries does not matter.
+    // The layout `cmake --install --prefix /usr` makes (and the .deb has): the executable finds
+    // the plugins in ../<libdir>/activate/plugins, the libdir compiled in.
+    const std::string lib = std::string("/usr/") + E2E_DISTRO_LIBDIR;
     spec.files = {
         {activate, "/usr/bin/activate"},
-        {core, "/usr/lib/libactivate-core.so"},
-        {uki, "/usr/lib/activate/plugins/uki.so"},
-        {efi, "/usr/lib/activate/plugins/efi.so"},
-        {kexec, "/usr/lib/activate/plugins/kexec.so"},
+        {core, lib + "/libactivate-core.so"},
+        {uki, lib + "/activate/plugins/uki.so"},
+        {efi, lib + "/activate/plugins/efi.so"},
+        {kexec, lib + "/activate/plugins/kexec.so"},
         {config / "update-efi.yaml", "/etc/activate/update-efi.yaml"},
         {config / "update-kexec.yaml", "/etc/activate/update-kexec.yaml"},
         // The shipped policies install only bundles signed by a trusted key.
         {key / "release.pub", "/etc/activate/keys/release.pub"},
-        {unit, "/usr/lib/systemd/system/activate-mark-good.service"},
+        {unit, "/usr/lib/systemd/system/activate-assess.service"},
         {runner, "/usr/local/sbin/e2e-scenario"},
         {runner_unit, "/etc/systemd/system/e2e-scenario.service"},
         {fstab, "/etc/fstab"},
         {variant_file, "/etc/e2e-variant"},
     };
     spec.links = {
-        // The policy the unit marks good with (README "Usage"): both shipped ones keep the same
-        // boot entries, so either does for mark-good.
+        // The policy the unit assesses with (README "Usage"): both shipped ones keep the same
+        // boot entries and have the same assessment, so either does.
         {"update-kexec.yaml", "/etc/activate/update.yaml"},
-        // `systemctl enable` of both units.
-        {"/usr/lib/systemd/system/activate-mark-good.service",
-         "/etc/systemd/system/multi-user.target.wants/activate-mark-good.service"},
+        // `systemctl enable` of both units (assess: WantedBy= and RequiredBy=).
+        {"/usr/lib/systemd/system/activate-assess.service",
+         "/etc/systemd/system/multi-user.target.wants/activate-assess.service"},
+        {"/usr/lib/systemd/system/activate-assess.service",
+         "/etc/systemd/system/boot-complete.target.requires/activate-assess.service"},
         {"/etc/systemd/system/e2e-scenario.service",
          "/etc/systemd/system/multi-user.target.wants/e2e-scenario.service"},
     };
@@ -259,36 +272,26 @@ Result<DistroWorld::Booted> DistroWorld::WaitBooted(Machine& vm) {
     b.root_partlabel = r.groups[2];
     ACTIVATE_ASSIGN(auto bc, vm.wait_for_line("DISTRO_BOOTCURRENT=(\\w+)", kStep));
     b.boot_current = bc.groups[1];
-    ACTIVATE_ASSIGN(auto mg, vm.wait_for_line("DISTRO_MARK_GOOD=(.*)", kStep));
-    b.mark_good_state = mg.groups[1];
+    ACTIVATE_ASSIGN(auto as, vm.wait_for_line("DISTRO_ASSESS=(.*)", kStep));
+    b.assess_state = as.groups[1];
     auto lines = vm.lines();
-    for (size_t i = bc.index + 1; i < mg.index; ++i) {
-        auto at = lines[i].find("DISTRO_MARK_GOOD_LOG ");
-        if (at != std::string::npos) b.mark_good_log += lines[i].substr(at + 21) + "\n";
+    const std::string tag = "DISTRO_ASSESS_LOG ";
+    for (size_t i = bc.index + 1; i < as.index; ++i) {
+        auto at = lines[i].find(tag);
+        if (at != std::string::npos) b.assess_log += lines[i].substr(at + tag.size()) + "\n";
     }
-    std::fprintf(stderr, "[e2e-distro] booted %s, root %s (%s), %s, mark-good %s\n",
+    ACTIVATE_ASSIGN(auto cycles, vm.wait_for_line("DISTRO_ORDERING_CYCLES=(\\d+)", kStep));
+    b.ordering_cycles = std::stoi(cycles.groups[1]);
+    std::fprintf(stderr, "[e2e-distro] booted %s, root %s (%s), %s, assess %s\n%s",
                  b.variant.c_str(), b.root_device.c_str(), b.root_partlabel.c_str(),
-                 b.boot_current.c_str(), b.mark_good_state.c_str());
+                 b.boot_current.c_str(), b.assess_state.c_str(), b.assess_log.c_str());
     return b;
 }
 
-Result<BootStatus> DistroWorld::WaitStatus(Machine& vm) {
-    ACTIVATE_ASSIGN(auto line, vm.wait_for_line("DISTRO_STATUS=(.*)", kStep));
-    std::fprintf(stderr, "[e2e-distro] status: %s\n", line.groups[1].c_str());
-    auto s = ParseStatus(line.groups[1]);
-    if (!s) return Error(ErrorKind::input, "unparsable status: " + line.line);
-    return *s;
-}
+Result<BootStatus> DistroWorld::WaitStatus(Machine& vm) { return WaitStatusLine(vm, "DISTRO_"); }
 
 Result<std::pair<int, std::string>> DistroWorld::WaitRc(Machine& vm, milliseconds timeout) {
-    ACTIVATE_ASSIGN(auto line, vm.wait_for_line("DISTRO_RC=(\\d+)", timeout));
-    std::string log;
-    auto lines = vm.lines();
-    for (size_t i = line.index; i-- > 0;) {
-        if (lines[i].find("DISTRO_") != std::string::npos) break;
-        log = lines[i] + "\n" + log;
-    }
-    return std::make_pair(std::stoi(line.groups[1]), log);
+    return WaitRcLine(vm, "DISTRO_", timeout);
 }
 
 Status DistroWorld::WaitEnd(Machine& vm, GuestExit how) {

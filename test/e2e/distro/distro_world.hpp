@@ -47,13 +47,15 @@ class DistroWorld {
 
     // What the test unit prints at every boot: the variant, /proc/cmdline, the root file
     // system's device and GPT partition name (findmnt, udev), BootCurrent, and the state and
-    // journal of activate-mark-good.service. An initramfs that cannot find the root fails it at
+    // journal of activate-assess.service, and how many ordering cycles systemd reported (it
+    // breaks one by dropping a job). An initramfs that cannot find the root fails it at
     // once with its own message (it reboots: panic=-1).
     struct Booted {
         std::string variant, cmdline, root_device, root_partlabel, boot_current;
-        std::string mark_good_state;  // "<ActiveState> <Result>", e.g. "active success"
-        std::string mark_good_log;    // the unit's journal, one line per message
-        Clock::time_point arrived;    // when the first DISTRO line came
+        std::string assess_state;  // "<ActiveState> <Result>", e.g. "active success"
+        std::string assess_log;    // the unit's journal, one line per message
+        int ordering_cycles = 0;
+        Clock::time_point arrived;  // when the first DISTRO line came
     };
     static Result<Booted> WaitBooted(Machine& vm);
     static Result<BootStatus> WaitStatus(Machine& vm);
@@ -67,7 +69,7 @@ class DistroWorld {
     // the image cache sees the same inputs.
     Result<fs::path> SharedFile(const std::string& name, const std::string& content,
                                 bool executable = false);
-    // activate-mark-good.service as `cmake --install --prefix /usr` lays it out.
+    // activate-assess.service as `cmake --install --prefix /usr` lays it out.
     Result<fs::path> InstalledUnit();
 
     std::string name_;
