@@ -143,7 +143,8 @@ Result<fs::path> DistroWorld::InstalledUnit() {
     return SharedFile("activate-assess.service", unit);
 }
 
-Result<fs::path> DistroWorld::SlotImage(const std::string& variant) {
+Result<fs::path> DistroWorld::SlotImage(const std::string& variant,
+                                        const std::vector<GuestFile>& extra) {
     ACTIVATE_ASSIGN(fs::path activate, StrippedCopy(E2E_DISTRO_ACTIVATE));
     ACTIVATE_ASSIGN(fs::path core, StrippedCopy(E2E_DISTRO_CORE_LIB));
     ACTIVATE_ASSIGN(fs::path uki, StrippedCopy(E2E_DISTRO_PLUGIN_UKI));
@@ -189,6 +190,7 @@ Result<fs::path> DistroWorld::SlotImage(const std::string& variant) {
         {"/etc/systemd/system/e2e-scenario.service",
          "/etc/systemd/system/multi-user.target.wants/e2e-scenario.service"},
     };
+    spec.files.insert(spec.files.end(), extra.begin(), extra.end());
     spec.free_mib = 24;
     return BuildExt4(spec);
 }
@@ -207,10 +209,10 @@ Result<fs::path> DistroWorld::Uki(const std::string& slot) {
     return BuildUki(spec);
 }
 
-Status DistroWorld::MakeDisk() {
+Status DistroWorld::MakeDisk(const std::vector<GuestFile>& extra) {
     ACTIVATE_ASSIGN(fs::path a, Uki("A"));
     ACTIVATE_ASSIGN(fs::path b, Uki("B"));
-    ACTIVATE_ASSIGN(fs::path x, SlotImage("X"));
+    ACTIVATE_ASSIGN(fs::path x, SlotImage("X", extra));
     DiskSpec spec = AbDisk(a, a, b);
     spec.esp_size_mib = kEspMib;
     spec.partitions[0].size_mib = kSlotMib;
@@ -238,7 +240,9 @@ Status DistroWorld::Scenario(const std::string& script) {
     return WriteFile(dir_ / "www" / "scenario.sh", script);
 }
 
-Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run) {
+Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run,
+                                                   const std::vector<HostForward>& host_forwards,
+                                                   const std::string& mac) {
     LaunchOptions o;
     o.name = "e2e-distro-" + name_ + "-" + run;
     o.ovmf_vars = dir_ / "vars.fd";
@@ -247,6 +251,8 @@ Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run) {
     nic.guest_forwards = {
         {"10.0.2.100", 80,
          std::string("cmd:/usr/bin/python3 ") + E2E_DISTRO_SERVE + " " + (dir_ / "www").string()}};
+    nic.host_forwards = host_forwards;
+    nic.mac = mac;
     o.nics = {nic};
     // Debian's initrd unpacks to some 100 MiB, and a kexec loads another kernel and initrd.
     o.memory_mib = 1536;

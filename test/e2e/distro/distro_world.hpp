@@ -9,6 +9,7 @@
 #include <ab_world.hpp>
 #include <string>
 #include <utility>
+#include <vector>
 #include <vm/images.hpp>
 #include <vm/qemu.hpp>
 
@@ -24,14 +25,16 @@ class DistroWorld {
     Status Init(const std::string& name);
     const fs::path& dir() const { return dir_; }
 
-    // The ext4 slot image of `variant` (cached: the Debian tree, this build's files, the variant).
-    Result<fs::path> SlotImage(const std::string& variant);
+    // The ext4 slot image of `variant` (cached: the Debian tree, this build's files, the variant,
+    // and `extra` files a test adds, such as root's authorized_keys).
+    Result<fs::path> SlotImage(const std::string& variant,
+                               const std::vector<GuestFile>& extra = {});
     // A UKI of the Debian kernel and initrd whose cmdline names `slot` ("A", "B", or "X": the
     // kexec policy's placeholder).
     Result<fs::path> Uki(const std::string& slot);
     // The starting disk: X in slot A, slot B empty; the ESP holds A's UKI at the default path and
-    // at boot-a.efi, B's at boot-b.efi. A fresh variable store.
-    Status MakeDisk();
+    // at boot-a.efi, B's at boot-b.efi. A fresh variable store. `extra`: see SlotImage.
+    Status MakeDisk(const std::vector<GuestFile>& extra = {});
     // www/<name>.zip, signed for the shipped policies: `uki` as kernel_efi.efi, then `image` as
     // verity_rootfs.img (the UKI first, so that the engine can check it before the slot is
     // written). `cut_at` > 0 truncates the zip there, as an interrupted download would.
@@ -42,8 +45,11 @@ class DistroWorld {
     // DISTRO_RC=<exit code>) and `status POLICY` (DISTRO_STATUS=<status --json>); setting
     // AFTER=poweroff or AFTER=reboot makes the guest leave by systemctl after DISTRO_END.
     Status Scenario(const std::string& script);
-    // Boots OVMF on the disk and variable store; a guest reboot ends the run.
-    Result<std::unique_ptr<Machine>> Boot(const std::string& run);
+    // Boots OVMF on the disk and variable store; a guest reboot ends the run. `host_forwards`
+    // (such as SSH) and `mac` (empty: the harness's) go to the user-net NIC.
+    Result<std::unique_ptr<Machine>> Boot(const std::string& run,
+                                          const std::vector<HostForward>& host_forwards = {},
+                                          const std::string& mac = {});
 
     // What the test unit prints at every boot: the variant, /proc/cmdline, the root file
     // system's device and GPT partition name (findmnt, udev), BootCurrent, and the state and

@@ -250,7 +250,12 @@ std::vector<std::string> DefaultDebianPackages() {
         "libprotobuf32", "libyaml-cpp0.7", "libboost-program-options1.74.0", "libsodium23",
         "libcurl4", "libzstd1", "libdeflate0", "zlib1g",
         // looking at boot entries, fetching the scenario
-        "efibootmgr", "curl"};
+        "efibootmgr", "curl",
+        // the takeover test copies `takeover` in and runs it over SSH, as an operator would;
+        // systemd-resolved keeps the nameserver networkd got by DHCP where takeover finds it
+        // (/run/systemd/resolve/resolv.conf; without it /etc/resolv.conf is the build host's)
+        // (debootstrap resolves no virtual packages: dbus provides resolved's dbus-system-bus)
+        "openssh-server", "systemd-resolved", "dbus"};
 }
 
 namespace {

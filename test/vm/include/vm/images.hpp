@@ -62,7 +62,8 @@ Result<fs::path> BuildUki(const UkiSpec& spec);
 // A stock Debian system made by debootstrap (images/build-debian.sh, needs root and the mirror):
 // the root file system as a tarball, and the kernel and initramfs-tools initrd from its /boot,
 // which the tarball leaves out (the slots boot them from UKIs on the ESP). The default packages:
-// systemd, udev, Debian's kernel, the shared libraries `activate` links, efibootmgr and curl.
+// systemd, udev, Debian's kernel, the shared libraries `activate` links, efibootmgr, curl,
+// openssh-server and systemd-resolved.
 std::vector<std::string> DefaultDebianPackages();
 struct DebianSpec {
     std::string suite = "bookworm";
