@@ -17,6 +17,7 @@
 #include <vector>
 #include <vm/phase.hpp>
 
+#include "agent_report.hpp"
 #include "distro_world.hpp"
 #include "expect.hpp"
 #include "takeover_source.hpp"
@@ -189,19 +190,10 @@ TEST_F(DistroTakeover, TakeoverOverSshOnStockDebianBringsUpTheAgentWithTheGuests
 
     // The serial getty's login prompt has no newline: minit's first line follows it.
     VM_ASSERT_OK(vm->wait_for_line("minit [0-9.]+: starting /core$", kDistroBoot));
-    VM_ASSERT_OK_AND_ASSIGN(auto agent,
-                            vm->wait_for_line("AGENT-(STARTED|ERROR) (.*)", seconds(300)));
+    json report;
+    ExpectAgentReportsItsIdentity(*vm, seconds(300), init, success, report);
+    if (HasFatalFailure()) return;
     phase.mark("kexec into the agent");
-    ASSERT_EQ(agent.groups[1], "STARTED") << agent.line;
-    const json report = json::parse(agent.groups[2], nullptr, false);
-    ASSERT_FALSE(report.is_discarded()) << agent.groups[2];
-    std::fprintf(stderr, "agent report: %s\n", report.dump().c_str());
-
-    EXPECT_EQ(report.value("machine_id", ""), init.machine_id());
-    EXPECT_EQ(report.value("bmaas_endpoint", ""), init.bmaas_endpoint());
-    EXPECT_EQ(report.value("ca_certificate_bytes", -1), 600);
-    EXPECT_EQ(report.value("public_key", ""), Hex(success.key()));
-    EXPECT_EQ(report.value("public_key_matches", false), true);
     // The guest's nameserver, which systemd-resolved lists as its upstream (the guest's
     // /etc/resolv.conf names only resolved's stub, 127.0.0.53).
     EXPECT_EQ(report.value("nameservers", json::array()), json::array({"10.0.2.3"}));

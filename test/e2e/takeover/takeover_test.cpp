@@ -14,6 +14,7 @@
 #include <vector>
 #include <vm/phase.hpp>
 
+#include "agent_report.hpp"
 #include "expect.hpp"
 #include "takeover_source.hpp"
 
@@ -127,19 +128,10 @@ TEST(TakeoverE2E, SourceGuestIsTakenOverByTheAgentWithItsNetwork) {
     // The agent runs after the kexec, on the same machine and serial console, as the core of
     // minit (PID 1 of the agent initramfs).
     VM_ASSERT_OK(vm->wait_for_line("^minit [0-9.]+: starting /core$", seconds(300)));
-    VM_ASSERT_OK_AND_ASSIGN(auto agent,
-                            vm->wait_for_line("AGENT-(STARTED|ERROR) (.*)", seconds(300)));
+    json report;
+    ExpectAgentReportsItsIdentity(*vm, seconds(300), init, success, report);
+    if (HasFatalFailure()) return;
     phase.mark("kexec into the agent");
-    ASSERT_EQ(agent.groups[1], "STARTED") << agent.line;
-    const json report = json::parse(agent.groups[2], nullptr, false);
-    ASSERT_FALSE(report.is_discarded()) << agent.groups[2];
-    std::fprintf(stderr, "agent report: %s\n", report.dump().c_str());
-
-    EXPECT_EQ(report.value("machine_id", ""), init.machine_id());
-    EXPECT_EQ(report.value("bmaas_endpoint", ""), init.bmaas_endpoint());
-    EXPECT_EQ(report.value("ca_certificate_bytes", -1), 600);
-    EXPECT_EQ(report.value("public_key", ""), Hex(success.key()));
-    EXPECT_EQ(report.value("public_key_matches", false), true);
     EXPECT_EQ(report.value("nameservers", json::array()),
               json::array({"192.0.2.53", "2001:db8::53"}));
     // The embedded payload's cmdline with the source's console carried over.
