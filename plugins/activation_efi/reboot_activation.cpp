@@ -13,9 +13,10 @@ Status RebootActivation::stage(Payload* /*payload*/, const std::optional<Slot>& 
                      "activation \"efi\" reboots into an A/B slot and needs a slot target; use a "
                      "payload source with slots (payload: uki) or activation \"kexec\"");
     if (!boot)
-        return Error(ErrorKind::policy,
-                     "activation \"efi\" needs a boot control to set BootNext; add \"boot: efi\" "
-                     "to the policy");
+        return Error(
+            ErrorKind::policy,
+            "activation \"efi\" needs a boot control to set BootNext; add \"boot_control: efi\" "
+            "to the policy");
     // A loaded kexec image would make reboot(2) jump into it instead of the firmware. Unloading
     // when nothing is loaded succeeds; ENOSYS means this kernel cannot have loaded anything.
     const int err = sysroot_.kexec_unload();

@@ -43,8 +43,7 @@ TEST_F(RebootActivationTest, StageUnloadsKexecAndSetsBootNext) {
     UniqueFd kernel(memfd_create("kernel", MFD_CLOEXEC));
     ASSERT_TRUE(kernel.valid());
     ASSERT_EQ(::write(kernel.get(), "MZ", 2), 2);
-    ASSERT_EQ(sysroot_->kexec_file_load(kernel.get(), -1, "console=ttyS0",
-                                        KEXEC_FILE_NO_INITRAMFS),
+    ASSERT_EQ(sysroot_->kexec_file_load(kernel.get(), -1, "console=ttyS0", KEXEC_FILE_NO_INITRAMFS),
               0);
     ASSERT_TRUE(*sysroot_->kexec_loaded());
 
@@ -86,7 +85,8 @@ TEST_F(RebootActivationTest, MisuseIsReported) {
     auto no_boot = activation_->stage(nullptr, slot('B'), nullptr);
     ASSERT_FALSE(no_boot.ok());
     EXPECT_EQ(no_boot.error().kind(), ErrorKind::policy);
-    EXPECT_NE(no_boot.error().message().find("boot: efi"), std::string::npos);
+    EXPECT_NE(no_boot.error().message().find("add \"boot_control: efi\" to the policy"),
+              std::string::npos);
     EXPECT_FALSE(var_exists("BootNext"));
 
     EXPECT_FALSE(activation_->activate(std::chrono::milliseconds(0), false).ok());
