@@ -177,6 +177,17 @@ void write_applied(JsonWriter& json, const AppliedNetwork& applied) {
             .boolean(l.up)
             .key("master")
             .string(master);
+        if (!l.details.empty()) {
+            json.key("details").begin_object();
+            for (const LinkDetail& d : l.details) {
+                json.key(d.name);
+                if (d.is_number)
+                    json.number(d.number);
+                else
+                    json.string(d.text);
+            }
+            json.end_object();
+        }
         json.key("addresses").begin_array();
         for (const LiveAddress& a : applied.addresses)
             if (a.index == l.index) json.string(a.cidr);

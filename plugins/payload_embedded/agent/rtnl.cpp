@@ -48,6 +48,92 @@ std::string c_string(std::string_view data) {
     return std::string(nul == std::string_view::npos ? data : data.substr(0, nul));
 }
 
+std::string format_mac_bytes(std::string_view bytes);
+
+// The parameters the agent sets on bonds and VLANs, read back (linux/if_link.h).
+std::vector<LinkDetail> link_details(const std::string& kind, std::string_view info_data) {
+    std::vector<LinkDetail> out;
+    auto number = [&](const char* name, std::string_view d) {
+        uint8_t u8;
+        uint16_t u16;
+        uint32_t u32;
+        int64_t v = 0;
+        if (d.size() == 1 && read_at(d, 0, &u8)) v = u8;
+        if (d.size() == 2 && read_at(d, 0, &u16)) v = u16;
+        if (d.size() == 4 && read_at(d, 0, &u32)) v = u32;
+        out.push_back(LinkDetail{name, true, v, {}});
+    };
+    static const std::pair<uint16_t, const char*> kBondNumbers[] = {
+        {IFLA_BOND_MODE, "mode"},
+        {IFLA_BOND_MIIMON, "miimon"},
+        {IFLA_BOND_UPDELAY, "updelay"},
+        {IFLA_BOND_DOWNDELAY, "downdelay"},
+        {IFLA_BOND_USE_CARRIER, "use_carrier"},
+        {IFLA_BOND_MIN_LINKS, "min_links"},
+        {IFLA_BOND_XMIT_HASH_POLICY, "xmit_hash_policy"},
+        {IFLA_BOND_AD_LACP_RATE, "ad_lacp_rate"},
+        {IFLA_BOND_AD_SELECT, "ad_select"},
+        {IFLA_BOND_AD_ACTOR_SYS_PRIO, "ad_actor_sys_prio"},
+        {IFLA_BOND_AD_USER_PORT_KEY, "ad_user_port_key"},
+    };
+    for_each_attribute(info_data, [&](uint16_t type, std::string_view d) {
+        if (kind == "bond") {
+            for (const auto& [attr, name] : kBondNumbers)
+                if (type == attr) number(name, d);
+            if (type == IFLA_BOND_AD_ACTOR_SYSTEM)
+                out.push_back(LinkDetail{"ad_actor_system", false, 0, format_mac_bytes(d)});
+        } else if (kind == "vlan") {
+            uint16_t be;
+            if (type == IFLA_VLAN_ID) number("id", d);
+            if (type == IFLA_VLAN_PROTOCOL && read_at(d, 0, &be)) {
+                const uint16_t p = ntohs(be);
+                out.push_back(LinkDetail{"protocol", false, 0,
+                                         p == 0x88a8   ? "802.1ad"
+                                         : p == 0x8100 ? "802.1Q"
+                                                       : std::to_string(p)});
+            }
+        }
+    });
+    return out;
+}
+
+void read_link_attribute(uint16_t type, std::string_view data, LiveLink* link) {
+    uint32_t u32 = 0;
+    switch (type) {
+        case IFLA_IFNAME:
+            link->name = c_string(data);
+            break;
+        case IFLA_ADDRESS:
+            link->mac = format_mac_bytes(data);
+            break;
+        case IFLA_PERM_ADDRESS:
+            link->perm_mac = format_mac_bytes(data);
+            break;
+        case IFLA_MTU:
+            if (read_at(data, 0, &u32)) link->mtu = u32;
+            break;
+        case IFLA_MASTER:
+            if (read_at(data, 0, &u32)) link->master = static_cast<int>(u32);
+            break;
+        case IFLA_LINK:
+            if (read_at(data, 0, &u32)) link->parent = static_cast<int>(u32);
+            break;
+        case IFLA_LINKINFO: {
+            std::string_view info_data;
+            for_each_attribute(data, [&](uint16_t t, std::string_view d) {
+                if (t == IFLA_INFO_KIND) link->kind = c_string(d);
+                if (t == IFLA_INFO_DATA) info_data = d;
+            });
+            link->details = link_details(link->kind, info_data);
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+std::string format_mac_bytes(std::string_view bytes) { return format_mac(bytes); }
+
 }  // namespace
 
 std::string format_mac(std::string_view bytes) {
@@ -192,41 +278,9 @@ std::string RtnlSocket::links(std::vector<LiveLink>* out) {
         LiveLink link;
         link.index = ifi.ifi_index;
         link.up = (ifi.ifi_flags & IFF_UP) != 0;
-        for_each_attribute(std::string_view(payload).substr(align4(sizeof ifi)),
-                           [&](uint16_t type, std::string_view data) {
-                               uint32_t u32 = 0;
-                               switch (type) {
-                                   case IFLA_IFNAME:
-                                       link.name = c_string(data);
-                                       break;
-                                   case IFLA_ADDRESS:
-                                       link.mac = format_mac(data);
-                                       break;
-                                   case IFLA_PERM_ADDRESS:
-                                       link.perm_mac = format_mac(data);
-                                       break;
-                                   case IFLA_MTU:
-                                       if (read_at(data, 0, &u32)) link.mtu = u32;
-                                       break;
-                                   case IFLA_MASTER:
-                                       if (read_at(data, 0, &u32))
-                                           link.master = static_cast<int>(u32);
-                                       break;
-                                   case IFLA_LINK:
-                                       if (read_at(data, 0, &u32))
-                                           link.parent = static_cast<int>(u32);
-                                       break;
-                                   case IFLA_LINKINFO:
-                                       for_each_attribute(data,
-                                                          [&](uint16_t t, std::string_view d) {
-                                                              if (t == IFLA_INFO_KIND)
-                                                                  link.kind = c_string(d);
-                                                          });
-                                       break;
-                                   default:
-                                       break;
-                               }
-                           });
+        for_each_attribute(
+            std::string_view(payload).substr(align4(sizeof ifi)),
+            [&](uint16_t type, std::string_view data) { read_link_attribute(type, data, &link); });
         out->push_back(std::move(link));
     }
     return {};

@@ -33,6 +33,15 @@ class RtnlRequest {
     std::string buf_;
 };
 
+// One parameter of a bond or VLAN as the kernel reports it (IFLA_INFO_DATA): a number, or text
+// for a MAC address or a VLAN protocol.
+struct LinkDetail {
+    std::string name;  // "mode", "miimon", "ad_actor_system", "id", "protocol", ...
+    bool is_number = true;
+    int64_t number = 0;
+    std::string text;
+};
+
 // A link as the kernel reports it (RTM_NEWLINK in a dump).
 struct LiveLink {
     int index = 0;
@@ -43,7 +52,8 @@ struct LiveLink {
     int master = 0;        // IFLA_MASTER
     int parent = 0;        // IFLA_LINK (a VLAN's parent)
     unsigned mtu = 0;
-    bool up = false;  // IFF_UP
+    bool up = false;                  // IFF_UP
+    std::vector<LinkDetail> details;  // bonds and VLANs only
 };
 
 struct LiveAddress {

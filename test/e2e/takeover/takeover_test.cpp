@@ -295,8 +295,23 @@ TEST(TakeoverE2E, AgentAppliesTheSourceNetworkAndIsReachableWhereTheSourceWas) {
                  live["eth0"], "links.eth0");
     ExpectSubset(json{{"master", "bond0"}}, live["eth1"], "links.eth1");
     ExpectSubset(json{{"master", "bond0"}}, live["eth2"], "links.eth2");
-    ExpectSubset(json{{"kind", "bond"}}, live["bond0"], "links.bond0");
-    ExpectSubset(json{{"kind", "vlan"}, {"addresses", {"192.168.42.10/24", "fd42::10/64"}}},
+    // The bond's parameters as the agent's kernel reports them (linux/if_link.h numbers: mode 4
+    // is 802.3ad, xmit_hash_policy 1 layer3+4, lacp_rate 1 fast, ad_select 1 bandwidth).
+    ExpectSubset(json{{"kind", "bond"},
+                      {"details",
+                       {{"mode", 4},
+                        {"miimon", 100},
+                        {"min_links", 2},
+                        {"xmit_hash_policy", 1},
+                        {"ad_lacp_rate", 1},
+                        {"ad_select", 1},
+                        {"ad_actor_sys_prio", 100},
+                        {"ad_user_port_key", 5},
+                        {"ad_actor_system", "02:00:00:00:00:42"}}}},
+                 live["bond0"], "links.bond0");
+    ExpectSubset(json{{"kind", "vlan"},
+                      {"details", {{"id", 42}, {"protocol", "802.1Q"}}},
+                      {"addresses", {"192.168.42.10/24", "fd42::10/64"}}},
                  live["bond0.42"], "links.bond0.42");
 
     // It announced itself to the endpoint (the guest forward to this test's listener) ...
