@@ -208,7 +208,7 @@ bool report_on_console(bool only_missing_mounts, int* out) {
     Described described;
     bool started = false;
     write_line(*out, describe("/init.pb", "/proc/cmdline", run, &described, &started));
-    if (started) announce_and_serve(*out, run, described);
+    if (started && run.announce) announce_and_serve(*out, run, described);
     return started;
 }
 

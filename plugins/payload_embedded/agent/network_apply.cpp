@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <map>
 #include <optional>
 
 #include "rtnl.hpp"
