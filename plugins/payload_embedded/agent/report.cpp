@@ -154,6 +154,49 @@ void write_interface(JsonWriter& json, const wire::Interface& iface) {
     json.end_object();
 }
 
+void write_applied(JsonWriter& json, const AppliedNetwork& applied) {
+    json.key("not_applied");
+    json.begin_array();
+    for (const std::string& s : applied.not_applied) json.string(s);
+    json.end_array();
+    json.key("links").begin_array();
+    for (const LiveLink& l : applied.links) {
+        std::string master;
+        for (const LiveLink& m : applied.links)
+            if (m.index == l.master && l.master != 0) master = m.name;
+        json.begin_object()
+            .key("name")
+            .string(l.name)
+            .key("kind")
+            .string(l.kind)
+            .key("mac")
+            .string(l.mac)
+            .key("mtu")
+            .number(l.mtu)
+            .key("up")
+            .boolean(l.up)
+            .key("master")
+            .string(master);
+        if (!l.details.empty()) {
+            json.key("details").begin_object();
+            for (const LinkDetail& d : l.details) {
+                json.key(d.name);
+                if (d.is_number)
+                    json.number(d.number);
+                else
+                    json.string(d.text);
+            }
+            json.end_object();
+        }
+        json.key("addresses").begin_array();
+        for (const LiveAddress& a : applied.addresses)
+            if (a.index == l.index) json.string(a.cidr);
+        json.end_array();
+        json.end_object();
+    }
+    json.end_array();
+}
+
 }  // namespace
 
 std::string error_line(std::string_view reason) {
@@ -162,7 +205,26 @@ std::string error_line(std::string_view reason) {
     return line;
 }
 
-std::string report_line(std::string_view init_pb, std::string_view cmdline, bool* started) {
+std::string agent_public_key_hex(std::string_view init_pb, std::string* reason) {
+    wire::AgentInit init;
+    if (!init.ParseFromArray(init_pb.data(), static_cast<int>(init_pb.size()))) {
+        *reason = "/init.pb is not a valid AgentInit";
+        return {};
+    }
+    const std::string& secret = init.private_key();
+    if (secret.size() != crypto_sign_SECRETKEYBYTES || sodium_init() < 0) {
+        *reason = "AgentInit.private_key is not a libsodium secret key";
+        return {};
+    }
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+    unsigned char sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_seed_keypair(pk, sk, reinterpret_cast<const unsigned char*>(secret.data()));
+    sodium_memzero(sk, sizeof sk);
+    return hex(std::string_view(reinterpret_cast<const char*>(pk), sizeof pk));
+}
+
+std::string report_line(std::string_view init_pb, std::string_view cmdline, bool* started,
+                        const AppliedNetwork* applied) {
     *started = false;
     wire::AgentInit init;
     if (!init.ParseFromArray(init_pb.data(), static_cast<int>(init_pb.size())))
@@ -201,6 +263,7 @@ std::string report_line(std::string_view init_pb, std::string_view cmdline, bool
     for (const wire::Nameserver& ns : init.network_config().nameserver()) json.string(ns.ip());
     json.end_array();
     json.key("cmdline").string(cmdline);
+    if (applied) write_applied(json, *applied);
     json.end_object();
     *started = true;
     return std::string(kStartedPrefix) + json.text();

@@ -1,9 +1,9 @@
 // See takeover_source.hpp.
 #include "takeover_source.hpp"
 
+#include <activate/bundle/sha256.hpp>
 #include <filesystem>
 #include <fstream>
-#include <activate/bundle/sha256.hpp>
 #include <span>
 #include <vm/images.hpp>
 
@@ -43,6 +43,12 @@ step $IP addr add fd42::10/64 dev bond0.42 nodad
 step $IP route add 192.168.60.0/24 via 192.168.42.1 dev bond0.42
 printf 'nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch e2e.test\n' > /etc/resolv.conf
 echo "SOURCE configured: $(cat /proc/cmdline)"
+# Where the test forwards a host port to port 22, the source answers there once, so the test
+# knows the port reached the source before it reaches the agent through it.
+if [ -e /etc/answer-on-port-22 ]; then
+  echo "SOURCE listening on port 22"
+  echo SOURCE-ON-PORT-22 | nc -l -p 22 || echo "SOURCE-ERROR: nc -l -p 22"
+fi
 # Keep kernel messages (bond and link state changes) out of the lines the test decodes.
 dmesg -n 1
 /bin/takeover --set delay=1s < /init.bin > /resp.bin
@@ -74,10 +80,10 @@ Status write_file(const fs::path& path, std::string_view data) {
 
 }  // namespace
 
-wire::TakeoverInit MakeTakeoverInit() {
+wire::TakeoverInit MakeTakeoverInit(const std::string& bmaas_endpoint) {
     wire::TakeoverInit init;
     init.set_machine_id("e2e-takeover-source-7");
-    init.set_bmaas_endpoint("https://bmaas.e2e.test:8443");
+    init.set_bmaas_endpoint(bmaas_endpoint);
     std::string ca(600, '\0');  // arbitrary bytes, not text: the field is bytes
     for (size_t i = 0; i < ca.size(); ++i) ca[i] = static_cast<char>((i * 37 + 11) & 0xff);
     init.set_ca_certificate(ca);
@@ -85,14 +91,15 @@ wire::TakeoverInit MakeTakeoverInit() {
 }
 
 std::string Hex(std::string_view bytes) {
-    return bundle::to_hex(
-        std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+    return bundle::to_hex(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
                                                     const wire::TakeoverInit& init,
-                                                    const std::string& name) {
+                                                    const std::string& name,
+                                                    const SourceReachability& reach) {
     ACTIVATE_TRY(write_file(work / "init.bin", init.SerializeAsString()));
+    ACTIVATE_TRY(write_file(work / "answer-on-port-22", ""));
     ACTIVATE_ASSIGN(HostKernel kernel, FindHostKernel());
     InitramfsSpec spec;
     spec.modules = {"virtio_pci", "virtio_net", "bonding", "8021q"};
@@ -100,6 +107,8 @@ Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
     spec.files = {{TAKEOVER_GUEST_BINARY, "/bin/takeover"},
                   {work / "init.bin", "/init.bin"},
                   {"/usr/bin/ip", "/opt/iproute2/ip", true}};
+    if (reach.forward_port_22)
+        spec.files.push_back({work / "answer-on-port-22", "/etc/answer-on-port-22"});
     ACTIVATE_ASSIGN(fs::path initrd, BuildInitramfs(spec));
     ACTIVATE_ASSIGN(fs::path vmlinux, ExtractVmlinux(kernel));
 
@@ -113,6 +122,8 @@ Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
     o.timeout = seconds(560);
     UserNic nic0, nic1, nic2;
     nic0.mac = kMac0;
+    if (reach.forward_port_22) nic0.host_forwards.push_back(HostForward{22});
+    nic0.guest_forwards = reach.guest_forwards;
     nic1.mac = kMac1;
     nic2.mac = kMac2;
     o.nics = {nic0, nic1, nic2};

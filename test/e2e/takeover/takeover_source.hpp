@@ -18,14 +18,26 @@ inline constexpr const char* kMac0 = "52:54:00:e2:e0:10";
 inline constexpr const char* kMac1 = "52:54:00:e2:e0:11";
 inline constexpr const char* kMac2 = "52:54:00:e2:e0:12";
 
-// The identity the source is taken over with (an arbitrary 600-byte CA certificate).
-wire::TakeoverInit MakeTakeoverInit();
+// The identity the source is taken over with (an arbitrary 600-byte CA certificate). The
+// default endpoint is a host name the agent cannot resolve: it reports that it could not
+// announce itself and powers off.
+wire::TakeoverInit MakeTakeoverInit(
+    const std::string& bmaas_endpoint = "https://bmaas.e2e.test:8443");
+
+// What the source's first NIC (eth0, 10.0.2.15) is reachable through, beyond the defaults.
+struct SourceReachability {
+    // Host port -> guest port 22: the port an operator reaches the source's SSH through. The
+    // source answers one connection there with "SOURCE-ON-PORT-22" before it runs takeover.
+    bool forward_port_22 = false;
+    std::vector<GuestForward> guest_forwards;
+};
 
 // Builds the guest images (cached) in `work` and boots the source with `init` on takeover's
 // stdin. The guest's takeover runs with a 1 s delay before the jump.
 Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
                                                     const wire::TakeoverInit& init,
-                                                    const std::string& name);
+                                                    const std::string& name,
+                                                    const SourceReachability& reach = {});
 
 // What the source printed around its takeover run.
 struct TakeoverRun {
