@@ -1,24 +1,19 @@
 #!/usr/bin/env bash
-# Builds every libFuzzer target with clang (ASan+UBSan+fuzzer, UB fatal) in build-fuzz and runs
+# Builds every libFuzzer target with clang (ASan+UBSan+fuzzer, UB fatal) in build-asan and runs
 # each for a while on a copy of its committed seed corpus; prints one line per target and fails
 # if any run found a crash, a sanitizer report or a timeout. A deliberate-UB canary runs first,
 # so a build in which UB would not end a run fails here instead of passing everything.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] (default 20). Failing inputs are kept in
-# build-fuzz/artifacts/.
+# build-asan/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
 jobs=$(nproc)
 
-# -O1 (as in libFuzzer's documented examples) with line tables only: about half the compile time of
-# -O2 -g under the sanitizers (scripts/test.sh has the measurement).
-flags="-O1 -gline-tables-only -DNDEBUG"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DACTIVATE_FUZZ=ON \
-  -DACTIVATE_VM_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$flags" >/dev/null
-cmake --build build-fuzz -j "$jobs" --target fuzzers
+bash scripts/configure_sanitized.sh
+cmake --build build-asan -j "$jobs" --target fuzzers
 
-artifacts=build-fuzz/artifacts
+artifacts=build-asan/artifacts
 mkdir -p "$artifacts"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -27,7 +22,7 @@ export UBSAN_OPTIONS=print_stacktrace=1
 
 # The canary negates INT32_MIN taken from its input: the run must fail.
 printf '\x00\x00\x00\x80' >"$scratch/int32-min"
-if build-fuzz/bin/ub_canary_fuzz -runs=1 "$scratch/int32-min" >"$scratch/canary.log" 2>&1; then
+if build-asan/bin/ub_canary_fuzz -runs=1 "$scratch/int32-min" >"$scratch/canary.log" 2>&1; then
   cat "$scratch/canary.log" >&2
   echo "fuzz: UB does not end a run in this build (ub_canary_fuzz exited 0); nothing is checked" >&2
   exit 1
@@ -41,7 +36,7 @@ grep -q "runtime error: negation of -2147483648" "$scratch/canary.log" || {
 status=0
 for corpus in $(find core plugins -type d -path '*/fuzz/corpus/*' | sort); do
   name=$(basename "$corpus")
-  bin=build-fuzz/bin/$name
+  bin=build-asan/bin/$name
   if [ ! -x "$bin" ]; then
     printf 'fuzz: %-34s no binary\n' "$name" >&2
     status=1

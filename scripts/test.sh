@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs dependencies, builds, runs every test
-# (unit, minit, end-to-end QEMU guests), then rebuilds with ASan+UBSan and runs the unit tests
-# again, then fuzzes every libFuzzer target for a short while (clang; any crash or UB fails).
+# (unit, minit, end-to-end QEMU guests), then rebuilds with clang, ASan+UBSan and libFuzzer's
+# instrumentation (one tree), runs the unit tests there and fuzzes every libFuzzer target for a
+# short while (any crash or UB fails).
 # Usage: scripts/test.sh [--quick]  (--quick skips the sanitizer and fuzzing passes).
 # ACTIVATE_FUZZ_SECONDS sets the fuzzing time per target (default 15).
 set -euo pipefail
@@ -16,12 +17,11 @@ jobs=$(nproc)
 start=$SECONDS
 phase() { echo "== [$(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s] $*" >&2; }
 
-# Compile flags of the three trees: debug info as line tables only (-g1), which is what stack
-# traces and sanitizer reports use, and -O1 under the sanitizers. Measured per translation unit
+# Compile flags: debug info as line tables only (-g1), which is what stack traces and sanitizer
+# reports use, and -O1 in the sanitized tree (scripts/configure_sanitized.sh). Measured per unit
 # here (g++ 12; activation_record.cpp, cli.cpp, gpt_test.cpp): ASan+UBSan at -O1 -g1 took 0.24-0.5
 # of the time at -O2 -g, and -O2 -g1 0.6-0.8 of -O2 -g; the trees' builds are most of CI's time.
 ci_flags="-O2 -g1 -DNDEBUG"
-sanitizer_flags="-O1 -g1 -DNDEBUG"
 
 phase "build (RelWithDebInfo, $ci_flags)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -44,10 +44,8 @@ phase "tests: unit, minit, e2e, e2e-distro"
 ctest --test-dir build -j "$jobs" --output-on-failure --timeout 900
 
 if [ "$quick" = 0 ]; then
-  phase "build (ASan+UBSan, $sanitizer_flags)"
-  cmake -S . -B build-asan -G Ninja -DACTIVATE_SANITIZE=ON -DACTIVATE_VM_TESTS=OFF -DACTIVATE_BENCH=OFF \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$sanitizer_flags" \
-    -DCMAKE_C_FLAGS_RELWITHDEBINFO="$sanitizer_flags" >/dev/null
+  phase "build (clang, ASan+UBSan and fuzzing instrumentation: scripts/configure_sanitized.sh)"
+  bash scripts/configure_sanitized.sh
   cmake --build build-asan -j "$jobs"
   phase "tests under ASan+UBSan: unit"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
