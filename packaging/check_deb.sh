@@ -40,7 +40,7 @@ outside=$(cd "$work/plain" && find . -mindepth 1 -not -path ./opt -not -path './
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$work/files"
 dpkg-deb -c "$takeover_deb" | awk '{print $6}' | sed 's|^\./|/|' >"$work/takeover-files"
 for want in /usr/bin/activate \
-  /usr/lib/$triplet/libactivate-core.so \
+  /usr/lib/$triplet/libactivate-core.so.$version \
   /usr/lib/$triplet/activate/plugins/uki.so \
   /usr/lib/$triplet/activate/plugins/efi.so \
   /usr/lib/$triplet/activate/plugins/kexec.so \
@@ -56,8 +56,10 @@ for want in /usr/bin/activate \
 done
 grep -qxF /usr/bin/takeover "$work/takeover-files" || fail "the takeover package lacks /usr/bin/takeover"
 grep -qxF /usr/bin/takeover "$work/files" && fail "takeover is in the activate package too"
-# Nothing from the build tree's own prefix, nothing the engine no longer ships.
-grep -E '^/usr/local/|activate-mark-good' "$work/files" && fail "unexpected files (above)"
+# Nothing from the build tree's own prefix, nothing the engine no longer ships, nothing of the
+# SDK (the `dev` component: headers, CMake package, pkg-config, the libactivate-core.so link).
+grep -E '^/usr/local/|activate-mark-good|^/usr/include/|/cmake/|/pkgconfig/|libactivate-core\.so$' \
+  "$work/files" && fail "unexpected files (above)"
 
 # conffiles and the units as installed.
 mkdir -p "$work/control" "$work/tree"

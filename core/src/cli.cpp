@@ -35,18 +35,17 @@ struct CommonOptions {
 };
 
 void add_common(po::options_description& desc, CommonOptions& o) {
-    desc.add_options()
-        ("policy", po::value(&o.policies)->composing(),
-         "policy file (YAML); 'serve' takes one per activation mode")
-        ("sysroot", po::value(&o.sysroot)->default_value("/"),
-         "act on this directory instead of the live system (nothing outside it is touched)")
-        ("plugin-dir", po::value(&o.plugin_dirs)->composing(),
-         "directory with plugin .so files (repeatable; default $ACTIVATE_PLUGIN_DIR or "
-         "<prefix>/<libdir>/activate/plugins)")
-        ("set", po::value(&o.overrides)->composing(),
-         "override a policy value by dotted path, KEY=VALUE (repeatable)")
-        ("log-level", po::value(&o.log_level)->default_value("info"),
-         "debug, info, warning or error");
+    desc.add_options()("policy", po::value(&o.policies)->composing(),
+                       "policy file (YAML); 'serve' takes one per activation mode")(
+        "sysroot", po::value(&o.sysroot)->default_value("/"),
+        "act on this directory instead of the live system (nothing outside it is touched)")(
+        "plugin-dir", po::value(&o.plugin_dirs)->composing(),
+        "add a directory of plugin .so files, searched before $ACTIVATE_PLUGIN_PATH and the "
+        "built-in plugins (repeatable; the first match wins)")(
+        "set", po::value(&o.overrides)->composing(),
+        "override a policy value by dotted path, KEY=VALUE (repeatable)")(
+        "log-level", po::value(&o.log_level)->default_value("info"),
+        "debug, info, warning or error");
 }
 
 Error usage_error(const std::string& program, const std::string& message) {
@@ -84,10 +83,12 @@ Result<std::unique_ptr<Engine>> build_engine(const PolicySource& source, const C
                                              const CliDefaults& defaults, const Sysroot& sysroot,
                                              const Logger& logger) {
     ACTIVATE_ASSIGN(Policy policy, parse_policy(source.root, source.name));
-    std::vector<std::filesystem::path> dirs(o.plugin_dirs.begin(), o.plugin_dirs.end());
-    // Binaries with built-in plugins look in a directory only when told to.
-    if (dirs.empty() && defaults.builtins.empty()) dirs.push_back(default_plugin_dir());
-    PluginRegistry registry(defaults.builtins, dirs);
+    // --plugin-dir and $ACTIVATE_PLUGIN_PATH add directories in front of the built-in plugins:
+    // the engine's plugin directory, or the plugins linked into a self-contained binary
+    // (takeover), which has no directory of its own.
+    std::optional<std::filesystem::path> builtin_dir;
+    if (defaults.builtins.empty()) builtin_dir = builtin_plugin_dir();
+    PluginRegistry registry(defaults.builtins, plugin_search_path(o.plugin_dirs, builtin_dir));
     return Engine::create(std::move(policy), registry, sysroot, logger);
 }
 

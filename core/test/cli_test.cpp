@@ -71,10 +71,15 @@ TEST(Cli, PolicyErrorExitsThreeNamingFileAndLine) {
 
 TEST(Cli, PluginLoadErrorExitsFour) {
     test::TempDir dir;
-    std::string p = policy_file(dir, "activation_mode: kexec\npayload: {plugin: wrongabi}\n"
-                                     "activation: {plugin: fake}\n");
+    std::string p = policy_file(dir,
+                                "activation_mode: kexec\npayload: {plugin: othersdk}\n"
+                                "activation: {plugin: fake}\n");
     auto r = run({kBin, "--policy", p, "--plugin-dir", FAKE_PLUGIN_DIR, "--dry-run"});
     EXPECT_EQ(r.exit_code, 4) << r.err;
+    EXPECT_NE(r.err.find(std::string(FAKE_PLUGIN_DIR) + "/othersdk.so was built against activate "
+                                                        "SDK 0.0.9 (plugin ABI 999"),
+              std::string::npos)
+        << r.err;
 }
 
 // A plugin name is a name: one that is a path, in the file or from --set, is a policy error
@@ -110,14 +115,70 @@ TEST(Cli, PluginNamesThatArePathsAreRefusedBeforeAnythingIsLoaded) {
     EXPECT_FALSE(std::filesystem::exists(marker)) << "the library named by a path was loaded";
 }
 
-TEST(Cli, PluginDirFromEnvironment) {
+// $ACTIVATE_PLUGIN_PATH: colon-separated, empty entries and missing directories skipped.
+TEST(Cli, PluginPathFromEnvironment) {
     test::TempDir dir;
     std::string p = policy_file(dir, kPolicy);
-    ::setenv("ACTIVATE_PLUGIN_DIR", FAKE_PLUGIN_DIR, 1);
+    ::setenv("ACTIVATE_PLUGIN_PATH", ("/nonexistent::" + std::string(FAKE_PLUGIN_DIR)).c_str(), 1);
     auto r = run({kBin, "--policy", p, "--dry-run"});
-    ::unsetenv("ACTIVATE_PLUGIN_DIR");
+    ::unsetenv("ACTIVATE_PLUGIN_PATH");
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("fake.so"), std::string::npos);
+    EXPECT_NE(r.out.find(std::string(FAKE_PLUGIN_DIR) + "/fake.so"), std::string::npos) << r.out;
+}
+
+// Added directories come in front of the built-in one, which is still searched: a policy takes
+// its payload from an added directory and its activation (kexec) from the engine's own.
+TEST(Cli, AddedPluginDirectoriesKeepTheBuiltInOne) {
+    test::TempDir dir;
+    std::string p = policy_file(dir,
+                                "activation_mode: kexec\npayload: {plugin: fake}\n"
+                                "activation: {plugin: kexec}\n");
+    for (bool from_env : {false, true}) {
+        std::vector<std::string> args = {kBin, "--policy", p, "--dry-run"};
+        if (from_env)
+            ::setenv("ACTIVATE_PLUGIN_PATH", FAKE_PLUGIN_DIR, 1);
+        else
+            args.insert(args.end(), {"--plugin-dir", FAKE_PLUGIN_DIR});
+        auto r = run(args);
+        ::unsetenv("ACTIVATE_PLUGIN_PATH");
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_NE(r.out.find(std::string(FAKE_PLUGIN_DIR) + "/fake.so"), std::string::npos)
+            << r.out;
+        EXPECT_NE(r.out.find(BUILTIN_PLUGIN_DIR "/kexec.so"), std::string::npos) << r.out;
+    }
+}
+
+// The same name in several places: the first directory wins, in the order --plugin-dir (as
+// given), $ACTIVATE_PLUGIN_PATH (as listed), the built-in directory.
+TEST(Cli, FirstPluginDirectoryWins) {
+    test::TempDir dir, first, second;
+    std::filesystem::copy_file(BUILTIN_PLUGIN_DIR "/kexec.so", first / "kexec.so");
+    std::filesystem::copy_file(BUILTIN_PLUGIN_DIR "/kexec.so", second / "kexec.so");
+    std::string p = policy_file(dir,
+                                "activation_mode: kexec\npayload: {plugin: fake}\n"
+                                "activation: {plugin: kexec}\n");
+    auto plan_names = [&](const std::vector<std::string>& extra, const char* env) {
+        std::vector<std::string> args = {kBin,        "--policy",     p,
+                                         "--dry-run", "--plugin-dir", FAKE_PLUGIN_DIR};
+        args.insert(args.end(), extra.begin(), extra.end());
+        if (env) ::setenv("ACTIVATE_PLUGIN_PATH", env, 1);
+        auto r = run(args);
+        ::unsetenv("ACTIVATE_PLUGIN_PATH");
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return r.out;
+    };
+    const std::string in_first = (first / "kexec.so").string();
+    const std::string in_second = (second / "kexec.so").string();
+    // An added directory over the built-in one.
+    EXPECT_NE(plan_names({"--plugin-dir", first.path().string()}, nullptr).find(in_first),
+              std::string::npos);
+    // --plugin-dir over $ACTIVATE_PLUGIN_PATH.
+    EXPECT_NE(
+        plan_names({"--plugin-dir", second.path().string()}, first.path().c_str()).find(in_second),
+        std::string::npos);
+    // Within the variable, its order.
+    const std::string both = first.path().string() + ":" + second.path().string();
+    EXPECT_NE(plan_names({}, both.c_str()).find(in_first), std::string::npos);
 }
 
 TEST(Cli, DryRunPrintsThePlanAndTouchesNothing) {

@@ -13,9 +13,6 @@
 #ifndef FAKE_PLUGIN_NAME
 #define FAKE_PLUGIN_NAME "fake"
 #endif
-#ifndef FAKE_PLUGIN_ABI
-#define FAKE_PLUGIN_ABI activate::kPluginAbiVersion
-#endif
 
 namespace {
 using namespace activate;
@@ -241,5 +238,5 @@ Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c, Setting
 }
 }  // namespace
 
-ACTIVATE_DEFINE_PLUGIN(FAKE_PLUGIN_IDENT, FAKE_PLUGIN_ABI, FAKE_PLUGIN_NAME, "0.0.1-test",
-                       create_payload, create_activation, create_capture, create_boot)
+ACTIVATE_DEFINE_PLUGIN(FAKE_PLUGIN_IDENT, FAKE_PLUGIN_NAME, "0.0.1-test", create_payload,
+                       create_activation, create_capture, create_boot)

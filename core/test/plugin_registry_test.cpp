@@ -1,5 +1,7 @@
-#include <activate/plugin_registry.hpp>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+
+#include <activate/plugin_registry.hpp>
 
 #include "test_support.hpp"
 
@@ -18,15 +20,63 @@ TEST(PluginRegistry, LoadsASharedObjectPlugin) {
     EXPECT_NE(p->descriptor->create_payload_source, nullptr);
 }
 
-TEST(PluginRegistry, AbiMismatchIsAClearError) {
+// othersdk.so is the fake plugin compiled against another release's sdk_version.hpp.
+TEST(PluginRegistry, PluginOfAnotherSdkIsRefusedNamingBoth) {
     PluginRegistry registry({}, {FAKE_PLUGIN_DIR});
-    Result<LoadedPlugin> p = registry.find("wrongabi");
+    Result<LoadedPlugin> p = registry.find("othersdk");
     ASSERT_FALSE(p.ok());
     EXPECT_EQ(p.error().kind(), ErrorKind::plugin);
-    EXPECT_NE(p.error().message().find("built for plugin ABI 999 but this engine speaks ABI " +
-                                                      std::to_string(kPluginAbiVersion)),
+    EXPECT_EQ(p.error().message(),
+              std::string(FAKE_PLUGIN_DIR) +
+                  "/othersdk.so was built against activate SDK 0.0.9 (plugin ABI 999, C++ library "
+                  "libstdc++-cxx11) but this engine is activate SDK " ACTIVATE_SDK_VERSION
+                  " (plugin ABI " +
+                  std::to_string(kPluginAbiVersion) +
+                  ", C++ library libstdc++-cxx11); rebuild the plugin against this engine's SDK");
+}
+
+// oldabi.so is the fake plugin compiled with _GLIBCXX_USE_CXX11_ABI=0. dlopen would fail on the
+// engine functions it calls under other (old-ABI) names; the identity check comes first and says
+// why.
+TEST(PluginRegistry, PluginOfAnotherStandardLibraryAbiIsRefused) {
+    PluginRegistry registry({}, {FAKE_PLUGIN_DIR});
+    Result<LoadedPlugin> p = registry.find("oldabi");
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().kind(), ErrorKind::plugin);
+    EXPECT_NE(p.error().message().find(
+                  std::string(FAKE_PLUGIN_DIR) + "/oldabi.so was built against activate SDK " +
+                  ACTIVATE_SDK_VERSION + " (plugin ABI " + std::to_string(kPluginAbiVersion) +
+                  ", C++ library libstdc++-cxx98) but this engine is"),
               std::string::npos)
         << p.error().message();
+    // The control: the file is what the test says, a plugin that dlopen cannot even load.
+    void* h = ::dlopen(FAKE_PLUGIN_DIR "/oldabi.so", RTLD_NOW | RTLD_LOCAL);
+    EXPECT_EQ(h, nullptr);
+    if (h) ::dlclose(h);
+}
+
+TEST(PluginRegistry, PluginWithoutBuildIdentityIsRefused) {
+    PluginRegistry registry({}, {FAKE_PLUGIN_DIR});
+    Result<LoadedPlugin> p = registry.find("nobuildid");
+    ASSERT_FALSE(p.ok());
+    EXPECT_EQ(p.error().kind(), ErrorKind::plugin);
+    EXPECT_NE(p.error().message().find("/nobuildid.so has no build identity (section "
+                                       ".activate_plugin): it was not built with "
+                                       "ACTIVATE_DEFINE_PLUGIN"),
+              std::string::npos)
+        << p.error().message();
+}
+
+TEST(PluginRegistry, BuildIdentityIsReadFromTheFile) {
+    auto id = read_plugin_build_id(std::string(FAKE_PLUGIN_DIR) + "/fake.so");
+    ASSERT_TRUE(id.ok()) << id.error().message();
+    ASSERT_TRUE(id->has_value());
+    EXPECT_EQ(**id, ACTIVATE_PLUGIN_BUILD_ID);
+    EXPECT_EQ(**id, "sdk=" ACTIVATE_SDK_VERSION ";abi=" + std::to_string(kPluginAbiVersion) +
+                        ";stdlib=libstdc++-cxx11");
+    auto none = read_plugin_build_id(std::string(FAKE_PLUGIN_DIR) + "/notaplugin.so");
+    ASSERT_TRUE(none.ok()) << none.error().message();
+    EXPECT_FALSE(none->has_value());
 }
 
 TEST(PluginRegistry, SharedObjectWithoutEntryPoint) {

@@ -26,6 +26,5 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
 }  // namespace
 }  // namespace activate::efi
 
-ACTIVATE_DEFINE_PLUGIN(activation_efi, activate::kPluginAbiVersion, "efi", "0.1.0", nullptr,
-                       activate::efi::create_activation, nullptr,
-                       activate::efi::create_boot_control)
+ACTIVATE_DEFINE_PLUGIN(activation_efi, "efi", "0.1.0", nullptr, activate::efi::create_activation,
+                       nullptr, activate::efi::create_boot_control)

@@ -15,5 +15,5 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
 }  // namespace
 }  // namespace activate::kexec
 
-ACTIVATE_DEFINE_PLUGIN(activation_kexec, activate::kPluginAbiVersion, "kexec", "0.1.0", nullptr,
+ACTIVATE_DEFINE_PLUGIN(activation_kexec, "kexec", "0.1.0", nullptr,
                        activate::kexec::create_activation, nullptr, nullptr)

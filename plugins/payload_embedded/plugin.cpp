@@ -14,5 +14,5 @@ Result<std::unique_ptr<PayloadSource>> create_payload_source(const PluginContext
 }  // namespace
 }  // namespace activate::embedded
 
-ACTIVATE_DEFINE_PLUGIN(payload_embedded, activate::kPluginAbiVersion, "embedded", "0.1.0",
+ACTIVATE_DEFINE_PLUGIN(payload_embedded, "embedded", "0.1.0",
                        activate::embedded::create_payload_source, nullptr, nullptr, nullptr)

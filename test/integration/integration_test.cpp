@@ -183,9 +183,18 @@ TEST(TakeoverBinary, ErrorsBeforeThePipelineAreAnsweredToo) {
         // A directory used to abort on an uncaught std::ios_failure, answering nothing.
         {takeover + " --policy " + (box.root() / "policies").string(),
          "policies: cannot read the policy file: it is a directory"},
-        {activate + " --plugin-dir " + (box.root() / "no-plugins").string(), "embedded"},
+        // An added directory is searched first: its broken embedded.so is what gets loaded.
+        {activate + " --plugin-dir " + (box.root() / "bad-plugins").string(),
+         (box.root() / "bad-plugins/embedded.so").string()},
+        // takeover too, before its built-in plugins, from --plugin-dir or $ACTIVATE_PLUGIN_PATH.
+        {takeover + " --plugin-dir " + (box.root() / "bad-plugins").string(),
+         (box.root() / "bad-plugins/embedded.so").string()},
+        {"ACTIVATE_PLUGIN_PATH=" + (box.root() / "bad-plugins").string() + " " + takeover,
+         (box.root() / "bad-plugins/embedded.so").string()},
     };
     fs::create_directories(box.root() / "policies");
+    fs::create_directories(box.root() / "bad-plugins");
+    box.write("bad-plugins/embedded.so", "not an ELF file\n");
     for (const auto& [command, mention] : cases) {
         Outcome r = sh(box, command);
         EXPECT_NE(r.code, 0) << command;

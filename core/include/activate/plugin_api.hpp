@@ -1,13 +1,17 @@
 // The one header plugins compile against: the plugin ABI and the interfaces of the four plugin
-// roles.
+// roles. The contract behind it (what each role must do, what the engine guarantees) is
+// docs/plugins.md; this comment is the ABI part of it.
 //
 // What crosses the boundary. A plugin shared object exports exactly one C symbol,
 // `activate_plugin_v1`, returning a pointer to a static ActivatePluginDescriptor (plain C
-// layout; its first field is the ABI version and is checked before anything else is read).
-// Everything behind the descriptor is C++: std::string, std::vector, std::unique_ptr, YAML::Node,
-// Result/Error and the abstract classes below. That is safe only because plugins are built from
-// this tree with the same compiler and standard library as the engine; kPluginAbiVersion is
-// bumped whenever anything declared here (or in the headers it includes) changes layout.
+// layout; its first field is the ABI version). Everything behind the descriptor is C++:
+// std::string, std::vector, std::unique_ptr, YAML::Node, Result/Error and the abstract classes
+// below. C++ classes have no layout guarantee across compilers, standard libraries or releases,
+// so a plugin is accepted only when it was built against the same SDK release, plugin ABI
+// revision and C++ standard library ABI as the engine: ACTIVATE_DEFINE_PLUGIN records those three
+// in the plugin's `.activate_plugin` ELF section (its build identity), and the loader compares
+// them before it dlopen()s the file, so a mismatch is a clear error naming both sides rather
+// than an unresolved symbol or a crash (like the kernel's module vermagic).
 // Nothing may throw across the boundary: every call returns a Result, and plugins catch library
 // exceptions themselves.
 //
@@ -15,20 +19,27 @@
 // protocol: a function taking nothing and returning a descriptor whose first field is a uint32
 // ABI version. It changes only if that handshake does, and an engine looking for `_v2` then
 // reports a missing symbol instead of misreading an old plugin. kPluginAbiVersion is the revision
-// of everything behind the descriptor and is compared before anything else is read, so a stale
-// plugin is a clear ABI-mismatch error rather than a crash.
+// of everything behind the descriptor; it is part of the build identity and checked again in the
+// descriptor before anything else is read.
 //
-// The boundary covered by that rule is this header, the headers it includes (fd.hpp, log.hpp,
-// result.hpp, settings.hpp, sysroot.hpp), and the other core headers plugins compile against:
-// kernel_cmdline.hpp (implemented in activate_core) and activate/bundle/*.hpp (the bundle library,
-// linked into the plugin but handed the engine's Sysroot and Logger). A layout change in any of
-// them bumps kPluginAbiVersion.
+// The boundary covered by that rule is this header and the headers it includes (fd.hpp, log.hpp,
+// result.hpp, settings.hpp, sysroot.hpp, sdk_version.hpp) and kernel_cmdline.hpp: the headers
+// `cmake --install` ships. (In-tree plugins also use activate/bundle/*.hpp, a static library
+// linked into the plugin but handed the engine's Sysroot and Logger.) A layout change in any of
+// them bumps ACTIVATE_PLUGIN_ABI (sdk_version.hpp.in).
 //
-// Everything else in a plugin is built with hidden visibility (activate_plugin() in the top-level
+// Everything else in a plugin is built with hidden visibility and a version script
+// (activate_add_plugin() of the installed CMake package, activate_plugin() in the top-level
 // CMakeLists.txt); the plugin_exports.<name> tests fail if a plugin .so exports anything but the
 // entry point.
 #pragma once
 
+#include <activate/fd.hpp>
+#include <activate/log.hpp>
+#include <activate/result.hpp>
+#include <activate/sdk_version.hpp>
+#include <activate/settings.hpp>
+#include <activate/sysroot.hpp>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -38,19 +49,15 @@
 #include <string>
 #include <vector>
 
-#include <activate/fd.hpp>
-#include <activate/log.hpp>
-#include <activate/result.hpp>
-#include <activate/settings.hpp>
-#include <activate/sysroot.hpp>
-
 namespace activate {
 
-// Raised whenever a type that crosses the boundary changes. 2: InstallRequest::before_writing,
-// Sysroot remembers the locks it holds. 3: Slot::state_dir, InstallRequest::force,
-// PayloadSource::slot_version, BootControl::entry_name/boot_current/add_to_boot_order_after
-// (boot assessment, docs/boot-assessment.md).
-inline constexpr uint32_t kPluginAbiVersion = 3;
+// Raised whenever a type that crosses the boundary changes (ACTIVATE_PLUGIN_ABI in
+// sdk_version.hpp.in). 2: InstallRequest::before_writing, Sysroot remembers the locks it holds.
+// 3: Slot::state_dir, InstallRequest::force, PayloadSource::slot_version,
+// BootControl::entry_name/boot_current/add_to_boot_order_after (boot assessment,
+// docs/boot-assessment.md). 4: the build identity (ACTIVATE_PLUGIN_BUILD_ID) and
+// ACTIVATE_DEFINE_PLUGIN filling abi_version itself.
+inline constexpr uint32_t kPluginAbiVersion = ACTIVATE_PLUGIN_ABI;
 
 // Passed to every plugin factory; outlives the plugin instance.
 struct PluginContext {
@@ -238,12 +245,48 @@ using ActivatePluginEntry = const ActivatePluginDescriptor* (*)();
 
 }  // namespace activate
 
-// Each plugin defines its descriptor with this macro once. It yields a uniquely named function
-// for the static (built-in) registry; the shared-object build adds the common `activate_plugin_v1`
-// entry point (core/src/plugin_entry.cpp.in) that returns the same descriptor.
+// The C++ standard library a translation unit is compiled against, by its ABI: libstdc++'s two
+// std::string/std::list layouts (_GLIBCXX_USE_CXX11_ABI, GCC 5 "Dual ABI") and libc++ are
+// mutually incompatible behind the descriptor. <string> (included above) defines the macros.
+#if defined(_LIBCPP_VERSION)
+#define ACTIVATE_STDLIB_ABI "libc++"
+#elif defined(__GLIBCXX__) && _GLIBCXX_USE_CXX11_ABI
+#define ACTIVATE_STDLIB_ABI "libstdc++-cxx11"
+#elif defined(__GLIBCXX__)
+#define ACTIVATE_STDLIB_ABI "libstdc++-cxx98"
+#else
+#define ACTIVATE_STDLIB_ABI "unknown"
+#endif
+#define ACTIVATE_PLUGIN_STRINGIFY2(x) #x
+#define ACTIVATE_PLUGIN_STRINGIFY(x) ACTIVATE_PLUGIN_STRINGIFY2(x)
+// The build identity: what the plugin was compiled against, as the loader compares it
+// (plugin_registry.cpp parses exactly this "key=value;..." form).
+#define ACTIVATE_PLUGIN_BUILD_ID \
+    "sdk=" ACTIVATE_SDK_VERSION  \
+    ";abi=" ACTIVATE_PLUGIN_STRINGIFY(ACTIVATE_PLUGIN_ABI) ";stdlib=" ACTIVATE_STDLIB_ABI
+
+// Each plugin defines its descriptor with this macro once, at namespace scope:
+//   ACTIVATE_DEFINE_PLUGIN(ident, "name", "version", create_payload_source, create_activation,
+//                          create_capture, create_boot_control)
+// (nullptr for the roles it does not fill). It emits
+// - `activate_builtin_<ident>()`, returning the descriptor: what a binary that links plugins in
+//   statically (the self-contained takeover) registers;
+// - the entry point `activate_plugin_v1()` of the shared object, returning the same descriptor.
+//   It is a weak definition, so that several plugins linked into one static binary do not
+//   collide (that binary never calls it); in a plugin .so it is the one definition;
+// - the build identity in the `.activate_plugin` section, read by the loader before dlopen.
 #define ACTIVATE_DEFINE_PLUGIN(ident, ...) ACTIVATE_DEFINE_PLUGIN_EXPANDED(ident, __VA_ARGS__)
-#define ACTIVATE_DEFINE_PLUGIN_EXPANDED(ident, ...)                                    \
-    extern "C" const ::activate::ActivatePluginDescriptor* activate_builtin_##ident() { \
-        static const ::activate::ActivatePluginDescriptor d{__VA_ARGS__};              \
-        return &d;                                                                     \
+#define ACTIVATE_DEFINE_PLUGIN_EXPANDED(ident, ...)                                             \
+    [[gnu::used,                                                                                \
+      gnu::section(".activate_plugin")]] static const char activate_plugin_build_id_##ident[] = \
+        ACTIVATE_PLUGIN_BUILD_ID;                                                               \
+    extern "C" const ::activate::ActivatePluginDescriptor* activate_builtin_##ident() {         \
+        static const ::activate::ActivatePluginDescriptor d{::activate::kPluginAbiVersion,      \
+                                                            __VA_ARGS__};                       \
+        return &d;                                                                              \
+    }                                                                                           \
+    extern "C"                                                                                  \
+        [[gnu::weak, gnu::visibility("default")]] const ::activate::ActivatePluginDescriptor*   \
+        activate_plugin_v1() {                                                                  \
+        return activate_builtin_##ident();                                                      \
     }

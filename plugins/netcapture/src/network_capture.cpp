@@ -121,5 +121,4 @@ activate::Result<std::unique_ptr<activate::Capture>> create_capture(
 
 }  // namespace
 
-ACTIVATE_DEFINE_PLUGIN(netcapture, activate::kPluginAbiVersion, "netcapture", "0.1.0", nullptr,
-                       nullptr, create_capture, nullptr)
+ACTIVATE_DEFINE_PLUGIN(netcapture, "netcapture", "0.1.0", nullptr, nullptr, create_capture, nullptr)

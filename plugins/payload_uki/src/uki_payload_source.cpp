@@ -235,5 +235,5 @@ activate::Result<std::unique_ptr<activate::PayloadSource>> create_payload_source
 }
 }  // namespace
 
-ACTIVATE_DEFINE_PLUGIN(payload_uki, activate::kPluginAbiVersion, "uki", ACTIVATE_VERSION,
-                       create_payload_source, nullptr, nullptr, nullptr)
+ACTIVATE_DEFINE_PLUGIN(payload_uki, "uki", ACTIVATE_VERSION, create_payload_source, nullptr,
+                       nullptr, nullptr)

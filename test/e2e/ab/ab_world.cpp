@@ -77,7 +77,7 @@ ip addr add 10.0.2.15/24 dev eth0
 EFI=/etc/activate/update-efi.yaml
 KEXEC=/etc/activate/update-kexec.yaml
 URL=http://10.0.2.100
-export ACTIVATE_PLUGIN_DIR=/usr/lib/activate/plugins
+export ACTIVATE_PLUGIN_PATH=/usr/lib/activate/plugins
 # act ARGS: runs activate with its log on the console (through a pipe, so progress comes as
 # whole lines) and prints its exit code.
 act() { { /usr/bin/activate "$@" 2>&1; echo "TESTOS_RC=$?"; } | cat; }
