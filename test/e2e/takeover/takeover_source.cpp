@@ -61,13 +61,6 @@ dmesg -n 7
 while :; do sleep 1; done
 )SH";
 
-std::string Unhex(std::string_view text) {
-    std::string out;
-    for (size_t i = 0; i + 1 < text.size(); i += 2)
-        out += static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16));
-    return out;
-}
-
 Status write_file(const fs::path& path, std::string_view data) {
     std::error_code ec;
     fs::create_directories(path.parent_path(), ec);
@@ -90,6 +83,13 @@ wire::TakeoverInit MakeTakeoverInit(const std::string& bmaas_endpoint) {
     return init;
 }
 
+std::string Unhex(std::string_view text) {
+    std::string out;
+    for (size_t i = 0; i + 1 < text.size(); i += 2)
+        out += static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16));
+    return out;
+}
+
 std::string Hex(std::string_view bytes) {
     return bundle::to_hex(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
@@ -97,7 +97,8 @@ std::string Hex(std::string_view bytes) {
 Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
                                                     const wire::TakeoverInit& init,
                                                     const std::string& name,
-                                                    const SourceReachability& reach) {
+                                                    const SourceReachability& reach,
+                                                    int memory_mib) {
     ACTIVATE_TRY(write_file(work / "init.bin", init.SerializeAsString()));
     ACTIVATE_TRY(write_file(work / "answer-on-port-22", ""));
     ACTIVATE_ASSIGN(HostKernel kernel, FindHostKernel());
@@ -117,8 +118,10 @@ Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
     o.kernel = vmlinux;
     o.initrd = initrd;
     o.cmdline = "console=ttyS0,115200 panic=-1";
-    // kexec_file_load copies the agent kernel and initramfs into reserved memory.
-    o.memory_mib = 1024;
+    // kexec_file_load copies the agent kernel and initramfs into memory it allocates, and refuses
+    // segments over half of RAM: 1 GiB leaves ample room (bench/takeover_min_ram_bench finds the
+    // least that works).
+    o.memory_mib = memory_mib;
     o.timeout = seconds(560);
     UserNic nic0, nic1, nic2;
     nic0.mac = kMac0;
