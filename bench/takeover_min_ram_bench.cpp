@@ -76,9 +76,14 @@ Outcome RunAt(const fs::path& work, int memory_mib) {
     if (!response.ParseFromString(Unhex(hex)))
         return finish("takeover exited " + exited->groups[1] + " with an undecodable response");
     if (!response.has_success()) {
+        const int code = std::stoi(exited->groups[1]);
+        // A shell reports a process killed by signal N as exit 128 + N; the source then prints
+        // the kernel's OOM lines.
+        const std::string how = code > 128 ? "killed by signal " + std::to_string(code - 128)
+                                           : "exited " + exited->groups[1];
         const std::string message =
             response.has_error() ? response.error().message() : FirstErrorLine(lines, 0);
-        return finish("takeover exited " + exited->groups[1] + ": " + message);
+        return finish("takeover " + how + ": " + message);
     }
     out.takeover_success = true;
 
@@ -129,28 +134,29 @@ void Print(const Outcome& o) {
     std::fflush(stdout);
 }
 
-int RoundTo16(int mib) { return mib / 16 * 16; }
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    int high = 256, low = 128;
+    int high = 256, low = 128, step = 16;  // step: the bisection's resolution
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string arg = argv[i];
         if (arg == "--high")
             high = std::atoi(argv[i + 1]);
         else if (arg == "--low")
             low = std::atoi(argv[i + 1]);
+        else if (arg == "--step")
+            step = std::atoi(argv[i + 1]);
         else {
-            std::fprintf(stderr, "usage: %s [--high MIB] [--low MIB]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--high MIB] [--low MIB] [--step MIB]\n", argv[0]);
             return 2;
         }
     }
-    if (argc % 2 == 0 || low < 16 || high <= low || high % 16 != 0 || low % 16 != 0) {
+    if (argc % 2 == 0 || step < 1 || low < 16 || high <= low || high % step != 0 ||
+        low % step != 0) {
         std::fprintf(stderr,
-                     "takeover_min_ram_bench: --high and --low are multiples of 16 MiB with "
-                     "high > low >= 16 (got high %d, low %d)\n",
-                     high, low);
+                     "takeover_min_ram_bench: --high and --low are multiples of --step MiB with "
+                     "high > low >= 16 (got high %d, low %d, step %d)\n",
+                     high, low, step);
         return 2;
     }
     const fs::path work = BENCH_WORK_DIR;
@@ -174,8 +180,8 @@ int main(int argc, char** argv) {
         good = low;
         bad = 0;
     }
-    while (bad != 0 && good - bad > 16) {
-        const int mid = RoundTo16((good + bad) / 2);
+    while (bad != 0 && good - bad > step) {
+        const int mid = (good + bad) / 2 / step * step;
         runs.push_back(RunAt(work, mid));
         Print(runs.back());
         (runs.back().completed() ? good : bad) = mid;

@@ -52,7 +52,13 @@ fi
 # Keep kernel messages (bond and link state changes) out of the lines the test decodes.
 dmesg -n 1
 /bin/takeover --set delay=1s < /init.bin > /resp.bin
-echo "TAKEOVER-EXIT $?"
+rc=$?
+echo "TAKEOVER-EXIT $rc"
+# Killed (the OOM killer, when the RAM is short): the kernel's lines, which dmesg -n 1 kept off
+# the console.
+if [ $rc -gt 128 ]; then
+  dmesg | grep -i -e 'out of memory' -e 'oom-kill' | sed 's/^/SOURCE-KERNEL /'
+fi
 xxd -p -c 32 /resp.bin | sed 's/^/TAKEOVER-RESPONSE-HEX /'
 echo "TAKEOVER-RESPONSE-END $(wc -c < /resp.bin)"
 # Let a failing second stage's message (it writes to /dev/kmsg) reach the console.
