@@ -117,12 +117,17 @@ std::string explain_einval(const Sysroot& sysroot, const KexecLoad& load) {
         "kernel " + mib(kernel_mem) +
         (header && header->init_size ? " in memory (init_size of its boot header)" : "") +
         ", initramfs " + mib(initramfs) + ", together " + mib(needed);
-    if (memory && needed + (1u << 20) > *memory / 2)
+    // MemTotal is what is left of the RAM after the firmware's and the kernel's own
+    // reservations (its image, the page structures): a machine needs more RAM than the MemTotal
+    // it must reach, so the advice names the MemTotal and how much RAM to add, not a RAM size.
+    if (memory && needed + (1u << 20) > *memory / 2) {
+        const uint64_t wanted = 2 * (needed + (1u << 20));
         return "the new kernel and initramfs need more than half of this machine's memory, which "
                "the running kernel refuses to stage: " +
                sizes + " against MemTotal " + mib(*memory) + " (limit " + mib(*memory / 2) +
-               "); give the machine at least " + mib(2 * (needed + (1u << 20))) +
-               " of RAM or use a smaller initramfs";
+               "); MemTotal must be at least " + mib(wanted) + ": give the machine at least " +
+               mib(wanted - *memory) + " more RAM, or use a smaller kernel or initramfs";
+    }
     std::string facts = "the command line (" + std::to_string(with_nul) + " bytes with its NUL)";
     facts += header ? " fits the new kernel's limit of " + std::to_string(header->cmdline_size)
                     : " could not be checked (no bzImage boot header in the kernel)";

@@ -52,7 +52,13 @@ fi
 # Keep kernel messages (bond and link state changes) out of the lines the test decodes.
 dmesg -n 1
 /bin/takeover --set delay=1s < /init.bin > /resp.bin
-echo "TAKEOVER-EXIT $?"
+rc=$?
+echo "TAKEOVER-EXIT $rc"
+# Killed (the OOM killer, when the RAM is short): the kernel's lines, which dmesg -n 1 kept off
+# the console.
+if [ $rc -gt 128 ]; then
+  dmesg | grep -i -e 'out of memory' -e 'oom-kill' | sed 's/^/SOURCE-KERNEL /'
+fi
 xxd -p -c 32 /resp.bin | sed 's/^/TAKEOVER-RESPONSE-HEX /'
 echo "TAKEOVER-RESPONSE-END $(wc -c < /resp.bin)"
 # Let a failing second stage's message (it writes to /dev/kmsg) reach the console.
@@ -60,13 +66,6 @@ dmesg -n 7
 # The detached second stage kexecs into the agent; PID 1 must not exit meanwhile.
 while :; do sleep 1; done
 )SH";
-
-std::string Unhex(std::string_view text) {
-    std::string out;
-    for (size_t i = 0; i + 1 < text.size(); i += 2)
-        out += static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16));
-    return out;
-}
 
 Status write_file(const fs::path& path, std::string_view data) {
     std::error_code ec;
@@ -90,6 +89,13 @@ wire::TakeoverInit MakeTakeoverInit(const std::string& bmaas_endpoint) {
     return init;
 }
 
+std::string Unhex(std::string_view text) {
+    std::string out;
+    for (size_t i = 0; i + 1 < text.size(); i += 2)
+        out += static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16));
+    return out;
+}
+
 std::string Hex(std::string_view bytes) {
     return bundle::to_hex(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
@@ -97,7 +103,8 @@ std::string Hex(std::string_view bytes) {
 Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
                                                     const wire::TakeoverInit& init,
                                                     const std::string& name,
-                                                    const SourceReachability& reach) {
+                                                    const SourceReachability& reach,
+                                                    int memory_mib) {
     ACTIVATE_TRY(write_file(work / "init.bin", init.SerializeAsString()));
     ACTIVATE_TRY(write_file(work / "answer-on-port-22", ""));
     ACTIVATE_ASSIGN(HostKernel kernel, FindHostKernel());
@@ -117,8 +124,10 @@ Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
     o.kernel = vmlinux;
     o.initrd = initrd;
     o.cmdline = "console=ttyS0,115200 panic=-1";
-    // kexec_file_load copies the agent kernel and initramfs into reserved memory.
-    o.memory_mib = 1024;
+    // kexec_file_load copies the agent kernel and initramfs into memory it allocates, and refuses
+    // segments over half of RAM: 1 GiB leaves ample room (bench/takeover_min_ram_bench finds the
+    // least that works).
+    o.memory_mib = memory_mib;
     o.timeout = seconds(560);
     UserNic nic0, nic1, nic2;
     nic0.mac = kMac0;

@@ -33,11 +33,13 @@ struct SourceReachability {
 };
 
 // Builds the guest images (cached) in `work` and boots the source with `init` on takeover's
-// stdin. The guest's takeover runs with a 1 s delay before the jump.
+// stdin. The guest's takeover runs with a 1 s delay before the jump. `memory_mib` is the guest's
+// RAM (QEMU -m), also what the agent has after the jump: the minimum-RAM benchmark lowers it.
 Result<std::unique_ptr<Machine>> BootTakeoverSource(const fs::path& work,
                                                     const wire::TakeoverInit& init,
                                                     const std::string& name,
-                                                    const SourceReachability& reach = {});
+                                                    const SourceReachability& reach = {},
+                                                    int memory_mib = 1024);
 
 // What the source printed around its takeover run.
 struct TakeoverRun {
@@ -50,5 +52,7 @@ struct TakeoverRun {
 Result<TakeoverRun> WaitTakeover(Machine& vm);
 
 std::string Hex(std::string_view bytes);
+// The bytes of lowercase or uppercase hex digits (the source prints its response with xxd -p).
+std::string Unhex(std::string_view text);
 
 }  // namespace activate::vm
