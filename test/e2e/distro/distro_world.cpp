@@ -37,6 +37,60 @@ status() {
   cat /run/e2e-status.err
   echo "DISTRO_STATUS=$out"
 }
+# package_facts: the package's state, the units its postinst enabled, the files it put in place.
+package_facts() {
+  echo "DISTRO_PACKAGE=$(dpkg-query -W -f='${Status} ${Version}' activate 2>&1)"
+  echo "DISTRO_ENABLED=$(systemctl is-enabled activate-assess.service activate.socket 2>&1 |
+    paste -sd' ')"
+  for f in $(dpkg -L activate 2>/dev/null |
+             grep -E '^/usr/bin/activate$|/plugins/|/systemd/system/|^/etc/activate'); do
+    echo "DISTRO_FILE $(stat -c '%a %U:%G %n' "$f")"
+  done
+  echo "DISTRO_PACKAGE_END"
+}
+# dpkg_install: dpkg -i of the served package, its output and exit code.
+dpkg_install() {
+  echo "DISTRO_BEFORE_INSTALL=$(command -v activate || echo none)"
+  [ -f /run/activate.deb ] || curl -fsS -o /run/activate.deb "$URL/activate.deb"
+  out=$(dpkg -i /run/activate.deb 2>&1); rc=$?
+  printf '%s\n' "$out" | sed 's/^/DISTRO_DPKG_LOG /'
+  echo "DISTRO_DPKG_RC=$rc"
+}
+# install_package: what README "On Debian" has a user do on a machine: install the package
+# (fetched from the test's server), trust the release key, choose the policy.
+install_package() {
+  dpkg_install
+  curl -fsS -o /etc/activate/keys/release.pub "$URL/release.pub"
+  ln -sfn update-kexec.yaml /etc/activate/update.yaml
+  package_facts
+}
+# reinstall_package: the same package again, dpkg's upgrade path (prerm upgrade, postinst
+# configure <installed version>).
+reinstall_package() {
+  dpkg_install
+  package_facts
+}
+# socket_facts: activate.socket listening, its path's and directory's modes, the server not yet
+# started (socket activation starts it on the first connection).
+socket_facts() {
+  s=/run/activate/activate.sock
+  echo "DISTRO_SOCKET=$(systemctl is-active activate.socket)" \
+    "$(stat -c '%a %U:%G' $s) dir $(stat -c '%a %U:%G' ${s%/*})" \
+    "flags $(awk -v p=$s '$8 == p { print $4 }' /proc/net/unix | paste -sd,)"
+  echo "DISTRO_SERVICE=$(systemctl is-active activate.service)"
+}
+# serve_log: the server's state and journal.
+serve_log() {
+  echo "DISTRO_SERVICE=$(systemctl is-active activate.service)"
+  journalctl -b -o cat -u activate.service | sed 's/^/DISTRO_SERVE_LOG /'
+  echo "DISTRO_SERVE_LOG_END"
+}
+# request ARGS: the client of the socket-activated server, as root and as nobody.
+request() { /usr/bin/activate request "$@" 2>&1; echo "DISTRO_RC=$?"; }
+request_as_nobody() {
+  setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/activate request "$@" 2>&1
+  echo "DISTRO_RC=$?"
+}
 # The scenario sets AFTER=poweroff or AFTER=reboot to leave once DISTRO_END is out.
 AFTER=
 if curl -fsS --retry 10 --retry-connrefused --retry-delay 1 -o /run/e2e-scenario.sh \
@@ -96,6 +150,17 @@ Result<std::string> ReadFile(const fs::path& path) {
     return s.str();
 }
 
+// The text after `tag` on each console line in [from, to), one per line.
+std::string TaggedLines(const Machine& vm, size_t from, size_t to, const std::string& tag) {
+    auto lines = vm.lines();
+    std::string out;
+    for (size_t i = from; i < to && i < lines.size(); ++i) {
+        auto at = lines[i].find(tag);
+        if (at != std::string::npos) out += lines[i].substr(at + tag.size()) + "\n";
+    }
+    return out;
+}
+
 }  // namespace
 
 Status DistroWorld::Init(const std::string& name) {
@@ -132,66 +197,69 @@ Result<fs::path> DistroWorld::SharedFile(const std::string& name, const std::str
     return to;
 }
 
-Result<fs::path> DistroWorld::InstalledUnit() {
-    fs::path destdir = dir_ / "install";
-    auto r = RunCommand({"env", "DESTDIR=" + destdir.string(), "cmake", "--install",
-                         E2E_DISTRO_BUILD_DIR, "--component", "systemd", "--prefix", "/usr"},
-                        seconds(120));
-    if (!r.ok()) return r.error();
-    ACTIVATE_ASSIGN(std::string unit,
-                    ReadFile(destdir / "usr/lib/systemd/system/activate-assess.service"));
-    return SharedFile("activate-assess.service", unit);
+Result<fs::path> DistroWorld::Package() {
+    // CPack into this test's directory: tests running at once do not share its staging tree.
+    // SOURCE_DATE_EPOCH fixes the time stamps in the archive, so that the same build makes the
+    // same bytes and the slot images that hold the package stay cached.
+    const fs::path out = dir_ / "packages";
+    auto r =
+        RunCommand({"env", "SOURCE_DATE_EPOCH=1700000000", "cpack", "--config",
+                    std::string(E2E_DISTRO_BUILD_DIR) + "/CPackConfig.cmake", "-B", out.string()},
+                   seconds(600));
+    if (!r.ok()) return r.error().with_context("making the Debian package");
+    fs::path deb;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(out, ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind("activate_", 0) == 0 && e.path().extension() == ".deb") deb = e.path();
+    }
+    if (deb.empty())
+        return Error(ErrorKind::internal, "cpack made no activate_*.deb in " + out.string());
+    // Shared under one name, so that slot images made from the same package stay cached.
+    ACTIVATE_ASSIGN(std::string bytes, ReadFile(deb));
+    ACTIVATE_ASSIGN(fs::path shared, SharedFile("activate.deb", bytes));
+    ACTIVATE_TRY(WriteFile(dir_ / "www" / "activate.deb", bytes));
+    ACTIVATE_ASSIGN(fs::path key, E2eSigningKey());
+    ACTIVATE_ASSIGN(std::string pub, ReadFile(key / "release.pub"));
+    ACTIVATE_TRY(WriteFile(dir_ / "www" / "release.pub", pub));
+    return shared;
 }
 
 Result<fs::path> DistroWorld::SlotImage(const std::string& variant,
-                                        const std::vector<GuestFile>& extra) {
-    ACTIVATE_ASSIGN(fs::path activate, StrippedCopy(E2E_DISTRO_ACTIVATE));
-    ACTIVATE_ASSIGN(fs::path core, StrippedCopy(E2E_DISTRO_CORE_LIB));
-    ACTIVATE_ASSIGN(fs::path uki, StrippedCopy(E2E_DISTRO_PLUGIN_UKI));
-    ACTIVATE_ASSIGN(fs::path efi, StrippedCopy(E2E_DISTRO_PLUGIN_EFI));
-    ACTIVATE_ASSIGN(fs::path kexec, StrippedCopy(E2E_DISTRO_PLUGIN_KEXEC));
-    ACTIVATE_ASSIGN(fs::path key, E2eSigningKey());
-    ACTIVATE_ASSIGN(fs::path unit, InstalledUnit());
+                                        const std::vector<GuestFile>& extra,
+                                        const fs::path& package) {
     ACTIVATE_ASSIGN(fs::path runner, SharedFile("e2e-scenario", kScenarioRunner, true));
     ACTIVATE_ASSIGN(fs::path runner_unit, SharedFile("e2e-scenario.service", kScenarioUnit));
     ACTIVATE_ASSIGN(fs::path fstab, SharedFile("fstab", kFstab));
     ACTIVATE_ASSIGN(fs::path variant_file, SharedFile("variant-" + variant, variant + "\n"));
-    const fs::path config = E2E_DISTRO_CONFIG_DIR;
     Ext4Spec spec;
     spec.tarball = debian_.tarball;
-    // The layout `cmake --install --prefix /usr` makes (and the .deb has): the executable finds
-    // the plugins in ../<libdir>/activate/plugins, the libdir compiled in.
-    const std::string lib = std::string("/usr/") + E2E_DISTRO_LIBDIR;
     spec.files = {
-        {activate, "/usr/bin/activate"},
-        {core, lib + "/libactivate-core.so"},
-        {uki, lib + "/activate/plugins/uki.so"},
-        {efi, lib + "/activate/plugins/efi.so"},
-        {kexec, lib + "/activate/plugins/kexec.so"},
-        {config / "update-efi.yaml", "/etc/activate/update-efi.yaml"},
-        {config / "update-kexec.yaml", "/etc/activate/update-kexec.yaml"},
-        // The shipped policies install only bundles signed by a trusted key.
-        {key / "release.pub", "/etc/activate/keys/release.pub"},
-        {unit, "/usr/lib/systemd/system/activate-assess.service"},
         {runner, "/usr/local/sbin/e2e-scenario"},
         {runner_unit, "/etc/systemd/system/e2e-scenario.service"},
         {fstab, "/etc/fstab"},
         {variant_file, "/etc/e2e-variant"},
     };
     spec.links = {
-        // The policy the unit assesses with (README "Usage"): both shipped ones keep the same
-        // boot entries and have the same assessment, so either does.
-        {"update-kexec.yaml", "/etc/activate/update.yaml"},
-        // `systemctl enable` of both units (assess: WantedBy= and RequiredBy=).
-        {"/usr/lib/systemd/system/activate-assess.service",
-         "/etc/systemd/system/multi-user.target.wants/activate-assess.service"},
-        {"/usr/lib/systemd/system/activate-assess.service",
-         "/etc/systemd/system/boot-complete.target.requires/activate-assess.service"},
         {"/etc/systemd/system/e2e-scenario.service",
          "/etc/systemd/system/multi-user.target.wants/e2e-scenario.service"},
     };
+    if (!package.empty()) {
+        // The package's maintainer scripts enable activate-assess.service and activate.socket;
+        // what is the site's is added beside it, as on X by install_package.
+        spec.debs = {package};
+        ACTIVATE_ASSIGN(fs::path key, E2eSigningKey());
+        // The shipped policies install only bundles signed by a trusted key.
+        spec.files.push_back({key / "release.pub", "/etc/activate/keys/release.pub"});
+        // The policy the unit assesses with (README "Usage"): both shipped ones keep the same
+        // boot entries and have the same assessment, so either does.
+        spec.links.push_back({"update-kexec.yaml", "/etc/activate/update.yaml"});
+    }
     spec.files.insert(spec.files.end(), extra.begin(), extra.end());
-    spec.free_mib = 24;
+    // Room for the files a test adds in the guest. A slot image without the package gets room
+    // for it (14 MB installed) twice over: `dpkg -i` of an installed package unpacks each file
+    // beside the old one (.dpkg-new) before it renames. Such an image is never sent in a bundle.
+    spec.free_mib = package.empty() ? 64 : 24;
     return BuildExt4(spec);
 }
 
@@ -209,10 +277,10 @@ Result<fs::path> DistroWorld::Uki(const std::string& slot) {
     return BuildUki(spec);
 }
 
-Status DistroWorld::MakeDisk(const std::vector<GuestFile>& extra) {
+Status DistroWorld::MakeDisk(const std::vector<GuestFile>& extra, const fs::path& package) {
     ACTIVATE_ASSIGN(fs::path a, Uki("A"));
     ACTIVATE_ASSIGN(fs::path b, Uki("B"));
-    ACTIVATE_ASSIGN(fs::path x, SlotImage("X", extra));
+    ACTIVATE_ASSIGN(fs::path x, SlotImage("X", extra, package));
     DiskSpec spec = AbDisk(a, a, b);
     spec.esp_size_mib = kEspMib;
     spec.partitions[0].size_mib = kSlotMib;
@@ -242,7 +310,7 @@ Status DistroWorld::Scenario(const std::string& script) {
 
 Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run,
                                                    const std::vector<HostForward>& host_forwards,
-                                                   const std::string& mac) {
+                                                   const std::string& mac, bool reboot_ends_run) {
     LaunchOptions o;
     o.name = "e2e-distro-" + name_ + "-" + run;
     o.ovmf_vars = dir_ / "vars.fd";
@@ -257,6 +325,7 @@ Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run,
     // Debian's initrd unpacks to some 100 MiB, and a kexec loads another kernel and initrd.
     o.memory_mib = 1536;
     o.timeout = seconds(3600);
+    o.reboot_ends_run = reboot_ends_run;
     return Launch(o);
 }
 
@@ -280,12 +349,7 @@ Result<DistroWorld::Booted> DistroWorld::WaitBooted(Machine& vm) {
     b.boot_current = bc.groups[1];
     ACTIVATE_ASSIGN(auto as, vm.wait_for_line("DISTRO_ASSESS=(.*)", kStep));
     b.assess_state = as.groups[1];
-    auto lines = vm.lines();
-    const std::string tag = "DISTRO_ASSESS_LOG ";
-    for (size_t i = bc.index + 1; i < as.index; ++i) {
-        auto at = lines[i].find(tag);
-        if (at != std::string::npos) b.assess_log += lines[i].substr(at + tag.size()) + "\n";
-    }
+    b.assess_log = TaggedLines(vm, bc.index + 1, as.index, "DISTRO_ASSESS_LOG ");
     ACTIVATE_ASSIGN(auto cycles, vm.wait_for_line("DISTRO_ORDERING_CYCLES=(\\d+)", kStep));
     b.ordering_cycles = std::stoi(cycles.groups[1]);
     std::fprintf(stderr, "[e2e-distro] booted %s, root %s (%s), %s, assess %s\n%s",
@@ -295,6 +359,58 @@ Result<DistroWorld::Booted> DistroWorld::WaitBooted(Machine& vm) {
 }
 
 Result<BootStatus> DistroWorld::WaitStatus(Machine& vm) { return WaitStatusLine(vm, "DISTRO_"); }
+
+Result<DistroWorld::Installed> DistroWorld::WaitInstalled(Machine& vm) {
+    ACTIVATE_ASSIGN(auto before, vm.wait_for_line("DISTRO_BEFORE_INSTALL=(.*)", kStep));
+    // dpkg -i unpacks some MiB and runs the maintainer scripts and ldconfig under TCG.
+    ACTIVATE_ASSIGN(auto rc, vm.wait_for_line("DISTRO_DPKG_RC=(\\d+)", kStep));
+    ACTIVATE_ASSIGN(Installed facts, WaitPackageFacts(vm));
+    facts.before = before.groups[1];
+    facts.dpkg_rc = std::stoi(rc.groups[1]);
+    facts.dpkg_log = TaggedLines(vm, before.index + 1, rc.index, "DISTRO_DPKG_LOG ");
+    std::fprintf(stderr, "[e2e-distro] dpkg -i exited %d\n%s", facts.dpkg_rc,
+                 facts.dpkg_log.c_str());
+    return facts;
+}
+
+Result<DistroWorld::Installed> DistroWorld::WaitPackageFacts(Machine& vm) {
+    Installed facts;
+    ACTIVATE_ASSIGN(auto st, vm.wait_for_line("DISTRO_PACKAGE=(.*)", kStep));
+    facts.status = st.groups[1];
+    ACTIVATE_ASSIGN(auto en, vm.wait_for_line("DISTRO_ENABLED=(.*)", kStep));
+    facts.enabled = en.groups[1];
+    ACTIVATE_ASSIGN(auto end, vm.wait_for_line("DISTRO_PACKAGE_END", kStep));
+    std::istringstream files(TaggedLines(vm, en.index + 1, end.index, "DISTRO_FILE "));
+    for (std::string line; std::getline(files, line);) facts.files.push_back(line);
+    std::fprintf(stderr, "[e2e-distro] package: %s; enabled: %s; %zu files\n", facts.status.c_str(),
+                 facts.enabled.c_str(), facts.files.size());
+    return facts;
+}
+
+Result<DistroWorld::SocketFacts> DistroWorld::WaitSocketFacts(Machine& vm) {
+    SocketFacts f;
+    // "<state> <mode> <owner> dir <mode> <owner> flags <flags,...>"; stat's and awk's output is
+    // empty when the socket does not exist.
+    ACTIVATE_ASSIGN(auto m,
+                    vm.wait_for_line("DISTRO_SOCKET=(\\S+) ?(.*) dir ?(.*) flags ?(.*)", kStep));
+    f.state = m.groups[1];
+    f.socket_mode = m.groups[2];
+    f.dir_mode = m.groups[3];
+    f.flags = m.groups[4];
+    ACTIVATE_ASSIGN(auto svc, vm.wait_for_line("DISTRO_SERVICE=(\\S+)", kStep));
+    f.service = svc.groups[1];
+    std::fprintf(stderr, "[e2e-distro] %s\n[e2e-distro] %s\n", m.line.c_str(), svc.line.c_str());
+    return f;
+}
+
+Result<std::pair<std::string, std::string>> DistroWorld::WaitServeLog(Machine& vm) {
+    ACTIVATE_ASSIGN(auto svc, vm.wait_for_line("DISTRO_SERVICE=(\\S+)", kStep));
+    ACTIVATE_ASSIGN(auto end, vm.wait_for_line("DISTRO_SERVE_LOG_END", kStep));
+    std::string log = TaggedLines(vm, svc.index + 1, end.index, "DISTRO_SERVE_LOG ");
+    std::fprintf(stderr, "[e2e-distro] activate.service %s, journal:\n%s", svc.groups[1].c_str(),
+                 log.c_str());
+    return std::make_pair(svc.groups[1], log);
+}
 
 Result<std::pair<int, std::string>> DistroWorld::WaitRc(Machine& vm, milliseconds timeout) {
     return WaitRcLine(vm, "DISTRO_", timeout);

@@ -2,22 +2,24 @@
 # Builds an ext4 image of a root file system tarball plus extra files and symlinks, with
 # `mkfs.ext4 -d` (no mount, no loop device). Owners and modes come from the tarball, so it runs
 # as root; added files keep their host mode and belong to root. The image is as small as its
-# contents allow plus --free-mib, because it travels through the guest as a slot image.
+# contents allow plus --free-mib, because it travels through the guest as a slot image. Debian
+# packages (--deb) are installed into the tree with `dpkg --root` before the files are added.
 #
-# build-ext4.sh --out FILE --tarball TAR.zst [--label LABEL] [--free-mib N]
+# build-ext4.sh --out FILE --tarball TAR.zst [--label LABEL] [--free-mib N] [--deb FILE]...
 #               [--file HOST GUEST]... [--link TARGET GUEST]...
 set -euo pipefail
 
 die() { echo "build-ext4: $*" >&2; exit 1; }
 
 out= tarball= label= free_mib=64
-files=() links=()
+files=() links=() debs=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --tarball) tarball=$2; shift 2 ;;
     --label) label=$2; shift 2 ;;
     --free-mib) free_mib=$2; shift 2 ;;
+    --deb) debs+=("$2"); shift 2 ;;
     --file) files+=("$2" "$3"); shift 3 ;;
     --link) links+=("$2" "$3"); shift 3 ;;
     *) die "unknown argument $1" ;;
@@ -36,6 +38,14 @@ stage="$out.tree.$$"
 trap 'rm -rf --one-file-system "$stage" "$out.tmp.$$"' EXIT
 mkdir -p "$stage"
 tar --zstd --numeric-owner --xattrs -xpf "$tarball" -C "$stage"
+
+# As `dpkg -i` on the machine would: the tree's own database checks the dependencies, and dpkg
+# runs the maintainer scripts chrooted into the tree (they see no running systemd there, so
+# deb-systemd-helper enables units by their links alone), then the triggers (ldconfig).
+if [ ${#debs[@]} -gt 0 ]; then
+  for deb in "${debs[@]}"; do [ -f "$deb" ] || die "--deb: no such file: $deb"; done
+  dpkg --root="$stage" --log=/dev/null -i "${debs[@]}" >&2 || die "dpkg -i failed in the tree"
+fi
 
 set -- "${files[@]}"
 while [ $# -gt 0 ]; do

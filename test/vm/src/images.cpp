@@ -379,6 +379,10 @@ Result<fs::path> BuildExt4(const Ext4Spec& spec) {
     std::vector<std::string> args = {"--tarball", spec.tarball.string(), "--free-mib",
                                      std::to_string(spec.free_mib)};
     if (!spec.label.empty()) args.insert(args.end(), {"--label", spec.label});
+    for (const auto& deb : spec.debs) {
+        ACTIVATE_TRY(key.add_file(deb));
+        args.insert(args.end(), {"--deb", deb.string()});
+    }
     for (const auto& f : spec.files) {
         ACTIVATE_TRY(key.add_file(f.host));
         // The script keeps the host mode (an executable stays one).

@@ -283,5 +283,60 @@ TEST(Images, Ext4KeepsOwnersModesAndAddsFiles) {
     fs::remove_all(dir);
 }
 
+// Debian packages are installed into the tree by dpkg --root, against the tree's own database:
+// the package's file is in the image and the tree's status lists it; a package whose dependency
+// the tree lacks fails the build instead of making an image.
+TEST(Images, Ext4InstallsDebianPackagesIntoTheTree) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (dpkg --root, owners in the tarball)";
+    for (const char* tool : {"/usr/sbin/mkfs.ext4", "/usr/sbin/debugfs", "/usr/bin/zstd",
+                             "/usr/bin/dpkg", "/usr/bin/dpkg-deb"})
+        if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " not installed";
+    fs::path dir = fs::temp_directory_path() / ("vm-harness-deb-" + std::to_string(::getpid()));
+    ::setenv("ACTIVATE_VM_IMAGE_DIR", (dir / "cache").c_str(), 1);
+    // The smallest tree dpkg accepts as a root: an empty database.
+    fs::create_directories(dir / "tree" / "var/lib/dpkg/info");
+    fs::create_directories(dir / "tree" / "var/lib/dpkg/updates");
+    std::ofstream(dir / "tree" / "var/lib/dpkg/status");
+    VM_ASSERT_OK(RunCommand({"tar", "--zstd", "-cf", (dir / "tree.tar.zst").string(), "-C",
+                             (dir / "tree").string(), "."},
+                            seconds(30)));
+    auto make_deb = [&](const std::string& name, const std::string& extra_control) {
+        fs::path pkg = dir / name;
+        fs::create_directories(pkg / "DEBIAN");
+        fs::create_directories(pkg / "usr/share" / name);
+        std::ofstream(pkg / "DEBIAN/control")
+            << "Package: " << name << "\nVersion: 1.0\nArchitecture: all\n"
+            << "Maintainer: test <test@example.org>\nDescription: test package\n"
+            << extra_control;
+        std::ofstream(pkg / "usr/share" / name / "hello") << "hello\n";
+        fs::path deb = dir / (name + ".deb");
+        auto r = RunCommand(
+            {"dpkg-deb", "--root-owner-group", "--build", pkg.string(), deb.string()}, seconds(60));
+        EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+        return deb;
+    };
+    Ext4Spec spec;
+    spec.tarball = dir / "tree.tar.zst";
+    spec.debs = {make_deb("e2e-hello", "")};
+    spec.free_mib = 4;
+    VM_ASSERT_OK_AND_ASSIGN(auto image, BuildExt4(spec));
+    auto cat = [&](const std::string& path) {
+        auto r = RunCommand({"debugfs", "-R", "cat " + path, image.string()}, seconds(30));
+        return r.ok() ? *r : r.error().message();
+    };
+    EXPECT_EQ(cat("/usr/share/e2e-hello/hello"), "hello\n");
+    std::string status = cat("/var/lib/dpkg/status");
+    EXPECT_NE(status.find("Package: e2e-hello\nStatus: install ok installed\n"), std::string::npos)
+        << status;
+
+    spec.debs = {make_deb("e2e-needy", "Depends: e2e-absent\n")};
+    auto refused = BuildExt4(spec);
+    ASSERT_FALSE(refused.ok()) << "a package with an unmet dependency was installed";
+    EXPECT_NE(refused.error().message().find("dpkg -i failed in the tree"), std::string::npos)
+        << refused.error().message();
+    ::unsetenv("ACTIVATE_VM_IMAGE_DIR");
+    fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace activate::vm

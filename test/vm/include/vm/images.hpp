@@ -90,6 +90,8 @@ Result<DebianSystem> BuildDebian(const DebianSpec& spec = {});
 // `mkfs.ext4 -d` (images/build-ext4.sh, as root), no larger than its contents plus free_mib.
 struct Ext4Spec {
     fs::path tarball;
+    // Installed first, by `dpkg --root=<tree> -i` (maintainer scripts run chrooted in the tree).
+    std::vector<fs::path> debs;
     std::vector<GuestFile> files;  // copied with their host mode, owned by root (`elf` unused)
     std::vector<std::pair<std::string, std::string>> links;  // {target, guest path}
     std::string label;
