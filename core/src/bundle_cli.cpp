@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace activate {
@@ -286,23 +287,6 @@ int verify(Context& c, const std::vector<std::string>& args) {
     return 0;
 }
 
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char ch : s) {
-        if (ch == '"' || ch == '\\') {
-            out += '\\';
-            out += char(ch);
-        } else if (ch < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-            out += buf;
-        } else {
-            out += char(ch);
-        }
-    }
-    return out + "\"";
-}
-
 int info(Context& c, const std::vector<std::string>& args) {
     bool json = false;
     po::options_description desc("info options");
@@ -339,19 +323,21 @@ int info(Context& c, const std::vector<std::string>& args) {
 
     std::ostringstream out;
     if (json) {
-        out << "{\"bundle\":" << json_string(name)
-            << ",\"format_version\":" << manifest->format_version
-            << ",\"compatible\":" << json_string(manifest->compatible)
-            << ",\"version\":" << json_string(manifest->version.text())
-            << ",\"signing_key\":" << json_string(manifest->signing_key.hex())
-            << ",\"has_signature\":" << (has_signature ? "true" : "false")
-            << ",\"signature_checked\":false,\"members\":[";
-        for (size_t i = 0; i < manifest->members.size(); ++i) {
-            const ManifestMember& m = manifest->members[i];
-            out << (i ? "," : "") << "{\"name\":" << json_string(m.name) << ",\"size\":" << m.size
-                << ",\"sha256\":" << json_string(to_hex(m.sha256)) << "}";
-        }
-        out << "]}\n";
+        // The bundle's name is a path or URL as given: any bytes. Invalid UTF-8 is replaced by
+        // U+FFFD so that the output stays JSON (RFC 8259 section 8.1) whatever the name holds.
+        nlohmann::ordered_json doc;
+        doc["bundle"] = name;
+        doc["format_version"] = manifest->format_version;
+        doc["compatible"] = manifest->compatible;
+        doc["version"] = manifest->version.text();
+        doc["signing_key"] = manifest->signing_key.hex();
+        doc["has_signature"] = has_signature;
+        doc["signature_checked"] = false;
+        doc["members"] = nlohmann::ordered_json::array();
+        for (const ManifestMember& m : manifest->members)
+            doc["members"].push_back(
+                {{"name", m.name}, {"size", m.size}, {"sha256", to_hex(m.sha256)}});
+        out << doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     } else {
         out << "bundle:         " << name << "\n"
             << "format version: " << manifest->format_version << "\n"

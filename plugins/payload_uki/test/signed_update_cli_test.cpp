@@ -284,6 +284,19 @@ TEST_F(SignedUpdateCli, BundleTools) {
     EXPECT_NE(json.out.find("\"has_signature\":true,\"signature_checked\":false"),
               std::string::npos)
         << json.out;
+    // A bundle path holding a quote, a control character and a byte that is not UTF-8 still
+    // gives one JSON document, with the invalid byte replaced by U+FFFD.
+    const fs::path odd = root() / "b \"\t\xff.zip";
+    fs::copy_file(root() / "b.zip", odd);
+    Outcome odd_json = run_activate("bundle info --json " + quote(odd.string()));
+    ASSERT_EQ(odd_json.code, 0) << odd_json.err;
+    const nlohmann::json parsed = nlohmann::json::parse(odd_json.out, nullptr, false);
+    ASSERT_FALSE(parsed.is_discarded()) << odd_json.out;
+    EXPECT_EQ(parsed["bundle"], (root() / "b \"\t\xef\xbf\xbd.zip").string());
+    EXPECT_EQ(parsed["version"], "1.2.3");
+    ASSERT_EQ(parsed["members"].size(), 2u) << odd_json.out;
+    EXPECT_EQ(parsed["members"][1]["name"], "verity_rootfs.img");
+    EXPECT_EQ(parsed["members"][1]["size"], 2097152);
 
     // verify: a key directory without this key; a wrong compatible string; a plain zip.
     fs::create_directories(work() / "other-keys");
