@@ -1,5 +1,5 @@
 // EFI_LOAD_OPTION encode/decode (UEFI 2.10 §3.1.3).
-#include <activation_efi/byte_order.hpp>
+#include "byte_order.hpp"
 #include <activation_efi/load_option.hpp>
 #include <activate/utf16.hpp>
 

@@ -1,6 +1,6 @@
 // Boot#### / BootOrder / BootNext / BootCurrent handling (UEFI 2.10 §3.1, §3.3).
 #include <activation_efi/boot_entries.hpp>
-#include <activation_efi/byte_order.hpp>
+#include "byte_order.hpp"
 #include <activate/utf16.hpp>
 #include <algorithm>
 #include <cstdio>

@@ -2,7 +2,7 @@
 // this plugin writes, and the text form of §10.6 for display.
 #include <arpa/inet.h>
 
-#include <activation_efi/byte_order.hpp>
+#include "byte_order.hpp"
 #include <activation_efi/device_path.hpp>
 #include <activate/utf16.hpp>
 #include <cstdio>
