@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <activate/bundle/reader.hpp>
+#include <activate_test/support.hpp>
 #include <activate/bundle/writer.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -19,22 +20,9 @@
 
 namespace activate::bundle::test {
 
-class TempDir {
+class TempDir : public activate::test_support::TempDir {
   public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "bundle-test-XXXXXX").string();
-        char* p = ::mkdtemp(tmpl.data());
-        if (p) path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-    }
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-  private:
-    std::filesystem::path path_;
+    TempDir() : activate::test_support::TempDir("bundle-test") {}
 };
 
 inline std::string read_whole(const std::filesystem::path& p) {

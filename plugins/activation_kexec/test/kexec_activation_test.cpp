@@ -8,6 +8,7 @@
 
 #include <activation_kexec/acpi_rsdp.hpp>
 #include <activation_kexec/kexec_activation.hpp>
+#include <activate_test/support.hpp>
 #include <activation_kexec/kexec_errors.hpp>
 #include <cstring>
 #include <filesystem>
@@ -27,34 +28,13 @@ using ::testing::Not;
 const std::string kKernel = std::string("MZ fake kernel \0\x01\xff", 18);
 const std::string kInitramfs = std::string("\x28\xb5\x2f\xfd fake initramfs", 20);
 
-class TempDir {
+using activate::test_support::read_file;
+using activate::test_support::write_file;
+
+class TempDir : public activate::test_support::TempDir {
   public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "activation-kexec-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
+    TempDir() : activate::test_support::TempDir("activation-kexec") {}
 };
-
-void write_file(const fs::path& p, const std::string& content) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-}
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 UniqueFd memfd_with(const std::string& content) {
     UniqueFd fd(::memfd_create("test", MFD_CLOEXEC));

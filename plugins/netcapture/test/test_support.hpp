@@ -2,6 +2,8 @@
 // derived from `ip -j` output (the oracle the recorded and the live tests compare against).
 #pragma once
 
+#include <activate_test/support.hpp>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,73 +24,20 @@ namespace activate::netcapture::test {
 
 using nlohmann::json;
 
-class TempDir {
+using activate::test_support::read_file;
+using activate::test_support::run;
+using activate::test_support::RunResult;
+using activate::test_support::write_file;
+
+// Named after the plugin, to tell leftovers apart in $TMPDIR.
+class TempDir : public activate::test_support::TempDir {
   public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "netcapture-test-XXXXXX").string();
-        path_ = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& rel) const { return path_ / rel; }
-
-  private:
-    std::filesystem::path path_;
+    TempDir() : activate::test_support::TempDir("netcapture-test") {}
 };
-
-inline void write_file(const std::filesystem::path& p, const std::string& content) {
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-}
-
-inline std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 inline void make_symlink(const std::string& target, const std::filesystem::path& link) {
     std::filesystem::create_directories(link.parent_path());
     std::filesystem::create_symlink(target, link);
-}
-
-struct RunResult {
-    int exit_code = -1;
-    std::string out, err;
-};
-
-// Runs `argv` (argv[0] a path) capturing stdout and stderr.
-inline RunResult run(const std::vector<std::string>& argv) {
-    TempDir dir;
-    const std::string out_path = (dir / "out").string();
-    const std::string err_path = (dir / "err").string();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        FILE* out = std::fopen(out_path.c_str(), "w");
-        FILE* err = std::fopen(err_path.c_str(), "w");
-        if (out == nullptr || err == nullptr) ::_exit(126);
-        ::dup2(fileno(out), 1);
-        ::dup2(fileno(err), 2);
-        std::vector<char*> args;
-        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    RunResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_file(out_path);
-    r.err = read_file(err_path);
-    return r;
 }
 
 // One interface's layer-3 configuration, comparable between a captured Net and `ip -j` output.

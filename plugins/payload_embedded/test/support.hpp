@@ -2,6 +2,8 @@
 // shell pipelines of the real cpio/zstd tools.
 #pragma once
 
+#include <activate_test/support.hpp>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,39 +16,13 @@
 
 namespace activate::embedded::test {
 
-class TempDir {
+using activate::test_support::read_file;
+using activate::test_support::write_file;
+
+class TempDir : public activate::test_support::TempDir {
   public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "payload-embedded-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& rel) const { return path_ / rel; }
-
-  private:
-    std::filesystem::path path_;
+    TempDir() : activate::test_support::TempDir("payload-embedded") {}
 };
-
-inline void write_file(const std::filesystem::path& p, std::string_view content) {
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary)
-        .write(content.data(), static_cast<std::streamsize>(content.size()));
-}
-
-inline std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // The whole content of an fd, read with pread from offset 0.
 inline std::string read_fd(int fd) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <activate_test/support.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -15,16 +17,9 @@ namespace activate::payload_uki::testing {
 namespace fs = std::filesystem;
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
+class TempDir : public activate::test_support::TempDir {
   public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
+    TempDir() : activate::test_support::TempDir("payload_uki_test") {}
 };
 
 // Runs `command` with /bin/sh; success when it exits 0. Output (stdout+stderr) in the message.
