@@ -249,9 +249,12 @@ Result<std::string> PartitionHash(const fs::path& disk, const std::string& name)
     const json parsed = json::parse(table);
     for (const json& p : parsed["partitiontable"]["partitions"]) {
         if (p.value("name", "") != name) continue;
-        const std::string dd = "dd if=" + Quote(disk.string()) + " bs=512 status=none skip=" +
-                               std::to_string(p["start"].get<long>()) +
-                               " count=" + std::to_string(p["size"].get<long>()) + " | sha256sum";
+        // Whole MiB reads: with 512-byte ones the footprints took 61 s and 32 s, now 20 and 12.
+        const long sector = 512;
+        const std::string dd =
+            "dd if=" + Quote(disk.string()) + " bs=1M iflag=skip_bytes,count_bytes status=none" +
+            " skip=" + std::to_string(p["start"].get<long>() * sector) +
+            " count=" + std::to_string(p["size"].get<long>() * sector) + " | sha256sum";
         return RunCommand({"sh", "-c", dd}, seconds(300));
     }
     return Error(ErrorKind::internal, "no partition " + name + " in " + disk.string());
@@ -292,9 +295,14 @@ TEST_F(AnsibleRollout, BatchesOfOneStopAtTheBadHostAndLeaveTheThirdUntouched) {
     PhaseTimer phase("AnsibleRollout.BatchesOfOneStopAtTheBadHostAndLeaveTheThirdUntouched");
     Fleet& fleet = Fleet::Get();
     std::array<Footprint, kHosts> before;
-    for (int i = 0; i < kHosts; ++i) {
+    // host1 is to change: its status is enough.
+    for (int i = 1; i < kHosts; ++i) {
         VM_ASSERT_OK_AND_ASSIGN(before[i], TakeFootprint(fleet, fleet.host(i)));
     }
+    VM_ASSERT_OK_AND_ASSIGN(before[0].status,
+                            fleet.Ssh(fleet.host(0), std::string("activate status --json "
+                                                                 "--policy ") +
+                                                         kKexecPolicy));
     const json status1 = json::parse(before[0].status);
     EXPECT_EQ(status1["running_slot"], "A");
     EXPECT_EQ(status1["slots"]["A"]["state"], "good") << before[0].status;
