@@ -21,6 +21,8 @@ packages=(
   debootstrap e2fsprogs
   # the Debian packages (packaging/): dpkg-shlibdeps (dpkg-dev) and lintian, 7 MB installed
   dpkg-dev lintian
+  # contrib/ansible and its e2e test (ansible-playbook against three Debian guests)
+  ansible-core
 )
 
 missing=()

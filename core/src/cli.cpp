@@ -188,7 +188,9 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
                  "[--socket PATH]\n"
               << (d.bundle_command ? "  " + d.program +
                                          " bundle keygen|create|verify|info ... (see '" +
-                                         d.program + " bundle --help')\n"
+                                         d.program + " bundle --help')\n  " + d.program +
+                                         " takeover-message encode|decode   (JSON <-> the "
+                                         "takeover protocol's messages)\n"
                                    : std::string())
               << "  " << d.program << " --help | --version\n\n"
               << "Runs the activation pipeline a policy describes: takeover (kexec into an "

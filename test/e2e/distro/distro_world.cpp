@@ -308,9 +308,9 @@ Status DistroWorld::Scenario(const std::string& script) {
     return WriteFile(dir_ / "www" / "scenario.sh", script);
 }
 
-Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run,
-                                                   const std::vector<HostForward>& host_forwards,
-                                                   const std::string& mac, bool reboot_ends_run) {
+Result<std::unique_ptr<Machine>> DistroWorld::Boot(
+    const std::string& run, const std::vector<HostForward>& host_forwards, const std::string& mac,
+    bool reboot_ends_run, const std::vector<GuestForward>& guest_forwards) {
     LaunchOptions o;
     o.name = "e2e-distro-" + name_ + "-" + run;
     o.ovmf_vars = dir_ / "vars.fd";
@@ -319,6 +319,8 @@ Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run,
     nic.guest_forwards = {
         {"10.0.2.100", 80,
          std::string("cmd:/usr/bin/python3 ") + E2E_DISTRO_SERVE + " " + (dir_ / "www").string()}};
+    nic.guest_forwards.insert(nic.guest_forwards.end(), guest_forwards.begin(),
+                              guest_forwards.end());
     nic.host_forwards = host_forwards;
     nic.mac = mac;
     o.nics = {nic};
@@ -327,6 +329,25 @@ Result<std::unique_ptr<Machine>> DistroWorld::Boot(const std::string& run,
     o.timeout = seconds(3600);
     o.reboot_ends_run = reboot_ends_run;
     return Launch(o);
+}
+
+Result<fs::path> DistroWorld::SshKey() {
+    const fs::path dir = LogDir() / "e2e-distro" / "guest-files";
+    const fs::path key = dir / "ssh-key";
+    if (fs::exists(key) && fs::exists(key.string() + ".pub")) return key;
+    const fs::path tmp = dir / ("ssh-key.tmp." + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    fs::remove(tmp, ec);
+    fs::remove(tmp.string() + ".pub", ec);
+    auto r = RunCommand(
+        {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "activate-e2e", "-f", tmp.string()},
+        seconds(60));
+    if (!r.ok()) return r.error();
+    fs::rename(tmp.string() + ".pub", key.string() + ".pub", ec);
+    if (!ec) fs::rename(tmp, key, ec);
+    if (ec) return Error(ErrorKind::internal, "renaming " + tmp.string() + ": " + ec.message());
+    return key;
 }
 
 Result<DistroWorld::Booted> DistroWorld::WaitBooted(Machine& vm) {

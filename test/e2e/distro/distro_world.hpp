@@ -60,10 +60,16 @@ class DistroWorld {
     Status Scenario(const std::string& script);
     // Boots OVMF on the disk and variable store; a guest reboot ends the run unless
     // `reboot_ends_run` is false (the machine resets in place, to time a firmware reboot).
-    // `host_forwards` (such as SSH) and `mac` (empty: the harness's) go to the user-net NIC.
+    // `host_forwards` (such as SSH) and `mac` (empty: the harness's) go to the user-net NIC, and
+    // `guest_forwards` beside the one to www at 10.0.2.100:80.
     Result<std::unique_ptr<Machine>> Boot(const std::string& run,
                                           const std::vector<HostForward>& host_forwards = {},
-                                          const std::string& mac = {}, bool reboot_ends_run = true);
+                                          const std::string& mac = {}, bool reboot_ends_run = true,
+                                          const std::vector<GuestForward>& guest_forwards = {});
+    // The ed25519 key pair the SSH tests log in with (root's authorized_keys in their slot
+    // images), made once per build tree so that those images stay cached:
+    // LogDir()/e2e-distro/guest-files/ssh-key and ssh-key.pub.
+    static Result<fs::path> SshKey();
 
     // What the test unit prints at every boot: the variant, /proc/cmdline, the root file
     // system's device and GPT partition name (findmnt, udev), BootCurrent, and the state and
@@ -105,12 +111,12 @@ class DistroWorld {
     // DISTRO_END, then the guest leaves as `how` says (the scenario's `systemctl` call).
     static Status WaitEnd(Machine& vm, GuestExit how);
 
-  protected:
     // A file of the slot images, written once into a directory shared by all tests, so that
     // the image cache sees the same inputs.
-    Result<fs::path> SharedFile(const std::string& name, const std::string& content,
-                                bool executable = false);
+    static Result<fs::path> SharedFile(const std::string& name, const std::string& content,
+                                       bool executable = false);
 
+  protected:
     std::string name_;
     fs::path dir_;
     DebianSystem debian_;

@@ -47,27 +47,6 @@ class DistroTakeover : public ::testing::Test, public DistroWorld {
         VM_ASSERT_OK(Init(std::string(info->test_suite_name()) + "." + info->name()));
     }
 
-    // The test's SSH key pair, made once per build tree so that the slot image (which holds the
-    // public half as root's authorized_keys) stays cached.
-    Result<fs::path> SshKey() {
-        const fs::path dir = LogDir() / "e2e-distro" / "guest-files";
-        const fs::path key = dir / "ssh-key";
-        if (fs::exists(key) && fs::exists(key.string() + ".pub")) return key;
-        const fs::path tmp = dir / ("ssh-key.tmp." + std::to_string(::getpid()));
-        std::error_code ec;
-        fs::create_directories(dir, ec);
-        fs::remove(tmp, ec);
-        fs::remove(tmp.string() + ".pub", ec);
-        auto r = RunCommand({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "activate-e2e",
-                             "-f", tmp.string()},
-                            seconds(60));
-        if (!r.ok()) return r.error();
-        fs::rename(tmp.string() + ".pub", key.string() + ".pub", ec);
-        if (!ec) fs::rename(tmp, key, ec);
-        if (ec) return Error(ErrorKind::internal, "renaming " + tmp.string() + ": " + ec.message());
-        return key;
-    }
-
     // ssh/scp options for root@127.0.0.1 on the forwarded port: the guest's host key is new on
     // every image, and nothing may prompt.
     std::vector<std::string> SshOptions(const std::string& port_flag, uint16_t port) const {

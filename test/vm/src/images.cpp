@@ -255,7 +255,10 @@ std::vector<std::string> DefaultDebianPackages() {
         // systemd-resolved keeps the nameserver networkd got by DHCP where takeover finds it
         // (/run/systemd/resolve/resolv.conf; without it /etc/resolv.conf is the build host's)
         // (debootstrap resolves no virtual packages: dbus provides resolved's dbus-system-bus)
-        "openssh-server", "systemd-resolved", "dbus"};
+        "openssh-server", "systemd-resolved", "dbus",
+        // Ansible's modules run on the target in Python (contrib/ansible, the Ansible e2e test);
+        // python3-minimal is only a subset of the standard library, too little for most of them
+        "python3"};
 }
 
 namespace {
