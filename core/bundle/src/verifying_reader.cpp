@@ -213,7 +213,7 @@ struct VerifyingReader::State {
         // source_offset() answers from published_offset while the reader thread reads.
         published_offset.store(reader.source_offset(), std::memory_order_relaxed);
         reading_ahead = true;
-        Result<uint64_t> copied = run_chunk_pipeline(stages, chunk_size, 1);
+        Result<uint64_t> copied = run_chunk_pipeline(stages, chunk_size, default_verifier_count());
         reading_ahead = false;
         if (!copied.ok()) return copied;
         return done + *copied;
