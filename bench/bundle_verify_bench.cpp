@@ -2,10 +2,11 @@
 // file made by sfdisk, /proc/cmdline naming slot A, an ESP directory, a trusted key) the uki
 // plugin's install() runs twice over the same members:
 //   candidate: a signed bundle under the enforcing policy (signature, compatible, version, and
-//              SHA-256 of every member while it streams into slot B);
+//              the SHA-256 of every chunk, on every core, before it is written into slot B);
 //   baseline:  the same members without manifest under allow_unsigned (no hashing).
-// Goal: candidate throughput >= 0.9 x baseline. Also prints the raw SHA-256 rate of the linked
-// implementation, the figure that decides the ratio once the disk is fast.
+// Goal: candidate throughput >= 0.9 x baseline (issue 16: 0.95 on a device-bound slot). Also
+// prints the rate one and two concurrent SHA-256 streams reach on this machine, the bound that
+// decides the ratio once the disk is fast.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <cstdlib>
 #include <payload_uki/uki_payload_source.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace activate;
@@ -139,21 +141,34 @@ std::optional<double> install(const Fixture& f, const char* policy, const std::s
     return t1 - t0;
 }
 
-// SHA-256 of the image from the page cache, 4 MiB reads: the hash's own rate.
-std::optional<double> hash_only(const Fixture& f, uint64_t size) {
+// SHA-256 of the image from the page cache in 4 MiB chunks (pread) by `streams` threads at once,
+// each taking every streams-th chunk: the rate the hash alone allows with that many cores.
+std::optional<double> hash_only(const Fixture& f, uint64_t size, unsigned streams) {
     UniqueFd in(::open(f.image().c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return std::nullopt;
-    std::vector<uint8_t> buf(4 << 20);
+    constexpr size_t kChunk = 4 << 20;
+    std::vector<int> ok(streams, 1);
     const double t0 = now_seconds();
-    bundle::Sha256 hash;
-    for (uint64_t done = 0; done < size;) {
-        const ssize_t n = ::read(in.get(), buf.data(), buf.size());
-        if (n <= 0) return std::nullopt;
-        hash.update(std::span(buf.data(), static_cast<size_t>(n)));
-        done += static_cast<uint64_t>(n);
-    }
-    if (!hash.finish().ok()) return std::nullopt;
-    return now_seconds() - t0;
+    std::vector<std::thread> threads;
+    for (unsigned s = 0; s < streams; ++s)
+        threads.emplace_back([&, s] {
+            std::vector<uint8_t> buf(kChunk);
+            for (uint64_t at = uint64_t(s) * kChunk; at < size; at += uint64_t(streams) * kChunk) {
+                const ssize_t n = ::pread(in.get(), buf.data(), buf.size(), off_t(at));
+                if (n <= 0) {
+                    ok[s] = 0;
+                    return;
+                }
+                bundle::Sha256 hash;
+                hash.update(std::span(buf.data(), static_cast<size_t>(n)));
+                if (!hash.finish().ok()) ok[s] = 0;
+            }
+        });
+    for (std::thread& t : threads) t.join();
+    const double t1 = now_seconds();
+    for (int o : ok)
+        if (!o) return std::nullopt;
+    return t1 - t0;
 }
 
 int measure(const Fixture& f, const Options& opt, uint64_t offset) {
@@ -175,28 +190,38 @@ int measure(const Fixture& f, const Options& opt, uint64_t offset) {
         });
     if (!runs) return 1;
     const auto& [plain_runs, verified_runs] = *runs;
-    std::vector<double> hash_t;
+    std::vector<double> hash_t, hash2_t;
     for (int i = 0; i < opt.iterations; ++i) {
-        auto h = run_in_child([&] { return hash_only(f, size); });
-        if (!h) return 1;
+        auto h = run_in_child([&] { return hash_only(f, size, 1); });
+        auto h2 = run_in_child([&] { return hash_only(f, size, 2); });
+        if (!h || !h2) return 1;
         hash_t.push_back(h->seconds);
+        hash2_t.push_back(h2->seconds);
     }
     const double vt = median(verified_runs.seconds), pt = median(plain_runs.seconds),
-                 ht = median(hash_t);
+                 ht = median(hash_t), h2t = median(hash2_t);
     const double v_mbs = size / kMiB / vt, p_mbs = size / kMiB / pt;
     const double ratio = v_mbs / p_mbs;
     std::printf(
         "bundle install with and without verification: %s image into slot B of a GPT "
         "disk image, %d iterations each, alternating, median\n",
         mib(size).c_str(), opt.iterations);
-    std::printf("  SHA-256 implementation: %s, %.0f MiB/s on its own (image in the page cache)\n",
-                bundle::Sha256::implementation(), size / kMiB / ht);
+    std::printf(
+        "  SHA-256 implementation: %s, on its own (image in the page cache, 4 MiB chunks): "
+        "1 stream %.0f MiB/s, 2 streams %.0f MiB/s (%u cores)\n",
+        bundle::Sha256::implementation(), size / kMiB / ht, size / kMiB / h2t,
+        std::thread::hardware_concurrency());
     std::printf("  baseline  unsigned bundle, no hashing:   %8.2f s  %7.1f MiB/s  peak RSS %s\n",
                 pt, p_mbs, mib(max_of(plain_runs.peak_rss_bytes)).c_str());
     std::printf("  candidate signed bundle, verified:       %8.2f s  %7.1f MiB/s  peak RSS %s\n",
                 vt, v_mbs, mib(max_of(verified_runs.peak_rss_bytes)).c_str());
     std::printf("  throughput ratio verified/unverified: %.3f (goal >= 0.9): %s\n", ratio,
                 ratio >= 0.9 ? "MET" : "NOT MET");
+    // What hashing alone would cap the verified install at if it were the only cost.
+    std::printf(
+        "  unsigned rate / hash rate: 1 stream %.3f, 2 streams %.3f (below 1: hashing "
+        "can keep up with the unsigned install)\n",
+        p_mbs / (size / kMiB / ht), p_mbs / (size / kMiB / h2t));
     return 0;
 }
 

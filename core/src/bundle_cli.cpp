@@ -335,8 +335,10 @@ int info(Context& c, const std::vector<std::string>& args) {
         doc["signature_checked"] = false;
         doc["members"] = nlohmann::ordered_json::array();
         for (const ManifestMember& m : manifest->members)
-            doc["members"].push_back(
-                {{"name", m.name}, {"size", m.size}, {"sha256", to_hex(m.sha256)}});
+            doc["members"].push_back({{"name", m.name},
+                                      {"size", m.size},
+                                      {"chunk_size", m.chunk_size},
+                                      {"chunks", m.chunks.size()}});
         out << doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     } else {
         out << "bundle:         " << name << "\n"
@@ -348,8 +350,8 @@ int info(Context& c, const std::vector<std::string>& args) {
             << (has_signature ? "present, not checked (use verify --keys DIR)" : "MISSING") << "\n"
             << "members:\n";
         for (const ManifestMember& m : manifest->members)
-            out << "  " << m.name << "  " << m.size << " bytes  sha256 " << to_hex(m.sha256)
-                << "\n";
+            out << "  " << m.name << "  " << m.size << " bytes  " << m.chunks.size()
+                << " chunks of " << m.chunk_size << " bytes, each with its SHA-256\n";
     }
     std::cout << out.str();
     std::cout.flush();

@@ -1,6 +1,6 @@
 // Fuzzes the manifest decoder over arbitrary bytes: it must return errors, never crash; what it
-// accepts must survive encode -> decode unchanged (the encoding is what gets signed), and version
-// comparison must be a total order consistent with equality.
+// accepts must survive encode -> decode unchanged (the encoding is what gets signed), with one
+// digest per chunk, and version comparison must be a total order consistent with equality.
 #include <activate/bundle/manifest.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -31,7 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (size_t i = 0; i < manifest->members.size(); ++i) {
             check(again->members[i].name == manifest->members[i].name);
             check(again->members[i].size == manifest->members[i].size);
-            check(again->members[i].sha256 == manifest->members[i].sha256);
+            check(again->members[i].chunk_size == manifest->members[i].chunk_size);
+            check(again->members[i].chunks == manifest->members[i].chunks);
+            check(manifest->members[i].chunks.size() == manifest->members[i].chunk_count());
             check(manifest->find(manifest->members[i].name) != nullptr);
         }
     }

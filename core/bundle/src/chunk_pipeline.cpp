@@ -1,6 +1,7 @@
 // See chunk_pipeline.hpp.
 #include "chunk_pipeline.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -11,18 +12,33 @@
 
 namespace activate::bundle {
 
-Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size, size_t depth) {
-    const bool digesting = static_cast<bool>(stages.digest);
+size_t default_verifier_count() {
+    return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+}
+
+Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size,
+                                    size_t verifiers) {
+    const bool verifying = static_cast<bool>(stages.verify);
+    if (!verifying) verifiers = 0;
+    verifiers = std::max<size_t>(verifiers, verifying ? 1 : 0);
+    const size_t depth = verifying ? verifiers + 2 : 3;
     std::vector<std::unique_ptr<uint8_t[]>> buffers;
     for (size_t i = 0; i < depth; ++i)
         buffers.push_back(std::make_unique_for_overwrite<uint8_t[]>(chunk_size));
+
     // Everything below is guarded by `mutex`; a chunk's bytes are handed over through it too:
     // the reader fills buffer i % depth before it counts chunk i as filled, and fills it again
-    // only once the sink and the digest are done with chunk i.
+    // only once the sink is done with chunk i, which it takes only after chunk i was verified.
+    enum class State { verifying, verified, failed };
+    struct Slot {
+        size_t size = 0;
+        State state = State::verifying;
+        std::optional<Error> error;
+    };
     std::mutex mutex;
     std::condition_variable changed;
-    std::vector<size_t> sizes(depth);
-    uint64_t filled = 0, digested = 0, sunk = 0;
+    std::vector<Slot> slots(depth);
+    uint64_t filled = 0, next_to_verify = 0, sunk = 0;
     std::optional<uint64_t> last;
     std::optional<Error> fill_error;  // the reader stopped at chunk `filled`
     bool stop = false;
@@ -31,9 +47,7 @@ Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size
         for (uint64_t i = 0;; ++i) {
             {
                 std::unique_lock lock(mutex);
-                changed.wait(lock, [&] {
-                    return stop || i < std::min(sunk, digesting ? digested : sunk) + depth;
-                });
+                changed.wait(lock, [&] { return stop || i < sunk + depth; });
                 if (stop) return;
             }
             Result<ChunkStages::Filled> got =
@@ -42,7 +56,7 @@ Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size
             if (!got.ok()) {
                 fill_error = std::move(got).error();
             } else {
-                sizes[i % depth] = got->size;
+                slots[i % depth] = {got->size, verifying ? State::verifying : State::verified, {}};
                 if (got->end) last = i;
                 filled = i + 1;
             }
@@ -50,27 +64,41 @@ Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size
             if (fill_error || last) return;
         }
     };
-    auto digest_chunks = [&] {
-        for (uint64_t i = 0;; ++i) {
+    // Each verifier takes the oldest chunk nobody took yet; chunks finish in any order.
+    auto verify_chunks = [&] {
+        while (true) {
+            uint64_t i = 0;
             size_t size = 0;
             {
                 std::unique_lock lock(mutex);
-                changed.wait(lock, [&] { return stop || filled > i || fill_error; });
-                if (stop || filled <= i) return;
-                size = sizes[i % depth];
+                changed.wait(lock, [&] {
+                    return stop || next_to_verify < filled || fill_error ||
+                           (last && next_to_verify > *last);
+                });
+                if (stop || next_to_verify >= filled) return;
+                i = next_to_verify++;
+                size = slots[i % depth].size;
             }
-            stages.digest(std::span<const uint8_t>(buffers[i % depth].get(), size));
+            Status verified =
+                stages.verify(i, std::span<const uint8_t>(buffers[i % depth].get(), size));
             std::lock_guard lock(mutex);
-            digested = i + 1;
+            Slot& slot = slots[i % depth];
+            if (verified.ok()) {
+                slot.state = State::verified;
+            } else {
+                slot.state = State::failed;
+                slot.error = std::move(verified).error();
+            }
             changed.notify_all();
-            if (last == i) return;
         }
     };
 
-    std::thread reader, digester;
+    std::thread reader;
+    std::vector<std::thread> pool;
     auto join_threads = [&] {
         if (reader.joinable()) reader.join();
-        if (digester.joinable()) digester.join();
+        for (std::thread& t : pool)
+            if (t.joinable()) t.join();
     };
     auto stop_and_join = [&] {
         {
@@ -87,10 +115,10 @@ Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size
     } joiner{stop_and_join};
     try {
         reader = std::thread(read_chunks);
-        if (digesting) digester = std::thread(digest_chunks);
+        for (size_t i = 0; i < verifiers; ++i) pool.emplace_back(verify_chunks);
     } catch (const std::system_error& e) {
-        return Error(ErrorKind::internal, std::string("cannot start a thread to copy with: ") +
-                                              e.code().message());
+        return Error(ErrorKind::internal,
+                     std::string("cannot start a thread to copy with: ") + e.code().message());
     }
 
     uint64_t total = 0;
@@ -99,18 +127,27 @@ Result<uint64_t> run_chunk_pipeline(const ChunkStages& stages, size_t chunk_size
         bool is_last = false;
         {
             std::unique_lock lock(mutex);
-            changed.wait(lock, [&] { return filled > i || fill_error; });
+            changed.wait(lock, [&] {
+                return (filled > i && slots[i % depth].state != State::verifying) ||
+                       (filled <= i && fill_error);
+            });
             if (filled <= i) {
                 Error e = std::move(*fill_error);
                 lock.unlock();
                 return e;
             }
-            size = sizes[i % depth];
+            Slot& slot = slots[i % depth];
+            if (slot.state == State::failed) {
+                Error e = std::move(*slot.error);
+                lock.unlock();
+                return e;
+            }
+            size = slot.size;
             is_last = last == i;
         }
         const std::span<const uint8_t> chunk(buffers[i % depth].get(), size);
         if (is_last) {
-            // Both threads end by themselves after the last chunk; once joined, what they
+            // Every thread ends by itself after the last chunk; once joined, what they
             // computed is the caller's to check.
             join_threads();
             ACTIVATE_TRY(stages.check());

@@ -72,6 +72,67 @@ const ManifestMember* Manifest::find(std::string_view name) const {
     return nullptr;
 }
 
+uint64_t ManifestMember::chunk_count() const {
+    return chunk_size == 0 ? 0 : size / chunk_size + (size % chunk_size != 0 ? 1 : 0);
+}
+
+size_t ManifestMember::chunk_length(uint64_t index) const {
+    const uint64_t offset = chunk_offset(index);
+    return offset >= size ? 0 : size_t(std::min<uint64_t>(chunk_size, size - offset));
+}
+
+void ChunkDigester::update(std::span<const uint8_t> data) {
+    while (!data.empty()) {
+        const size_t take = size_t(std::min<uint64_t>(data.size(), chunk_size_ - in_chunk_));
+        hash_.update(data.first(take));
+        in_chunk_ += take;
+        data = data.subspan(take);
+        if (in_chunk_ == chunk_size_) {
+            auto digest = hash_.finish();
+            if (!digest.ok()) {
+                if (error_.ok()) error_ = std::move(digest).error();
+            } else {
+                chunks_.push_back(*digest);
+            }
+            in_chunk_ = 0;
+        }
+    }
+}
+
+Result<std::vector<Sha256Digest>> ChunkDigester::finish() {
+    if (in_chunk_ != 0) {
+        ACTIVATE_ASSIGN(Sha256Digest digest, hash_.finish());
+        chunks_.push_back(digest);
+        in_chunk_ = 0;
+    }
+    ACTIVATE_TRY(error_);
+    return std::move(chunks_);
+}
+
+Result<std::vector<Sha256Digest>> parse_chunk_digests(uint64_t size, uint64_t chunk_size,
+                                                      std::span<const uint8_t> packed,
+                                                      const std::string& what) {
+    auto fail = [&](const std::string& why) {
+        return Error(ErrorKind::rejected, what + ": " + why);
+    };
+    if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize)
+        return fail("chunk_size " + std::to_string(chunk_size) + " is outside " +
+                    std::to_string(kMinChunkSize) + ".." + std::to_string(kMaxChunkSize) +
+                    " bytes");
+    const uint64_t count = size / chunk_size + (size % chunk_size != 0 ? 1 : 0);
+    if (packed.size() % 32 != 0)
+        return fail("chunk_sha256 is " + std::to_string(packed.size()) +
+                    " bytes, not a multiple of 32 (one SHA-256 per chunk)");
+    if (packed.size() / 32 != count)
+        return fail("chunk_sha256 holds " + std::to_string(packed.size() / 32) +
+                    " digests, but size " + std::to_string(size) + " in chunks of " +
+                    std::to_string(chunk_size) + " bytes makes " + std::to_string(count));
+    std::vector<Sha256Digest> chunks(static_cast<size_t>(count));
+    for (size_t i = 0; i < chunks.size(); ++i)
+        std::copy_n(packed.data() + 32 * i, 32, chunks[i].begin());
+    return chunks;
+}
+
 Result<Manifest> parse_manifest(std::span<const uint8_t> bytes) {
     if (bytes.size() > kManifestLimit)
         return bad("it is " + std::to_string(bytes.size()) + " bytes, more than the " +
@@ -81,6 +142,12 @@ Result<Manifest> parse_manifest(std::span<const uint8_t> bytes) {
         return bad("not a protobuf activate.wire.BundleManifest");
     Manifest m;
     m.format_version = pb.format_version();
+    if (m.format_version == 1)
+        return bad(
+            "format_version 1 (one SHA-256 per member, known only after the whole member "
+            "was written) is no longer installed; rebuild the bundle with `activate "
+            "bundle create` of this version, which writes format " +
+            std::to_string(kManifestFormat) + " (a SHA-256 per chunk)");
     if (m.format_version != kManifestFormat)
         return bad("format_version " + std::to_string(m.format_version) +
                    " is not supported (this activate reads format " +
@@ -112,13 +179,20 @@ Result<Manifest> parse_manifest(std::span<const uint8_t> bytes) {
             return bad(shown + " is reserved for the manifest and its signature");
         if (!seen.insert(std::string(zip::duplicate_key(pm.name()))).second)
             return bad(shown + " is listed twice");
-        if (pm.sha256().size() != 32)
-            return bad(shown + ": sha256 is " + std::to_string(pm.sha256().size()) +
-                       " bytes, not 32");
+        if (!pm.sha256().empty())
+            return bad(shown + ": sha256 is set (" + std::to_string(pm.sha256().size()) +
+                       " bytes), but format 2 verifies chunk_sha256 and leaves it empty");
         ManifestMember member;
         member.name = pm.name();
         member.size = pm.size();
-        std::copy(pm.sha256().begin(), pm.sha256().end(), member.sha256.begin());
+        member.chunk_size = pm.chunk_size();
+        auto chunks = parse_chunk_digests(
+            pm.size(), pm.chunk_size(),
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pm.chunk_sha256().data()),
+                                     pm.chunk_sha256().size()),
+            shown);
+        if (!chunks.ok()) return bad(chunks.error().message());
+        member.chunks = std::move(*chunks);
         m.members.push_back(std::move(member));
     }
     return m;
@@ -133,7 +207,11 @@ Result<std::string> encode_manifest(const Manifest& manifest) {
         wire::BundleMember* pm = pb.add_members();
         pm->set_name(m.name);
         pm->set_size(m.size);
-        pm->set_sha256(m.sha256.data(), m.sha256.size());
+        pm->set_chunk_size(m.chunk_size);
+        std::string* packed = pm->mutable_chunk_sha256();
+        packed->reserve(m.chunks.size() * 32);
+        for (const Sha256Digest& d : m.chunks)
+            packed->append(reinterpret_cast<const char*>(d.data()), d.size());
     }
     pb.set_signing_key(manifest.signing_key.bytes.data(), manifest.signing_key.bytes.size());
     std::string out;

@@ -41,12 +41,17 @@ Status read_pass(int fd, uint64_t size, const std::string& path, std::vector<uin
 
 Result<Manifest> write_signed_bundle(std::unique_ptr<ByteSink> sink, const SecretKey& key,
                                      const std::string& compatible, const BundleVersion& version,
-                                     const std::vector<BundleInput>& files, Progress* progress) {
+                                     const std::vector<BundleInput>& files, Progress* progress,
+                                     uint32_t chunk_size) {
     Manifest manifest;
     manifest.compatible = compatible;
     manifest.version = version;
     manifest.signing_key = key.public_key();
     if (files.empty()) return Error(ErrorKind::usage, "a bundle needs at least one file");
+    if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize)
+        return Error(ErrorKind::usage, "chunk size " + std::to_string(chunk_size) + " is outside " +
+                                           std::to_string(kMinChunkSize) + ".." +
+                                           std::to_string(kMaxChunkSize) + " bytes");
 
     std::set<std::string> names;
     std::vector<Scanned> scanned;
@@ -78,9 +83,9 @@ Result<Manifest> write_signed_bundle(std::unique_ptr<ByteSink> sink, const Secre
     }
     if (progress) progress->set_total(2 * total);
 
-    // Pass 1: sizes, digests and CRC-32s, for the manifest and the zip local headers.
+    // Pass 1: sizes, chunk digests and CRC-32s, for the manifest and the zip local headers.
     for (size_t i = 0; i < files.size(); ++i) {
-        Sha256 hash;
+        ChunkDigester hash(chunk_size);
         uint32_t crc = 0;
         ACTIVATE_TRY(read_pass(scanned[i].fd.get(), scanned[i].size, files[i].path, buf,
                                [&](std::span<const uint8_t> chunk) -> Status {
@@ -89,11 +94,16 @@ Result<Manifest> write_signed_bundle(std::unique_ptr<ByteSink> sink, const Secre
                                    if (progress) progress->advance(chunk.size());
                                    return {};
                                }));
-        ACTIVATE_ASSIGN(Sha256Digest digest, hash.finish());
+        ACTIVATE_ASSIGN(std::vector<Sha256Digest> chunks, hash.finish());
         scanned[i].crc = crc;
-        manifest.members.push_back({files[i].name, scanned[i].size, digest});
+        manifest.members.push_back({files[i].name, scanned[i].size, chunk_size, std::move(chunks)});
     }
     ACTIVATE_ASSIGN(std::string encoded, encode_manifest(manifest));
+    if (encoded.size() > kManifestLimit)
+        return Error(ErrorKind::usage, "the manifest would be " + std::to_string(encoded.size()) +
+                                           " bytes (32 per chunk), more than the " +
+                                           std::to_string(kManifestLimit) +
+                                           " a reader accepts; use a larger chunk size");
     // What we sign must be what a reader accepts.
     ACTIVATE_TRY(parse_manifest(std::span<const uint8_t>(
         reinterpret_cast<const uint8_t*>(encoded.data()), encoded.size())));

@@ -60,8 +60,11 @@ struct VerifyingReader::State {
     const ManifestMember* expected = nullptr;
     bool in_member = false;
     bool member_done = false;  // its data ended and was verified
-    uint64_t count = 0;
-    Sha256 hash;
+    uint64_t count = 0;        // bytes read from the zip (not all of them handed out yet)
+    uint64_t next_chunk = 0;   // the index of the next chunk to read from the zip
+    // read(): the current chunk, verified, and how much of it was handed out.
+    std::vector<uint8_t> chunk;
+    size_t chunk_used = 0;
     bool failed = false;
     // While copy() reads on a second thread, source_offset() answers from here: the reading
     // thread publishes the offset after each read, the sink's thread only loads it.
@@ -74,7 +77,7 @@ struct VerifyingReader::State {
         return name + ": member \"" + (expected ? zip::printable(expected->name) : "?") + "\"";
     }
 
-    // Called when the member's data is complete.
+    // Called when the member's data is complete; every chunk was verified on its own.
     Status verify_member() {
         member_done = true;
         if (!expected) return {};
@@ -82,15 +85,36 @@ struct VerifyingReader::State {
             return Error(ErrorKind::rejected, what() + " is " + std::to_string(count) +
                                                   " bytes, but the manifest says " +
                                                   std::to_string(expected->size));
-        ACTIVATE_ASSIGN(Sha256Digest digest, hash.finish());
-        if (digest != expected->sha256)
-            return Error(ErrorKind::rejected,
-                         what() + " has SHA-256 " + to_hex(digest) + ", but the manifest says " +
-                             to_hex(expected->sha256) + ": the bundle was modified or damaged");
         return {};
     }
 
-    // The member's next bytes without hashing them: sizes are enforced, the digest is not.
+    // Checks chunk `index` of the expected member against the manifest. Safe to run on several
+    // threads at once: it reads only the manifest, which does not change while a member streams.
+    Status verify_chunk(uint64_t index, std::span<const uint8_t> data) const {
+        const uint64_t count_expected = expected->chunk_count();
+        // The empty chunk that ends a member exactly at a chunk boundary (or an empty member).
+        if (data.empty() && index == count_expected) return {};
+        if (index >= count_expected || data.size() != expected->chunk_length(index))
+            return Error(ErrorKind::rejected,
+                         what() + " ends after " +
+                             std::to_string(expected->chunk_offset(index) + data.size()) +
+                             " bytes, but the manifest says " + std::to_string(expected->size));
+        Sha256 hash;
+        hash.update(data);
+        ACTIVATE_ASSIGN(Sha256Digest digest, hash.finish());
+        if (digest != expected->chunks[index])
+            return Error(ErrorKind::rejected,
+                         what() + " chunk " + std::to_string(index) + " (bytes " +
+                             std::to_string(expected->chunk_offset(index)) + ".." +
+                             std::to_string(expected->chunk_offset(index) + data.size()) +
+                             ") has SHA-256 " + to_hex(digest) + ", but the manifest says " +
+                             to_hex(expected->chunks[index]) +
+                             ": the bundle was modified or damaged; nothing of this chunk was "
+                             "handed on");
+        return {};
+    }
+
+    // The member's next bytes without verifying them: sizes are enforced, the digests are not.
     // 0 at the end of the data, which is then not yet verified (see read()).
     Result<size_t> read_raw(std::span<uint8_t> out) {
         if (failed) return Error(ErrorKind::internal, name + ": read after an earlier error");
@@ -121,50 +145,87 @@ struct VerifyingReader::State {
     // The data is complete when the reader ends it or the manifest's size is reached.
     bool complete(size_t n) const { return n == 0 || (expected && count == expected->size); }
 
+    // Fills `buf` with the member's next bytes: all of it unless the data ends first, so that
+    // a buffer of the member's chunk size holds exactly one chunk.
+    Result<ChunkStages::Filled> fill(std::span<uint8_t> buf) {
+        size_t size = 0;
+        while (size < buf.size()) {
+            ACTIVATE_ASSIGN(size_t n, read_raw(buf.subspan(size)));
+            size += n;
+            if (complete(n)) return ChunkStages::Filled{size, true};
+        }
+        return ChunkStages::Filled{size, false};
+    }
+
     Result<size_t> read(std::span<uint8_t> out) {
-        ACTIVATE_ASSIGN(size_t n, read_raw(out));
-        // Unchecked members (no manifest) cost nothing.
-        if (expected) hash.update(out.first(n));
-        // The last bytes are handed out only once the digest matched.
-        if (!member_done && complete(n)) ACTIVATE_TRY(verify_member());
+        // Unchecked members (no manifest) pass through as they come.
+        if (!expected) {
+            ACTIVATE_ASSIGN(size_t n, read_raw(out));
+            if (!member_done && complete(n)) ACTIVATE_TRY(verify_member());
+            return n;
+        }
+        // Checked members are read a whole chunk at a time; no byte of a chunk is handed out
+        // before the chunk's digest matched.
+        if (chunk_used == chunk.size()) {
+            if (member_done) return read_raw(out);  // 0, or the excess is refused
+            chunk.resize(expected->chunk_size);
+            ACTIVATE_ASSIGN(ChunkStages::Filled got, fill(chunk));
+            chunk.resize(got.size);
+            chunk_used = 0;
+            ACTIVATE_TRY(verify_chunk(next_chunk++, chunk));
+            if (got.end) ACTIVATE_TRY(verify_member());
+        }
+        const size_t n = std::min(out.size(), chunk.size() - chunk_used);
+        std::copy_n(chunk.data() + chunk_used, n, out.data());
+        chunk_used += n;
         return n;
     }
 
-    // copy_to(): the member's next chunks are read on one thread and, if it has a digest to
-    // check, hashed on another while the sink writes each on the caller's thread, so hashing
-    // and reading cost wall time only where they are slower than the sink's I/O. The last
-    // chunk reaches the sink only once the whole member verified, as with read().
+    // copy_to(): the member's next chunks are read on one thread and, if it has digests to
+    // check, verified on a pool of threads while the sink writes the verified ones on the
+    // caller's thread, so reading and hashing cost wall time only where they are slower than
+    // the sink's I/O. A chunk reaches the sink only once its digest matched; the last one only
+    // once the member's size did too.
     Result<uint64_t> copy(const std::function<Status(std::span<const uint8_t>)>& sink,
-                          size_t chunk) {
+                          size_t chunk_size) {
+        uint64_t done = 0;
+        // What read() verified but did not hand out yet.
+        if (chunk_used < chunk.size()) {
+            const std::span<const uint8_t> rest(chunk.data() + chunk_used,
+                                                chunk.size() - chunk_used);
+            chunk_used = chunk.size();
+            ACTIVATE_TRY(sink(rest));
+            done = rest.size();
+        }
+        if (expected && member_done) return done;
         ChunkStages stages;
-        stages.fill = [this](std::span<uint8_t> buf) -> Result<ChunkStages::Filled> {
-            size_t size = 0;
-            while (size < buf.size()) {
-                ACTIVATE_ASSIGN(size_t n, read_raw(buf.subspan(size)));
-                size += n;
-                if (complete(n)) return ChunkStages::Filled{size, true};
-            }
-            return ChunkStages::Filled{size, false};
-        };
-        if (expected && !member_done)
-            stages.digest = [this](std::span<const uint8_t> data) { hash.update(data); };
+        stages.fill = [this](std::span<uint8_t> buf) { return fill(buf); };
+        if (expected) {
+            // Chunk boundaries are the manifest's, whatever the caller asked for.
+            chunk_size = expected->chunk_size;
+            const uint64_t first = next_chunk;
+            stages.verify = [this, first](uint64_t index, std::span<const uint8_t> data) {
+                return verify_chunk(first + index, data);
+            };
+        }
         stages.check = [this] { return member_done ? Status() : verify_member(); };
         stages.sink = sink;
         // source_offset() answers from published_offset while the reader thread reads.
         published_offset.store(reader.source_offset(), std::memory_order_relaxed);
         reading_ahead = true;
-        Result<uint64_t> copied = run_chunk_pipeline(stages, chunk);
+        Result<uint64_t> copied = run_chunk_pipeline(stages, chunk_size, default_verifier_count());
         reading_ahead = false;
-        return copied;
+        if (!copied.ok()) return copied;
+        return done + *copied;
     }
 
     Status finish_member() {
         if (!in_member || member_done) return {};
-        std::vector<uint8_t> buf(kChunk);
-        while (true) {
-            ACTIVATE_ASSIGN(size_t n, read(buf));
-            if (n == 0) return {};
-        }
+        // Through the pipeline, so that `bundle verify` hashes on every core too.
+        ACTIVATE_ASSIGN(uint64_t n,
+                        copy([](std::span<const uint8_t>) { return Status(); }, kChunk));
+        (void)n;
+        return {};
     }
 
     Result<std::optional<MemberHeader>> next() {
@@ -193,7 +254,9 @@ struct VerifyingReader::State {
         in_member = true;
         member_done = false;
         count = 0;
-        hash = Sha256();
+        next_chunk = 0;
+        chunk.clear();
+        chunk_used = 0;
         if (!manifest) return header;
         const std::string shown = name + ": member \"" + zip::printable(header->name) + "\"";
         if (header->name == kManifestMember || header->name == kSignatureMember)

@@ -42,16 +42,27 @@ TEST(BundleVersion, ComparesNumericallyWithMissingPartsAsZero) {
     EXPECT_LT(version("0"), version("0.0.0.1"));
 }
 
+Sha256Digest digest_of(uint8_t fill) {
+    Sha256Digest d;
+    d.fill(fill);
+    return d;
+}
+
+// Three chunks, the last one short; an empty member (no chunk); two full chunks of the smallest
+// size.
 Manifest sample() {
     Manifest m;
     m.compatible = "metropolis-x86_64";
     m.version = version("1.2.3");
     m.signing_key.bytes.fill(0x42);
-    ManifestMember a{"verity_rootfs.img", 123456789012ull, {}};
-    a.sha256.fill(0xAA);
-    ManifestMember b{"kernel_efi.efi", 0, {}};
-    b.sha256.fill(0xBB);
-    m.members = {a, b};
+    m.members = {
+        {"verity_rootfs.img",
+         (10 << 20) + 5,
+         4 << 20,
+         {digest_of(0xA0), digest_of(0xA1), digest_of(0xA2)}},
+        {"kernel_efi.efi", 0, 4 << 20, {}},
+        {"small", 8192, 4096, {digest_of(0xC0), digest_of(0xC1)}},
+    };
     return m;
 }
 
@@ -67,11 +78,15 @@ TEST(Manifest, RoundTrip) {
     EXPECT_EQ(decoded->compatible, m.compatible);
     EXPECT_EQ(decoded->version.text(), "1.2.3");
     EXPECT_EQ(decoded->signing_key, m.signing_key);
-    ASSERT_EQ(decoded->members.size(), 2u);
+    ASSERT_EQ(decoded->members.size(), 3u);
     EXPECT_EQ(decoded->members[0].name, "verity_rootfs.img");
-    EXPECT_EQ(decoded->members[0].size, 123456789012ull);
-    EXPECT_EQ(decoded->members[0].sha256, m.members[0].sha256);
+    EXPECT_EQ(decoded->members[0].size, (10u << 20) + 5);
+    EXPECT_EQ(decoded->members[0].chunk_size, 4u << 20);
+    EXPECT_EQ(decoded->members[0].chunks, m.members[0].chunks);
     EXPECT_EQ(decoded->members[1].size, 0u);
+    EXPECT_TRUE(decoded->members[1].chunks.empty());
+    EXPECT_EQ(decoded->members[2].chunk_size, 4096u);
+    EXPECT_EQ(decoded->members[2].chunks, m.members[2].chunks);
     EXPECT_EQ(decoded->find("kernel_efi.efi"), &decoded->members[1]);
     EXPECT_EQ(decoded->find("nope"), nullptr);
     // The same manifest encodes to the same bytes.
@@ -93,7 +108,11 @@ void expect_refused(const std::function<void(wire::BundleManifest&)>& mutate,
 }
 
 TEST(Manifest, Refusals) {
-    expect_refused([](auto& m) { m.set_format_version(2); }, "format_version 2 is not supported");
+    expect_refused([](auto& m) { m.set_format_version(1); },
+                   "format_version 1 (one SHA-256 per member, known only after the whole member "
+                   "was written) is no longer installed; rebuild the bundle with `activate bundle "
+                   "create`");
+    expect_refused([](auto& m) { m.set_format_version(3); }, "format_version 3 is not supported");
     expect_refused([](auto& m) { m.set_format_version(0); }, "format_version 0");
     expect_refused([](auto& m) { m.clear_compatible(); }, "compatible is empty");
     expect_refused([](auto& m) { m.set_compatible("a\tb"); }, "printable ASCII");
@@ -111,8 +130,82 @@ TEST(Manifest, Refusals) {
     expect_refused([](auto& m) { m.mutable_members(0)->set_name("../etc/passwd"); }, "\"..\"");
     expect_refused([](auto& m) { m.mutable_members(0)->set_name("/abs"); }, "absolute");
     expect_refused([](auto& m) { m.mutable_members(0)->set_name(""); }, "empty");
-    expect_refused([](auto& m) { m.mutable_members(0)->set_sha256("abc"); }, "sha256 is 3 bytes");
-    expect_refused([](auto& m) { m.mutable_members(0)->clear_sha256(); }, "sha256 is 0 bytes");
+    expect_refused([](auto& m) { m.mutable_members(0)->set_sha256(std::string(32, 'x')); },
+                   "member \"verity_rootfs.img\": sha256 is set (32 bytes), but format 2");
+}
+
+// The chunk fields: every bad size, count and length is refused naming the field and value.
+TEST(Manifest, ChunkFieldRefusals) {
+    auto member = [](auto& m) { return m.mutable_members(0); };
+    expect_refused([&](auto& m) { member(m)->clear_chunk_size(); },
+                   "member \"verity_rootfs.img\": chunk_size 0 is outside 4096..8388608 bytes");
+    expect_refused([&](auto& m) { member(m)->set_chunk_size(4095); }, "chunk_size 4095 is outside");
+    expect_refused([&](auto& m) { member(m)->set_chunk_size((8 << 20) + 1); },
+                   "chunk_size 8388609 is outside");
+    expect_refused([&](auto& m) { member(m)->set_chunk_size(0xffffffffu); },
+                   "chunk_size 4294967295 is outside");
+    // A truncated and an over-long list.
+    expect_refused([&](auto& m) { member(m)->mutable_chunk_sha256()->pop_back(); },
+                   "chunk_sha256 is 95 bytes, not a multiple of 32");
+    expect_refused([&](auto& m) { member(m)->mutable_chunk_sha256()->resize(64); },
+                   "chunk_sha256 holds 2 digests, but size 10485765 in chunks of 4194304 bytes "
+                   "makes 3");
+    expect_refused([&](auto& m) { member(m)->mutable_chunk_sha256()->append(32, 'z'); },
+                   "chunk_sha256 holds 4 digests, but size 10485765");
+    expect_refused([&](auto& m) { member(m)->clear_chunk_sha256(); }, "holds 0 digests");
+    // The count must follow the size: 8 MiB is two chunks, one byte over 12 MiB four.
+    expect_refused([&](auto& m) { member(m)->set_size(8 << 20); },
+                   "holds 3 digests, but size 8388608 in chunks of 4194304 bytes makes 2");
+    expect_refused([&](auto& m) { member(m)->set_size((12 << 20) + 1); }, "makes 4");
+    // An empty member has no chunk, not an empty one.
+    expect_refused([](auto& m) { m.mutable_members(1)->set_chunk_sha256(std::string(32, 'e')); },
+                   "member \"kernel_efi.efi\": chunk_sha256 holds 1 digests, but size 0");
+    // A size whose chunk count would not fit the manifest is refused by the count, not by an
+    // attempt to allocate it.
+    expect_refused([&](auto& m) { member(m)->set_size(~uint64_t{0}); },
+                   "size 18446744073709551615 in chunks of 4194304 bytes makes 4398046511104");
+}
+
+// Chunk boundaries: offsets, lengths (the last one short) and counts.
+TEST(ChunkIndex, OffsetsLengthsAndCount) {
+    ManifestMember m{"m", (10 << 20) + 5, 4 << 20, {}};
+    EXPECT_EQ(m.chunk_count(), 3u);
+    EXPECT_EQ(m.chunk_offset(2), 8u << 20);
+    EXPECT_EQ(m.chunk_length(0), 4u << 20);
+    EXPECT_EQ(m.chunk_length(2), (2u << 20) + 5);
+    EXPECT_EQ(m.chunk_length(3), 0u);
+    m.size = 8 << 20;
+    EXPECT_EQ(m.chunk_count(), 2u);
+    EXPECT_EQ(m.chunk_length(1), 4u << 20);
+    m.size = 0;
+    EXPECT_EQ(m.chunk_count(), 0u);
+    m.size = 1;
+    EXPECT_EQ(m.chunk_count(), 1u);
+    EXPECT_EQ(m.chunk_length(0), 1u);
+}
+
+// ChunkDigester gives each chunk's SHA-256 whatever pieces the data arrives in.
+TEST(ChunkIndex, DigesterSplitsAtChunkBoundaries) {
+    const std::string data = random_bytes(3 * 4096 + 100, 11);
+    std::vector<Sha256Digest> expected;
+    for (size_t at = 0; at < data.size(); at += 4096) {
+        Sha256 h;
+        h.update(as_bytes(data.substr(at, 4096)));
+        expected.push_back(*h.finish());
+    }
+    for (size_t piece : {size_t(1), size_t(1000), size_t(4096), size_t(5000), data.size()}) {
+        ChunkDigester d(4096);
+        for (size_t at = 0; at < data.size(); at += piece)
+            d.update(as_bytes(data.substr(at, piece)));
+        auto got = d.finish();
+        ASSERT_TRUE(got.ok());
+        EXPECT_EQ(*got, expected) << "pieces of " << piece;
+    }
+    ChunkDigester empty(4096);
+    EXPECT_TRUE(empty.finish()->empty());
+    ChunkDigester exact(4096);
+    exact.update(as_bytes(data.substr(0, 8192)));
+    EXPECT_EQ(exact.finish()->size(), 2u);
 }
 
 TEST(Manifest, GarbageAndOversizeAreRefused) {

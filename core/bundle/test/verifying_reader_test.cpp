@@ -44,6 +44,9 @@ struct Parts {
     }
 };
 
+// The tests' members are split into the smallest chunks, so that they have many.
+constexpr uint32_t kTestChunk = kMinChunkSize;
+
 Manifest manifest_for(const Members& members, const SecretKey& key,
                       const std::string& compatible = "board-1",
                       const std::string& version = "1.2.3") {
@@ -52,9 +55,9 @@ Manifest manifest_for(const Members& members, const SecretKey& key,
     m.version = *BundleVersion::parse(version);
     m.signing_key = key.public_key();
     for (const auto& [name, data] : members) {
-        Sha256 h;
-        h.update(as_bytes(data));
-        m.members.push_back({name, data.size(), *h.finish()});
+        ChunkDigester d(kTestChunk);
+        d.update(as_bytes(data));
+        m.members.push_back({name, data.size(), kTestChunk, *d.finish()});
     }
     return m;
 }
@@ -309,8 +312,8 @@ TEST_F(Verify, EveryMemberWithAFlippedBitIsRefusedBeforeItsLastBytes) {
                 ASSERT_TRUE(v->skip().ok());
             }
             ASSERT_TRUE(v->next().ok());
-            // Everything delivered before the error must be a strict prefix: the last bytes are
-            // held back until the digest matched.
+            // Everything delivered before the error must be the chunks before the flipped one:
+            // no byte of a chunk is handed out before its digest matched.
             std::string got;
             std::vector<uint8_t> buf(1000);
             Result<size_t> n = size_t(0);
@@ -321,7 +324,7 @@ TEST_F(Verify, EveryMemberWithAFlippedBitIsRefusedBeforeItsLastBytes) {
             EXPECT_NE(n.error().message().find("has SHA-256"), std::string::npos)
                 << n.error().message();
             EXPECT_NE(n.error().message().find(kMembers[i].first), std::string::npos);
-            EXPECT_LT(got.size(), kMembers[i].second.size());
+            EXPECT_EQ(got, kMembers[i].second.substr(0, at / kTestChunk * kTestChunk));
             // And the reader stays failed.
             EXPECT_FALSE(v->next().ok());
         }
@@ -340,14 +343,15 @@ TEST_F(Verify, PipelinedCopyToChecksDigestsBeforeTheLastChunk) {
         ASSERT_TRUE(v->next().ok());
         std::string got;
         size_t chunks = 0;
+        // The manifest's chunks, not the size asked for.
         auto n = v->copy_to(
             [&](std::span<const uint8_t> c) -> Status {
-                EXPECT_LE(c.size(), 4096u);
+                EXPECT_LE(c.size(), kTestChunk);
                 got.append(reinterpret_cast<const char*>(c.data()), c.size());
                 ++chunks;
                 return {};
             },
-            4096);
+            1 << 20);
         SCOPED_TRACE(tamper ? "tampered" : "intact");
         if (!tamper) {
             ASSERT_TRUE(n.ok()) << n.error().message();
@@ -359,9 +363,51 @@ TEST_F(Verify, PipelinedCopyToChecksDigestsBeforeTheLastChunk) {
             ASSERT_FALSE(n.ok());
             EXPECT_EQ(n.error().kind(), ErrorKind::rejected);
             EXPECT_NE(n.error().message().find("has SHA-256"), std::string::npos);
-            EXPECT_LT(got.size(), kMembers[0].second.size());
+            EXPECT_EQ(got, kMembers[0].second.substr(0, 150000 / kTestChunk * kTestChunk));
             EXPECT_FALSE(v->next().ok());
         }
+    }
+}
+
+// The slot installer's path: copy_to() into a "slot" at the sink's offsets. A byte flipped in the
+// first, a middle, the last full and the short final chunk: the copy is refused at that chunk,
+// the slot holds exactly the chunks before it, byte for byte, and nothing at or after it.
+TEST_F(Verify, AFlippedByteInAnyChunkIsRefusedBeforeThatChunkIsWritten) {
+    const std::string image = random_bytes(10 * kTestChunk + 1000, 21);
+    const Members members = {{"verity_rootfs.img", image}};
+    for (size_t chunk : {size_t(0), size_t(5), size_t(9), size_t(10)}) {
+        const size_t at = chunk * kTestChunk + (chunk == 10 ? 999 : kTestChunk / 2);
+        SCOPED_TRACE("chunk " + std::to_string(chunk) + " byte " + std::to_string(at));
+        Parts p = signed_parts(members, key_);
+        p.members[0].second[at] ^= 0x01;
+        const std::string zip = p.zip();
+        auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+        auto v = VerifyingReader::open(std::move(*reader), trust());
+        ASSERT_TRUE(v.ok()) << v.error().message();
+        ASSERT_TRUE(v->next().ok());
+        std::string slot(image.size(), '\0');
+        std::vector<bool> written(image.size(), false);
+        uint64_t offset = 0;
+        auto n = v->copy_to(
+            [&](std::span<const uint8_t> c) -> Status {
+                std::copy(c.begin(), c.end(), slot.begin() + offset);
+                std::fill_n(written.begin() + offset, c.size(), true);
+                offset += c.size();
+                return {};
+            },
+            1 << 20);
+        ASSERT_FALSE(n.ok());
+        EXPECT_EQ(n.error().kind(), ErrorKind::rejected);
+        EXPECT_NE(n.error().message().find("chunk " + std::to_string(chunk) + " (bytes " +
+                                           std::to_string(chunk * kTestChunk) + ".."),
+                  std::string::npos)
+            << n.error().message();
+        const size_t good = chunk * kTestChunk;
+        EXPECT_EQ(offset, good);
+        EXPECT_EQ(slot.substr(0, good), image.substr(0, good));
+        EXPECT_EQ(std::find(written.begin() + good, written.end(), true), written.end());
+        EXPECT_EQ(slot.find_first_not_of('\0', good), std::string::npos);
+        EXPECT_FALSE(v->next().ok());
     }
 }
 
@@ -570,7 +616,9 @@ TEST(SignedWriter, FilesRoundTripThroughVerifyBundle) {
     auto verified = verify_bundle(std::move(*reader), t);
     ASSERT_TRUE(verified.ok()) << verified.error().message();
     EXPECT_EQ(verified->version.text(), "2.0");
-    EXPECT_EQ(verified->members[1].sha256, manifest->members[1].sha256);
+    EXPECT_EQ(verified->members[0].chunk_size, kDefaultChunkSize);
+    EXPECT_EQ(verified->members[0].chunks.size(), 1u);
+    EXPECT_EQ(verified->members[1].chunks, manifest->members[1].chunks);
 }
 
 TEST(SignedWriter, Refusals) {

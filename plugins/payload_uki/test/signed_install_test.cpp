@@ -9,6 +9,7 @@
 #include <activate/bundle/source.hpp>
 #include <activate/bundle/verifying_reader.hpp>
 #include <activate/bundle/writer.hpp>
+#include <fstream>
 #include <payload_uki/slot_versions.hpp>
 
 #include "plugin_fixture.hpp"
@@ -53,6 +54,9 @@ struct Parts {
     }
 };
 
+// The tests' image (3 MiB + 11 bytes) is four chunks of this size, the last one short.
+constexpr uint32_t kTestChunk = 1 << 20;
+
 Parts signed_parts(const Members& members, const bundle::SecretKey& key,
                    const std::string& version = "1.2.3",
                    const std::string& compatible = "board-1") {
@@ -61,9 +65,9 @@ Parts signed_parts(const Members& members, const bundle::SecretKey& key,
     m.version = *bundle::BundleVersion::parse(version);
     m.signing_key = key.public_key();
     for (const auto& [name, data] : members) {
-        bundle::Sha256 h;
-        h.update(bytes(data));
-        m.members.push_back({name, data.size(), *h.finish()});
+        bundle::ChunkDigester d(kTestChunk);
+        d.update(bytes(data));
+        m.members.push_back({name, data.size(), kTestChunk, *d.finish()});
     }
     Parts p;
     p.manifest = *bundle::encode_manifest(m);
@@ -281,6 +285,41 @@ TEST_F(SignedInstall, TamperedMembersFailTheRun) {
         {{"kernel_efi.efi", uki_}, {"verity_rootfs.img", image_}, {"README", "read me"}}, key_);
     missing.members.pop_back();
     expect_refused_midway(missing.zip(), "member \"README\" is listed in the manifest but missing");
+}
+
+// Issue 16: a byte flipped in the first, a middle, the last full and the short final chunk of
+// the image. The install is refused at that chunk: slot B holds exactly the verified chunks
+// before it, and from the bad chunk on the partition is as it was (nothing unverified written).
+TEST_F(SignedInstall, AFlippedImageChunkIsNeverWritten) {
+    auto s = source();
+    const Slot target = s->slots()->target;
+    const uint64_t offset = target.system.first_lba * target.system.sector_size;
+    const std::string before(image_.size(), '\x5a');
+    for (size_t chunk : {size_t(0), size_t(1), size_t(2), size_t(3)}) {
+        SCOPED_TRACE("chunk " + std::to_string(chunk));
+        // Slot B holds a known pattern, so any byte written over it shows.
+        {
+            std::fstream disk(root_.disk(), std::ios::in | std::ios::out | std::ios::binary);
+            disk.seekp(std::streamoff(offset));
+            disk.write(before.data(), std::streamsize(before.size()));
+        }
+        Parts p = signed_parts(members(), key_);
+        const size_t at = chunk * kTestChunk + (chunk == 3 ? 10 : kTestChunk / 3);
+        p.members[1].second[at] ^= 0x01;
+        auto st = install(p.zip());
+        ASSERT_FALSE(st.ok());
+        EXPECT_EQ(st.error().kind(), ErrorKind::rejected) << st.error().message();
+        EXPECT_NE(st.error().message().find("chunk " + std::to_string(chunk) + " (bytes " +
+                                            std::to_string(chunk * kTestChunk) + ".."),
+                  std::string::npos)
+            << st.error().message();
+        const size_t good = chunk * kTestChunk;
+        const std::string slot = read_range(root_.disk(), offset, image_.size());
+        EXPECT_TRUE(slot.substr(0, good) == image_.substr(0, good));
+        EXPECT_TRUE(slot.substr(good) == before.substr(good))
+            << "bytes from the bad chunk on were written";
+        EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), "old UKI of slot B");
+    }
 }
 
 // Issue 12: a signed bundle whose UKI names the wrong slot would leave slot B's entry booting

@@ -274,13 +274,16 @@ TEST_F(SignedUpdateCli, BundleTools) {
     ASSERT_EQ(info.code, 0) << info.err;
     EXPECT_NE(info.out.find("compatible:     metropolis-x86_64"), std::string::npos) << info.out;
     EXPECT_NE(info.out.find("version:        1.2.3"), std::string::npos) << info.out;
-    EXPECT_NE(info.out.find("verity_rootfs.img  2097152 bytes  sha256 "), std::string::npos)
+    EXPECT_NE(info.out.find("verity_rootfs.img  2097152 bytes  1 chunks of 4194304 bytes, each "
+                            "with its SHA-256"),
+              std::string::npos)
         << info.out;
     Outcome json = run_activate("bundle info --json " + b);
     ASSERT_EQ(json.code, 0) << json.err;
     EXPECT_NE(json.out.find("\"version\":\"1.2.3\""), std::string::npos) << json.out;
     EXPECT_NE(json.out.find("{\"name\":\"kernel_efi.efi\",\"size\":"), std::string::npos)
         << json.out;
+    EXPECT_NE(json.out.find("\"chunk_size\":4194304,\"chunks\":1}"), std::string::npos) << json.out;
     EXPECT_NE(json.out.find("\"has_signature\":true,\"signature_checked\":false"),
               std::string::npos)
         << json.out;

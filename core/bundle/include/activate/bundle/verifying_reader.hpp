@@ -1,7 +1,8 @@
 // A BundleReader that trusts nothing it has not checked: open() reads manifest.pb and
 // manifest.sig (the first two members, before any other member is streamed anywhere), verifies
 // the Ed25519 signature against the trusted keys and the `compatible` string; afterwards every
-// member must be listed in the manifest and its data must have the manifest's size and SHA-256.
+// member must be listed in the manifest and its data must have the manifest's size and chunk
+// SHA-256s, each chunk checked before any of its bytes is handed on.
 // The rules are in docs/bundle-format.md.
 #pragma once
 
@@ -62,18 +63,21 @@ class VerifyingReader {
     // filled in: it is enforced the same way.
     Result<std::optional<MemberHeader>> next();
 
-    // Like BundleReader::read(). The member's SHA-256 and size are checked before its last bytes
-    // are returned (ErrorKind::rejected on a mismatch); data beyond the manifest's size is
-    // rejected as soon as it arrives.
+    // Like BundleReader::read(). A member in the manifest is read a whole chunk at a time: no
+    // byte of a chunk is returned before the chunk's SHA-256 matched the manifest's
+    // (ErrorKind::rejected otherwise), and the last bytes only once the size matched too; data
+    // beyond the manifest's size is rejected as soon as it arrives.
     Result<size_t> read(std::span<uint8_t> out);
     // Reads (and verifies) the rest of the current member.
     Status skip();
-    // Streams the rest of the current member to `sink` in chunks of at most `chunk_size` bytes.
-    // The next chunks are read on a second thread and, for a member in the manifest, hashed
-    // on a third while the sink writes each one, so verification costs wall time only where
-    // SHA-256 is slower than the sink's I/O; the last chunk reaches the sink only after the
-    // digest matched. The sink runs on the calling thread, chunk after chunk, and may call
-    // source_offset(). As with BundleReader::copy_to(), what the sink received is valid only
+    // Streams the rest of the current member to `sink`. For a member in the manifest the chunks
+    // are the manifest's (its chunk_size, not `chunk_size`): one thread reads the next ones, a
+    // pool of threads (one per core, at most 4) verifies them, and the sink gets each chunk only
+    // once its digest matched — exactly the chunks before the first bad one — so nothing
+    // unverified ever reaches it, and verification costs wall time only where hashing on every
+    // core is slower than the sink's I/O. Without a manifest the chunks are `chunk_size` bytes,
+    // read ahead on a second thread. The sink runs on the calling thread, chunk after chunk, and
+    // may call source_offset(). As with BundleReader::copy_to(), the member is complete only
     // once this succeeded.
     Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink,
                              size_t chunk_size = 256 << 10);
