@@ -118,7 +118,7 @@ std::optional<double> install(const Fixture& f, const char* policy, const std::s
     Logger logger(LogLevel::error);  // the baseline's allow_unsigned warning is expected
     PluginContext context{&sysroot, &logger};
     Settings settings(YAML::Load(policy), "bench-policy.yaml", "payload.settings");
-    auto source = payload_uki::create_uki_payload_source(context, settings);
+    auto source = uki::create_uki_payload_source(context, settings);
     if (!source.ok()) {
         std::fprintf(stderr, "uki source: %s\n", source.error().message().c_str());
         return std::nullopt;
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
         Logger logger(LogLevel::error);
         PluginContext context{&sysroot, &logger};
         Settings settings(YAML::Load(kSigned), "bench-policy.yaml", "payload.settings");
-        auto source = payload_uki::create_uki_payload_source(context, settings);
+        auto source = uki::create_uki_payload_source(context, settings);
         auto slots = source.ok() ? (*source)->slots() : Result<SlotPair>(source.error());
         if (!slots.ok()) {
             std::fprintf(stderr, "slots: %s\n", slots.error().message().c_str());

@@ -95,7 +95,7 @@ Result<std::unique_ptr<PayloadSource>> make_source(const Sysroot& sysroot, const
     // The bundle is unsigned: signature checks are bundle_verify_bench's subject.
     Settings settings(YAML::Load("{disk: /disk.img, allow_unsigned: true}"), "bench-policy.yaml",
                       "payload.settings");
-    return payload_uki::create_uki_payload_source(context, settings);
+    return uki::create_uki_payload_source(context, settings);
 }
 
 // GPT disk: ESP 16 MiB, slot A 16 MiB (running), slot B image + 1 MiB (target); sparse.

@@ -8,7 +8,7 @@
 #include <payload_uki/gpt.hpp>
 #include <vector>
 
-using namespace activate::payload_uki;
+using namespace activate::uki;
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <payload_uki/uki.hpp>
 #include <string_view>
 
-using namespace activate::payload_uki;
+using namespace activate::uki;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     SpanReader reader({data, size}, "fuzz.efi");

@@ -4,7 +4,7 @@
 #include <payload_uki/gpt.hpp>
 #include <payload_uki/uki.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 Status check_absolute(const Settings& s, const std::string& key, const std::string& value) {
@@ -176,4 +176,4 @@ Result<UkiSourceConfig> read_config(const Settings& s) {
     return c;
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -10,7 +10,7 @@
 
 #include "little_endian.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 constexpr char kSignature[8] = {'E', 'F', 'I', ' ', 'P', 'A', 'R', 'T'};
@@ -387,4 +387,4 @@ Result<GptTable> read_gpt(const RandomReader& disk, uint32_t sector_size) {
                                        "; " + backup_where + ": " + backup.error().message());
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace activate::payload_uki::le {
+namespace activate::uki::le {
 
 template <class T>
 T load(const uint8_t* p) {
@@ -19,4 +19,4 @@ void store(uint8_t* p, T v) {
     for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-}  // namespace activate::payload_uki::le
+}  // namespace activate::uki::le

@@ -9,7 +9,7 @@
 
 #include "little_endian.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 constexpr size_t kDosHeaderSize = 64;
@@ -256,4 +256,4 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
     return out;
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

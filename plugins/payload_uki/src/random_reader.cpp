@@ -8,7 +8,7 @@
 #include <cstring>
 #include <payload_uki/random_reader.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 Error out_of_range(const std::string& name, uint64_t offset, size_t length, uint64_t size) {
@@ -72,4 +72,4 @@ Result<FdGeometry> fd_geometry(int fd, const std::string& name) {
                  name + " is neither a regular file nor a block device; give a disk or disk image");
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -10,7 +10,7 @@
 #include <payload_uki/sealed_memfd.hpp>
 #include <vector>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 // The errors with which copy_file_range/sendfile say "not between these two files" (e.g. EXDEV
@@ -106,4 +106,4 @@ Result<SealedMemfd> copy_to_sealed_memfd(int source, const std::vector<FileRange
     return out;
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

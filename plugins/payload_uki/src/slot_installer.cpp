@@ -32,7 +32,7 @@
 #include <payload_uki/uki_payload.hpp>
 #include <vector>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 
@@ -427,4 +427,4 @@ Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundl
     return installation.run(before_first_write);
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -8,7 +8,7 @@
 #include <payload_uki/slot_layout.hpp>
 #include <payload_uki/uki.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 GptPartition to_partition(const GptEntry& e, uint32_t sector_size) {
@@ -182,4 +182,4 @@ Result<SlotPair> discover_slots(const Sysroot& sysroot, const UkiSourceConfig& c
     return SlotPair{ab.second, ab.first};
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

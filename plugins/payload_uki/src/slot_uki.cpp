@@ -7,7 +7,7 @@
 #include <payload_uki/slot_uki.hpp>
 #include <payload_uki/uki.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 Status write_all_at(int fd, const std::string& data, uint64_t offset, const std::string& name) {
@@ -86,4 +86,4 @@ Result<SlotUki> make_slot_uki(int fd, uint64_t size, char slot, bool patch,
     return out;
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -2,7 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <payload_uki/slot_versions.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 constexpr int kFormat = 1;
@@ -97,4 +97,4 @@ Status check_not_older(const SlotVersions& versions, char running,
     return {};
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <payload_uki/uki.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 std::optional<PeSection> optional_section(const PeImage& image, std::string_view name) {
@@ -94,4 +94,4 @@ std::string expand_slot(std::string_view pattern, std::string_view value) {
     return out;
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

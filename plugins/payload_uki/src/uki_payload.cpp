@@ -9,7 +9,7 @@
 #include <payload_uki/uki.hpp>
 #include <payload_uki/uki_payload.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 std::string uki_system_path(const Slot& slot) {
     std::string esp = slot.esp_mount;
@@ -70,4 +70,4 @@ Result<Payload> load_uki_payload(const Sysroot& sysroot, const Slot& slot,
     return payload;
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

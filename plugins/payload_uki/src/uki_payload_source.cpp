@@ -15,7 +15,7 @@
 #define ACTIVATE_VERSION "0.0.0"
 #endif
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 class UkiPayloadSource final : public PayloadSource {
@@ -226,12 +226,12 @@ Result<std::unique_ptr<PayloadSource>> create_uki_payload_source(const PluginCon
     return std::unique_ptr<PayloadSource>(new UkiPayloadSource(context, std::move(config)));
 }
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki
 
 namespace {
 activate::Result<std::unique_ptr<activate::PayloadSource>> create_payload_source(
     const activate::PluginContext& context, activate::Settings& settings) {
-    return activate::payload_uki::create_uki_payload_source(context, settings);
+    return activate::uki::create_uki_payload_source(context, settings);
 }
 }  // namespace
 

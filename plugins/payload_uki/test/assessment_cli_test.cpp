@@ -12,7 +12,7 @@
 
 #include "cli_fixture.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -235,4 +235,4 @@ TEST_F(AssessmentCli, AFullVariableStoreStopsTheInstallBeforeAnythingIsWritten) 
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -8,7 +8,7 @@
 
 #include "seccomp_filter.hpp"
 
-namespace activate::payload_uki::testing {
+namespace activate::uki::testing {
 
 CliOutcome run_shell(const std::string& command, std::optional<long> denied_syscall) {
     TempDir io;
@@ -64,4 +64,4 @@ CliOutcome CliMachine::create_bundle(const fs::path& out, const std::string& ver
                         " " + quote((work() / "verity_rootfs.img").string()));
 }
 
-}  // namespace activate::payload_uki::testing
+}  // namespace activate::uki::testing

@@ -11,7 +11,7 @@
 
 #include "test_support.hpp"
 
-namespace activate::payload_uki::testing {
+namespace activate::uki::testing {
 
 // How `activate` ended and what it printed.
 struct CliOutcome {
@@ -51,4 +51,4 @@ class CliMachine : public ::testing::Test {
     TempDir root_, work_;
 };
 
-}  // namespace activate::payload_uki::testing
+}  // namespace activate::uki::testing

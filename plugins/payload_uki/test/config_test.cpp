@@ -5,7 +5,7 @@
 
 #include <payload_uki/config.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 Result<UkiSourceConfig> read(const std::string& yaml) {
@@ -158,4 +158,4 @@ TEST(UkiConfig, Rejections) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -10,7 +10,7 @@
 
 #include "test_support.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -373,4 +373,4 @@ TEST(GptRead, TinyAndEmptyInputsAreErrors) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -13,7 +13,7 @@
 #include "../src/little_endian.hpp"
 #include "test_support.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -301,4 +301,4 @@ TEST(PeMalformed, OverlappingSectionsAreRejectedAmongThoseUsed) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

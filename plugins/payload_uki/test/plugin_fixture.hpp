@@ -13,7 +13,7 @@
 
 #include "test_support.hpp"
 
-namespace activate::payload_uki::testing {
+namespace activate::uki::testing {
 
 class SlotSysroot {
   public:
@@ -51,4 +51,4 @@ class SlotSysroot {
     ::testing::AssertionResult disk_ok_ = ::testing::AssertionFailure();
 };
 
-}  // namespace activate::payload_uki::testing
+}  // namespace activate::uki::testing

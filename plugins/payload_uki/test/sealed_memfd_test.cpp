@@ -9,7 +9,7 @@
 
 #include "test_support.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -76,4 +76,4 @@ TEST(SealedMemfd, RangeBeyondTheEndIsAnError) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -14,7 +14,7 @@
 
 #include "plugin_fixture.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -483,4 +483,4 @@ TEST_F(SignedInstall, PlanNamesTheKeysAndTheVersionFile) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -17,7 +17,7 @@
 
 #include "cli_fixture.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -336,4 +336,4 @@ TEST_F(SignedUpdateCli, BundleTools) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -13,7 +13,7 @@
 #include "../src/little_endian.hpp"
 #include "plugin_fixture.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -397,4 +397,4 @@ TEST_F(SlotUkiInstall, LeftoverTemporariesAreRemovedAtTheNextInstall) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -13,7 +13,7 @@
 #include "cli_fixture.hpp"
 #include "seccomp_filter.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -108,4 +108,4 @@ TEST_F(SysrootConfinement, FirmwareRebootMakesNoSync) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -11,7 +11,7 @@
 #include <random>
 #include <sstream>
 
-namespace activate::payload_uki::testing {
+namespace activate::uki::testing {
 
 std::string quote(const std::string& s) {
     std::string out = "'";
@@ -189,4 +189,4 @@ std::vector<DumpedPartition> sfdisk_dump(const fs::path& image) {
                " | cat > " + quote(zip.string()));
 }
 
-}  // namespace activate::payload_uki::testing
+}  // namespace activate::uki::testing

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-namespace activate::payload_uki::testing {
+namespace activate::uki::testing {
 
 namespace fs = std::filesystem;
 
@@ -67,4 +67,4 @@ std::vector<DumpedPartition> sfdisk_dump(const fs::path& image);
     const fs::path& zip, const fs::path& staging,
     const std::vector<std::pair<std::string, std::string>>& members);
 
-}  // namespace activate::payload_uki::testing
+}  // namespace activate::uki::testing

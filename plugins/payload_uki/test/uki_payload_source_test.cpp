@@ -14,7 +14,7 @@
 
 #include "plugin_fixture.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -674,4 +674,4 @@ TEST_F(UkiPrepare, PlanNamesWhatItTouches) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -5,7 +5,7 @@
 
 #include "test_support.hpp"
 
-namespace activate::payload_uki {
+namespace activate::uki {
 namespace {
 
 using namespace testing;
@@ -112,4 +112,4 @@ TEST(ExpandSlot, ReplacesEveryToken) {
 }
 
 }  // namespace
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 struct UkiSourceConfig {
     // The disk holding the ESP and both slots, a system path ("/dev/vda", or an image file
@@ -71,4 +71,4 @@ struct UkiSourceConfig {
 // Reads every setting (calling settings.finish()); no side effects.
 Result<UkiSourceConfig> read_config(const Settings& settings);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 // A GUID in its on-disk form (EFI mixed-endian: the first three fields little-endian).
 using GuidBytes = std::array<uint8_t, 16>;
@@ -97,4 +97,4 @@ struct GptTable {
 // warning; both invalid is an error naming why each was rejected.
 Result<GptTable> read_gpt(const RandomReader& disk, uint32_t sector_size = 0);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

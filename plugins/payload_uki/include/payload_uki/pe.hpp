@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 inline constexpr uint16_t kPeMagicPe32 = 0x10b;
 inline constexpr uint16_t kPeMagicPe32Plus = 0x20b;
@@ -97,4 +97,4 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
                                        const std::vector<PeSectionContent>& sections,
                                        std::string_view certificates = {});
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

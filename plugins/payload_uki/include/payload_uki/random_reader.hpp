@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 class RandomReader {
   public:
@@ -60,4 +60,4 @@ struct FdGeometry {
 // Size of a regular file (fstat) or block device (BLKGETSIZE64); anything else is an error.
 Result<FdGeometry> fd_geometry(int fd, const std::string& name);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 struct FileRange {
     uint64_t offset = 0;
@@ -31,4 +31,4 @@ Result<SealedMemfd> copy_to_sealed_memfd(int source, const std::vector<FileRange
                                          const std::string& memfd_name,
                                          const std::string& source_name);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

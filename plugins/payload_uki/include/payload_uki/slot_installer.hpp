@@ -13,7 +13,7 @@
 #include <functional>
 #include <payload_uki/config.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 // Size of the buffer the image is written from: large sequential writes, bounded memory.
 inline constexpr size_t kImageWriteBuffer = 4 << 20;
@@ -55,4 +55,4 @@ class SlotInstaller {
     FreeSpaceProbe free_space_;
 };
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

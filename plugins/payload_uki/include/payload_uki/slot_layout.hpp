@@ -11,7 +11,7 @@
 #include <payload_uki/gpt.hpp>
 #include <string_view>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 // Slot::state_dir: the ESP directory of the version record (`esp` + the directory part of
 // `version_file`, "/esp/EFI/activate" by default), where the engine keeps its activation record:
@@ -48,4 +48,4 @@ Result<GptTable> read_disk_gpt(const Sysroot& sysroot, const UkiSourceConfig& co
 Result<SlotPair> discover_slots(const Sysroot& sysroot, const UkiSourceConfig& config,
                                 const Log& log);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -9,7 +9,7 @@
 #include <payload_uki/config.hpp>
 #include <string>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 struct SlotUki {
     std::string cmdline;   // the finished .cmdline, as the slot will boot it
@@ -27,4 +27,4 @@ Result<SlotUki> make_slot_uki(int fd, uint64_t size, char slot, bool patch,
                               const UkiSourceConfig& config, const std::string& name,
                               const Log& log);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

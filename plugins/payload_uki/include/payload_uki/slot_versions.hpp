@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 struct SlotVersion {
     std::string version;     // BundleVersion text
@@ -44,4 +44,4 @@ Status check_not_older(const SlotVersions& versions, char running,
                        const bundle::BundleVersion& incoming, bool allow_downgrade,
                        const std::string& path, const Log& log);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

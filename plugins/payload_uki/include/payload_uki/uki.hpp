@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 // .cmdline sections larger than this are refused (the kernel's own limit is a few KiB).
 inline constexpr uint64_t kMaxCmdlineSection = 64 << 10;
@@ -38,4 +38,4 @@ std::string replace_all(std::string_view text, std::string_view placeholder,
 // Replaces every "{slot}" in `pattern` with `value`.
 std::string expand_slot(std::string_view pattern, std::string_view value);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -8,7 +8,7 @@
 #include <activate/sysroot.hpp>
 #include <payload_uki/config.hpp>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 // The system path of a slot's UKI: "<esp_mount>/<uki_path>".
 std::string uki_system_path(const Slot& slot);
@@ -18,4 +18,4 @@ std::string uki_system_path(const Slot& slot);
 Result<Payload> load_uki_payload(const Sysroot& sysroot, const Slot& slot,
                                  const UkiSourceConfig& config, const Log& log);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki

@@ -6,9 +6,9 @@
 #include <activate/plugin_api.hpp>
 #include <memory>
 
-namespace activate::payload_uki {
+namespace activate::uki {
 
 Result<std::unique_ptr<PayloadSource>> create_uki_payload_source(const PluginContext& context,
                                                                  Settings& settings);
 
-}  // namespace activate::payload_uki
+}  // namespace activate::uki
