@@ -219,7 +219,10 @@ TEST_F(Verify, EveryFlippedBitOfTheSignatureIsRefused) {
 }
 
 TEST_F(Verify, EveryFlippedBitOfTheManifestIsRefused) {
-    const Parts good = signed_parts(kMembers, key_);
+    // Members of two chunks and none: every kind of manifest field, digests included, in a
+    // manifest of a few hundred bytes. kMembers' 74 digests made 22,000 flips, 133 s under ASan.
+    const Members small = {{"kernel_efi.efi", random_bytes(kTestChunk + 904, 8)}, {"empty", ""}};
+    const Parts good = signed_parts(small, key_);
     for (size_t bit = 0; bit < good.manifest.size() * 8; ++bit) {
         Parts p = good;
         p.manifest[bit / 8] ^= char(1 << (bit % 8));
