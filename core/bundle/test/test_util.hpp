@@ -25,14 +25,10 @@ class TempDir : public activate::test_support::TempDir {
     TempDir() : activate::test_support::TempDir("bundle-test") {}
 };
 
-inline std::string read_whole(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
+// The shared test-support file helpers, under the names the bundle tests use.
+inline std::string read_whole(const std::filesystem::path& p) { return test_support::read_file(p); }
 inline void write_whole(const std::filesystem::path& p, const std::string& data) {
-    std::ofstream out(p, std::ios::binary);
-    out.write(data.data(), std::streamsize(data.size()));
+    test_support::write_file(p, data);
 }
 
 inline std::span<const uint8_t> as_bytes(const std::string& s) {
