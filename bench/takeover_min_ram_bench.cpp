@@ -4,6 +4,7 @@
 // records per size whether `takeover` answered success, whether the agent came up after the kexec
 // (its AGENT-STARTED line), and otherwise the first error line. Prints the smallest size that
 // completes beside the payload's sizes.
+#include <activate/byte_order.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -114,9 +115,8 @@ std::optional<uint32_t> InitSize(const char* kernel) {
     unsigned char h[0x264] = {};
     if (!in.read(reinterpret_cast<char*>(h), sizeof h) || std::memcmp(h + 0x202, "HdrS", 4) != 0)
         return std::nullopt;
-    if ((unsigned(h[0x206]) | unsigned(h[0x207]) << 8) < 0x20a) return std::nullopt;
-    return uint32_t(h[0x260]) | uint32_t(h[0x261]) << 8 | uint32_t(h[0x262]) << 16 |
-           uint32_t(h[0x263]) << 24;
+    if (activate::load_le16(h + 0x206) < 0x20a) return std::nullopt;
+    return activate::load_le32(h + 0x260);
 }
 
 std::string Bytes(std::optional<uint64_t> size) {

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <activate/byte_order.hpp>
 #include <activate/serve.hpp>
 #include <algorithm>
 #include <boost/asio.hpp>
@@ -40,9 +41,8 @@ std::string octal(unsigned mode) {
 }
 
 std::string frame(const std::string& payload) {
-    uint32_t n = static_cast<uint32_t>(payload.size());
-    std::string out = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
-                       static_cast<char>(n >> 8), static_cast<char>(n)};
+    std::string out;
+    append_be(out, static_cast<uint32_t>(payload.size()));
     return out + payload;
 }
 
@@ -50,10 +50,7 @@ std::string frame(const std::string& payload) {
 // must not hold up the others (the acceptor never waits on a connection).
 constexpr auto kRequestDeadline = std::chrono::seconds(10);
 
-uint32_t frame_length(const unsigned char header[4]) {
-    return (uint32_t(header[0]) << 24) | (uint32_t(header[1]) << 16) | (uint32_t(header[2]) << 8) |
-           header[3];
-}
+uint32_t frame_length(const unsigned char header[4]) { return load_be<uint32_t>(header); }
 
 std::string reply_payload(ServeCode code, const std::string& message) {
     std::string payload(1, static_cast<char>(code));

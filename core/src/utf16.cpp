@@ -1,4 +1,5 @@
 // UTF-8 <-> UTF-16LE conversion for EFI strings (RFC 3629 for UTF-8, RFC 2781 for UTF-16).
+#include <activate/byte_order.hpp>
 #include <activate/utf16.hpp>
 #include <cstdint>
 
@@ -95,18 +96,14 @@ std::u16string utf16_from_le_bytes(std::string_view bytes) {
     std::u16string out;
     out.reserve(bytes.size() / 2);
     for (size_t i = 0; i + 1 < bytes.size(); i += 2)
-        out += static_cast<char16_t>(static_cast<uint8_t>(bytes[i]) |
-                                     (static_cast<uint8_t>(bytes[i + 1]) << 8));
+        out += static_cast<char16_t>(load_le16(bytes, i));
     return out;
 }
 
 std::string utf16_to_le_bytes(std::u16string_view utf16) {
     std::string out;
     out.reserve(utf16.size() * 2);
-    for (char16_t u : utf16) {
-        out += static_cast<char>(u & 0xFF);
-        out += static_cast<char>(u >> 8);
-    }
+    for (char16_t u : utf16) append_le16(out, u);
     return out;
 }
 

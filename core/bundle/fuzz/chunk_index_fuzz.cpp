@@ -3,6 +3,7 @@
 // digests. Whatever is accepted must have one digest per chunk, and the chunks must tile the
 // member exactly: contiguous, full-sized but the last, nothing beyond the size.
 #include <activate/bundle/manifest.hpp>
+#include <activate/byte_order.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -14,16 +15,11 @@ void check(bool ok) {
     if (!ok) std::abort();
 }
 
-uint64_t load_le64(const uint8_t* p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
-    return v;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace activate::bundle;
+    using activate::load_le64;
     if (size < 16) return 0;
     const uint64_t member_size = load_le64(data);
     const uint64_t chunk_size = load_le64(data + 8);

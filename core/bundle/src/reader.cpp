@@ -145,7 +145,7 @@ struct BundleReader::State {
 
     Result<uint32_t> peek_sig(const std::string& what) {
         ACTIVATE_TRY(need(4, what));
-        return zip::le32(cur());
+        return load_le32(cur());
     }
 
     Result<std::optional<MemberHeader>> next();
@@ -179,7 +179,7 @@ Result<std::optional<MemberHeader>> BundleReader::State::next() {
                        "download or copy?)");
         }
     }
-    const uint32_t sig = zip::le32(cur());
+    const uint32_t sig = load_le32(cur());
     switch (sig) {
         case zip::kLocalHeaderSig:
             ACTIVATE_TRY(begin_member());
@@ -205,13 +205,13 @@ Status BundleReader::State::begin_member() {
     // APPNOTE 4.3.7 local file header.
     ACTIVATE_TRY(need(zip::kLocalHeaderSize, "a local file header"));
     const uint8_t* p = cur();
-    const uint16_t flags = zip::le16(p + 6);
-    const uint16_t method = zip::le16(p + 8);
-    const uint32_t crc32 = zip::le32(p + 14);
-    const uint32_t csize32 = zip::le32(p + 18);
-    const uint32_t usize32 = zip::le32(p + 22);
-    const uint16_t name_len = zip::le16(p + 26);
-    const uint16_t extra_len = zip::le16(p + 28);
+    const uint16_t flags = load_le16(p + 6);
+    const uint16_t method = load_le16(p + 8);
+    const uint32_t crc32 = load_le32(p + 14);
+    const uint32_t csize32 = load_le32(p + 18);
+    const uint32_t usize32 = load_le32(p + 22);
+    const uint16_t name_len = load_le16(p + 26);
+    const uint16_t extra_len = load_le16(p + 28);
     consume(zip::kLocalHeaderSize);
 
     if (name_len > kMaxNameLength) {
@@ -441,19 +441,19 @@ Status BundleReader::State::read_descriptor() {
     // The signature is optional, so its value could also be a CRC: it is a signature unless the
     // data's CRC equals it and the word after does not.
     bool has_sig = false;
-    if (zip::le32(cur()) == zip::kDataDescriptorSig) {
+    if (load_le32(cur()) == zip::kDataDescriptorSig) {
         if (crc != zip::kDataDescriptorSig) {
             has_sig = true;
         } else {
             ACTIVATE_TRY(need(8, what));
-            has_sig = zip::le32(cur() + 4) == crc;
+            has_sig = load_le32(cur() + 4) == crc;
         }
     }
     ACTIVATE_TRY(need((has_sig ? 4 : 0) + body, what));
     const uint8_t* p = cur() + (has_sig ? 4 : 0);
-    const uint32_t d_crc = zip::le32(p);
-    const uint64_t d_csize = zip64_extra ? zip::le64(p + 4) : zip::le32(p + 4);
-    const uint64_t d_size = zip64_extra ? zip::le64(p + 12) : zip::le32(p + 8);
+    const uint32_t d_crc = load_le32(p);
+    const uint64_t d_csize = zip64_extra ? load_le64(p + 4) : load_le32(p + 4);
+    const uint64_t d_size = zip64_extra ? load_le64(p + 12) : load_le32(p + 8);
     const bool matches = d_crc == crc && d_csize == consumed && d_size == produced;
     if (!matches && header.method == kMethodStored && !sizes_in_header) {
         return member_error(
@@ -481,15 +481,15 @@ Status BundleReader::State::read_central_directory() {
     while (sig == zip::kCentralHeaderSig) {
         ACTIVATE_TRY(need(zip::kCentralHeaderSize, "a central directory header"));
         const uint8_t* p = cur();
-        const uint16_t method = zip::le16(p + 10);
-        const uint32_t crc32 = zip::le32(p + 16);
-        const uint32_t csize32 = zip::le32(p + 20);
-        const uint32_t usize32 = zip::le32(p + 24);
-        const uint16_t name_len = zip::le16(p + 28);
-        const uint16_t extra_len = zip::le16(p + 30);
-        const uint16_t comment_len = zip::le16(p + 32);
-        const uint16_t disk16 = zip::le16(p + 34);
-        const uint32_t offset32 = zip::le32(p + 42);
+        const uint16_t method = load_le16(p + 10);
+        const uint32_t crc32 = load_le32(p + 16);
+        const uint32_t csize32 = load_le32(p + 20);
+        const uint32_t usize32 = load_le32(p + 24);
+        const uint16_t name_len = load_le16(p + 28);
+        const uint16_t extra_len = load_le16(p + 30);
+        const uint16_t comment_len = load_le16(p + 32);
+        const uint16_t disk16 = load_le16(p + 34);
+        const uint32_t offset32 = load_le32(p + 42);
         consume(zip::kCentralHeaderSize);
         std::string name, extra, comment;
         ACTIVATE_TRY(take_bytes(name, name_len, "a central directory member name"));
@@ -561,13 +561,13 @@ Status BundleReader::State::read_central_directory() {
         const uint64_t record_offset = offset;
         ACTIVATE_TRY(need(zip::kZip64EndSize, "the zip64 end of central directory record"));
         const uint8_t* p = cur();
-        const uint64_t record_size = zip::le64(p + 4);
-        const uint32_t disk = zip::le32(p + 16);
-        const uint32_t cd_disk = zip::le32(p + 20);
-        const uint64_t disk_entries = zip::le64(p + 24);
-        z64_entries = zip::le64(p + 32);
-        z64_cd_size = zip::le64(p + 40);
-        z64_cd_offset = zip::le64(p + 48);
+        const uint64_t record_size = load_le64(p + 4);
+        const uint32_t disk = load_le32(p + 16);
+        const uint32_t cd_disk = load_le32(p + 20);
+        const uint64_t disk_entries = load_le64(p + 24);
+        z64_entries = load_le64(p + 32);
+        z64_cd_size = load_le64(p + 40);
+        z64_cd_offset = load_le64(p + 48);
         consume(zip::kZip64EndSize);
         // APPNOTE 4.3.14.1: the size counts what follows the size field itself.
         if (record_size < zip::kZip64EndSize - 12 ||
@@ -585,14 +585,14 @@ Status BundleReader::State::read_central_directory() {
         }
         ACTIVATE_TRY(need(zip::kZip64LocatorSize, "the zip64 end of central directory locator"));
         p = cur();
-        if (zip::le32(p) != zip::kZip64LocatorSig) {
-            return bad("bad signature " + hex32(zip::le32(p)) + " at byte " +
+        if (load_le32(p) != zip::kZip64LocatorSig) {
+            return bad("bad signature " + hex32(load_le32(p)) + " at byte " +
                        std::to_string(offset) +
                        " where the zip64 end of central directory locator was expected");
         }
-        const uint32_t locator_disk = zip::le32(p + 4);
-        const uint64_t locator_offset = zip::le64(p + 8);
-        const uint32_t disks = zip::le32(p + 16);
+        const uint32_t locator_disk = load_le32(p + 4);
+        const uint64_t locator_offset = load_le64(p + 8);
+        const uint32_t disks = load_le32(p + 16);
         consume(zip::kZip64LocatorSize);
         if (locator_disk != 0 || disks > 1) {
             return bad("zip64 locator describes a multi-disk archive, which is not supported");
@@ -609,13 +609,13 @@ Status BundleReader::State::read_central_directory() {
     }
     ACTIVATE_TRY(need(zip::kEndSize, "the end of central directory record"));
     const uint8_t* p = cur();
-    const uint16_t disk = zip::le16(p + 4);
-    const uint16_t cd_disk = zip::le16(p + 6);
-    const uint16_t disk_entries = zip::le16(p + 8);
-    const uint16_t entries16 = zip::le16(p + 10);
-    const uint32_t cd_size32 = zip::le32(p + 12);
-    const uint32_t cd_offset32 = zip::le32(p + 16);
-    const uint16_t comment_len = zip::le16(p + 20);
+    const uint16_t disk = load_le16(p + 4);
+    const uint16_t cd_disk = load_le16(p + 6);
+    const uint16_t disk_entries = load_le16(p + 8);
+    const uint16_t entries16 = load_le16(p + 10);
+    const uint32_t cd_size32 = load_le32(p + 12);
+    const uint32_t cd_offset32 = load_le32(p + 16);
+    const uint16_t comment_len = load_le16(p + 20);
     consume(zip::kEndSize);
     std::string comment;
     ACTIVATE_TRY(take_bytes(comment, comment_len, "the archive comment"));

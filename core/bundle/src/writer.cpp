@@ -147,24 +147,24 @@ Status BundleWriter::begin_member(const std::string& name, uint64_t size, uint32
     const bool z64 = needs_zip64(size);
     // APPNOTE 4.3.7 local file header; sizes known, so no data descriptor (bit 3 clear).
     std::string h;
-    zip::put32(h, zip::kLocalHeaderSig);
-    zip::put16(h, z64 ? zip::kVersionZip64 : zip::kVersionStored);
-    zip::put16(h, 0);  // general purpose flags
-    zip::put16(h, kMethodStored);
-    zip::put16(h, kDosTime);
-    zip::put16(h, kDosDate);
-    zip::put32(h, crc32);
-    zip::put32(h, z64 ? zip::kSaturated32 : uint32_t(size));
-    zip::put32(h, z64 ? zip::kSaturated32 : uint32_t(size));
-    zip::put16(h, uint16_t(name.size()));
-    zip::put16(h, z64 ? 20 : 0);
+    append_le32(h, zip::kLocalHeaderSig);
+    append_le16(h, z64 ? zip::kVersionZip64 : zip::kVersionStored);
+    append_le16(h, 0);  // general purpose flags
+    append_le16(h, kMethodStored);
+    append_le16(h, kDosTime);
+    append_le16(h, kDosDate);
+    append_le32(h, crc32);
+    append_le32(h, z64 ? zip::kSaturated32 : uint32_t(size));
+    append_le32(h, z64 ? zip::kSaturated32 : uint32_t(size));
+    append_le16(h, uint16_t(name.size()));
+    append_le16(h, z64 ? 20 : 0);
     h += name;
     if (z64) {
         // APPNOTE 4.5.3: in a local header the zip64 field holds both sizes.
-        zip::put16(h, zip::kZip64ExtraId);
-        zip::put16(h, 16);
-        zip::put64(h, size);
-        zip::put64(h, size);
+        append_le16(h, zip::kZip64ExtraId);
+        append_le16(h, 16);
+        append_le64(h, size);
+        append_le64(h, size);
     }
     const uint64_t header_offset = offset_;
     ACTIVATE_TRY(emit(bytes(h)));
@@ -285,35 +285,35 @@ Status BundleWriter::finish() {
         if (big_size || big_offset) {
             // APPNOTE 4.5.3: only the saturated fields, in the order size, compressed size,
             // offset.
-            zip::put16(extra, zip::kZip64ExtraId);
-            zip::put16(extra, uint16_t((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
+            append_le16(extra, zip::kZip64ExtraId);
+            append_le16(extra, uint16_t((big_size ? 16 : 0) + (big_offset ? 8 : 0)));
             if (big_size) {
-                zip::put64(extra, e.size);
-                zip::put64(extra, e.size);
+                append_le64(extra, e.size);
+                append_le64(extra, e.size);
             }
-            if (big_offset) zip::put64(extra, e.offset);
+            if (big_offset) append_le64(extra, e.offset);
         }
         const bool dir = e.name.back() == '/';
         // APPNOTE 4.4.15: with host UNIX the high 16 bits are the st_mode; bit 4 is MS-DOS
         // "directory".
         const uint32_t attrs = dir ? ((040755u << 16) | 0x10) : (0100644u << 16);
-        zip::put32(cd, zip::kCentralHeaderSig);
-        zip::put16(cd, kVersionMadeBy);
-        zip::put16(cd, big_size || big_offset ? zip::kVersionZip64 : zip::kVersionStored);
-        zip::put16(cd, 0);
-        zip::put16(cd, kMethodStored);
-        zip::put16(cd, kDosTime);
-        zip::put16(cd, kDosDate);
-        zip::put32(cd, e.crc32);
-        zip::put32(cd, big_size ? zip::kSaturated32 : uint32_t(e.size));
-        zip::put32(cd, big_size ? zip::kSaturated32 : uint32_t(e.size));
-        zip::put16(cd, uint16_t(e.name.size()));
-        zip::put16(cd, uint16_t(extra.size()));
-        zip::put16(cd, 0);  // comment length
-        zip::put16(cd, 0);  // disk number start
-        zip::put16(cd, 0);  // internal attributes
-        zip::put32(cd, attrs);
-        zip::put32(cd, big_offset ? zip::kSaturated32 : uint32_t(e.offset));
+        append_le32(cd, zip::kCentralHeaderSig);
+        append_le16(cd, kVersionMadeBy);
+        append_le16(cd, big_size || big_offset ? zip::kVersionZip64 : zip::kVersionStored);
+        append_le16(cd, 0);
+        append_le16(cd, kMethodStored);
+        append_le16(cd, kDosTime);
+        append_le16(cd, kDosDate);
+        append_le32(cd, e.crc32);
+        append_le32(cd, big_size ? zip::kSaturated32 : uint32_t(e.size));
+        append_le32(cd, big_size ? zip::kSaturated32 : uint32_t(e.size));
+        append_le16(cd, uint16_t(e.name.size()));
+        append_le16(cd, uint16_t(extra.size()));
+        append_le16(cd, 0);  // comment length
+        append_le16(cd, 0);  // disk number start
+        append_le16(cd, 0);  // internal attributes
+        append_le32(cd, attrs);
+        append_le32(cd, big_offset ? zip::kSaturated32 : uint32_t(e.offset));
         cd += e.name;
         cd += extra;
         // Flush in pieces so a directory of many members does not pile up in memory.
@@ -331,31 +331,31 @@ Status BundleWriter::finish() {
     if (z64) {
         // APPNOTE 4.3.14 zip64 end of central directory record, 4.3.15 locator.
         const uint64_t record_offset = offset_;
-        zip::put32(end, zip::kZip64EndSig);
-        zip::put64(end, zip::kZip64EndSize - 12);
-        zip::put16(end, kVersionMadeBy);
-        zip::put16(end, zip::kVersionZip64);
-        zip::put32(end, 0);
-        zip::put32(end, 0);
-        zip::put64(end, count);
-        zip::put64(end, count);
-        zip::put64(end, cd_size);
-        zip::put64(end, cd_offset);
-        zip::put32(end, zip::kZip64LocatorSig);
-        zip::put32(end, 0);
-        zip::put64(end, record_offset);
-        zip::put32(end, 1);
+        append_le32(end, zip::kZip64EndSig);
+        append_le64(end, zip::kZip64EndSize - 12);
+        append_le16(end, kVersionMadeBy);
+        append_le16(end, zip::kVersionZip64);
+        append_le32(end, 0);
+        append_le32(end, 0);
+        append_le64(end, count);
+        append_le64(end, count);
+        append_le64(end, cd_size);
+        append_le64(end, cd_offset);
+        append_le32(end, zip::kZip64LocatorSig);
+        append_le32(end, 0);
+        append_le64(end, record_offset);
+        append_le32(end, 1);
     }
     // APPNOTE 4.3.16 end of central directory record.
     const uint16_t count16 = count >= zip::kSaturated16 ? zip::kSaturated16 : uint16_t(count);
-    zip::put32(end, zip::kEndSig);
-    zip::put16(end, 0);
-    zip::put16(end, 0);
-    zip::put16(end, count16);
-    zip::put16(end, count16);
-    zip::put32(end, needs_zip64(cd_size) ? zip::kSaturated32 : uint32_t(cd_size));
-    zip::put32(end, needs_zip64(cd_offset) ? zip::kSaturated32 : uint32_t(cd_offset));
-    zip::put16(end, 0);  // comment length
+    append_le32(end, zip::kEndSig);
+    append_le16(end, 0);
+    append_le16(end, 0);
+    append_le16(end, count16);
+    append_le16(end, count16);
+    append_le32(end, needs_zip64(cd_size) ? zip::kSaturated32 : uint32_t(cd_size));
+    append_le32(end, needs_zip64(cd_offset) ? zip::kSaturated32 : uint32_t(cd_offset));
+    append_le16(end, 0);  // comment length
     ACTIVATE_TRY(emit(bytes(end)));
     auto st = sink_->finish();
     if (!st.ok()) failed_ = true;

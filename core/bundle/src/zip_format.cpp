@@ -15,8 +15,8 @@ Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want, 
                                                std::to_string(pos) + " of " +
                                                std::to_string(extra.size()));
         }
-        const uint16_t id = le16(&extra[pos]);
-        const uint16_t len = le16(&extra[pos + 2]);
+        const uint16_t id = load_le16(&extra[pos]);
+        const uint16_t len = load_le16(&extra[pos + 2]);
         pos += 4;
         if (extra.size() - pos < len) {
             return Error(
@@ -42,7 +42,7 @@ Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want, 
                                                        std::to_string(len) + " bytes lacks the " +
                                                        what);
                 }
-                uint64_t v = le64(p);
+                uint64_t v = load_le64(p);
                 p += 8;
                 left -= 8;
                 return v;
@@ -63,7 +63,7 @@ Result<Zip64Fields> parse_extra(std::span<const uint8_t> extra, Zip64Want want, 
                     return Error(ErrorKind::input, "zip64 extra field of " + std::to_string(len) +
                                                        " bytes lacks the disk number");
                 }
-                out.disk = le32(p);
+                out.disk = load_le32(p);
             }
         }
         pos += len;

@@ -1,8 +1,9 @@
 // Zip record layouts shared by the reader and the writer (PKWARE APPNOTE.TXT 6.3.x, section 4),
-// and the pieces of parsing that are worth testing on their own: little-endian fields, the
+// and the pieces of parsing that are worth testing on their own: the
 // zip64 extended information extra field and member name rules.
 #pragma once
 
+#include <activate/byte_order.hpp>
 #include <activate/result.hpp>
 #include <cstdint>
 #include <optional>
@@ -44,25 +45,6 @@ inline constexpr uint16_t kSaturated16 = 0xffff;
 // "Version needed to extract", APPNOTE 4.4.3.2: 1.0 for stored data, 4.5 for zip64.
 inline constexpr uint16_t kVersionStored = 10;
 inline constexpr uint16_t kVersionZip64 = 45;
-
-inline uint16_t le16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
-inline uint32_t le32(const uint8_t* p) {
-    return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
-}
-inline uint64_t le64(const uint8_t* p) { return le32(p) | (uint64_t(le32(p + 4)) << 32); }
-
-inline void put16(std::string& out, uint16_t v) {
-    out.push_back(char(v & 0xff));
-    out.push_back(char(v >> 8));
-}
-inline void put32(std::string& out, uint32_t v) {
-    put16(out, uint16_t(v & 0xffff));
-    put16(out, uint16_t(v >> 16));
-}
-inline void put64(std::string& out, uint64_t v) {
-    put32(out, uint32_t(v & 0xffffffff));
-    put32(out, uint32_t(v >> 32));
-}
 
 // Which fields a zip64 extra field carries: APPNOTE 4.5.3 stores them in this fixed order, each
 // only when the matching header field is saturated.

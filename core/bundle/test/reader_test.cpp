@@ -20,10 +20,6 @@
 namespace activate::bundle::test {
 namespace {
 
-using zip::put16;
-using zip::put32;
-using zip::put64;
-
 // ----- helpers -----
 
 std::string deflate_raw(const std::string& data) {
@@ -65,81 +61,83 @@ std::string build_zip(const std::vector<Raw>& members, bool zip64_end = false) {
         const uint64_t offset = out.size();
         std::string extra;
         if (m.local_zip64) {
-            put16(extra, zip::kZip64ExtraId);
-            put16(extra, 16);
-            put64(extra, dd && !m.sizes_in_local ? 0 : usize);
-            put64(extra, dd && !m.sizes_in_local ? 0 : payload.size());
+            append_le16(extra, zip::kZip64ExtraId);
+            append_le16(extra, 16);
+            append_le64(extra, dd && !m.sizes_in_local ? 0 : usize);
+            append_le64(extra, dd && !m.sizes_in_local ? 0 : payload.size());
         }
-        put32(out, zip::kLocalHeaderSig);
-        put16(out, 20);
-        put16(out, m.flags);
-        put16(out, m.method);
-        put32(out, 0);  // time, date
-        put32(out, dd ? 0 : crc);
+        append_le32(out, zip::kLocalHeaderSig);
+        append_le16(out, 20);
+        append_le16(out, m.flags);
+        append_le16(out, m.method);
+        append_le32(out, 0);  // time, date
+        append_le32(out, dd ? 0 : crc);
         const bool sized = !dd || m.sizes_in_local;
-        put32(out, m.local_zip64 ? (dd ? 0 : zip::kSaturated32)
-                   : sized       ? uint32_t(payload.size())
-                                 : 0);
-        put32(out, m.local_zip64 ? (dd ? 0 : zip::kSaturated32) : sized ? uint32_t(usize) : 0);
-        put16(out, uint16_t(m.name.size()));
-        put16(out, uint16_t(extra.size()));
+        append_le32(out, m.local_zip64 ? (dd ? 0 : zip::kSaturated32)
+                         : sized       ? uint32_t(payload.size())
+                                       : 0);
+        append_le32(out, m.local_zip64 ? (dd ? 0 : zip::kSaturated32)
+                         : sized       ? uint32_t(usize)
+                                       : 0);
+        append_le16(out, uint16_t(m.name.size()));
+        append_le16(out, uint16_t(extra.size()));
         out += m.name + extra + payload;
         if (dd) {
-            if (m.descriptor_sig) put32(out, zip::kDataDescriptorSig);
-            put32(out, crc);
+            if (m.descriptor_sig) append_le32(out, zip::kDataDescriptorSig);
+            append_le32(out, crc);
             if (m.local_zip64) {
-                put64(out, payload.size());
-                put64(out, m.data.size());
+                append_le64(out, payload.size());
+                append_le64(out, m.data.size());
             } else {
-                put32(out, uint32_t(payload.size()));
-                put32(out, uint32_t(m.data.size()));
+                append_le32(out, uint32_t(payload.size()));
+                append_le32(out, uint32_t(m.data.size()));
             }
         }
-        put32(cd, zip::kCentralHeaderSig);
-        put16(cd, 0x031e);
-        put16(cd, 20);
-        put16(cd, m.flags);
-        put16(cd, m.method);
-        put32(cd, 0);
-        put32(cd, crc);
-        put32(cd, uint32_t(payload.size()));
-        put32(cd, uint32_t(m.data.size()));
-        put16(cd, uint16_t(m.name.size()));
-        put16(cd, 0);
-        put16(cd, 0);
-        put16(cd, 0);
-        put16(cd, 0);
-        put32(cd, 0);
-        put32(cd, uint32_t(offset));
+        append_le32(cd, zip::kCentralHeaderSig);
+        append_le16(cd, 0x031e);
+        append_le16(cd, 20);
+        append_le16(cd, m.flags);
+        append_le16(cd, m.method);
+        append_le32(cd, 0);
+        append_le32(cd, crc);
+        append_le32(cd, uint32_t(payload.size()));
+        append_le32(cd, uint32_t(m.data.size()));
+        append_le16(cd, uint16_t(m.name.size()));
+        append_le16(cd, 0);
+        append_le16(cd, 0);
+        append_le16(cd, 0);
+        append_le16(cd, 0);
+        append_le32(cd, 0);
+        append_le32(cd, uint32_t(offset));
         cd += m.name;
     }
     const uint64_t cd_offset = out.size();
     out += cd;
     if (zip64_end) {
         const uint64_t record = out.size();
-        put32(out, zip::kZip64EndSig);
-        put64(out, 44);
-        put16(out, 45);
-        put16(out, 45);
-        put32(out, 0);
-        put32(out, 0);
-        put64(out, members.size());
-        put64(out, members.size());
-        put64(out, cd.size());
-        put64(out, cd_offset);
-        put32(out, zip::kZip64LocatorSig);
-        put32(out, 0);
-        put64(out, record);
-        put32(out, 1);
+        append_le32(out, zip::kZip64EndSig);
+        append_le64(out, 44);
+        append_le16(out, 45);
+        append_le16(out, 45);
+        append_le32(out, 0);
+        append_le32(out, 0);
+        append_le64(out, members.size());
+        append_le64(out, members.size());
+        append_le64(out, cd.size());
+        append_le64(out, cd_offset);
+        append_le32(out, zip::kZip64LocatorSig);
+        append_le32(out, 0);
+        append_le64(out, record);
+        append_le32(out, 1);
     }
-    put32(out, zip::kEndSig);
-    put16(out, 0);
-    put16(out, 0);
-    put16(out, zip64_end ? 0xffff : uint16_t(members.size()));
-    put16(out, zip64_end ? 0xffff : uint16_t(members.size()));
-    put32(out, zip64_end ? 0xffffffff : uint32_t(cd.size()));
-    put32(out, zip64_end ? 0xffffffff : uint32_t(cd_offset));
-    put16(out, 0);
+    append_le32(out, zip::kEndSig);
+    append_le16(out, 0);
+    append_le16(out, 0);
+    append_le16(out, zip64_end ? 0xffff : uint16_t(members.size()));
+    append_le16(out, zip64_end ? 0xffff : uint16_t(members.size()));
+    append_le32(out, zip64_end ? 0xffffffff : uint32_t(cd.size()));
+    append_le32(out, zip64_end ? 0xffffffff : uint32_t(cd_offset));
+    append_le16(out, 0);
     return out;
 }
 
@@ -459,7 +457,7 @@ TEST(BundleReader, CentralDirectoryMustAgreeWithLocalHeaders) {
     std::string z = bundle_of({{"a", "data"}});
     const uint32_t crc = update_crc32(0, as_bytes("data"));
     std::string crc_bytes;
-    put32(crc_bytes, crc);
+    append_le32(crc_bytes, crc);
     const size_t cd = z.find(std::string("PK\x01\x02", 4));
     ASSERT_NE(cd, std::string::npos);
     ASSERT_EQ(z.substr(cd + 16, 4), crc_bytes);

@@ -14,17 +14,17 @@ std::span<const uint8_t> span_of(const std::string& s) {
 
 std::string zip64_block(std::initializer_list<uint64_t> values, uint16_t id = kZip64ExtraId) {
     std::string out;
-    put16(out, id);
-    put16(out, uint16_t(values.size() * 8));
-    for (uint64_t v : values) put64(out, v);
+    append_le16(out, id);
+    append_le16(out, uint16_t(values.size() * 8));
+    for (uint64_t v : values) append_le64(out, v);
     return out;
 }
 
 TEST(Zip64Extra, LocalHeaderCarriesBothSizes) {
     // An unrelated block first (Info-ZIP's "UT" timestamp), which must be skipped.
     std::string extra;
-    put16(extra, 0x5455);
-    put16(extra, 5);
+    append_le16(extra, 0x5455);
+    append_le16(extra, 5);
     extra += std::string(5, '\x01');
     extra += zip64_block({0x100000005ull, 0x100000003ull});
     auto r = parse_extra(span_of(extra), Zip64Want{}, true);
@@ -56,8 +56,8 @@ TEST(Zip64Extra, TooShortForWantedFieldsIsAnError) {
 
 TEST(Zip64Extra, BlockOverrunningTheFieldIsAnError) {
     std::string extra;
-    put16(extra, 0x7875);
-    put16(extra, 40);  // claims more than there is
+    append_le16(extra, 0x7875);
+    append_le16(extra, 40);  // claims more than there is
     extra += "abc";
     auto r = parse_extra(span_of(extra), Zip64Want{}, false);
     ASSERT_FALSE(r.ok());

@@ -1,7 +1,7 @@
 // Boot#### / BootOrder / BootNext / BootCurrent handling (UEFI 2.10 §3.1, §3.3).
-#include <activation_efi/boot_entries.hpp>
-#include "byte_order.hpp"
+#include <activate/byte_order.hpp>
 #include <activate/utf16.hpp>
+#include <activation_efi/boot_entries.hpp>
 #include <algorithm>
 #include <cstdio>
 

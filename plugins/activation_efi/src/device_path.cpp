@@ -2,9 +2,9 @@
 // this plugin writes, and the text form of §10.6 for display.
 #include <arpa/inet.h>
 
-#include "byte_order.hpp"
-#include <activation_efi/device_path.hpp>
+#include <activate/byte_order.hpp>
 #include <activate/utf16.hpp>
+#include <activation_efi/device_path.hpp>
 #include <cstdio>
 
 namespace activate::efi {

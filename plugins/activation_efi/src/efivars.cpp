@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "byte_order.hpp"
+#include <activate/byte_order.hpp>
 #include <activation_efi/efivars.hpp>
 #include <algorithm>
 #include <cstdio>

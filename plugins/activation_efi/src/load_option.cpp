@@ -1,7 +1,7 @@
 // EFI_LOAD_OPTION encode/decode (UEFI 2.10 §3.1.3).
-#include "byte_order.hpp"
-#include <activation_efi/load_option.hpp>
+#include <activate/byte_order.hpp>
 #include <activate/utf16.hpp>
+#include <activation_efi/load_option.hpp>
 
 namespace activate::efi {
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <activate/byte_order.hpp>
 #include <activation_efi/boot_control.hpp>
 #include <fstream>
 
@@ -22,10 +23,7 @@ class BootControlTest : public EfiVarsTest {
 };
 
 // Attributes word of the load option inside a Boot#### file (after the variable's own word).
-uint32_t option_attributes(const std::string& file_content) {
-    return uint8_t(file_content[4]) | uint8_t(file_content[5]) << 8 |
-           uint8_t(file_content[6]) << 16 | uint32_t(uint8_t(file_content[7])) << 24;
-}
+uint32_t option_attributes(const std::string& file_content) { return load_le32(file_content, 4); }
 
 struct FileStamp {
     ino_t inode;

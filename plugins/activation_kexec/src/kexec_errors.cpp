@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <activate/byte_order.hpp>
 #include <activation_kexec/kexec_errors.hpp>
 #include <cerrno>
 #include <cstdint>
@@ -51,19 +52,15 @@ struct BootHeader {
     uint32_t init_size = 0;       // 0x260, protocol 2.10+: memory the kernel needs to boot
 };
 
-uint32_t le32(const unsigned char* p) {
-    return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
-
 std::optional<BootHeader> read_boot_header(int fd) {
     if (fd < 0) return std::nullopt;
     unsigned char h[0x268] = {};
     if (::pread(fd, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return std::nullopt;
     if (std::memcmp(h + 0x202, "HdrS", 4) != 0) return std::nullopt;
-    const unsigned version = unsigned(h[0x206]) | unsigned(h[0x207]) << 8;
+    const unsigned version = load_le16(h + 0x206);
     BootHeader b;
-    if (version >= 0x206) b.cmdline_size = le32(h + 0x238);
-    if (version >= 0x20a) b.init_size = le32(h + 0x260);
+    if (version >= 0x206) b.cmdline_size = load_le32(h + 0x238);
+    if (version >= 0x20a) b.init_size = load_le32(h + 0x260);
     return b;
 }
 

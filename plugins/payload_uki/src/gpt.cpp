@@ -3,12 +3,11 @@
 // corrupt primary sends us to the backup at the last LBA.
 #include <zlib.h>
 
+#include <activate/byte_order.hpp>
 #include <activate/utf16.hpp>
 #include <algorithm>
 #include <cstring>
 #include <payload_uki/gpt.hpp>
-
-#include "little_endian.hpp"
 
 namespace activate::uki {
 namespace {
@@ -235,28 +234,28 @@ Result<GptHeader> decode_gpt_header(std::span<const uint8_t> s) {
     if (std::memcmp(s.data(), kSignature, sizeof kSignature) != 0)
         return Error(ErrorKind::input, "no \"EFI PART\" signature");
     GptHeader h;
-    h.revision = le::load<uint32_t>(&s[kOffRevision]);
-    h.header_size = le::load<uint32_t>(&s[kOffHeaderSize]);
-    h.header_crc32 = le::load<uint32_t>(&s[kOffHeaderCrc]);
+    h.revision = load_le<uint32_t>(&s[kOffRevision]);
+    h.header_size = load_le<uint32_t>(&s[kOffHeaderSize]);
+    h.header_crc32 = load_le<uint32_t>(&s[kOffHeaderCrc]);
     if (h.header_size < kGptHeaderMinSize || h.header_size > s.size())
         return Error(ErrorKind::input, "HeaderSize " + std::to_string(h.header_size) +
                                            " is outside 92.." + std::to_string(s.size()));
     // §5.3.2: the CRC covers HeaderSize bytes with the CRC field itself zeroed.
     std::vector<uint8_t> copy(s.begin(), s.begin() + h.header_size);
-    le::store<uint32_t>(&copy[kOffHeaderCrc], 0);
+    store_le<uint32_t>(&copy[kOffHeaderCrc], 0);
     const uint32_t crc = gpt_crc32(copy);
     if (crc != h.header_crc32)
         return Error(ErrorKind::input, "HeaderCRC32 mismatch (stored " + hex(h.header_crc32) +
                                            ", computed " + hex(crc) + ")");
-    h.my_lba = le::load<uint64_t>(&s[kOffMyLba]);
-    h.alternate_lba = le::load<uint64_t>(&s[kOffAlternateLba]);
-    h.first_usable_lba = le::load<uint64_t>(&s[kOffFirstUsable]);
-    h.last_usable_lba = le::load<uint64_t>(&s[kOffLastUsable]);
+    h.my_lba = load_le<uint64_t>(&s[kOffMyLba]);
+    h.alternate_lba = load_le<uint64_t>(&s[kOffAlternateLba]);
+    h.first_usable_lba = load_le<uint64_t>(&s[kOffFirstUsable]);
+    h.last_usable_lba = load_le<uint64_t>(&s[kOffLastUsable]);
     std::memcpy(h.disk_guid.data(), &s[kOffDiskGuid], 16);
-    h.partition_entry_lba = le::load<uint64_t>(&s[kOffEntryLba]);
-    h.number_of_partition_entries = le::load<uint32_t>(&s[kOffEntryCount]);
-    h.size_of_partition_entry = le::load<uint32_t>(&s[kOffEntrySize]);
-    h.partition_entry_array_crc32 = le::load<uint32_t>(&s[kOffEntryArrayCrc]);
+    h.partition_entry_lba = load_le<uint64_t>(&s[kOffEntryLba]);
+    h.number_of_partition_entries = load_le<uint32_t>(&s[kOffEntryCount]);
+    h.size_of_partition_entry = load_le<uint32_t>(&s[kOffEntrySize]);
+    h.partition_entry_array_crc32 = load_le<uint32_t>(&s[kOffEntryArrayCrc]);
     return h;
 }
 
@@ -264,18 +263,18 @@ std::vector<uint8_t> encode_gpt_header(const GptHeader& h, uint32_t sector_size)
     const size_t hsize = std::max<size_t>(h.header_size, kGptHeaderMinSize);
     std::vector<uint8_t> s(std::max<size_t>(sector_size, hsize), 0);
     std::memcpy(s.data(), kSignature, sizeof kSignature);
-    le::store<uint32_t>(&s[kOffRevision], h.revision);
-    le::store<uint32_t>(&s[kOffHeaderSize], static_cast<uint32_t>(hsize));
-    le::store<uint64_t>(&s[kOffMyLba], h.my_lba);
-    le::store<uint64_t>(&s[kOffAlternateLba], h.alternate_lba);
-    le::store<uint64_t>(&s[kOffFirstUsable], h.first_usable_lba);
-    le::store<uint64_t>(&s[kOffLastUsable], h.last_usable_lba);
+    store_le<uint32_t>(&s[kOffRevision], h.revision);
+    store_le<uint32_t>(&s[kOffHeaderSize], static_cast<uint32_t>(hsize));
+    store_le<uint64_t>(&s[kOffMyLba], h.my_lba);
+    store_le<uint64_t>(&s[kOffAlternateLba], h.alternate_lba);
+    store_le<uint64_t>(&s[kOffFirstUsable], h.first_usable_lba);
+    store_le<uint64_t>(&s[kOffLastUsable], h.last_usable_lba);
     std::memcpy(&s[kOffDiskGuid], h.disk_guid.data(), 16);
-    le::store<uint64_t>(&s[kOffEntryLba], h.partition_entry_lba);
-    le::store<uint32_t>(&s[kOffEntryCount], h.number_of_partition_entries);
-    le::store<uint32_t>(&s[kOffEntrySize], h.size_of_partition_entry);
-    le::store<uint32_t>(&s[kOffEntryArrayCrc], h.partition_entry_array_crc32);
-    le::store<uint32_t>(&s[kOffHeaderCrc], gpt_crc32(std::span(s).first(hsize)));
+    store_le<uint64_t>(&s[kOffEntryLba], h.partition_entry_lba);
+    store_le<uint32_t>(&s[kOffEntryCount], h.number_of_partition_entries);
+    store_le<uint32_t>(&s[kOffEntrySize], h.size_of_partition_entry);
+    store_le<uint32_t>(&s[kOffEntryArrayCrc], h.partition_entry_array_crc32);
+    store_le<uint32_t>(&s[kOffHeaderCrc], gpt_crc32(std::span(s).first(hsize)));
     return s;
 }
 
@@ -286,9 +285,9 @@ Result<GptEntry> decode_gpt_entry(std::span<const uint8_t> raw) {
     GptEntry e;
     std::memcpy(e.type_guid.data(), &raw[kOffType], 16);
     std::memcpy(e.unique_guid.data(), &raw[kOffUnique], 16);
-    e.first_lba = le::load<uint64_t>(&raw[kOffFirst]);
-    e.last_lba = le::load<uint64_t>(&raw[kOffLast]);
-    e.attributes = le::load<uint64_t>(&raw[kOffAttributes]);
+    e.first_lba = load_le<uint64_t>(&raw[kOffFirst]);
+    e.last_lba = load_le<uint64_t>(&raw[kOffLast]);
+    e.attributes = load_le<uint64_t>(&raw[kOffAttributes]);
     e.name = decode_name(&raw[kOffName]);
     return e;
 }
@@ -304,11 +303,11 @@ Result<std::vector<uint8_t>> encode_gpt_entry(const GptEntry& e, uint32_t entry_
     std::vector<uint8_t> raw(std::max<size_t>(entry_size, kGptEntryMinSize), 0);
     std::memcpy(&raw[kOffType], e.type_guid.data(), 16);
     std::memcpy(&raw[kOffUnique], e.unique_guid.data(), 16);
-    le::store<uint64_t>(&raw[kOffFirst], e.first_lba);
-    le::store<uint64_t>(&raw[kOffLast], e.last_lba);
-    le::store<uint64_t>(&raw[kOffAttributes], e.attributes);
+    store_le<uint64_t>(&raw[kOffFirst], e.first_lba);
+    store_le<uint64_t>(&raw[kOffLast], e.last_lba);
+    store_le<uint64_t>(&raw[kOffAttributes], e.attributes);
     for (size_t i = 0; i < name->size(); ++i)
-        le::store<uint16_t>(&raw[kOffName + 2 * i], static_cast<uint16_t>((*name)[i]));
+        store_le<uint16_t>(&raw[kOffName + 2 * i], static_cast<uint16_t>((*name)[i]));
     return raw;
 }
 
@@ -320,8 +319,8 @@ std::vector<uint8_t> encode_protective_mbr(uint64_t last_lba) {
     r[2] = 0x02;
     r[4] = kProtectiveOsType;
     r[5] = r[6] = r[7] = 0xFF;
-    le::store<uint32_t>(r + 8, 1);
-    le::store<uint32_t>(r + 12, static_cast<uint32_t>(std::min<uint64_t>(last_lba, 0xFFFFFFFF)));
+    store_le<uint32_t>(r + 8, 1);
+    store_le<uint32_t>(r + 12, static_cast<uint32_t>(std::min<uint64_t>(last_lba, 0xFFFFFFFF)));
     mbr[kMbrSignature] = 0x55;
     mbr[kMbrSignature + 1] = 0xAA;
     return mbr;

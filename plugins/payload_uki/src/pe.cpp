@@ -2,12 +2,11 @@
 // File Header", "Optional Header", "Section Table"). Only what locating section contents and
 // telling a signed image (data directory 4) need is decoded; all of it is range-checked against
 // the file.
+#include <activate/byte_order.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <payload_uki/pe.hpp>
-
-#include "little_endian.hpp"
 
 namespace activate::uki {
 namespace {
@@ -79,7 +78,7 @@ Result<PeImage> parse_pe(const RandomReader& file) {
     if (dos[0] != 'M' || dos[1] != 'Z') return bad(name, "no \"MZ\" DOS signature at offset 0");
 
     PeImage img;
-    img.pe_header_offset = le::load<uint32_t>(dos + kOffLfanew);
+    img.pe_header_offset = load_le<uint32_t>(dos + kOffLfanew);
     uint64_t coff_end = 0;
     if (!add_ok(img.pe_header_offset, kSignatureSize + kCoffHeaderSize, &coff_end) ||
         coff_end > size)
@@ -92,9 +91,9 @@ Result<PeImage> parse_pe(const RandomReader& file) {
         return bad(name,
                    "no \"PE\\0\\0\" signature at e_lfanew " + std::to_string(img.pe_header_offset));
     const uint8_t* coff = hdr + kSignatureSize;
-    img.machine = le::load<uint16_t>(coff + 0);
-    const uint16_t nsections = le::load<uint16_t>(coff + 2);
-    const uint16_t opt_size = le::load<uint16_t>(coff + 16);
+    img.machine = load_le<uint16_t>(coff + 0);
+    const uint16_t nsections = load_le<uint16_t>(coff + 2);
+    const uint16_t opt_size = load_le<uint16_t>(coff + 16);
     if (nsections > kPeMaxSections)
         return bad(name, std::to_string(nsections) + " sections exceed the limit of " +
                              std::to_string(kPeMaxSections));
@@ -107,7 +106,7 @@ Result<PeImage> parse_pe(const RandomReader& file) {
     if (opt_size < 2) return bad(name, "no optional header (an object file, not an image)");
     std::vector<uint8_t> opt(opt_size);
     ACTIVATE_TRY(file.read_at(coff_end, opt));
-    img.magic = le::load<uint16_t>(opt.data());
+    img.magic = load_le<uint16_t>(opt.data());
     const size_t need = img.magic == kPeMagicPe32Plus ? kOptMinPe32Plus
                         : img.magic == kPeMagicPe32   ? kOptMinPe32
                                                       : 0;
@@ -117,16 +116,16 @@ Result<PeImage> parse_pe(const RandomReader& file) {
     if (opt_size < need)
         return bad(name, "SizeOfOptionalHeader " + std::to_string(opt_size) +
                              " is too small for its magic (needs " + std::to_string(need) + ")");
-    img.section_alignment = le::load<uint32_t>(&opt[kOffSectionAlignment]);
-    img.file_alignment = le::load<uint32_t>(&opt[kOffFileAlignment]);
-    img.size_of_image = le::load<uint32_t>(&opt[kOffSizeOfImage]);
-    img.size_of_headers = le::load<uint32_t>(&opt[kOffSizeOfHeaders]);
+    img.section_alignment = load_le<uint32_t>(&opt[kOffSectionAlignment]);
+    img.file_alignment = load_le<uint32_t>(&opt[kOffFileAlignment]);
+    img.size_of_image = load_le<uint32_t>(&opt[kOffSizeOfImage]);
+    img.size_of_headers = load_le<uint32_t>(&opt[kOffSizeOfHeaders]);
     // Data directories: only as many as NumberOfRvaAndSizes says and the header holds.
-    const uint32_t directories = le::load<uint32_t>(&opt[need - 4]);
+    const uint32_t directories = load_le<uint32_t>(&opt[need - 4]);
     const size_t cert_at = need + kCertificateTableIndex * kDataDirectorySize;
     if (directories > kCertificateTableIndex && cert_at + kDataDirectorySize <= opt_size) {
-        img.certificate_table.file_offset = le::load<uint32_t>(&opt[cert_at]);
-        img.certificate_table.size = le::load<uint32_t>(&opt[cert_at + 4]);
+        img.certificate_table.file_offset = load_le<uint32_t>(&opt[cert_at]);
+        img.certificate_table.size = load_le<uint32_t>(&opt[cert_at + 4]);
     }
 
     img.section_table_offset = opt_end;
@@ -142,11 +141,11 @@ Result<PeImage> parse_pe(const RandomReader& file) {
         PeSection sec;
         sec.name.assign(reinterpret_cast<const char*>(s),
                         strnlen(reinterpret_cast<const char*>(s), 8));
-        sec.virtual_size = le::load<uint32_t>(s + 8);
-        sec.virtual_address = le::load<uint32_t>(s + 12);
-        sec.size_of_raw_data = le::load<uint32_t>(s + 16);
-        sec.pointer_to_raw_data = le::load<uint32_t>(s + 20);
-        sec.characteristics = le::load<uint32_t>(s + 36);
+        sec.virtual_size = load_le<uint32_t>(s + 8);
+        sec.virtual_address = load_le<uint32_t>(s + 12);
+        sec.size_of_raw_data = load_le<uint32_t>(s + 16);
+        sec.pointer_to_raw_data = load_le<uint32_t>(s + 20);
+        sec.characteristics = load_le<uint32_t>(s + 36);
         uint64_t end = 0;
         // Both are 32-bit, so this sum cannot overflow 64 bits; the check is kept for clarity.
         if (sec.file_length() > 0 &&
@@ -199,21 +198,21 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
     const uint32_t size_of_headers = align_up(headers_end, kFileAlign);
     std::vector<uint8_t> out(size_of_headers, 0);
     out[0] = 'M', out[1] = 'Z';
-    le::store<uint32_t>(&out[kOffLfanew], kLfanew);
+    store_le<uint32_t>(&out[kOffLfanew], kLfanew);
     std::memcpy(&out[kLfanew], "PE\0\0", 4);
     uint8_t* coff = &out[kLfanew + kSignatureSize];
-    le::store<uint16_t>(coff + 0, machine);
-    le::store<uint16_t>(coff + 2, static_cast<uint16_t>(sections.size()));
-    le::store<uint16_t>(coff + 16, static_cast<uint16_t>(opt_size));
-    le::store<uint16_t>(coff + 18, 0x0022);  // EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE
+    store_le<uint16_t>(coff + 0, machine);
+    store_le<uint16_t>(coff + 2, static_cast<uint16_t>(sections.size()));
+    store_le<uint16_t>(coff + 16, static_cast<uint16_t>(opt_size));
+    store_le<uint16_t>(coff + 18, 0x0022);  // EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE
     uint8_t* opt = coff + kCoffHeaderSize;
-    le::store<uint16_t>(opt, kPeMagicPe32Plus);
-    le::store<uint32_t>(opt + kOffSectionAlignment, kSectionAlign);
-    le::store<uint32_t>(opt + kOffFileAlignment, kFileAlign);
-    le::store<uint32_t>(opt + kOffSizeOfHeaders, size_of_headers);
-    le::store<uint16_t>(opt + 68, 10);  // Subsystem: EFI application
+    store_le<uint16_t>(opt, kPeMagicPe32Plus);
+    store_le<uint32_t>(opt + kOffSectionAlignment, kSectionAlign);
+    store_le<uint32_t>(opt + kOffFileAlignment, kFileAlign);
+    store_le<uint32_t>(opt + kOffSizeOfHeaders, size_of_headers);
+    store_le<uint16_t>(opt + 68, 10);  // Subsystem: EFI application
     if (!certificates.empty())
-        le::store<uint32_t>(opt + kOptMinPe32Plus - 4, static_cast<uint32_t>(kDataDirectories));
+        store_le<uint32_t>(opt + kOptMinPe32Plus - 4, static_cast<uint32_t>(kDataDirectories));
 
     uint32_t next_va = align_up(size_of_headers, kSectionAlign);
     uint8_t* table = opt + opt_size;
@@ -231,11 +230,11 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
         // table points into `out`, which is resized below; write the header first.
         uint8_t* s = table + i * kSectionHeaderSize;
         std::memcpy(s, sc.name.data(), sc.name.size());
-        le::store<uint32_t>(s + 8, vsize);
-        le::store<uint32_t>(s + 12, va);
-        le::store<uint32_t>(s + 16, raw);
-        le::store<uint32_t>(s + 20, raw != 0 ? ptr : 0);
-        le::store<uint32_t>(s + 36, 0x40000040);  // INITIALIZED_DATA | MEM_READ
+        store_le<uint32_t>(s + 8, vsize);
+        store_le<uint32_t>(s + 12, va);
+        store_le<uint32_t>(s + 16, raw);
+        store_le<uint32_t>(s + 20, raw != 0 ? ptr : 0);
+        store_le<uint32_t>(s + 36, 0x40000040);  // INITIALIZED_DATA | MEM_READ
         next_va = align_up(va + std::max<uint32_t>(vsize, 1), kSectionAlign);
         const size_t table_pos = static_cast<size_t>(table - out.data());
         out.insert(out.end(), sc.data.begin(), sc.data.end());
@@ -243,14 +242,14 @@ Result<std::vector<uint8_t>> encode_pe(uint16_t machine,
         table = out.data() + table_pos;
         opt = out.data() + kLfanew + kSignatureSize + kCoffHeaderSize;
     }
-    le::store<uint32_t>(opt + kOffSizeOfImage, next_va);
+    store_le<uint32_t>(opt + kOffSizeOfImage, next_va);
     if (!certificates.empty()) {
         // "PE Format", The Attribute Certificate Table: quadword-aligned, after the sections.
         out.resize((out.size() + 7) / 8 * 8, 0);
         uint8_t* entry = out.data() + kLfanew + kSignatureSize + kCoffHeaderSize + kOptMinPe32Plus +
                          kCertificateTableIndex * kDataDirectorySize;
-        le::store<uint32_t>(entry, static_cast<uint32_t>(out.size()));
-        le::store<uint32_t>(entry + 4, static_cast<uint32_t>(certificates.size()));
+        store_le<uint32_t>(entry, static_cast<uint32_t>(out.size()));
+        store_le<uint32_t>(entry + 4, static_cast<uint32_t>(certificates.size()));
         out.insert(out.end(), certificates.begin(), certificates.end());
     }
     return out;

@@ -4,13 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <activate/byte_order.hpp>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <payload_uki/pe.hpp>
 #include <sstream>
 
-#include "../src/little_endian.hpp"
 #include "test_support.hpp"
 
 namespace activate::uki {
@@ -55,7 +55,7 @@ constexpr size_t kVirtualSize = 8, kRawSize = 16, kRawPointer = 20;
 
 void patch_section(std::vector<uint8_t>& bytes, const PeImage& img, size_t index, size_t field,
                    uint32_t value) {
-    le::store<uint32_t>(&bytes[img.section_table_offset + index * 40 + field], value);
+    store_le<uint32_t>(&bytes[img.section_table_offset + index * 40 + field], value);
 }
 
 std::vector<uint8_t> sample() {
@@ -157,8 +157,8 @@ TEST(PeParse, CertificateTableAgreesWithObjdump) {
     std::string data = read_file(uki);
     std::vector<uint8_t> bytes(data.begin(), data.end());
     const size_t entry4 = img->pe_header_offset + 24 + 112 + 4 * 8;
-    le::store<uint32_t>(&bytes[entry4], static_cast<uint32_t>(bytes.size()));
-    le::store<uint32_t>(&bytes[entry4 + 4], 16);
+    store_le<uint32_t>(&bytes[entry4], static_cast<uint32_t>(bytes.size()));
+    store_le<uint32_t>(&bytes[entry4 + 4], 16);
     bytes.resize(bytes.size() + 16, 0x30);
     auto signed_img = parse_bytes(bytes);
     ASSERT_TRUE(signed_img.ok()) << signed_img.error().message();
@@ -183,7 +183,7 @@ TEST(PeParse, CertificateTableNeedsFiveDirectories) {
     ASSERT_TRUE(img.ok());
     ASSERT_TRUE(img->has_signature());
     // NumberOfRvaAndSizes 4: entry 4 is not there, whatever the bytes after the fourth say.
-    le::store<uint32_t>(&(*bytes)[img->pe_header_offset + 24 + 108], 4);
+    store_le<uint32_t>(&(*bytes)[img->pe_header_offset + 24 + 108], 4);
     auto four = parse_bytes(*bytes);
     ASSERT_TRUE(four.ok()) << four.error().message();
     EXPECT_FALSE(four->has_signature());
@@ -193,7 +193,7 @@ TEST(PeParse, AcceptsPe32) {
     auto bytes = sample();
     auto img = parse_bytes(bytes);
     ASSERT_TRUE(img.ok());
-    le::store<uint16_t>(&bytes[img->pe_header_offset + 24], kPeMagicPe32);
+    store_le<uint16_t>(&bytes[img->pe_header_offset + 24], kPeMagicPe32);
     auto pe32 = parse_bytes(bytes);
     ASSERT_TRUE(pe32.ok()) << pe32.error().message();
     EXPECT_EQ(pe32->magic, kPeMagicPe32);
@@ -228,29 +228,29 @@ TEST(PeMalformed, BadMagics) {
     bytes[0x41] = 'X';  // "PE\0\0" at e_lfanew 0x40
     expect_error(parse_bytes(bytes), "PE\\0\\0");
     bytes = sample();
-    le::store<uint16_t>(&bytes[0x40 + 24], 0x107);
+    store_le<uint16_t>(&bytes[0x40 + 24], 0x107);
     expect_error(parse_bytes(bytes), "neither PE32+");
 }
 
 TEST(PeMalformed, HeadersOutOfRange) {
     auto bytes = sample();
-    le::store<uint32_t>(&bytes[0x3C], 0xFFFFFFF0u);  // e_lfanew + 24 overflows 32 bits
+    store_le<uint32_t>(&bytes[0x3C], 0xFFFFFFF0u);  // e_lfanew + 24 overflows 32 bits
     expect_error(parse_bytes(bytes), "e_lfanew");
     bytes = sample();
-    le::store<uint32_t>(&bytes[0x3C], static_cast<uint32_t>(bytes.size() - 10));
+    store_le<uint32_t>(&bytes[0x3C], static_cast<uint32_t>(bytes.size() - 10));
     expect_error(parse_bytes(bytes), "e_lfanew");
     bytes = sample();
-    le::store<uint16_t>(&bytes[0x40 + 4 + 2], 90);  // NumberOfSections: 3600 bytes of table
+    store_le<uint16_t>(&bytes[0x40 + 4 + 2], 90);  // NumberOfSections: 3600 bytes of table
     bytes.resize(2048);
     expect_error(parse_bytes(bytes), "section table");
-    le::store<uint16_t>(&bytes[0x40 + 4 + 2], 97);
+    store_le<uint16_t>(&bytes[0x40 + 4 + 2], 97);
     expect_error(parse_bytes(bytes), "limit of 96");
     bytes = sample();
     bytes = sample();
-    le::store<uint16_t>(&bytes[0x40 + 4 + 16], 0xFFFF);  // SizeOfOptionalHeader
+    store_le<uint16_t>(&bytes[0x40 + 4 + 16], 0xFFFF);  // SizeOfOptionalHeader
     expect_error(parse_bytes(bytes), "optional header");
     bytes = sample();
-    le::store<uint16_t>(&bytes[0x40 + 4 + 16], 20);
+    store_le<uint16_t>(&bytes[0x40 + 4 + 16], 20);
     expect_error(parse_bytes(bytes), "too small");
     std::vector<uint8_t> tiny(bytes.begin(), bytes.begin() + 10);
     expect_error(parse_bytes(tiny), "shorter than a DOS header");

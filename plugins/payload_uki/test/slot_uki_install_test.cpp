@@ -7,10 +7,10 @@
 
 #include <activate/bundle/source.hpp>
 #include <activate/bundle/verifying_reader.hpp>
+#include <activate/byte_order.hpp>
 #include <payload_uki/pe.hpp>
 #include <payload_uki/slot_installer.hpp>
 
-#include "../src/little_endian.hpp"
 #include "plugin_fixture.hpp"
 
 namespace activate::uki {
@@ -42,8 +42,8 @@ std::string with_certificate_table(const std::string& uki) {
     bytes.resize((bytes.size() + 7) / 8 * 8, 0);
     // "PE Format": PE signature (4) + COFF header (20), PE32+ data directories at 112.
     const size_t entry4 = pe->pe_header_offset + 24 + 112 + 4 * 8;
-    le::store<uint32_t>(&bytes[entry4], static_cast<uint32_t>(bytes.size()));
-    le::store<uint32_t>(&bytes[entry4 + 4], 2048);
+    store_le<uint32_t>(&bytes[entry4], static_cast<uint32_t>(bytes.size()));
+    store_le<uint32_t>(&bytes[entry4 + 4], 2048);
     bytes.resize(bytes.size() + 2048, 0x5a);
     return std::string(bytes.begin(), bytes.end());
 }
