@@ -9,6 +9,7 @@
 #include <activate/bundle/source.hpp>
 #include <activate/bundle/verifying_reader.hpp>
 #include <activate/bundle_cli.hpp>
+#include <activate/fd.hpp>
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <iostream>
@@ -95,13 +96,7 @@ Status write_new_file(const std::string& path, const std::string& data, mode_t m
     }
     // The umask may only take bits away; make the mode exact anyway.
     if (::fchmod(fd.get(), mode) != 0) return errno_error(ErrorKind::activation, "chmod " + path);
-    size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return errno_error(ErrorKind::activation, "writing " + path);
-        done += size_t(n);
-    }
+    if (!write_all(fd.get(), data)) return errno_error(ErrorKind::activation, "writing " + path);
     if (::fsync(fd.get()) != 0) return errno_error(ErrorKind::activation, "fsync " + path);
     return {};
 }

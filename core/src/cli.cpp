@@ -2,20 +2,18 @@
 // carries only protocol output (the takeover response, --json output, the dry-run plan);
 // everything else goes to stderr. Every verb returns its failure as an Error, which run_cli alone
 // reports.
-#include <activate/cli.hpp>
-
+#include <google/protobuf/stubs/logging.h>
 #include <unistd.h>
 
-#include <google/protobuf/stubs/logging.h>
-
-#include <boost/program_options.hpp>
-#include <iostream>
-#include <string_view>
-
+#include <activate/cli.hpp>
 #include <activate/engine.hpp>
+#include <activate/fd.hpp>
 #include <activate/plugin_registry.hpp>
 #include <activate/policy.hpp>
 #include <activate/serve.hpp>
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <string_view>
 #include <variant>
 
 #include "takeover.pb.h"
@@ -205,13 +203,8 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
 void answer_takeover_error(const Error& error) {
     wire::TakeoverResponse response;
     response.mutable_error()->set_message(error.message());
-    const std::string bytes = response.SerializeAsString();
-    size_t off = 0;
-    while (off < bytes.size()) {
-        const ssize_t n = ::write(STDOUT_FILENO, bytes.data() + off, bytes.size() - off);
-        if (n <= 0) return;  // the error still goes to stderr and the exit code
-        off += size_t(n);
-    }
+    // Best effort: the error still goes to stderr and the exit code.
+    (void)write_all(STDOUT_FILENO, response.SerializeAsString());
 }
 
 bool speaks_stdio_protocol(const YAML::Node& root) {

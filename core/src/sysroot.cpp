@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <activate/fd.hpp>
 #include <activate/sysroot.hpp>
 #include <algorithm>
 #include <cstdlib>
@@ -36,18 +37,6 @@ const char* to_string(JumpAction action) {
 namespace {
 constexpr const char* kKexecRecordDir = "/run/activate/kexec";
 constexpr const char* kJumpRecord = "/run/activate/reboot";
-
-// Writes all of `data`, retrying short writes.
-bool write_all(int fd, const char* data, size_t size) {
-    while (size > 0) {
-        ssize_t n = ::write(fd, data, size);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        data += n;
-        size -= static_cast<size_t>(n);
-    }
-    return true;
-}
 
 // Copies the whole content of `in` (from offset 0, without moving its file offset) to `out`.
 int copy_fd_contents(int in, int out) {

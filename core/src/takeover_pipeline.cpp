@@ -5,14 +5,14 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <activate/agent_init.hpp>
+#include <activate/engine.hpp>
+#include <activate/fd.hpp>
+#include <activate/takeover_protocol.hpp>
 #include <chrono>
 
 #include "net.pb.h"
 #include "takeover.pb.h"
-
-#include <activate/agent_init.hpp>
-#include <activate/engine.hpp>
-#include <activate/takeover_protocol.hpp>
 
 namespace activate {
 
@@ -62,21 +62,12 @@ Result<wire::TakeoverInit> read_takeover_init(int fd, std::chrono::milliseconds 
     return parse_takeover_init(bytes);
 }
 
-Status write_all(int fd, const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-        ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return errno_error(ErrorKind::activation, "writing the TakeoverResponse");
-        done += static_cast<size_t>(n);
-    }
-    return {};
-}
-
 // Writes the response and closes `fd`, keeping the descriptor number pointing at /dev/null so
 // that nothing written later can land in the protocol stream.
 Status respond(int fd, const wire::TakeoverResponse& response) {
-    Status written = write_all(fd, response.SerializeAsString());
+    Status written;
+    if (!write_all(fd, response.SerializeAsString()))
+        written = errno_error(ErrorKind::activation, "writing the TakeoverResponse");
     int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (null_fd >= 0) {
         ::dup2(null_fd, fd);

@@ -1,6 +1,7 @@
 // Progress lines for long copies: rate-limited, redrawn in place on a terminal, one line per
 // report elsewhere, and a summary at the end.
 #include <activate/bundle/progress.hpp>
+#include <activate/fd.hpp>
 #include <cstdio>
 #include <string>
 
@@ -36,14 +37,8 @@ std::string human_duration(double seconds) {
     return out;
 }
 
-void write_all(int fd, const std::string& text) {
-    size_t off = 0;
-    while (off < text.size()) {
-        ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-        if (n <= 0) return;  // progress output is best effort
-        off += size_t(n);
-    }
-}
+// Progress output is best effort: a failed write is dropped.
+void write_text(int fd, const std::string& text) { (void)write_all(fd, text); }
 
 }  // namespace
 
@@ -58,7 +53,7 @@ Progress::Progress(std::string label, std::optional<uint64_t> total, ProgressOpt
 }
 
 Progress::~Progress() {
-    if (line_open_) write_all(fd_, "\n");
+    if (line_open_) write_text(fd_, "\n");
 }
 
 void Progress::advance(uint64_t bytes) { update(done_ + bytes); }
@@ -100,10 +95,10 @@ void Progress::report(bool final) {
     }
     if (terminal_) {
         // Redraw in place; "\x1b[K" clears what a longer previous line left behind.
-        write_all(fd_, "\r" + line + "\x1b[K" + (final ? "\n" : ""));
+        write_text(fd_, "\r" + line + "\x1b[K" + (final ? "\n" : ""));
         line_open_ = !final;
     } else {
-        write_all(fd_, line + "\n");
+        write_text(fd_, line + "\n");
     }
 }
 

@@ -1,14 +1,15 @@
 // Streaming zip writer for `activate bundle create`: stored members with size and CRC-32 in the
 // local header, zip64 where sizes or offsets need it. Record layouts: PKWARE APPNOTE.TXT 6.3.x
 // section 4.3; zip64 rules: 4.4.1.4 and 4.5.3.
+#include <libdeflate.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <libdeflate.h>
 #include <zlib.h>
 
 #include <activate/bundle/progress.hpp>
 #include <activate/bundle/reader.hpp>
 #include <activate/bundle/writer.hpp>
+#include <activate/fd.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <climits>
@@ -44,14 +45,8 @@ class FdSink final : public ByteSink {
     FdSink(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
 
     Status write(std::span<const uint8_t> data) override {
-        while (!data.empty()) {
-            ssize_t n = ::write(fd_.get(), data.data(), std::min<size_t>(data.size(), SSIZE_MAX));
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                return errno_error(ErrorKind::activation, "writing " + name_);
-            }
-            data = data.subspan(size_t(n));
-        }
+        if (!write_all(fd_.get(), data.data(), data.size()))
+            return errno_error(ErrorKind::activation, "writing " + name_);
         return {};
     }
 

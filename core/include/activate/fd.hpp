@@ -1,14 +1,18 @@
-// An owned file descriptor, closed on destruction.
+// An owned file descriptor, closed on destruction, and the one write loop for descriptors.
 #pragma once
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
 #include <utility>
 
 namespace activate {
 
 class UniqueFd {
-public:
+  public:
     UniqueFd() = default;
     explicit UniqueFd(int fd) : fd_(fd) {}
     UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
@@ -29,8 +33,45 @@ public:
         fd_ = fd;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
+
+// Writes all `size` bytes, retrying interrupted and short writes (pipes, sockets and signals
+// make short writes normal). False with errno set on failure; EIO when write made no progress.
+inline bool write_all(int fd, const void* data, size_t size) {
+    auto* p = static_cast<const char*>(data);
+    while (size > 0) {
+        const ssize_t n = ::write(fd, p, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;
+            return false;
+        }
+        p += n;
+        size -= static_cast<size_t>(n);
+    }
+    return true;
+}
+inline bool write_all(int fd, std::string_view data) {
+    return write_all(fd, data.data(), data.size());
+}
+
+// The same at `offset` (pwrite), leaving the descriptor's file offset where it is.
+inline bool pwrite_all(int fd, const void* data, size_t size, uint64_t offset) {
+    auto* p = static_cast<const char*>(data);
+    while (size > 0) {
+        const ssize_t n = ::pwrite(fd, p, size, static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EIO;
+            return false;
+        }
+        p += n;
+        size -= static_cast<size_t>(n);
+        offset += static_cast<uint64_t>(n);
+    }
+    return true;
+}
 
 }  // namespace activate

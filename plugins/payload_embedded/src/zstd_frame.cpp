@@ -1,19 +1,15 @@
 // Streaming zstd compression into a file descriptor (zstd's ZSTD_compressStream2 API).
 #include <unistd.h>
 
+#include <activate/fd.hpp>
 #include <cerrno>
 #include <payload_embedded/zstd_frame.hpp>
 
 namespace activate::embedded {
 
 Status write_all(int fd, std::string_view data, const std::string& what) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno_error(ErrorKind::activation, "writing " + what);
-        if (n == 0) return Error(ErrorKind::activation, "writing " + what + ": wrote nothing");
-        data.remove_prefix(static_cast<size_t>(n));
-    }
+    if (!activate::write_all(fd, data))
+        return errno_error(ErrorKind::activation, "writing " + what);
     return {};
 }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <activate/fd.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <payload_uki/sealed_memfd.hpp>
@@ -41,12 +42,8 @@ Status copy_range(int in, int out, uint64_t offset, uint64_t length, const std::
             std::vector<char> buf(std::min<size_t>(chunk, 1 << 20));
             n = ::pread(in, buf.data(), buf.size(), off);
             if (n > 0) {
-                for (ssize_t done = 0; done < n;) {
-                    ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
-                    if (w < 0 && errno == EINTR) continue;
-                    if (w < 0) return errno_error(ErrorKind::activation, "writing a memfd");
-                    done += w;
-                }
+                if (!write_all(out, buf.data(), static_cast<size_t>(n)))
+                    return errno_error(ErrorKind::activation, "writing a memfd");
                 off += n;
             }
         }

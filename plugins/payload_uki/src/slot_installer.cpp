@@ -21,6 +21,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <activate/fd.hpp>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -38,17 +39,9 @@ namespace {
 
 Status write_all_at(int fd, const uint8_t* data, size_t size, uint64_t offset,
                     const std::string& name) {
-    while (size > 0) {
-        ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0)
-            return errno_error(ErrorKind::activation,
-                               "writing " + name + " at offset " + std::to_string(offset),
-                               n < 0 ? errno : EIO);
-        data += n;
-        size -= static_cast<size_t>(n);
-        offset += static_cast<uint64_t>(n);
-    }
+    if (!pwrite_all(fd, data, size, offset))
+        return errno_error(ErrorKind::activation,
+                           "writing " + name + " at offset " + std::to_string(offset));
     return {};
 }
 

@@ -1,6 +1,7 @@
 // A UKI made fit for its slot; see slot_uki.hpp.
 #include <unistd.h>
 
+#include <activate/fd.hpp>
 #include <payload_uki/pe.hpp>
 #include <payload_uki/random_reader.hpp>
 #include <payload_uki/slot_layout.hpp>
@@ -11,16 +12,8 @@ namespace activate::uki {
 namespace {
 
 Status write_all_at(int fd, const std::string& data, uint64_t offset, const std::string& name) {
-    size_t done = 0;
-    while (done < data.size()) {
-        const ssize_t n =
-            ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0)
-            return errno_error(ErrorKind::activation, "patching the .cmdline of " + name,
-                               n < 0 ? errno : EIO);
-        done += static_cast<size_t>(n);
-    }
+    if (!pwrite_all(fd, data.data(), data.size(), offset))
+        return errno_error(ErrorKind::activation, "patching the .cmdline of " + name);
     return {};
 }
 
