@@ -346,7 +346,8 @@ int info(Context& c, const std::vector<std::string>& args) {
             << "members:\n";
         for (const ManifestMember& m : manifest->members)
             out << "  " << m.name << "  " << m.size << " bytes  " << m.chunks.size()
-                << " chunks of " << m.chunk_size << " bytes, each with its SHA-256\n";
+                << (m.chunks.size() == 1 ? " chunk" : " chunks") << " of " << m.chunk_size
+                << " bytes, each with its SHA-256\n";
     }
     std::cout << out.str();
     std::cout.flush();

@@ -274,7 +274,7 @@ TEST_F(SignedUpdateCli, BundleTools) {
     ASSERT_EQ(info.code, 0) << info.err;
     EXPECT_NE(info.out.find("compatible:     metropolis-x86_64"), std::string::npos) << info.out;
     EXPECT_NE(info.out.find("version:        1.2.3"), std::string::npos) << info.out;
-    EXPECT_NE(info.out.find("verity_rootfs.img  2097152 bytes  1 chunks of 4194304 bytes, each "
+    EXPECT_NE(info.out.find("verity_rootfs.img  2097152 bytes  1 chunk of 4194304 bytes, each "
                             "with its SHA-256"),
               std::string::npos)
         << info.out;
