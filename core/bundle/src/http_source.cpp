@@ -109,6 +109,30 @@ class HttpSource final : public ByteSource {
         }
     }
 
+    // What the ring holds is dropped; beyond it the transfer ends and the next read() asks for
+    // the rest from the new position like a resume (Range + If-Range, 206 with the right
+    // Content-Range required), so the skipped bytes never cross the network. Without a
+    // validator there is no exact resume: the bytes are read through instead.
+    Status skip(uint64_t n) override {
+        if (error_) return *error_;
+        const size_t buffered = size_t(std::min<uint64_t>(n, used_));
+        head_ = (head_ + buffered) % ring_.size();
+        used_ -= buffered;
+        if (used_ == 0) head_ = 0;
+        n -= buffered;
+        if (n == 0) return {};
+        if (finished_ || validator_.empty()) return ByteSource::skip(n);
+        if (opt_.logger)
+            Log(opt_.logger, "bundle")
+                .debug("GET " + url_ + ": skipping " + std::to_string(n) +
+                       " bytes, continuing at byte " + std::to_string(received_ + n) +
+                       " with a Range request");
+        end_attempt();
+        received_ += n;
+        attempt_ = 0;  // a new request, with its own retries
+        return {};
+    }
+
     const std::string& name() const override { return url_; }
     std::optional<uint64_t> size_hint() const override { return total_; }
 
@@ -397,7 +421,7 @@ class HttpSource final : public ByteSource {
     bool finished_ = false;
     std::optional<Error> error_;
     int attempt_ = 0;
-    uint64_t received_ = 0;  // body bytes accepted over all attempts: where a resume starts
+    uint64_t received_ = 0;  // body bytes accepted or skipped: where a resume starts
     std::optional<uint64_t> total_;
     std::string validator_;  // If-Range value from the first response
 
