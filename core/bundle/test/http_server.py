@@ -34,9 +34,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
 
-    def send_counted(self, body):
-        """Writes `body` in 64 KiB pieces, counting what the socket took, until the client
-        goes away."""
+    def send_counted(self, body, key=None):
+        """Writes `body` in 64 KiB pieces, counting what the socket took under the path (and
+        `key`), until the client goes away."""
         for i in range(0, len(body), 1 << 16):
             piece = body[i:i + (1 << 16)]
             try:
@@ -46,6 +46,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             with LOCK:
                 SENT[self.path] += len(piece)
+                if key:
+                    SENT[key] += len(piece)
 
     def cut(self, etag):
         """200 with the full Content-Length, then half the body and a closed connection."""
@@ -64,7 +66,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 c = COUNTS[key]
             return self.send_body(200, str(c).encode())
-        if route in ("sent", "ranges"):  # /sent/<path>, /ranges/<path>: what <path> was sent
+        # /sent/<path>: body bytes sent for <path> (/sent/<path>@ranges: in 206 responses);
+        # /ranges/<path>: the first byte of each Range request answered.
+        if route in ("sent", "ranges"):
             key = "/" + "/".join(parts[1:])
             with LOCK:
                 value = SENT[key] if route == "sent" else \
@@ -82,7 +86,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header("Content-Range",
                                  "bytes %d-%d/%d" % (start, len(BODY) - 1, len(BODY)))
                 self.end_headers()
-                return self.send_counted(BODY[start:])
+                return self.send_counted(BODY[start:], self.path + "@ranges")
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
             self.send_header("ETag", ETAG)
