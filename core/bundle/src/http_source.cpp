@@ -121,7 +121,9 @@ class HttpSource final : public ByteSource {
         if (used_ == 0) head_ = 0;
         n -= buffered;
         if (n == 0) return {};
-        if (finished_ || validator_.empty()) return ByteSource::skip(n);
+        // A Range request only where the first response said the server takes them (RFC 9110
+        // §14.3): a server that answered it with 200 would fail every later run at this point.
+        if (finished_ || validator_.empty() || !accepts_ranges_) return ByteSource::skip(n);
         if (opt_.logger)
             Log(opt_.logger, "bundle")
                 .debug("GET " + url_ + ": skipping " + std::to_string(n) +
@@ -212,6 +214,7 @@ class HttpSource final : public ByteSource {
             curl_off_t length = -1;
             curl_easy_getinfo(easy_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
             if (length >= 0) total_ = uint64_t(length);
+            accepts_ranges_ = strcasecmp(accept_ranges_.c_str(), "bytes") == 0;
             return true;
         }
         if (status_ != 206) {
@@ -237,6 +240,7 @@ class HttpSource final : public ByteSource {
             self->etag_.clear();
             self->last_modified_.clear();
             self->content_range_.clear();
+            self->accept_ranges_.clear();
             return size * nitems;
         }
         const size_t colon = line.find(':');
@@ -246,6 +250,7 @@ class HttpSource final : public ByteSource {
         if (strcasecmp(key.c_str(), "ETag") == 0) self->etag_ = value;
         if (strcasecmp(key.c_str(), "Last-Modified") == 0) self->last_modified_ = value;
         if (strcasecmp(key.c_str(), "Content-Range") == 0) self->content_range_ = value;
+        if (strcasecmp(key.c_str(), "Accept-Ranges") == 0) self->accept_ranges_ = value;
         return size * nitems;
     }
 
@@ -266,6 +271,7 @@ class HttpSource final : public ByteSource {
         etag_.clear();
         last_modified_.clear();
         content_range_.clear();
+        accept_ranges_.clear();
         const long low_speed_s =
             std::max<long>(1, long((opt_.low_speed_time.count() + 999) / 1000));
         bool ok = true;
@@ -423,7 +429,8 @@ class HttpSource final : public ByteSource {
     int attempt_ = 0;
     uint64_t received_ = 0;  // body bytes accepted or skipped: where a resume starts
     std::optional<uint64_t> total_;
-    std::string validator_;  // If-Range value from the first response
+    std::string validator_;        // If-Range value from the first response
+    bool accepts_ranges_ = false;  // the first response had "Accept-Ranges: bytes"
 
     // Per attempt.
     uint64_t attempt_start_ = 0;  // received_ when the attempt began: 0 asks for 200, else 206
@@ -433,6 +440,7 @@ class HttpSource final : public ByteSource {
     std::string etag_;
     std::string last_modified_;
     std::string content_range_;
+    std::string accept_ranges_;
 };
 
 }  // namespace

@@ -90,6 +90,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
             self.send_header("ETag", ETAG)
+            self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             return self.send_counted(BODY)
         if route == "stall-after":  # /stall-after/<n>: n bytes of the body, then silence
