@@ -1,4 +1,8 @@
 // The install progress record; see install_progress.hpp.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <payload_uki/install_progress.hpp>
 
@@ -20,16 +24,28 @@ bool is_hex_digest(const std::string& s) {
 
 }  // namespace
 
-std::string encode_install_progress(const InstallProgress& p) {
+namespace {
+std::string dump(const InstallProgress& p, uint64_t chunks) {
     const nlohmann::json doc = {{"format", kFormat},
                                 {"manifest_sha256", p.manifest_sha256},
                                 {"slot", std::string(1, p.slot)},
                                 {"partition_offset", p.partition_offset},
                                 {"member", p.member},
                                 {"chunk_size", p.chunk_size},
-                                {"chunks_synced", p.chunks}};
+                                {"chunks_synced", chunks}};
     // Member names come from a verified manifest; `replace` keeps dump() from throwing anyway.
-    return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+}  // namespace
+
+std::string encode_install_progress(const InstallProgress& p) {
+    // Padded with spaces (JSON whitespace) to whole 512-byte sectors, sized for the largest
+    // count: every update of one install has the same length, so it overwrites the file in
+    // place (see update_install_progress).
+    const size_t widest = dump(p, UINT64_MAX).size() + 1;
+    std::string text = dump(p, p.chunks);
+    text.resize((widest + 511) / 512 * 512 - 1, ' ');
+    return text + "\n";
 }
 
 Result<InstallProgress> parse_install_progress(std::string_view text) {
@@ -102,6 +118,24 @@ std::optional<InstallProgress> read_install_progress(const Sysroot& sysroot,
 Status write_install_progress(const Sysroot& sysroot, const std::string& path,
                               const InstallProgress& progress) {
     return sysroot.write_file_atomic(path, encode_install_progress(progress));
+}
+
+Result<UniqueFd> open_install_progress(const Sysroot& sysroot, const std::string& path) {
+    return sysroot.open(path, O_WRONLY | O_CLOEXEC);
+}
+
+Status update_install_progress(int fd, const std::string& path, const InstallProgress& progress) {
+    const std::string text = encode_install_progress(progress);
+    size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t n = ::pwrite(fd, text.data() + done, text.size() - done, off_t(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0)
+            return errno_error(ErrorKind::activation, "writing " + path, n < 0 ? errno : EIO);
+        done += size_t(n);
+    }
+    if (::fdatasync(fd) != 0) return errno_error(ErrorKind::activation, "fdatasync " + path);
+    return {};
 }
 
 }  // namespace activate::uki

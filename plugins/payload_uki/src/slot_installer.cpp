@@ -417,12 +417,21 @@ class Installation {
                                         std::min<uint64_t>(*member.size / 32, 32 << 20))
                    : 0;
         uint64_t recorded = written;
+        // The first record of this run replaces the file atomically, the later ones overwrite
+        // it in place (install_progress.hpp: FAT and power cuts).
+        UniqueFd record_fd;
         auto record = [&](uint64_t bytes) -> Status {
             InstallProgress p{manifest_sha256, target_.letter,     offset_,
                               member.name,     chunks->chunk_size, 0};
             p.chunks = bytes == *member.size ? chunks->chunk_count() : bytes / chunks->chunk_size;
-            return write_install_progress(sysroot_, progress_path_, p);
+            if (record_fd) return update_install_progress(record_fd.get(), progress_path_, p);
+            ACTIVATE_TRY(write_install_progress(sysroot_, progress_path_, p));
+            ACTIVATE_ASSIGN(record_fd, open_install_progress(sysroot_, progress_path_));
+            return {};
         };
+        // Created now, next to the version record the engine's hook just wrote, so that the
+        // ESP's directory does not change while the image streams.
+        if (chunks) ACTIVATE_TRY(record(written));
         // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
         // the next one (unsigned); see VerifyingReader::copy_to.
         auto copied = bundle_.copy_to(

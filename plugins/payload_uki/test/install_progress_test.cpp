@@ -24,6 +24,20 @@ TEST(InstallProgress, RoundTrip) {
     EXPECT_EQ(*back, p);
 }
 
+// Updates overwrite the record in place: every count encodes to the same whole sectors.
+TEST(InstallProgress, EveryCountHasTheSameLength) {
+    InstallProgress p = sample();
+    const size_t size = encode_install_progress(p).size();
+    EXPECT_EQ(size % 512, 0u);
+    for (uint64_t chunks : {uint64_t(0), uint64_t(99999), UINT64_MAX}) {
+        p.chunks = chunks;
+        EXPECT_EQ(encode_install_progress(p).size(), size) << chunks;
+    }
+    p.member = std::string(2000, 'm');
+    EXPECT_EQ(encode_install_progress(p).size() % 512, 0u);
+    EXPECT_GT(encode_install_progress(p).size(), 2000u);
+}
+
 TEST(InstallProgress, OnlyTheSameBundleSlotAndMemberResume) {
     const InstallProgress p = sample();
     const std::string digest(64, 'a');
@@ -45,8 +59,10 @@ TEST(InstallProgress, GarbageTruncationsAndBadFieldsAreRefused) {
                                     std::string("{}"), std::string(1000, '\xff')})
         EXPECT_FALSE(parse_install_progress(text).ok()) << text;
     const std::string good = encode_install_progress(sample());
-    // Every truncation that still parses as JSON lacks a field, and every other one is not JSON.
-    for (size_t n = 0; n + 1 < good.size(); ++n)
+    // Every truncation that still parses as JSON lacks a field, and every other one is not JSON
+    // (only the padding after the object may go).
+    const size_t object_end = good.rfind('}') + 1;
+    for (size_t n = 0; n < object_end; ++n)
         EXPECT_FALSE(parse_install_progress(good.substr(0, n)).ok()) << good.substr(0, n);
     auto with = [&](const std::string& from, const std::string& to) {
         std::string t = good;

@@ -4,6 +4,7 @@
 // "Resuming an install").
 #pragma once
 
+#include <activate/fd.hpp>
 #include <activate/log.hpp>
 #include <activate/result.hpp>
 #include <activate/sysroot.hpp>
@@ -48,9 +49,19 @@ uint64_t resumable_chunks(const InstallProgress& record, const std::string& mani
 std::optional<InstallProgress> read_install_progress(const Sysroot& sysroot,
                                                      const std::string& path, const Log& log);
 
-// Replaces the record atomically and durably (temporary file, fsync, rename, fsync of the
-// directory: Sysroot::write_file_atomic).
+// Creates or replaces the record atomically and durably (temporary file, fsync, rename, fsync
+// of the directory: Sysroot::write_file_atomic). Once per install: the ESP is FAT, whose
+// renames and cluster allocations are not journaled, and an e2e power cut during a stream of
+// them (AbTest.PowerCutDuringSlotWriteBootsOldSlot) left versions.json, in the same directory,
+// unreadable.
 Status write_install_progress(const Sysroot& sysroot, const std::string& path,
                               const InstallProgress& progress);
+// Later updates of the same install: the record has the same length (encode pads it to whole
+// sectors), so it is overwritten in place and fdatasync()ed, with no allocation, rename or
+// directory change. A write torn by a power cut is refused by the parser or, at worst, names
+// other chunks: the next run reads the recorded chunks back from the slot and checks them
+// against the manifest before it skips any, so the record is only ever a hint.
+Result<UniqueFd> open_install_progress(const Sysroot& sysroot, const std::string& path);
+Status update_install_progress(int fd, const std::string& path, const InstallProgress& progress);
 
 }  // namespace activate::uki
