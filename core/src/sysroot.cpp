@@ -382,6 +382,14 @@ Status Sysroot::write_file_atomic(std::string_view absolute, std::string_view da
     if (::fsync(tmp.get()) != 0) return fail("fsync " + shown_tmp);
     if (::renameat(dirfd, tmp_name.c_str(), dirfd, parent->name.c_str()) != 0)
         return fail("renaming " + shown_tmp + " to " + target.string());
+    // The file once more after the rename: Linux's vfat (the ESP) gives the new name a directory
+    // entry with no cluster and size 0 (or, replacing a file, the old file's, whose clusters are
+    // freed) and fills it in only when the moved inode is written back; the directory's fsync
+    // below does not write that inode. A power cut before writeback left versions.json empty or
+    // pointing at freed clusters (AbTest.PowerCutDuringSlotWriteBootsOldSlot, once the install
+    // wrote its progress record there too).
+    if (::fsync(tmp.get()) != 0)
+        return errno_error(ErrorKind::activation, "fsync " + target.string());
     if (::fsync(dirfd) != 0)
         return errno_error(ErrorKind::activation, "fsync directory " + dir.string());
     return {};

@@ -109,6 +109,32 @@ class HttpSource final : public ByteSource {
         }
     }
 
+    // What the ring holds is dropped; beyond it the transfer ends and the next read() asks for
+    // the rest from the new position like a resume (Range + If-Range, 206 with the right
+    // Content-Range required), so the skipped bytes never cross the network. Without a
+    // validator there is no exact resume: the bytes are read through instead.
+    Status skip(uint64_t n) override {
+        if (error_) return *error_;
+        const size_t buffered = size_t(std::min<uint64_t>(n, used_));
+        head_ = (head_ + buffered) % ring_.size();
+        used_ -= buffered;
+        if (used_ == 0) head_ = 0;
+        n -= buffered;
+        if (n == 0) return {};
+        // A Range request only where the first response said the server takes them (RFC 9110
+        // §14.3): a server that answered it with 200 would fail every later run at this point.
+        if (finished_ || validator_.empty() || !accepts_ranges_) return ByteSource::skip(n);
+        if (opt_.logger)
+            Log(opt_.logger, "bundle")
+                .debug("GET " + url_ + ": skipping " + std::to_string(n) +
+                       " bytes, continuing at byte " + std::to_string(received_ + n) +
+                       " with a Range request");
+        end_attempt();
+        received_ += n;
+        attempt_ = 0;  // a new request, with its own retries
+        return {};
+    }
+
     const std::string& name() const override { return url_; }
     std::optional<uint64_t> size_hint() const override { return total_; }
 
@@ -188,6 +214,7 @@ class HttpSource final : public ByteSource {
             curl_off_t length = -1;
             curl_easy_getinfo(easy_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
             if (length >= 0) total_ = uint64_t(length);
+            accepts_ranges_ = strcasecmp(accept_ranges_.c_str(), "bytes") == 0;
             return true;
         }
         if (status_ != 206) {
@@ -213,6 +240,7 @@ class HttpSource final : public ByteSource {
             self->etag_.clear();
             self->last_modified_.clear();
             self->content_range_.clear();
+            self->accept_ranges_.clear();
             return size * nitems;
         }
         const size_t colon = line.find(':');
@@ -222,6 +250,7 @@ class HttpSource final : public ByteSource {
         if (strcasecmp(key.c_str(), "ETag") == 0) self->etag_ = value;
         if (strcasecmp(key.c_str(), "Last-Modified") == 0) self->last_modified_ = value;
         if (strcasecmp(key.c_str(), "Content-Range") == 0) self->content_range_ = value;
+        if (strcasecmp(key.c_str(), "Accept-Ranges") == 0) self->accept_ranges_ = value;
         return size * nitems;
     }
 
@@ -242,6 +271,7 @@ class HttpSource final : public ByteSource {
         etag_.clear();
         last_modified_.clear();
         content_range_.clear();
+        accept_ranges_.clear();
         const long low_speed_s =
             std::max<long>(1, long((opt_.low_speed_time.count() + 999) / 1000));
         bool ok = true;
@@ -397,9 +427,10 @@ class HttpSource final : public ByteSource {
     bool finished_ = false;
     std::optional<Error> error_;
     int attempt_ = 0;
-    uint64_t received_ = 0;  // body bytes accepted over all attempts: where a resume starts
+    uint64_t received_ = 0;  // body bytes accepted or skipped: where a resume starts
     std::optional<uint64_t> total_;
-    std::string validator_;  // If-Range value from the first response
+    std::string validator_;        // If-Range value from the first response
+    bool accepts_ranges_ = false;  // the first response had "Accept-Ranges: bytes"
 
     // Per attempt.
     uint64_t attempt_start_ = 0;  // received_ when the attempt began: 0 asks for 200, else 206
@@ -409,6 +440,7 @@ class HttpSource final : public ByteSource {
     std::string etag_;
     std::string last_modified_;
     std::string content_range_;
+    std::string accept_ranges_;
 };
 
 }  // namespace

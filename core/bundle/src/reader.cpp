@@ -63,10 +63,11 @@ struct BundleReader::State {
     bool zip64_extra = false;
     bool sizes_in_header = false;  // for a data-descriptor member: header sizes were usable
     uint32_t crc = 0;
-    uint64_t produced = 0;    // uncompressed bytes delivered
-    uint64_t consumed = 0;    // compressed bytes consumed
-    bool data_done = false;   // data, descriptor and checks complete: read() returns 0
-    bool stream_end = false;  // zlib reported Z_STREAM_END
+    uint64_t produced = 0;     // uncompressed bytes delivered
+    uint64_t consumed = 0;     // compressed bytes consumed
+    bool data_done = false;    // data, descriptor and checks complete: read() returns 0
+    bool stream_end = false;   // zlib reported Z_STREAM_END
+    bool crc_unknown = false;  // skip_data() passed over some data: its CRC-32 is not known
 
     z_stream zs{};
     bool zs_ready = false;
@@ -303,6 +304,7 @@ Status BundleReader::State::begin_member() {
     consumed = 0;
     data_done = false;
     stream_end = false;
+    crc_unknown = false;
     if (method == kMethodDeflated) {
         int rc = zs_ready ? inflateReset(&zs) : inflateInit2(&zs, -MAX_WBITS);
         if (rc != Z_OK) {
@@ -413,6 +415,9 @@ Result<size_t> BundleReader::State::read_deflated(std::span<uint8_t> out) {
 Status BundleReader::State::finish_member() {
     if (header.data_descriptor) ACTIVATE_TRY(read_descriptor());
     const uint32_t expected_crc = *header.crc32;
+    // Data passed over by skip_data() was vouched for by the caller; the central directory is
+    // still compared with the local header's CRC-32.
+    if (crc_unknown) crc = expected_crc;
     if (crc != expected_crc) {
         return member_error("CRC-32 mismatch: the header says " + hex32(expected_crc) +
                             " but the data has " + hex32(crc) + "; the bundle is corrupt");
@@ -711,6 +716,34 @@ Result<uint64_t> BundleReader::copy_to(
         ACTIVATE_TRY(sink(std::span<const uint8_t>(state_->copy_buf.data(), n)));
         total += n;
     }
+}
+
+bool BundleReader::can_skip_data() const {
+    const State& s = *state_;
+    return s.phase == State::Phase::member && !s.data_done && s.header.method == kMethodStored &&
+           !s.header.data_descriptor && s.header.size && s.header.crc32;
+}
+
+Status BundleReader::skip_data(uint64_t n) {
+    if (state_->phase == State::Phase::failed) return unusable(state_->src());
+    State& s = *state_;
+    if (!can_skip_data() || n > *s.header.size - s.produced)
+        return s.fail(Error(ErrorKind::internal,
+                            s.src() + ": member \"" + zip::printable(s.header.name) +
+                                "\": cannot skip " + std::to_string(n) + " bytes of its data"));
+    s.crc_unknown = s.crc_unknown || n > 0;
+    const size_t buffered = size_t(std::min<uint64_t>(n, s.buffered()));
+    s.consume(buffered);
+    if (n > buffered) {
+        if (auto st = s.source->skip(n - buffered); !st.ok())
+            return s.fail(std::move(st).error().with_context("reading " + s.src()));
+        s.offset += n - buffered;
+    }
+    s.produced += n;
+    s.consumed += n;
+    if (s.produced == *s.header.size)
+        if (auto st = s.finish_member(); !st.ok()) return s.fail(std::move(st).error());
+    return {};
 }
 
 uint64_t BundleReader::source_offset() const { return state_->offset; }

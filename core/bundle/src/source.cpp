@@ -13,6 +13,19 @@
 
 namespace activate::bundle {
 
+Status ByteSource::skip(uint64_t n) {
+    uint8_t scratch[64 << 10];
+    while (n > 0) {
+        ACTIVATE_ASSIGN(size_t got,
+                        read(std::span<uint8_t>(scratch, std::min<uint64_t>(n, sizeof scratch))));
+        if (got == 0)
+            return Error(ErrorKind::input, name() + " ends " + std::to_string(n) +
+                                               " bytes before the point to skip to");
+        n -= got;
+    }
+    return {};
+}
+
 namespace {
 
 class FdSource final : public ByteSource {
@@ -29,6 +42,15 @@ class FdSource final : public ByteSource {
             if (n >= 0) return size_t(n);
             if (errno != EINTR) return errno_error(ErrorKind::activation, "reading " + name_);
         }
+    }
+
+    Status skip(uint64_t n) override {
+        // Only a regular file seeks; a pipe is read through.
+        if (!size_) return ByteSource::skip(n);
+        if (n > uint64_t(INT64_MAX) || ::lseek(fd_.get(), off_t(n), SEEK_CUR) < 0)
+            return errno_error(ErrorKind::activation,
+                               "seeking " + std::to_string(n) + " bytes forward in " + name_);
+        return {};
     }
 
     const std::string& name() const override { return name_; }
@@ -50,6 +72,11 @@ class MemorySource final : public ByteSource {
         if (n > 0) std::memcpy(out.data(), data_.data() + pos_, n);
         pos_ += n;
         return n;
+    }
+
+    Status skip(uint64_t n) override {
+        pos_ += size_t(std::min<uint64_t>(n, data_.size() - pos_));
+        return {};
     }
 
     const std::string& name() const override { return name_; }

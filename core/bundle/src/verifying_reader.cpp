@@ -50,6 +50,7 @@ struct VerifyingReader::State {
     std::string name;  // the source, for messages
     std::optional<Manifest> manifest;
     std::optional<TrustedKey> signer;
+    std::optional<Sha256Digest> manifest_digest;
     std::unordered_map<std::string, size_t> index;  // manifest member name -> position
     std::vector<bool> seen;
     // A member header read by open() while looking for the manifest, not yet handed out.
@@ -384,6 +385,11 @@ Result<VerifyingReader> VerifyingReader::open(BundleReader reader, const TrustOp
     }
     if (!decoded.ok()) return std::move(decoded).error().with_context(name);
     s.manifest = std::move(*decoded);
+    {
+        Sha256 hash;
+        hash.update(bytes_of(manifest_bytes));
+        ACTIVATE_ASSIGN(s.manifest_digest, hash.finish());
+    }
     if (s.signer && !(s.manifest->signing_key == s.signer->key))
         return Error(ErrorKind::rejected, name + ": the manifest names signing key " +
                                               s.manifest->signing_key.fingerprint() +
@@ -406,6 +412,30 @@ Result<VerifyingReader> VerifyingReader::open(BundleReader reader, const TrustOp
 
 const std::optional<Manifest>& VerifyingReader::manifest() const { return state_->manifest; }
 const std::optional<TrustedKey>& VerifyingReader::signer() const { return state_->signer; }
+
+const std::optional<Sha256Digest>& VerifyingReader::manifest_digest() const {
+    return state_->manifest_digest;
+}
+
+Result<bool> VerifyingReader::skip_chunks(uint64_t chunks) {
+    State& s = *state_;
+    if (s.failed || !s.in_member || !s.expected || s.member_done || s.count != 0 ||
+        !s.chunk.empty() || !s.reader.can_skip_data())
+        return false;
+    if (chunks > s.expected->chunk_count())
+        return Error(ErrorKind::internal, s.what() + ": cannot skip " + std::to_string(chunks) +
+                                              " chunks of " +
+                                              std::to_string(s.expected->chunk_count()));
+    const uint64_t bytes = std::min(chunks * uint64_t(s.expected->chunk_size), s.expected->size);
+    if (auto st = s.reader.skip_data(bytes); !st.ok()) {
+        s.failed = true;
+        return std::move(st).error();
+    }
+    s.count = bytes;
+    s.next_chunk = chunks;
+    if (s.count == s.expected->size) (void)s.verify_member();
+    return true;
+}
 
 Result<std::optional<MemberHeader>> VerifyingReader::next() {
     auto r = state_->next();

@@ -14,6 +14,8 @@ from collections import Counter
 BODY = b""
 ETAG = '"bundle-v1"'
 COUNTS = Counter()
+SENT = Counter()  # body bytes written per path (/ranged, /stall-after/<n>)
+RANGES = {}  # path -> the first byte of every Range request answered with 206
 LOCK = threading.Lock()
 
 
@@ -32,6 +34,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
 
+    def send_counted(self, body, key=None):
+        """Writes `body` in 64 KiB pieces, counting what the socket took under the path (and
+        `key`), until the client goes away."""
+        for i in range(0, len(body), 1 << 16):
+            piece = body[i:i + (1 << 16)]
+            try:
+                self.wfile.write(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+                return
+            with LOCK:
+                SENT[self.path] += len(piece)
+                if key:
+                    SENT[key] += len(piece)
+
     def cut(self, etag):
         """200 with the full Content-Length, then half the body and a closed connection."""
         self.close_connection = True
@@ -49,6 +66,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 c = COUNTS[key]
             return self.send_body(200, str(c).encode())
+        # /sent/<path>: body bytes sent for <path> (/sent/<path>@ranges: in 206 responses);
+        # /ranges/<path>: the first byte of each Range request answered.
+        if route in ("sent", "ranges"):
+            key = "/" + "/".join(parts[1:])
+            with LOCK:
+                value = SENT[key] if route == "sent" else \
+                    ",".join(str(r) for r in RANGES.get(key, []))
+            return self.send_body(200, str(value).encode())
+        if route == "ranged":  # the file, or from byte N for "Range: bytes=N-" + If-Range
+            rng = self.headers.get("Range", "")
+            if rng.startswith("bytes=") and self.headers.get("If-Range") == ETAG:
+                start = int(rng[6:].split("-")[0])
+                with LOCK:
+                    RANGES.setdefault(self.path, []).append(start)
+                self.send_response(206)
+                self.send_header("Content-Length", str(len(BODY) - start))
+                self.send_header("ETag", ETAG)
+                self.send_header("Content-Range",
+                                 "bytes %d-%d/%d" % (start, len(BODY) - 1, len(BODY)))
+                self.end_headers()
+                return self.send_counted(BODY[start:], self.path + "@ranges")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.send_header("ETag", ETAG)
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            return self.send_counted(BODY)
+        if route == "stall-after":  # /stall-after/<n>: n bytes of the body, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.send_header("ETag", ETAG)
+            self.end_headers()
+            self.send_counted(BODY[:int(parts[1])])
+            time.sleep(60)
+            return
         if route == "ok":
             return self.send_body(200, BODY, [("ETag", ETAG)])
         if route == "redirect":

@@ -269,6 +269,61 @@ TEST_F(HttpTest, ResumesExactlyAfterACutConnection) {
     EXPECT_EQ(requests("/cut/a"), 2);
 }
 
+// skip() beyond what is buffered drops the connection and continues with a Range request from
+// the new position: the bytes skipped are never sent (the server counts what it wrote).
+TEST_F(HttpTest, SkipContinuesWithARangeRequest) {
+    auto src = open_source(Sysroot("/"), base_ + "/ranged", fast());
+    ASSERT_TRUE(src.ok());
+    std::vector<uint8_t> buf(1000);
+    auto n = (*src)->read(buf);
+    ASSERT_TRUE(n.ok()) << n.error().message();
+    const uint64_t at = *n;
+    const uint64_t skip = 2 << 20;  // beyond the 1 MiB ring
+    ASSERT_TRUE((*src)->skip(skip).ok());
+    std::string rest;
+    std::vector<uint8_t> big(100000);
+    while (true) {
+        auto r = (*src)->read(big);
+        ASSERT_TRUE(r.ok()) << r.error().message();
+        if (*r == 0) break;
+        rest.append(reinterpret_cast<const char*>(big.data()), *r);
+    }
+    EXPECT_EQ(rest, bundle_.substr(at + skip));
+    auto ranges = fetch("/ranges/ranged", fast());
+    ASSERT_TRUE(ranges.ok());
+    EXPECT_EQ(*ranges, std::to_string(at + skip));
+    auto sent = fetch("/sent/ranged", fast());
+    ASSERT_TRUE(sent.ok());
+    // The first response stopped once the ring and the sockets' buffers were full.
+    EXPECT_LT(std::stoull(*sent), bundle_.size() - skip / 2) << *sent;
+
+    // A server that does not say it takes ranges (/ok sends no Accept-Ranges) is read through:
+    // one request.
+    auto plain = open_source(Sysroot("/"), base_ + "/ok", fast());
+    ASSERT_TRUE(plain.ok());
+    auto first = (*plain)->read(buf);
+    ASSERT_TRUE(first.ok());
+    ASSERT_TRUE((*plain)->skip(skip).ok());
+    ASSERT_TRUE((*plain)->read(std::span<uint8_t>(buf.data(), 1)).ok());
+    EXPECT_EQ(buf[0], uint8_t(bundle_[*first + skip]));
+    EXPECT_EQ(requests("/ok"), 1);
+
+    // Within what is buffered nothing is requested again; a local file seeks.
+    auto again = open_source(Sysroot("/"), base_ + "/ok", fast());
+    ASSERT_TRUE(again.ok());
+    auto got = (*again)->read(buf);
+    ASSERT_TRUE(got.ok());
+    ASSERT_TRUE((*again)->skip(10).ok());
+    ASSERT_TRUE((*again)->read(buf).ok());
+    EXPECT_EQ(buf[0], uint8_t(bundle_[*got + 10]));
+    EXPECT_EQ(requests("/ok"), 2);
+    auto file = open_source(Sysroot("/"), (dir_ / "bundle.zip").string());
+    ASSERT_TRUE(file.ok());
+    ASSERT_TRUE((*file)->skip(12345).ok());
+    ASSERT_TRUE((*file)->read(std::span<uint8_t>(buf.data(), 1)).ok());
+    EXPECT_EQ(buf[0], uint8_t(bundle_[12345]));
+}
+
 TEST_F(HttpTest, CutWithoutValidatorIsNotRetried) {
     auto body = fetch("/cut-noetag/a", fast());
     ASSERT_FALSE(body.ok());

@@ -414,6 +414,97 @@ TEST_F(Verify, AFlippedByteInAnyChunkIsRefusedBeforeThatChunkIsWritten) {
     }
 }
 
+// A resumed install passes over the chunks an earlier run wrote: they are not read (a chunk that
+// is damaged in the source goes unnoticed, which shows it was never fetched or hashed), the rest
+// is verified as always, and the central directory is still checked.
+TEST_F(Verify, SkipChunksPassesOverTheFirstChunksAndVerifiesTheRest) {
+    const std::string image = random_bytes(10 * kTestChunk + 1000, 23);
+    const Members members = {{"verity_rootfs.img", image}, {"kernel_efi.efi", "uki"}};
+    for (uint64_t skip : {uint64_t(0), uint64_t(4), uint64_t(10), uint64_t(11)}) {
+        SCOPED_TRACE("skip " + std::to_string(skip));
+        Parts p = signed_parts(members, key_);
+        if (skip > 0) p.members[0].second[kTestChunk / 2] ^= 0x01;  // in chunk 0, skipped
+        const std::string zip = p.zip();
+        auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+        auto v = VerifyingReader::open(std::move(*reader), trust());
+        ASSERT_TRUE(v.ok()) << v.error().message();
+        ASSERT_TRUE(v->manifest_digest());
+        ASSERT_TRUE(v->next().ok());
+        const uint64_t before = v->source_offset();
+        auto skipped = v->skip_chunks(skip);
+        ASSERT_TRUE(skipped.ok()) << skipped.error().message();
+        EXPECT_TRUE(*skipped);
+        const uint64_t bytes = std::min<uint64_t>(skip * kTestChunk, image.size());
+        EXPECT_EQ(v->source_offset(), before + bytes);
+        std::string rest;
+        auto n = v->copy_to([&](std::span<const uint8_t> c) -> Status {
+            rest.append(reinterpret_cast<const char*>(c.data()), c.size());
+            return {};
+        });
+        ASSERT_TRUE(n.ok()) << n.error().message();
+        EXPECT_EQ(rest, image.substr(bytes));
+        auto uki = v->next();
+        ASSERT_TRUE(uki.ok() && *uki) << (uki.ok() ? "end" : uki.error().message());
+        // Only at the start of a member.
+        std::vector<uint8_t> one(1);
+        ASSERT_TRUE(v->read(one).ok());
+        auto late = v->skip_chunks(0);
+        ASSERT_TRUE(late.ok());
+        EXPECT_FALSE(*late);
+        auto end = v->next();
+        ASSERT_TRUE(end.ok()) << end.error().message();
+        EXPECT_FALSE(*end);
+    }
+    // A chunk after the skipped ones is still refused when damaged.
+    Parts p = signed_parts(members, key_);
+    p.members[0].second[5 * kTestChunk + 1] ^= 0x01;
+    const std::string zip = p.zip();
+    auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+    auto v = VerifyingReader::open(std::move(*reader), trust());
+    ASSERT_TRUE(v.ok());
+    ASSERT_TRUE(v->next().ok());
+    ASSERT_TRUE(*v->skip_chunks(4));
+    uint64_t got = 0;
+    auto n = v->copy_to([&](std::span<const uint8_t> c) -> Status {
+        got += c.size();
+        return {};
+    });
+    ASSERT_FALSE(n.ok());
+    EXPECT_NE(n.error().message().find("chunk 5 "), std::string::npos) << n.error().message();
+    EXPECT_EQ(got, uint64_t(kTestChunk));
+}
+
+// A deflated member cannot be entered mid-stream: skip_chunks() says so and skips nothing.
+TEST(SignedWriter, SkipChunksRefusesADeflatedMember) {
+    if (!have_program("zip")) GTEST_SKIP() << "zip not installed";
+    TempDir dir;
+    const SecretKey key = make_key();
+    const Members members = {{"data", std::string(200000, 'z') + random_bytes(1000, 3)}};
+    const Parts p = signed_parts(members, key);
+    write_whole(dir / "manifest.pb", p.manifest);
+    write_whole(dir / "manifest.sig", *p.signature);
+    write_whole(dir / "data", members[0].second);
+    ASSERT_EQ(std::system(("cd " + dir.path().string() +
+                           " && zip -q -X b.zip manifest.pb manifest.sig data")
+                              .c_str()),
+              0);
+    const std::string zip = read_whole(dir / "b.zip");
+    TrustOptions t;
+    t.keys = {{"k.pub", key.public_key()}};
+    auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+    auto v = VerifyingReader::open(std::move(*reader), t);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    auto h = v->next();
+    ASSERT_TRUE(h.ok() && *h);
+    ASSERT_EQ((*h)->method, kMethodDeflated);
+    auto skipped = v->skip_chunks(3);
+    ASSERT_TRUE(skipped.ok());
+    EXPECT_FALSE(*skipped);
+    ASSERT_TRUE(v->skip().ok());
+    auto end = v->next();
+    ASSERT_TRUE(end.ok()) << end.error().message();
+}
+
 TEST_F(Verify, PipelinedCopyToStopsAtTheSinksError) {
     const std::string zip = signed_parts(kMembers, key_).zip();
     auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));

@@ -8,9 +8,12 @@
 //     space, streamed to a temporary file next to its final place, checked and made to name the
 //     target slot (make_slot_uki). A refusal here leaves the slot untouched.
 //  3. The image member: its size is checked against the partition, then before_first_write()
-//     (the engine disables the target's boot entry), then it is written and synced.
+//     (the engine disables the target's boot entry), then it is written and synced. Every 1/32 of
+//     the image (at most 32 MiB) the slot is synced and the progress record on the ESP
+//     (install_progress.hpp) moves to the chunks written so far; a later run of the same bundle
+//     into the same slot skips them (signed bundle, stored image member) instead of starting over.
 //  4. After the end of the bundle (every digest and the zip's central directory verified): the
-//     UKI is renamed into place and its directory synced.
+//     UKI is renamed into place and its directory synced, and the progress record removed.
 // An image-first bundle (made before the UKI came first) gets step 2 after step 3: still before
 // the UKI is renamed into place and before the engine enables the boot entry, but after the slot
 // was written.
@@ -27,6 +30,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <payload_uki/install_progress.hpp>
 #include <payload_uki/random_reader.hpp>
 #include <payload_uki/slot_installer.hpp>
 #include <payload_uki/slot_uki.hpp>
@@ -35,7 +39,6 @@
 
 namespace activate::uki {
 namespace {
-
 
 Status write_all_at(int fd, const uint8_t* data, size_t size, uint64_t offset,
                     const std::string& name) {
@@ -128,8 +131,7 @@ Result<FreeSpace> statvfs_free_space(const Sysroot& sysroot, const std::string& 
     // writes will go.
     ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(dir, O_RDONLY | O_DIRECTORY));
     struct statvfs st {};
-    if (::fstatvfs(fd.get(), &st) != 0)
-        return errno_error(ErrorKind::activation, "statvfs " + dir);
+    if (::fstatvfs(fd.get(), &st) != 0) return errno_error(ErrorKind::activation, "statvfs " + dir);
     const uint64_t block = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
     return FreeSpace{static_cast<uint64_t>(st.f_bavail) * block, block};
 }
@@ -150,7 +152,9 @@ class Installation {
           slot_(std::string("slot ") + target.letter),
           source_(bundle.source().name()),
           uki_path_(uki_system_path(target)),
-          uki_member_(config.uki_member(target.letter)) {}
+          uki_member_(config.uki_member(target.letter)),
+          progress_path_(parent_of(config.esp + "/" + config.version_file) + "/" +
+                         std::string(kInstallProgressFile)) {}
 
     Status run(const std::function<Status()>& before_first_write) {
         ACTIVATE_TRY(check_target());
@@ -235,9 +239,13 @@ class Installation {
             sysroot_, parent_of(uki_path_),
             [&](const std::string& name) { return name.rfind(uki_temps, 0) == 0; }, log_);
         const std::string versions = config_.esp + "/" + config_.version_file;
+        ACTIVATE_TRY(sysroot_.make_dirs(parent_of(versions)));
         remove_leftovers(
             sysroot_, parent_of(versions),
-            [&](const std::string& name) { return is_atomic_write_temp(name, base_of(versions)); },
+            [&](const std::string& name) {
+                return is_atomic_write_temp(name, base_of(versions)) ||
+                       is_atomic_write_temp(name, base_of(progress_path_));
+            },
             log_);
         if (const auto& manifest = bundle_.manifest())
             if (const bundle::ManifestMember* m = manifest->find(uki_member_))
@@ -348,6 +356,23 @@ class Installation {
                          " was written (still before it replaces the old UKI and before the "
                          "boot entry is enabled). Bundles listing the UKI first are checked "
                          "before anything is written");
+        // A signed image can resume where an earlier run of the same bundle into this slot
+        // stopped; any other record is about other bytes and goes before the first write.
+        const bundle::ManifestMember* chunks = nullptr;
+        std::string manifest_sha256;
+        if (bundle_.manifest() && bundle_.manifest_digest()) {
+            chunks = bundle_.manifest()->find(member.name);
+            manifest_sha256 = bundle::to_hex(*bundle_.manifest_digest());
+        }
+        uint64_t resume = 0;
+        if (auto record = read_install_progress(sysroot_, progress_path_, log_)) {
+            if (chunks)
+                resume = resumable_chunks(*record, manifest_sha256, target_.letter, offset_,
+                                          member.name, chunks->chunk_size, chunks->chunk_count());
+            if (resume == 0)
+                log_.info("discarding " + progress_path_ + ": it records an install of another " +
+                          "bundle, member or slot");
+        }
         log_.info("writing " + member.name + " (" + std::to_string(*member.size) + " bytes) to " +
                   slot_ + " (" + part_name_ + " at byte " + std::to_string(offset_) + ")");
         // The member passed every check that can be made before writing: from here on the
@@ -355,6 +380,51 @@ class Installation {
         if (before_first_write) ACTIVATE_TRY(before_first_write());
         image_started_ = true;
         uint64_t written = 0;
+        if (resume > 0) {
+            ACTIVATE_ASSIGN(resume, still_in_place(*chunks, resume));
+        }
+        if (resume > 0) {
+            ACTIVATE_ASSIGN(bool skipped, bundle_.skip_chunks(resume));
+            if (skipped) {
+                written = std::min<uint64_t>(resume * chunks->chunk_size, *member.size);
+                log_.info(slot_ + ": resuming the install: chunks 0.." +
+                          std::to_string(resume - 1) + " (" + std::to_string(written) +
+                          " bytes) were verified and synced by " + "an earlier run (" +
+                          progress_path_ + "); continuing at byte " + std::to_string(written) +
+                          " without fetching them again");
+            } else {
+                log_.warning(what + " is compressed (or has a data descriptor), so the install " +
+                             "cannot continue mid-stream where an earlier run stopped; writing " +
+                             "it from its start");
+                resume = 0;
+            }
+        }
+        if (resume == 0) {
+            auto removed = sysroot_.remove(progress_path_);
+            if (!removed.ok()) return std::move(removed).error();
+        }
+        // Progress is recorded every 1/32 of the image, at least a chunk and at most 32 MiB
+        // apart: a crash loses at most that much, and the syncs it costs stay few.
+        const uint64_t record_every =
+            chunks ? std::max<uint64_t>(chunks->chunk_size,
+                                        std::min<uint64_t>(*member.size / 32, 32 << 20))
+                   : 0;
+        uint64_t recorded = written;
+        // The first record of this run replaces the file atomically, the later ones overwrite
+        // it in place (install_progress.hpp: FAT and power cuts).
+        UniqueFd record_fd;
+        auto record = [&](uint64_t bytes) -> Status {
+            InstallProgress p{manifest_sha256, target_.letter,     offset_,
+                              member.name,     chunks->chunk_size, 0};
+            p.chunks = bytes == *member.size ? chunks->chunk_count() : bytes / chunks->chunk_size;
+            if (record_fd) return update_install_progress(record_fd.get(), progress_path_, p);
+            ACTIVATE_TRY(write_install_progress(sysroot_, progress_path_, p));
+            ACTIVATE_ASSIGN(record_fd, open_install_progress(sysroot_, progress_path_));
+            return {};
+        };
+        // Created now, next to the version record the engine's hook just wrote, so that the
+        // ESP's directory does not change while the image streams.
+        if (chunks) ACTIVATE_TRY(record(written));
         // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
         // the next one (unsigned); see VerifyingReader::copy_to.
         auto copied = bundle_.copy_to(
@@ -370,6 +440,14 @@ class Installation {
                 ::sync_file_range(disk_.get(), static_cast<off_t>(offset_ + written),
                                   static_cast<off_t>(chunk.size()), SYNC_FILE_RANGE_WRITE);
                 written += chunk.size();
+                // Each sink call is one verified manifest chunk. The record may only promise
+                // what is durable: the slot is synced before the record moves.
+                if (chunks && written - recorded >= record_every && written < *member.size) {
+                    if (::fdatasync(disk_.get()) != 0)
+                        return errno_error(ErrorKind::activation, "fdatasync " + target_.disk);
+                    ACTIVATE_TRY(record(written));
+                    recorded = written;
+                }
                 report();
                 return {};
             },
@@ -377,8 +455,45 @@ class Installation {
         if (!copied.ok()) return std::move(copied).error();
         if (::fsync(disk_.get()) != 0)
             return errno_error(ErrorKind::activation, "fsync " + target_.disk);
+        // Killed from here until the UKI is in place, a next run skips the whole image.
+        if (chunks) ACTIVATE_TRY(record(*member.size));
         image_written_ = true;
         return {};
+    }
+
+    // How many of the first `count` chunks of `member` the slot still holds, read back and
+    // checked against the manifest's digests: the progress record says they were synced, but
+    // the inactive slot may have been written since (by hand, by another tool), and nothing
+    // unverified may be left in place. Local reads and hashing cost far less than fetching.
+    Result<uint64_t> still_in_place(const bundle::ManifestMember& member, uint64_t count) {
+        std::vector<uint8_t> buf(member.chunk_size);
+        for (uint64_t i = 0; i < count; ++i) {
+            const size_t length = member.chunk_length(i);
+            const uint64_t at = offset_ + member.chunk_offset(i);
+            size_t done = 0;
+            while (done < length) {
+                const ssize_t n =
+                    ::pread(disk_.get(), buf.data() + done, length - done, off_t(at + done));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0)
+                    return errno_error(
+                        ErrorKind::activation,
+                        "reading " + target_.disk + " at offset " + std::to_string(at + done),
+                        n < 0 ? errno : EIO);
+                done += size_t(n);
+            }
+            bundle::Sha256 hash;
+            hash.update(std::span<const uint8_t>(buf.data(), length));
+            ACTIVATE_ASSIGN(bundle::Sha256Digest digest, hash.finish());
+            if (digest != member.chunks[i]) {
+                log_.warning(progress_path_ + " says chunks 0.." + std::to_string(count - 1) +
+                             " of \"" + member.name + "\" are in " + slot_ + ", but chunk " +
+                             std::to_string(i) + " there differs from the manifest (the slot " +
+                             "was written since); continuing from chunk " + std::to_string(i));
+                return i;
+            }
+        }
+        return count;
     }
 
     // Step 4: the bundle was verified to its end (central directory included).
@@ -387,6 +502,9 @@ class Installation {
         uki_->committed();
         ACTIVATE_TRY(fsync_dir(sysroot_, parent_of(uki_path_)));
         log_.info(slot_ + ": UKI written to " + uki_path_);
+        // The install is complete: nothing is left to resume.
+        if (auto removed = sysroot_.remove(progress_path_); !removed.ok())
+            return std::move(removed).error();
         if (progress_) progress_->finish();
         return {};
     }
@@ -398,7 +516,7 @@ class Installation {
     const Slot& target_;
     bundle::VerifyingReader& bundle_;
     bundle::Progress* progress_;
-    const std::string slot_, source_, uki_path_, uki_member_;
+    const std::string slot_, source_, uki_path_, uki_member_, progress_path_;
 
     std::string part_name_;
     uint64_t offset_ = 0, capacity_ = 0;

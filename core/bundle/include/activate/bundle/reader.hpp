@@ -64,6 +64,16 @@ class BundleReader {
     // Consumes and verifies the rest of the current member.
     Status skip();
 
+    // Whether skip_data() can enter the current member mid-way: a stored member whose size is
+    // known and that has no data descriptor (a deflate stream cannot be entered mid-stream).
+    bool can_skip_data() const;
+    // Passes over the next `n` bytes of the current member's data without reading them
+    // (ByteSource::skip: a file seeks, a download continues with a Range request). The member's
+    // CRC-32 then cannot be computed and is not checked: the caller vouches for these bytes by
+    // other means (VerifyingReader::skip_chunks: the manifest's chunk digests, checked when an
+    // earlier run wrote them). Sizes and the central directory are still checked.
+    Status skip_data(uint64_t n);
+
     // Streams the rest of the current member to `sink` in chunks of at most 256 KiB, stopping at
     // the sink's first error; returns the number of bytes delivered. Earlier chunks reach the
     // sink before the CRC-32 is known, so a sink writing to disk must treat what it wrote as

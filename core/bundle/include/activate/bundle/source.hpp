@@ -1,6 +1,7 @@
-// Where bundle bytes come from: a strictly sequential byte stream (a local file, a pipe, an
-// HTTP(S) download or a memory buffer). Nothing here seeks, so a multi-GiB bundle can flow from
-// the network into a partition while only a bounded buffer is held in memory.
+// Where bundle bytes come from: a sequential byte stream (a local file, a pipe, an HTTP(S)
+// download or a memory buffer), so a multi-GiB bundle can flow from the network into a partition
+// while only a bounded buffer is held in memory. The only jump is forward (skip()): an install
+// that resumes passes over what an earlier run already wrote without fetching it.
 #pragma once
 
 #include <activate/fd.hpp>
@@ -23,6 +24,11 @@ class ByteSource {
     // Reads up to out.size() bytes; blocks until at least one byte is available. 0 only at the
     // end of the data (and for an empty `out`). After an error the source is unusable.
     virtual Result<size_t> read(std::span<uint8_t> out) = 0;
+    // Advances past the next `n` bytes without delivering them. The default reads and discards
+    // them; a regular file seeks, and a download drops its connection and asks for the rest with
+    // a Range request (when the server gave a validator for If-Range), so the bytes skipped are
+    // never fetched. Skipping beyond the end is an error at the next read().
+    virtual Status skip(uint64_t n);
     // For messages: the path or URL.
     virtual const std::string& name() const = 0;
     // Total length when known (file size; for a download the Content-Length, known once the

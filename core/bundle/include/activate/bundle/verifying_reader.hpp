@@ -55,6 +55,9 @@ class VerifyingReader {
     const std::optional<Manifest>& manifest() const;
     // The trusted key whose signature verified, if any.
     const std::optional<TrustedKey>& signer() const;
+    // The SHA-256 of manifest.pb's bytes (nullopt without manifest): what a resumable install's
+    // progress record is bound to, since the signed manifest fixes every chunk of every member.
+    const std::optional<Sha256Digest>& manifest_digest() const;
 
     // Like BundleReader::next(), after finishing (and verifying) the current member. A member not
     // in the manifest, or whose zip header states a size other than the manifest's, is rejected
@@ -81,6 +84,14 @@ class VerifyingReader {
     // once this succeeded.
     Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink,
                              size_t chunk_size = 256 << 10);
+
+    // Passes over the first `chunks` chunks of the current member without reading or verifying
+    // them (a file seeks, a download continues with a Range request: they are not fetched), for
+    // an install that resumes where an earlier run had verified and synced them. The caller
+    // vouches for those bytes; every later chunk is verified as always. Only right after next()
+    // for a member in the manifest that is stored without data descriptor; false, with nothing
+    // skipped, for any other member (a deflate stream cannot be entered mid-stream).
+    Result<bool> skip_chunks(uint64_t chunks);
 
     uint64_t source_offset() const;
     const ByteSource& source() const;
