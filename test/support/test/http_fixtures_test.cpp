@@ -1,11 +1,13 @@
 // The HTTP fixtures themselves, spoken to with a raw socket so that nothing of the code under
-// test is involved: nginx serves ranges with validators and logs the bytes it sent.
+// test is involved: nginx serves ranges with validators and logs the bytes it sent; the proxy
+// forwards unchanged by default and does each of its faults when told.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <activate_test/fault_proxy.hpp>
 #include <activate_test/nginx.hpp>
 #include <chrono>
 
@@ -105,6 +107,70 @@ TEST_F(HttpFixtures, NginxNeedsNothingOutsideItsDirectory) {
     EXPECT_NE(second.port(), nginx_->port());
     EXPECT_EQ(get(second.port(), "/f.bin").body, data_);
     EXPECT_EQ(get(nginx_->port(), "/missing").status(), 404);
+}
+
+TEST_F(HttpFixtures, ProxyForwardsUnchangedByDefault) {
+    FaultProxy proxy(nginx_->port(), {});
+    ASSERT_TRUE(proxy.running()) << proxy.error();
+    Response r = get(proxy.port(), "/f.bin");
+    EXPECT_EQ(r.status(), 200);
+    EXPECT_EQ(r.body, data_);
+    EXPECT_TRUE(r.has_field("ETag"));
+    Response part = get(proxy.port(), "/f.bin", "Range: bytes=10-19\r\n");
+    EXPECT_EQ(part.status(), 206);
+    EXPECT_EQ(part.body, data_.substr(10, 10));
+    auto reqs = proxy.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    EXPECT_EQ(reqs[0].request_line, "GET /f.bin HTTP/1.1");
+    EXPECT_EQ(reqs[0].body_forwarded, data_.size());
+    EXPECT_EQ(reqs[1].range, "bytes=10-19");
+    EXPECT_EQ(reqs[1].status, 206);
+    EXPECT_EQ(proxy.body_bytes_forwarded(), data_.size() + 10);
+}
+
+TEST_F(HttpFixtures, ProxyCutsStallsLiesAndStripsPerRequest) {
+    Fault cut;
+    cut.cut_after = 12345;
+    Fault stall;
+    stall.stall_after = 100;
+    stall.stall_for = std::chrono::milliseconds(300);
+    Fault lie;
+    lie.content_length = "7";
+    lie.content_range = "bytes 5-11/300000";
+    lie.strip_validators = true;
+    Fault no_range;
+    no_range.ignore_range = true;
+    FaultProxy proxy(nginx_->port(), {cut, stall, lie, no_range});
+    ASSERT_TRUE(proxy.running()) << proxy.error();
+
+    Response r0 = get(proxy.port(), "/f.bin");
+    EXPECT_TRUE(r0.has("Content-Length: 300000")) << r0.head;  // the full length, then a cut
+    EXPECT_EQ(r0.body, data_.substr(0, 12345));
+
+    const auto start = std::chrono::steady_clock::now();
+    Response r1 = get(proxy.port(), "/f.bin");
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+    EXPECT_EQ(r1.body, data_);
+
+    Response r2 = get(proxy.port(), "/f.bin");
+    EXPECT_TRUE(r2.has("Content-Length: 7")) << r2.head;
+    EXPECT_TRUE(r2.has("Content-Range: bytes 5-11/300000")) << r2.head;
+    EXPECT_FALSE(r2.has_field("ETag")) << r2.head;
+    EXPECT_FALSE(r2.has_field("Last-Modified")) << r2.head;
+    EXPECT_EQ(r2.body, data_);  // only the headers lie: the raw client reads to the close
+
+    Response r3 = get(proxy.port(), "/f.bin", "Range: bytes=1000-\r\n");
+    EXPECT_EQ(r3.status(), 200);
+    EXPECT_EQ(r3.body, data_);
+
+    Response r4 = get(proxy.port(), "/f.bin", "Range: bytes=1000-\r\n");  // past the list
+    EXPECT_EQ(r4.status(), 206);
+
+    auto reqs = proxy.requests();
+    ASSERT_EQ(reqs.size(), 5u);
+    EXPECT_EQ(reqs[0].body_forwarded, 12345u);
+    EXPECT_EQ(reqs[3].range, "bytes=1000-");
+    EXPECT_EQ(reqs[3].status, 200);
 }
 
 }  // namespace
