@@ -174,8 +174,13 @@ std::string FaultProxy::url(const std::string& path) const {
 }
 
 std::vector<ProxiedRequest> FaultProxy::requests() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return done_;
+    std::unique_lock<std::mutex> lock(mu_);
+    exchange_ended_.wait_for(lock, std::chrono::seconds(3),
+                             [&] { return done_.size() >= next_index_; });
+    std::vector<ProxiedRequest> out = done_;  // in order of ending
+    std::sort(out.begin(), out.end(),
+              [](const ProxiedRequest& a, const ProxiedRequest& b) { return a.index < b.index; });
+    return out;
 }
 
 uint64_t FaultProxy::body_bytes_forwarded() const {
@@ -222,6 +227,7 @@ bool FaultProxy::pause(int client, std::chrono::milliseconds ms) const {
 void FaultProxy::serve(int client, size_t index) {
     const Fault fault = fault_for(index);
     ProxiedRequest rec;
+    rec.index = index;
     int upstream = -1;
     // Runs on every way out: the exchange is recorded once it is over.
     struct Finish {
@@ -236,6 +242,7 @@ void FaultProxy::serve(int client, size_t index) {
             open.erase(std::remove(open.begin(), open.end(), *client), open.end());
             ::close(*client);
             self->done_.push_back(*rec);
+            self->exchange_ended_.notify_all();
         }
     } finish{this, &rec, &client, &upstream};
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -33,6 +34,7 @@ struct Fault {
 
 // One request as the proxy saw it.
 struct ProxiedRequest {
+    size_t index = 0;             // order of arrival (requests() is sorted by it)
     std::string request_line;     // "GET /b.zip HTTP/1.1"
     std::string range;            // the client's Range header, "" without one
     int status = 0;               // the upstream's status code (0: no response)
@@ -52,7 +54,9 @@ class FaultProxy {
     uint16_t port() const { return port_; }
     std::string url(const std::string& path) const;
 
-    // Requests handled so far, each recorded once its exchange ended.
+    // Requests handled so far, each recorded once its exchange ended. Waits up to 3 s for the
+    // exchanges still open to end: a client may be done with a response (it had all the bytes
+    // Content-Length announced) a moment before the proxy saw the upstream close.
     std::vector<ProxiedRequest> requests() const;
     // Response body bytes written to clients over all requests.
     uint64_t body_bytes_forwarded() const;
@@ -74,6 +78,7 @@ class FaultProxy {
     std::thread acceptor_;
 
     mutable std::mutex mu_;
+    mutable std::condition_variable exchange_ended_;
     std::vector<std::thread> connections_;
     std::vector<int> open_clients_;  // shut down by the destructor to wake a blocked send()
     std::vector<ProxiedRequest> done_;
