@@ -17,6 +17,9 @@ packages=(
   cpio zip unzip python3 iproute2 util-linux fdisk dosfstools mtools
   binutils qemu-system-x86 qemu-utils ovmf busybox-static systemd-boot-efi
   linux-image-amd64 kmod efibootmgr swtpm
+  # the bundle download tests' HTTP server (test/support/nginx.cpp runs its own instance on
+  # 127.0.0.1 from a generated config; the package's service is not used)
+  nginx-light
   # the stock Debian guest (test/e2e/distro): debootstrap from the mirror apt uses, ext4 images
   debootstrap e2fsprogs
   # the Debian packages (packaging/): dpkg-shlibdeps (dpkg-dev) and lintian, 7 MB installed
