@@ -166,6 +166,8 @@ struct TakeoverCase {
     bool protocol;     // speaks the stdio protocol (gets a TakeoverInit)
 };
 
+std::ostream& operator<<(std::ostream& out, const TakeoverCase& c) { return out << c.name; }
+
 class TakeoverPlan : public ::testing::TestWithParam<TakeoverCase> {};
 
 TEST_P(TakeoverPlan, TheRunExecutesExactlyThePlannedSteps) {
