@@ -1,12 +1,16 @@
-// Plugin instantiation, combination checks and the dry-run plan.
+// Plugin instantiation, combination checks, the choice of pipeline and the dry-run plan.
 #include <activate/engine.hpp>
 
 #include <ostream>
+
+#include "pipeline_run.hpp"
 
 namespace activate {
 
 Engine::Engine(Policy policy, const Sysroot& sysroot, const Logger& logger)
     : policy_(std::move(policy)), sysroot_(sysroot), logger_(logger), log_(&logger, "engine") {}
+
+Engine::~Engine() = default;
 
 namespace {
 // Resolves `ref` and calls the factory of `role`, turning every failure into a policy error at
@@ -63,6 +67,7 @@ Result<std::unique_ptr<Engine>> Engine::create(Policy policy, const PluginRegist
         engine->instances_.push_back({loaded, "capture"});
     }
     ACTIVATE_TRY(engine->check_combination());
+    engine->pipeline_ = engine->build_pipeline();
     return engine;
 }
 
@@ -114,77 +119,65 @@ void Engine::print_plan(std::ostream& out) const {
     for (const Instance& i : instances_)
         out << "  " << i.role << ": " << i.plugin.descriptor->name << " "
             << i.plugin.descriptor->version << " (" << i.plugin.origin << ")\n";
-    out << "steps:\n";
-    int n = 0;
-    auto step = [&](const std::string& who, const PlanStep& s) {
-        out << "  " << ++n << ". [" << who << "] " << s.action << "\n";
-        for (const std::string& r : s.reads) out << "       reads: " << r << "\n";
-        for (const std::string& w : s.writes) out << "       writes: " << w << "\n";
-    };
-    auto steps = [&](const std::string& who, const std::vector<PlanStep>& list) {
-        for (const PlanStep& s : list) step(who, s);
-    };
-    if (p.protocol == Protocol::stdio_protobuf) {
-        step("engine", {"read one TakeoverInit (at most 1 MiB) from stdin, within " +
-                            std::to_string(p.input_timeout.count()) + " ms",
-                        {"stdin"},
-                        {}});
-        step("engine", {"take the activation lock (held by the second stage until the jump)", {},
-                        {p.lock_file}});
-        for (size_t i = 0; i < captures_.size(); ++i) steps(p.captures[i].name, captures_[i]->plan());
-        step("engine", {"generate the agent's Ed25519 key and build the AgentInit", {}, {}});
-        steps(p.payload.name, payload_->plan());
-        steps(p.activation.name, activation_->plan());
-        step("engine", {"write one TakeoverResponse and close stdout", {}, {"stdout"}});
-    } else {
-        if (payload_->uses_slots()) {
-            step("engine", {"take the activation lock", {}, {p.lock_file}});
-            steps(p.payload.name, payload_->plan());
-            if (boot_control_) steps(p.boot_control->name, boot_control_->plan());
-        } else {
-            steps(p.payload.name, payload_->plan());
-        }
-        steps(p.activation.name, activation_->plan());
-        if (payload_->uses_slots() && p.mode != ActivationMode::none) {
-            if (p.mode == ActivationMode::reboot)
-                step("engine",
-                     {"list the target's boot entry in BootOrder right after the running "
-                      "slot's (never first), for firmware that ignores BootNext otherwise",
-                      {},
-                      {}});
-            step("engine",
-                 {"record the trial (target, previous, mode, version, jump time, deadline +" +
-                      std::to_string(
-                          std::chrono::duration_cast<std::chrono::seconds>(p.assessment.deadline)
-                              .count()) +
-                      " s, boot entries) and sync it before the jump; refused while the running "
-                      "slot is itself on trial",
-                  {"<state_dir>/activation.json"},
-                  {"<state_dir>/activation.json"}});
-        }
-        // Hang protection (watchdog.hpp): the update pipeline arms the watchdog last, after
-        // staging and (slot updates) after the trial is recorded.
-        if (p.mode != ActivationMode::none && p.watchdog.armed())
-            step("engine", {"arm watchdog " + p.watchdog.device + " for " +
-                                std::to_string(p.watchdog.timeout.count()) +
-                                " s (closed without the magic 'V') " +
-                                (payload_->uses_slots() ? "after the trial is recorded"
-                                                        : "after staging") +
-                                ", right before the jump",
-                            {},
-                            {sysroot_.is_live() ? p.watchdog.device
-                                                : sysroot_.path("/run/activate/watchdog").string()}});
-    }
-    if (p.mode == ActivationMode::none)
-        step("engine", {"stop after staging (activation_mode none)", {}, {}});
-    else
-        step(p.activation.name,
-             {std::string("jump: ") + to_string(p.mode) + " after " +
-                  std::to_string(p.delay.count()) + " ms" +
-                  (p.protocol == Protocol::stdio_protobuf ? " from a detached second stage" : ""),
-              {},
-              {sysroot_.is_live() ? std::string("reboot(2)")
-                                  : sysroot_.path("/run/activate/reboot").string()}});
+    pipeline_.print(out);
+}
+
+Pipeline Engine::build_pipeline() {
+    if (policy_.protocol == Protocol::stdio_protobuf) return build_takeover_pipeline();
+    if (payload_->uses_slots()) return build_slot_update_pipeline();
+    return build_staging_pipeline();
+}
+
+// A payload without slots and without the stdio protocol: stage it and jump.
+Pipeline Engine::build_staging_pipeline() {
+    Pipeline pipeline;
+    pipeline.add(
+        {"lock", "engine",
+         [this] {
+             return std::vector<PlanStep>{{"take the activation lock", {}, {policy_.lock_file}}};
+         },
+         [this]() -> Status {
+             ACTIVATE_ASSIGN(FileLock lock, take_lock());
+             run_->lock.emplace(std::move(lock));
+             return {};
+         }});
+    pipeline.add({"prepare", policy_.payload.name, [this] { return payload_->plan_prepare(); },
+                  [this]() -> Status {
+                      ACTIVATE_ASSIGN(run_->payload, payload_->prepare({}));
+                      return {};
+                  }});
+    pipeline.add({"stage", policy_.activation.name,
+                  [this] { return activation_->plan_stage(boot_control_.get()); },
+                  [this]() -> Status {
+                      return activation_->stage(&run_->payload, std::nullopt, boot_control_.get());
+                  }});
+    if (policy_.mode != ActivationMode::none)
+        pipeline.add(jump_step(
+            [this] { return activation_->activate(policy_.delay, run_->detached_jump); }));
+    return pipeline;
+}
+
+Step Engine::jump_step(std::function<Status()> run) const {
+    return {
+        "jump", policy_.activation.name,
+        [this] {
+            const bool takeover = policy_.protocol == Protocol::stdio_protobuf;
+            // Under --sysroot the jump is only recorded (Sysroot::jump): say where, as the
+            // system path it has inside the sysroot.
+            std::vector<std::string> writes;
+            if (!sysroot_.is_live())
+                writes.push_back(
+                    "/run/activate/reboot (under --sysroot the jump is recorded "
+                    "there instead)");
+            std::vector<PlanStep> plan = {{std::string(to_string(policy_.mode)) + " after " +
+                                               std::to_string(policy_.delay.count()) + " ms" +
+                                               (takeover ? " from a detached second stage" : ""),
+                                           {},
+                                           std::move(writes)}};
+            for (PlanStep& s : activation_->plan_activate()) plan.push_back(std::move(s));
+            return plan;
+        },
+        std::move(run)};
 }
 
 Result<FileLock> Engine::take_lock() const { return sysroot_.lock(policy_.lock_file); }

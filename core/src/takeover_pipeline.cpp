@@ -1,5 +1,5 @@
-// The takeover pipeline and its stdio protocol: one TakeoverInit in, exactly one
-// TakeoverResponse out, nothing else on stdout; the jump happens only after the response was
+// The takeover configuration of the pipeline and its stdio protocol: one TakeoverInit in, exactly
+// one TakeoverResponse out, nothing else on stdout; the jump happens only after the response was
 // written and stdout closed, and only when staging succeeded.
 #include <fcntl.h>
 #include <poll.h>
@@ -12,6 +12,7 @@
 #include <chrono>
 
 #include "net.pb.h"
+#include "pipeline_run.hpp"
 #include "takeover.pb.h"
 
 namespace activate {
@@ -79,77 +80,142 @@ Status respond(int fd, const wire::TakeoverResponse& response) {
 }
 }  // namespace
 
-Status Engine::run_takeover(int in_fd, int out_fd) {
-    wire::TakeoverResponse response;
-    // Answers the client; the error itself is logged once, by the caller that gets it back.
-    auto fail = [&](Error error) -> Status {
-        response.mutable_error()->set_message(error.message());
-        Status written = respond(out_fd, response);
-        if (!written.ok()) log_.error(written.error().message());
-        return error;
-    };
-
-    // The message first: waiting for a client must not hold the lock, which would block
-    // mark-good and updates meanwhile (issue 12 §3).
-    log_.debug("waiting for the TakeoverInit on stdin (input_timeout " +
-               std::to_string(policy_.input_timeout.count()) + " ms)");
-    Result<wire::TakeoverInit> init = read_takeover_init(in_fd, policy_.input_timeout);
-    if (!init.ok()) return fail(init.error());
+// The takeover configuration of the pipeline. The message first: waiting for a client must not
+// hold the lock, which would block mark-good and updates meanwhile (issue 12 §3). Until the
+// response step, a failing step is answered as an error response (run_takeover); from it on a
+// failure unloads the staged image: nobody will jump to it, or the client never got its key.
+Pipeline Engine::build_takeover_pipeline() {
+    Pipeline pipeline;
+    pipeline.add({"read-takeover-init", "engine",
+                  [this] {
+                      return std::vector<PlanStep>{
+                          {"read one TakeoverInit (at most 1 MiB) from stdin, within " +
+                               std::to_string(policy_.input_timeout.count()) + " ms",
+                           {"stdin"},
+                           {}}};
+                  },
+                  [this]() -> Status {
+                      log_.debug("waiting for the TakeoverInit on stdin (input_timeout " +
+                                 std::to_string(policy_.input_timeout.count()) + " ms)");
+                      ACTIVATE_ASSIGN(run_->init,
+                                      read_takeover_init(run_->in_fd, policy_.input_timeout));
+                      return {};
+                  }});
     // Held until the detached second stage has jumped (see FileLock): a second takeover in the
     // meantime would replace the staged image under a client that already has its key.
-    Result<FileLock> lock = take_lock();
-    if (!lock.ok()) return fail(lock.error());
-    log_.info("takeover requested for machine '" + init->machine_id() + "'");
-
-    wire::AgentInit agent_init;
-    *agent_init.mutable_takeover_init() = *init;
-    wire::TakeoverSuccess* success = response.mutable_success();
+    pipeline.add({"lock", "engine",
+                  [this] {
+                      return std::vector<PlanStep>{
+                          {"take the activation lock (held by the second stage until the jump)",
+                           {},
+                           {policy_.lock_file}}};
+                  },
+                  [this]() -> Status {
+                      ACTIVATE_ASSIGN(FileLock lock, take_lock());
+                      run_->lock.emplace(std::move(lock));
+                      log_.info("takeover requested for machine '" + run_->init.machine_id() + "'");
+                      *run_->agent_init.mutable_takeover_init() = run_->init;
+                      return {};
+                  }});
     for (size_t i = 0; i < captures_.size(); ++i) {
-        Result<CaptureResult> captured = captures_[i]->capture();
-        if (!captured.ok())
-            return fail(captured.error().with_context("capture " + policy_.captures[i].name));
-        wire::Net net;
-        if (!net.ParseFromString(captured->network_config))
-            return fail(Error(ErrorKind::internal,
-                              "capture " + policy_.captures[i].name + " returned an invalid Net"));
-        agent_init.mutable_network_config()->MergeFrom(net);
-        for (const std::string& w : captured->warnings) {
-            log_.warning(policy_.captures[i].name + ": " + w);
-            success->add_warning(w);
-        }
+        const std::string& name = policy_.captures[i].name;
+        pipeline.add({"capture", name, [this, i] { return captures_[i]->plan(); },
+                      [this, i, name]() -> Status {
+                          Result<CaptureResult> captured = captures_[i]->capture();
+                          if (!captured.ok())
+                              return captured.error().with_context("capture " + name);
+                          wire::Net net;
+                          if (!net.ParseFromString(captured->network_config))
+                              return Error(ErrorKind::internal,
+                                           "capture " + name + " returned an invalid Net");
+                          run_->agent_init.mutable_network_config()->MergeFrom(net);
+                          for (const std::string& w : captured->warnings) {
+                              log_.warning(name + ": " + w);
+                              run_->response.mutable_success()->add_warning(w);
+                          }
+                          return {};
+                      }});
     }
+    pipeline.add({"agent-init", "engine",
+                  [] {
+                      return std::vector<PlanStep>{
+                          {"generate the agent's Ed25519 key and build the AgentInit", {}, {}}};
+                  },
+                  [this]() -> Status {
+                      ACTIVATE_ASSIGN(run_->key, generate_agent_key());
+                      run_->agent_init.set_private_key(run_->key.secret_key.data(),
+                                                       run_->key.secret_key.size());
+                      return {};
+                  }});
+    pipeline.add({"prepare", policy_.payload.name, [this] { return payload_->plan_prepare(); },
+                  [this]() -> Status {
+                      PayloadRequest request;
+                      request.agent_init = run_->agent_init.SerializeAsString();
+                      Result<Payload> payload = payload_->prepare(request);
+                      if (!payload.ok())
+                          return payload.error().with_context("preparing the payload");
+                      run_->payload = std::move(payload).value();
+                      return {};
+                  }});
+    pipeline.add({"stage", policy_.activation.name,
+                  [this] { return activation_->plan_stage(boot_control_.get()); },
+                  [this]() -> Status {
+                      Status staged =
+                          activation_->stage(&run_->payload, std::nullopt, boot_control_.get());
+                      if (!staged.ok()) return staged.error().with_context("staging the payload");
+                      log_.info("staged " + run_->payload.description);
+                      return {};
+                  }});
+    pipeline.add({"respond", "engine",
+                  [] {
+                      return std::vector<PlanStep>{
+                          {"write one TakeoverResponse and close stdout", {}, {"stdout"}}};
+                  },
+                  [this]() -> Status {
+                      wire::TakeoverSuccess* success = run_->response.mutable_success();
+                      *success->mutable_init_message() = run_->init;
+                      success->set_key(run_->key.public_key.data(), run_->key.public_key.size());
+                      run_->responded = true;
+                      Status answered = respond(run_->out_fd, run_->response);
+                      if (!answered.ok())
+                          return undo_staging(
+                              answered.error().with_context("the client did not get its key"));
+                      return {};
+                  }});
+    if (policy_.mode != ActivationMode::none)
+        pipeline.add(jump_step([this]() -> Status {
+            log_.info(std::string("jumping (") + to_string(policy_.mode) + ") in " +
+                      std::to_string(policy_.delay.count()) + " ms from a detached second stage");
+            Status jumping = activation_->activate(policy_.delay, /*detached=*/true);
+            if (!jumping.ok())
+                return undo_staging(jumping.error().with_context(
+                    "the client was already told the takeover succeeded, but no jump will "
+                    "happen"));
+            return jumping;
+        }));
+    return pipeline;
+}
 
-    Result<AgentKey> key = generate_agent_key();
-    if (!key.ok()) return fail(key.error());
-    agent_init.set_private_key(key->secret_key.data(), key->secret_key.size());
-
-    PayloadRequest request;
-    request.agent_init = agent_init.SerializeAsString();
-    Result<Payload> payload = payload_->prepare(request);
-    if (!payload.ok()) return fail(payload.error().with_context("preparing the payload"));
-    Status staged = activation_->stage(&payload.value(), std::nullopt, boot_control_.get());
-    if (!staged.ok()) return fail(staged.error().with_context("staging the payload"));
-    log_.info("staged " + payload->description);
-
-    *success->mutable_init_message() = *init;
-    success->set_key(key->public_key.data(), key->public_key.size());
-    // From here on a failure unloads the staged image: nobody will jump to it, or the client
-    // never got its key.
-    Status answered = respond(out_fd, response);
-    if (!answered.ok())
-        return undo_staging(answered.error().with_context("the client did not get its key"));
-
-    if (policy_.mode == ActivationMode::none) {
+Status Engine::run_takeover(int in_fd, int out_fd) {
+    if (policy_.protocol != Protocol::stdio_protobuf)
+        return Error(ErrorKind::internal,
+                     "run_takeover() on a policy without protocol "
+                     "stdio-protobuf");
+    run_ = std::make_unique<RunState>();
+    run_->in_fd = in_fd;
+    run_->out_fd = out_fd;
+    Status result = pipeline_.run(log_);
+    if (!result.ok() && !run_->responded) {
+        // Answers the client; the error itself is logged once, by the caller that gets it back.
+        wire::TakeoverResponse failed;
+        failed.mutable_error()->set_message(result.error().message());
+        Status written = respond(out_fd, failed);
+        if (!written.ok()) log_.error(written.error().message());
+    }
+    if (result.ok() && policy_.mode == ActivationMode::none)
         log_.info("activation_mode none: staged, not jumping");
-        return {};
-    }
-    log_.info(std::string("jumping (") + to_string(policy_.mode) + ") in " +
-              std::to_string(policy_.delay.count()) + " ms from a detached second stage");
-    Status jumping = activation_->activate(policy_.delay, /*detached=*/true);
-    if (!jumping.ok())
-        return undo_staging(jumping.error().with_context(
-            "the client was already told the takeover succeeded, but no jump will happen"));
-    return jumping;
+    run_.reset();
+    return result;
 }
 
 }  // namespace activate

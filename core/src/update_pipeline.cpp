@@ -8,6 +8,8 @@
 #include <activate/watchdog.hpp>
 #include <nlohmann/json.hpp>
 
+#include "pipeline_run.hpp"
+
 namespace activate {
 
 namespace {
@@ -22,150 +24,297 @@ std::string describe_trial(const Trial& t) {
 
 }  // namespace
 
-Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
-    if (!payload_->uses_slots()) {
-        // A non-slot payload without the stdio protocol: stage and jump only.
-        ACTIVATE_ASSIGN(FileLock lock, take_lock());
-        ACTIVATE_ASSIGN(Payload payload, payload_->prepare({}));
-        ACTIVATE_TRY(activation_->stage(&payload, std::nullopt, boot_control_.get()));
-        if (policy_.mode == ActivationMode::none) return {};
-        return activation_->activate(policy_.delay, detached_jump);
-    }
-    ACTIVATE_ASSIGN(FileLock lock, take_lock());
-    ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
-    ACTIVATE_ASSIGN(const std::string record_file, record_path(slots));
-    ACTIVATE_ASSIGN(ActivationRecord record, ActivationRecord::read(sysroot_, record_file));
-    if (record.trial && record.trial->state == TrialState::trying) {
-        if (record.trial->target == slots.running.letter) {
-            const std::string what =
-                describe_trial(*record.trial) + " and not yet assessed good; installing into " +
-                slot_name(slots.target.letter) + " would overwrite the only known-good slot";
-            if (!request.force)
-                return Error(ErrorKind::rejected,
-                             what +
-                                 ". Run `activate assess` (or wait for the boot-time unit), "
-                                 "or pass --force to install anyway; nothing was written");
-            log_.warning(what + "; installing anyway because of --force");
-        } else {
-            // Back on the previous slot and nobody ran assess: end that trial before its target
-            // is rewritten, so the record does not judge the new contents by the old jump.
-            ACTIVATE_TRY(end_trial_back_on_previous(record, slots, record_file, /*heal=*/false));
-        }
-    }
-    log_.info(std::string("running slot ") + slots.running.letter + ", installing into slot " +
-              slots.target.letter);
+// The slot-update configuration of the pipeline, in the order stated at the top of this file.
+// The steps after "stage" undo the staging when they fail, so that nothing starts the target at
+// some later reboot; once the trial is recorded, a failure before the jump also ends the trial.
+Pipeline Engine::build_slot_update_pipeline() {
+    const Policy& p = policy_;
+    Pipeline pipeline;
+    pipeline.add(
+        {"lock", "engine",
+         [this] {
+             return std::vector<PlanStep>{{"take the activation lock", {}, {policy_.lock_file}}};
+         },
+         [this]() -> Status {
+             ACTIVATE_ASSIGN(FileLock lock, take_lock());
+             run_->lock.emplace(std::move(lock));
+             return {};
+         }});
+    pipeline.add({"find-slots", p.payload.name, [this] { return payload_->plan_slots(); },
+                  [this]() -> Status {
+                      ACTIVATE_ASSIGN(run_->slots, payload_->slots());
+                      return {};
+                  }});
+    pipeline.add(
+        {"check-trial", "engine",
+         [] {
+             return std::vector<PlanStep>{
+                 {"read the activation record; refuse while the running slot is on trial and not "
+                  "yet assessed good (unless --force); end a trial the machine already came back "
+                  "from",
+                  {"<state_dir>/activation.json"},
+                  {"<state_dir>/activation.json (only to end such a trial)"}}};
+         },
+         [this]() -> Status {
+             const SlotPair& slots = run_->slots;
+             ACTIVATE_ASSIGN(run_->record_file, record_path(slots));
+             ACTIVATE_ASSIGN(run_->record, ActivationRecord::read(sysroot_, run_->record_file));
+             ActivationRecord& record = run_->record;
+             if (record.trial && record.trial->state == TrialState::trying) {
+                 if (record.trial->target == slots.running.letter) {
+                     const std::string what = describe_trial(*record.trial) +
+                                              " and not yet assessed good; installing into " +
+                                              slot_name(slots.target.letter) +
+                                              " would overwrite the only known-good slot";
+                     if (!run_->request.force)
+                         return Error(ErrorKind::rejected,
+                                      what +
+                                          ". Run `activate assess` (or wait for the boot-time "
+                                          "unit), or pass --force to install anyway; nothing was "
+                                          "written");
+                     log_.warning(what + "; installing anyway because of --force");
+                 } else {
+                     // Back on the previous slot and nobody ran assess: end that trial before
+                     // its target is rewritten, so the record does not judge the new contents by
+                     // the old jump.
+                     ACTIVATE_TRY(end_trial_back_on_previous(record, slots, run_->record_file,
+                                                             /*heal=*/false));
+                 }
+             }
+             log_.info(std::string("running slot ") + slots.running.letter +
+                       ", installing into slot " + slots.target.letter);
+             return {};
+         }});
+    pipeline.add(
+        {"install", p.payload.name,
+         [this] {
+             std::vector<PlanStep> plan = payload_->plan_install();
+             // What before_writing() does, between the payload's checks and its first write.
+             plan.push_back(
+                 {"before the first write (before_writing): unload a kexec image "
+                  "staged earlier (its slot is about to change), take the target's "
+                  "boot entry out of service (" +
+                      policy_.boot_control->name + "), record the target slot's state as unknown",
+                  {"/sys/kernel/kexec_loaded"},
+                  {"kexec_file_load(KEXEC_FILE_UNLOAD) when an image is loaded",
+                   "<state_dir>/activation.json"}});
+             for (PlanStep& s : boot_control_->plan_begin_install()) {
+                 s.action = "before the first write: " + s.action;
+                 plan.push_back(std::move(s));
+             }
+             return plan;
+         },
+         [this]() -> Status {
+             // Runs once the payload has checked the bundle and before it writes anything: a
+             // refused bundle leaves the boot entries, BootNext, a staged kexec image and the
+             // activation record exactly as they were.
+             bool began = false;
+             const Slot& target = run_->slots.target;
+             InstallRequest install = run_->request;
+             install.before_writing = [&]() -> Status {
+                 began = true;
+                 // An image staged by an earlier run may start the target slot, which is about
+                 // to change.
+                 ACTIVATE_ASSIGN(bool loaded, sysroot_.kexec_loaded());
+                 if (loaded) {
+                     if (int err = sysroot_.kexec_unload())
+                         return errno_error(ErrorKind::activation,
+                                            "unloading the kexec image staged earlier", err);
+                     log_.info(
+                         "unloaded the kexec image staged earlier (its slot is about to change)");
+                 }
+                 ACTIVATE_TRY(boot_control_->begin_install(target));
+                 // Whatever was known about the target's old contents no longer holds.
+                 run_->record.set_slot(target.letter, SlotState::unknown, WallClock::now());
+                 return run_->record.write(sysroot_, run_->record_file);
+             };
+             ACTIVATE_TRY(payload_->install(target, install));
+             if (!began)
+                 return Error(ErrorKind::internal,
+                              "payload plugin \"" + policy_.payload.name +
+                                  "\" installed without calling before_writing(): the target's "
+                                  "boot entry was never disabled");
+             return {};
+         }});
+    pipeline.add({"finish-install", p.boot_control->name,
+                  [this] { return boot_control_->plan_finish_install(); },
+                  [this]() -> Status {
+                      ACTIVATE_TRY(boot_control_->finish_install(run_->slots.target));
+                      log_.info(std::string("slot ") + run_->slots.target.letter +
+                                " written and enabled");
+                      return {};
+                  }});
+    // Only an activation that stages a kernel gets one: efi reboots into the slot's UKI through
+    // the firmware, and nothing reads the UKI here.
+    if (activation_->needs_kernel())
+        pipeline.add({"prepare", p.payload.name,
+                      [this] {
+                          std::vector<PlanStep> plan = payload_->plan_prepare();
+                          if (policy_.mode == ActivationMode::kexec)
+                              plan.push_back(
+                                  {"add the hang protection to the kexec'd kernel's "
+                                   "command line (watchdog and panic= parameters, "
+                                   "docs/boot-assessment-watchdog.md)",
+                                   {},
+                                   {}});
+                          return plan;
+                      },
+                      [this]() -> Status {
+                          PayloadRequest request;
+                          request.slot = run_->slots.target;
+                          ACTIVATE_ASSIGN(run_->payload, payload_->prepare(request));
+                          // A kexec'd kernel gets the watchdog and panic= parameters on its
+                          // command line.
+                          if (policy_.mode == ActivationMode::kexec) {
+                              ACTIVATE_ASSIGN(run_->payload.cmdline,
+                                              cmdline_with_hang_protection(run_->payload.cmdline,
+                                                                           policy_.watchdog));
+                          }
+                          return {};
+                      }});
+    pipeline.add({"stage", p.activation.name,
+                  [this] { return activation_->plan_stage(boot_control_.get()); },
+                  [this]() -> Status {
+                      return activation_->stage(&run_->payload, run_->slots.target,
+                                                boot_control_.get());
+                  }});
+    if (p.mode == ActivationMode::none) return pipeline;
 
-    // Runs once the payload has checked the bundle and before it writes anything: a refused
-    // bundle leaves the boot entries, BootNext, a staged kexec image and the activation record
-    // exactly as they were.
-    bool began = false;
-    InstallRequest install = request;
-    install.before_writing = [&]() -> Status {
-        began = true;
-        // An image staged by an earlier run may start the target slot, which is about to change.
-        ACTIVATE_ASSIGN(bool loaded, sysroot_.kexec_loaded());
-        if (loaded) {
-            if (int err = sysroot_.kexec_unload())
-                return errno_error(ErrorKind::activation,
-                                   "unloading the kexec image staged earlier", err);
-            log_.info("unloaded the kexec image staged earlier (its slot is about to change)");
-        }
-        ACTIVATE_TRY(boot_control_->begin_install(slots.target));
-        // Whatever was known about the target's old contents no longer holds.
-        record.set_slot(slots.target.letter, SlotState::unknown, WallClock::now());
-        return record.write(sysroot_, record_file);
-    };
-    ACTIVATE_TRY(payload_->install(slots.target, install));
-    if (!began)
-        return Error(ErrorKind::internal, "payload plugin \"" + policy_.payload.name +
-                                              "\" installed without calling before_writing(): "
-                                              "the target's boot entry was never disabled");
-    ACTIVATE_TRY(boot_control_->finish_install(slots.target));
-    log_.info(std::string("slot ") + slots.target.letter + " written and enabled");
-
-    Payload payload;
-    if (activation_->needs_kernel()) {
-        PayloadRequest prepare_request;
-        prepare_request.slot = slots.target;
-        ACTIVATE_ASSIGN(payload, payload_->prepare(prepare_request));
-        // A kexec'd kernel gets the watchdog and panic= parameters on its command line.
-        if (policy_.mode == ActivationMode::kexec) {
-            ACTIVATE_ASSIGN(payload.cmdline,
-                            cmdline_with_hang_protection(payload.cmdline, policy_.watchdog));
-        }
-    }
-    ACTIVATE_TRY(activation_->stage(&payload, slots.target, boot_control_.get()));
-    if (policy_.mode == ActivationMode::none) {
-        log_.info("activation_mode none: slot installed and staged, not jumping");
-        return {};
-    }
-    if (policy_.mode == ActivationMode::reboot) {
-        // Firmware quirk: some boot managers ignore BootNext for an entry missing from BootOrder.
-        // Listed after the running slot, the target is reachable that way but never the first
-        // choice of a cold boot before it was assessed good.
-        Status ordered = boot_control_->add_to_boot_order_after(slots.target, slots.running);
-        if (!ordered.ok()) return undo_staging(std::move(ordered).error());
-    }
+    // Firmware quirk: some boot managers ignore BootNext for an entry missing from BootOrder.
+    // Listed after the running slot, the target is reachable that way but never the first choice
+    // of a cold boot before it was assessed good.
+    if (p.mode == ActivationMode::reboot)
+        pipeline.add({"boot-order", p.boot_control->name,
+                      [this] { return boot_control_->plan_add_to_boot_order_after(); },
+                      [this]() -> Status {
+                          Status ordered = boot_control_->add_to_boot_order_after(
+                              run_->slots.target, run_->slots.running);
+                          if (!ordered.ok()) return undo_staging(std::move(ordered).error());
+                          return {};
+                      }});
 
     // The trial, written and synced before the jump: a jump never happens without it, so that
-    // whatever boots next (the target, or the previous slot after a hang) can tell what was tried.
-    const WallTime now = WallClock::now();
-    Trial trial;
-    trial.state = TrialState::trying;
-    trial.target = slots.target.letter;
-    trial.previous = slots.running.letter;
-    trial.mode = policy_.mode;
-    if (auto version = payload_->slot_version(slots.target); !version.ok())
-        log_.warning("the version of slot " + std::string(1, slots.target.letter) +
-                     " is unknown: " + version.error().message());
-    else
-        trial.version = version->value_or("");
-    trial.jumped_at = now + policy_.delay;
-    trial.deadline_at = trial.jumped_at + policy_.assessment.deadline;
-    for (auto [slot, entry] : {std::pair{&slots.target, &trial.target_entry},
-                               std::pair{&slots.running, &trial.previous_entry}}) {
-        auto name = boot_control_->entry_name(*slot);
-        if (!name.ok()) return undo_staging(std::move(name).error());
-        *entry = *name;
-    }
-    trial.boot_id = boot_id();
-    record.trial = trial;
-    record.set_slot(slots.target.letter, SlotState::trying, now);
-    if (Status written = record.write(sysroot_, record_file); !written.ok())
-        return undo_staging(std::move(written).error().with_context(
-            "recording the trial of " + slot_name(slots.target.letter) + " (not jumping)"));
+    // whatever boots next (the target, or the previous slot after a hang) can tell what was
+    // tried.
+    pipeline.add(
+        {"record-trial", "engine",
+         [this] {
+             return std::vector<PlanStep>{
+                 {"record the trial (target, previous, mode, version, jump time, deadline +" +
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                         policy_.assessment.deadline)
+                                         .count()) +
+                      " s, boot entries) and sync it before the jump",
+                  {"<state_dir>/activation.json"},
+                  {"<state_dir>/activation.json"}}};
+         },
+         [this]() -> Status {
+             const SlotPair& slots = run_->slots;
+             ActivationRecord& record = run_->record;
+             const WallTime now = WallClock::now();
+             Trial trial;
+             trial.state = TrialState::trying;
+             trial.target = slots.target.letter;
+             trial.previous = slots.running.letter;
+             trial.mode = policy_.mode;
+             if (auto version = payload_->slot_version(slots.target); !version.ok())
+                 log_.warning("the version of slot " + std::string(1, slots.target.letter) +
+                              " is unknown: " + version.error().message());
+             else
+                 trial.version = version->value_or("");
+             trial.jumped_at = now + policy_.delay;
+             trial.deadline_at = trial.jumped_at + policy_.assessment.deadline;
+             for (auto [slot, entry] : {std::pair{&slots.target, &trial.target_entry},
+                                        std::pair{&slots.running, &trial.previous_entry}}) {
+                 auto name = boot_control_->entry_name(*slot);
+                 if (!name.ok()) return undo_staging(std::move(name).error());
+                 *entry = *name;
+             }
+             trial.boot_id = boot_id();
+             record.trial = trial;
+             record.set_slot(slots.target.letter, SlotState::trying, now);
+             if (Status written = record.write(sysroot_, run_->record_file); !written.ok())
+                 return undo_staging(std::move(written).error().with_context(
+                     "recording the trial of " + slot_name(slots.target.letter) +
+                     " (not jumping)"));
+             return {};
+         }});
 
-    // No jump after all: the trial is over before it began, and the target was never run.
-    auto end_unjumped_trial = [&](const std::string& reason) {
-        record.trial->state = TrialState::failed;
-        record.trial->reason = reason;
-        record.trial->assessed_at = WallClock::now();
-        record.set_slot(slots.target.letter, SlotState::unknown, WallClock::now());
-        if (Status noted = record.write(sysroot_, record_file); !noted.ok())
-            log_.warning(noted.error().message());
-    };
-    // Armed last, once nothing but the jump can fail: a watchdog left running by a refused step
-    // would reset the machine that stayed where it was.
-    if (Status armed = arm_watchdog_before_jump(sysroot_, policy_.watchdog, policy_.mode, log_);
-        !armed.ok()) {
-        end_unjumped_trial("arming the watchdog failed: " + armed.error().message());
-        return undo_staging(std::move(armed).error());
-    }
+    // Hang protection (watchdog.hpp), armed last, once nothing but the jump can fail: a watchdog
+    // left running by a refused step would reset the machine that stayed where it was.
+    if (p.watchdog.armed())
+        pipeline.add(
+            {"arm-watchdog", "engine",
+             [this] {
+                 std::string writes = policy_.watchdog.device;
+                 if (!sysroot_.is_live())
+                     writes =
+                         "/run/activate/watchdog (under --sysroot the arming is recorded "
+                         "there instead of " +
+                         policy_.watchdog.device + ")";
+                 return std::vector<PlanStep>{
+                     {"arm watchdog " + policy_.watchdog.device + " for " +
+                          std::to_string(policy_.watchdog.timeout.count()) +
+                          " s (closed without the magic 'V'), right before the jump",
+                      {},
+                      {writes}}};
+             },
+             [this]() -> Status {
+                 Status armed =
+                     arm_watchdog_before_jump(sysroot_, policy_.watchdog, policy_.mode, log_);
+                 if (!armed.ok()) {
+                     end_unjumped_trial("arming the watchdog failed: " + armed.error().message());
+                     return undo_staging(std::move(armed).error());
+                 }
+                 return {};
+             }});
 
-    // The last line before the machine leaves this system: an operator reading the console (and
-    // the switch-time benchmark) sees what happens next and when.
-    log_.info(std::string("activating slot ") + slots.target.letter + " by " +
-              to_string(policy_.mode) +
-              (policy_.delay.count() > 0 ? " in " + std::to_string(policy_.delay.count()) + " ms"
-                                         : " now") +
-              "; it is on trial until " + format_rfc3339(trial.deadline_at));
-    Status activated = activation_->activate(policy_.delay, detached_jump);
-    if (!activated.ok()) {
-        end_unjumped_trial("the jump failed: " + activated.error().message());
-        disarm_watchdog_after_failed_jump(sysroot_, policy_.watchdog, log_);
-        return undo_staging(std::move(activated).error());
-    }
-    return activated;
+    pipeline.add(jump_step([this]() -> Status {
+        // The last line before the machine leaves this system: an operator reading the console
+        // (and the switch-time benchmark) sees what happens next and when.
+        log_.info(std::string("activating slot ") + run_->slots.target.letter + " by " +
+                  to_string(policy_.mode) +
+                  (policy_.delay.count() > 0
+                       ? " in " + std::to_string(policy_.delay.count()) + " ms"
+                       : " now") +
+                  "; it is on trial until " + format_rfc3339(run_->record.trial->deadline_at));
+        Status activated = activation_->activate(policy_.delay, run_->detached_jump);
+        if (!activated.ok()) {
+            end_unjumped_trial("the jump failed: " + activated.error().message());
+            disarm_watchdog_after_failed_jump(sysroot_, policy_.watchdog, log_);
+            return undo_staging(std::move(activated).error());
+        }
+        return activated;
+    }));
+    return pipeline;
+}
+
+// No jump after all: the trial is over before it began, and the target was never run.
+void Engine::end_unjumped_trial(const std::string& reason) {
+    ActivationRecord& record = run_->record;
+    record.trial->state = TrialState::failed;
+    record.trial->reason = reason;
+    record.trial->assessed_at = WallClock::now();
+    record.set_slot(run_->slots.target.letter, SlotState::unknown, WallClock::now());
+    if (Status noted = record.write(sysroot_, run_->record_file); !noted.ok())
+        log_.warning(noted.error().message());
+}
+
+Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
+    if (policy_.protocol == Protocol::stdio_protobuf)
+        return Error(ErrorKind::internal,
+                     "run_update() on a takeover policy (protocol "
+                     "stdio-protobuf)");
+    run_ = std::make_unique<RunState>();
+    run_->request = request;
+    run_->detached_jump = detached_jump;
+    Status result = pipeline_.run(log_);
+    if (result.ok() && policy_.mode == ActivationMode::none)
+        log_.info(payload_->uses_slots()
+                      ? "activation_mode none: slot installed and staged, not jumping"
+                      : "activation_mode none: staged, not jumping");
+    run_.reset();
+    return result;
 }
 
 Status Engine::mark_good() {

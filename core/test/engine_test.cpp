@@ -156,13 +156,17 @@ TEST_F(EngineTest, DryRunPlanListsPluginsAndStepsAndTouchesNothing) {
     EXPECT_NE(text.find("payload: fake 0.0.1-test (" FAKE_PLUGIN_DIR "/fake.so)"), std::string::npos)
         << text;
     // The message before the lock: a waiting client must not block mark-good and updates.
-    EXPECT_NE(text.find("1. [engine] read one TakeoverInit (at most 1 MiB) from stdin, within "
-                        "60000 ms"),
+    EXPECT_NE(text.find("  1. read-takeover-init [engine]\n"
+                        "       - read one TakeoverInit (at most 1 MiB) from stdin, within "
+                        "60000 ms\n"),
               std::string::npos)
         << text;
-    EXPECT_NE(text.find("2. [engine] take the activation lock"), std::string::npos) << text;
-    EXPECT_NE(text.find("3. [fake] capture fake"), std::string::npos) << text;
-    EXPECT_NE(text.find("jump: kexec after 200 ms from a detached second stage"), std::string::npos);
+    EXPECT_NE(text.find("  2. lock [engine]\n       - take the activation lock"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("  3. capture [fake]\n       - capture fake"), std::string::npos) << text;
+    EXPECT_NE(text.find("jump [fake]\n       - kexec after 200 ms from a detached second stage"),
+              std::string::npos)
+        << text;
     EXPECT_TRUE(std::filesystem::is_empty(dir_.path()));
 }
 

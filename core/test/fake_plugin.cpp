@@ -91,7 +91,13 @@ public:
         p.description = "fake payload";
         return p;
     }
-    std::vector<PlanStep> plan() const override {
+    std::vector<PlanStep> plan_slots() const override {
+        return {{"find the fake slots", {"/fake-running-slot"}, {}}};
+    }
+    std::vector<PlanStep> plan_install() const override {
+        return {{"install the fake bundle", {"<bundle>"}, {"/slot-<letter>"}}};
+    }
+    std::vector<PlanStep> plan_prepare() const override {
         return {{"prepare the fake payload", {"/fake/in"}, {"memfd"}}};
     }
 };
@@ -124,7 +130,10 @@ public:
         if (detached) return sysroot->jump_detached(JumpAction::kexec, delay);
         return sysroot->jump(JumpAction::kexec);
     }
-    std::vector<PlanStep> plan() const override { return {{"stage with fake kexec", {}, {}}}; }
+    std::vector<PlanStep> plan_stage(const BootControl*) const override {
+        return {{"stage with fake kexec", {}, {}}};
+    }
+    std::vector<PlanStep> plan_activate() const override { return {{"fake kexec", {}, {}}}; }
 };
 
 class FakeCapture : public Capture {
@@ -189,7 +198,18 @@ public:
         return std::optional<std::string>();
     }
     Result<std::string> status_json(const SlotPair&) const override { return std::string("{}"); }
-    std::vector<PlanStep> plan() const override { return {}; }
+    std::vector<PlanStep> plan_begin_install() const override {
+        return {{"note begin", {}, {"/boot-log"}}};
+    }
+    std::vector<PlanStep> plan_finish_install() const override {
+        return {{"note finish", {}, {"/boot-log"}}};
+    }
+    std::vector<PlanStep> plan_boot_next() const override {
+        return {{"note next", {}, {"/boot-log"}}};
+    }
+    std::vector<PlanStep> plan_add_to_boot_order_after() const override {
+        return {{"note order", {}, {"/boot-log"}}};
+    }
 };
 
 Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Settings& s) {

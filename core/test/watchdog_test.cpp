@@ -294,14 +294,16 @@ TEST_F(WatchdogPipeline, TheDryRunPlanShowsTheArmingBeforeTheJump) {
     std::ostringstream plan;
     (*engine)->print_plan(plan);
     const std::string text = plan.str();
+    // A system path: where the sysroot records the arming, not the host's path of it.
     const size_t arm = text.find(
-        "[engine] arm watchdog /dev/watchdog for 30 s (closed without the "
-        "magic 'V') after the trial is recorded, right before the jump\n"
-        "       writes: " +
-        (dir_ / "run/activate/watchdog").string());
+        "arm-watchdog [engine]\n"
+        "       - arm watchdog /dev/watchdog for 30 s (closed without the magic 'V'), right "
+        "before the jump\n"
+        "         writes: /run/activate/watchdog (under --sysroot the arming is recorded there "
+        "instead of /dev/watchdog)\n");
     ASSERT_NE(arm, std::string::npos) << text;
-    EXPECT_GT(arm, text.find("[fake] stage with fake kexec")) << text;
-    EXPECT_LT(arm, text.find("[fake] jump: kexec after 0 ms")) << text;
+    EXPECT_GT(arm, text.find("record-trial [engine]")) << text;
+    EXPECT_LT(arm, text.find("jump [fake]\n       - kexec after 0 ms")) << text;
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/watchdog"));
 }
 

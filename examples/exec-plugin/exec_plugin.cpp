@@ -215,11 +215,22 @@ class ExecBootControl : public activate::BootControl {
                                                     "\", expected A or B");
         return std::string("{\"primary\": \"") + primary + "\"}";
     }
-    std::vector<activate::PlanStep> plan() const override {
-        return {{"boot control by " + program_.program() +
-                     " (set-state <slot> bad|good, set-next, clear-next, set-primary)",
+    std::vector<activate::PlanStep> plan_begin_install() const override {
+        return {{"run " + program_.program() + " set-state <target slot> bad",
                  {program_.program()},
                  {}}};
+    }
+    std::vector<activate::PlanStep> plan_finish_install() const override {
+        return {{"run " + program_.program() + " set-state <target slot> good",
+                 {program_.program()},
+                 {}}};
+    }
+    std::vector<activate::PlanStep> plan_boot_next() const override {
+        return {
+            {"run " + program_.program() + " set-next <target slot>", {program_.program()}, {}}};
+    }
+    std::vector<activate::PlanStep> plan_add_to_boot_order_after() const override {
+        return {{"nothing: the program's set-next does not depend on a boot order", {}, {}}};
     }
 
   private:
@@ -268,9 +279,13 @@ class ExecActivation : public activate::ActivationStrategy {
         if (delay.count() > 0) ::usleep(static_cast<useconds_t>(delay.count()) * 1000);
         return sysroot_->jump(activate::JumpAction::reboot);
     }
-    std::vector<activate::PlanStep> plan() const override {
-        return {{"run " + program_.program() + " set-next <target slot>", {program_.program()}, {}},
-                {"sync, reboot", {}, {}}};
+    std::vector<activate::PlanStep> plan_stage(const activate::BootControl*) const override {
+        return {
+            {"unload any staged kexec image", {}, {"kexec_file_load(KEXEC_FILE_UNLOAD)"}},
+            {"run " + program_.program() + " set-next <target slot>", {program_.program()}, {}}};
+    }
+    std::vector<activate::PlanStep> plan_activate() const override {
+        return {{"sync, reboot", {}, {"sync(2)", "reboot(2)"}}};
     }
 
   private:

@@ -2,6 +2,7 @@
 // every run passes --sysroot and kexec/reboot are then only recorded.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,8 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+
+#include <activate_test/pipeline_steps.hpp>
 
 #include "takeover.pb.h"
 
@@ -151,6 +154,83 @@ TEST(ShippedPolicies, TakeoverPolicyWithPluginsStagesTheAgentAndJumps) {
     check_full_takeover(std::string(ACTIVATE_BINARY) + " --policy " SOURCE_DIR
                         "/config/takeover.yaml --plugin-dir " PLUGIN_DIR);
 }
+
+// Issue 14 §1: the dry run prints exactly the steps a run executes. The takeover policy and odd
+// combinations of its plugins run through `activate` and the real embedded, kexec and netcapture
+// plugins on a sysroot (kexec and the jump only recorded there): the steps the run logged are the
+// plan's, step for step, and the kexec image and the jump happened exactly when the plan has a
+// step for them.
+struct TakeoverCase {
+    const char* name;
+    const char* sets;  // --set arguments on config/takeover.yaml
+    bool protocol;     // speaks the stdio protocol (gets a TakeoverInit)
+};
+
+std::ostream& operator<<(std::ostream& out, const TakeoverCase& c) { return out << c.name; }
+
+class TakeoverPlan : public ::testing::TestWithParam<TakeoverCase> {};
+
+TEST_P(TakeoverPlan, TheRunExecutesExactlyThePlannedSteps) {
+    Sandbox box;
+    box.write("proc/cmdline", "console=ttyS0\n");
+    box.write("etc/resolv.conf", "nameserver 192.0.2.53\n");
+    fs::create_directories(box.root() / "dumps");
+    for (const char* f : {"links.nl", "addrs.nl", "routes.nl"})
+        fs::copy_file(fs::path(TESTDATA_DIR) / "netlink-bond-vlan" / f, box.root() / "dumps" / f);
+    const std::string command = std::string(ACTIVATE_BINARY) +
+                                " --policy " SOURCE_DIR "/config/takeover.yaml --plugin-dir " PLUGIN_DIR
+                                " --sysroot " + box.root().string() + " --set delay=0s " +
+                                GetParam().sets;
+
+    Outcome dry = sh(box, command + " --dry-run");
+    ASSERT_EQ(dry.code, 0) << dry.err;
+    const std::vector<std::string> planned = activate::test_support::planned_steps(dry.out);
+    ASSERT_FALSE(planned.empty()) << dry.out;
+    // System paths only: the plan says where the sysroot is once, in its header.
+    EXPECT_EQ(dry.out.substr(dry.out.find("\nsteps:\n")).find(box.root().string()),
+              std::string::npos)
+        << dry.out;
+
+    activate::wire::TakeoverInit init;
+    init.set_machine_id("plan-machine");
+    init.set_bmaas_endpoint("bmaas.example:443");
+    Outcome run = sh(box, command + " --log-level debug",
+                     GetParam().protocol ? init.SerializeAsString() : "");
+    ASSERT_EQ(run.code, 0) << run.err;
+    EXPECT_EQ(activate::test_support::executed_steps(run.err), planned)
+        << "plan:\n" << dry.out << "run:\n" << run.err;
+
+    auto has = [&](const std::string& step) {
+        return std::find(planned.begin(), planned.end(), step) != planned.end();
+    };
+    EXPECT_EQ(fs::exists(box.root() / "run/activate/kexec/kernel"), has("stage [kexec]"));
+    // The detached second stage records the jump a moment after the run returned.
+    const auto start = std::chrono::steady_clock::now();
+    while (has("jump [kexec]") && !fs::exists(box.root() / "run/activate/reboot") &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(20))
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(fs::exists(box.root() / "run/activate/reboot"), has("jump [kexec]"));
+    if (GetParam().protocol) {
+        activate::wire::TakeoverResponse response;
+        ASSERT_TRUE(response.ParseFromString(run.out));
+        EXPECT_TRUE(response.has_success()) << response.DebugString();
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ShippedAndOdd, TakeoverPlan,
+    ::testing::Values(
+        TakeoverCase{"Takeover", "--set captures.0.settings.dump_dir=/dumps", true},
+        // Without netcapture: no capture step, the agent gets no network configuration.
+        TakeoverCase{"TakeoverWithoutCapture", "--set captures=[]", true},
+        // Staged and answered, no jump.
+        TakeoverCase{"TakeoverWithoutJump",
+                     "--set captures.0.settings.dump_dir=/dumps --set activation_mode=none", true},
+        // embedded + kexec without the protocol: no message, no capture, no response.
+        TakeoverCase{"EmbeddedByKexecWithoutProtocol", "--set protocol=none --set captures=[]",
+                     false}),
+    [](const ::testing::TestParamInfo<TakeoverCase>& info) { return info.param.name; });
 
 TEST(TakeoverBinary, BadInputAnswersAnErrorAndStagesNothing) {
     Sandbox box;

@@ -1,8 +1,14 @@
 // The engine: instantiates the policy's plugins (each validates its own settings), checks that
-// the combination can work, and runs one of the pipelines. Nothing runs until every plugin of
-// the policy has been created and checked.
+// the combination can work, builds the policy's pipeline (takeover or slot update: a list of
+// named steps, pipeline.hpp) and runs it. Nothing runs until every plugin of the policy has been
+// created and checked; the dry run prints the same steps a run executes.
 #pragma once
 
+#include <activate/activation_record.hpp>
+#include <activate/pipeline.hpp>
+#include <activate/plugin_api.hpp>
+#include <activate/plugin_registry.hpp>
+#include <activate/policy.hpp>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -21,8 +27,13 @@ public:
     static Result<std::unique_ptr<Engine>> create(Policy policy, const PluginRegistry& registry,
                                                   const Sysroot& sysroot, const Logger& logger);
 
-    // The resolved plan: plugins (origin, version) and each step with what it reads and writes.
+    ~Engine();
+
+    // The resolved plan: plugins (origin, version) and the pipeline's steps, each with what it
+    // reads and writes.
     void print_plan(std::ostream& out) const;
+    // The steps run_takeover() or run_update() executes for this policy, in order.
+    const Pipeline& pipeline() const { return pipeline_; }
 
     // Takeover: TakeoverInit on `in`, captures, AgentInit, staging, exactly one TakeoverResponse
     // on `out` (closed afterwards), then the detached jump.
@@ -49,13 +60,24 @@ private:
         LoadedPlugin plugin;
         std::string role;
     };
+    // What one run carries from step to step (pipeline_run.hpp); exists only during a run.
+    struct RunState;
     Engine(Policy policy, const Sysroot& sysroot, const Logger& logger);
     Status check_combination() const;
-    Status run_pipeline_without_protocol();
+    // The steps of the three configurations; build_pipeline() picks the policy's.
+    Pipeline build_pipeline();
+    Pipeline build_takeover_pipeline();     // protocol stdio-protobuf (takeover_pipeline.cpp)
+    Pipeline build_slot_update_pipeline();  // a slot payload (update_pipeline.cpp)
+    Pipeline build_staging_pipeline();      // no protocol, no slots: stage and jump
+    // The jump step, the last of every configuration that jumps.
+    Step jump_step(std::function<Status()> run) const;
     Result<FileLock> take_lock() const;
     // After stage() succeeded and a later step failed: unloads what was staged, so that nothing
     // starts it at some later reboot, and returns `why` (a failed unload is only logged).
     Error undo_staging(Error why);
+    // After the trial was recorded and the jump did not happen: the trial ends failed, the
+    // target's state unknown (a failed write is only logged).
+    void end_unjumped_trial(const std::string& reason);
 
     // Boot assessment (assessment.cpp).
     Result<std::string> record_path(const SlotPair& slots) const;
@@ -81,6 +103,8 @@ private:
     std::unique_ptr<ActivationStrategy> activation_;
     std::unique_ptr<BootControl> boot_control_;
     std::vector<std::unique_ptr<Capture>> captures_;
+    Pipeline pipeline_;  // built once by create(); its steps act on run_
+    std::unique_ptr<RunState> run_;
 };
 
 }  // namespace activate

@@ -56,7 +56,9 @@ namespace activate {
 // 3: Slot::state_dir, InstallRequest::force, PayloadSource::slot_version,
 // BootControl::entry_name/boot_current/add_to_boot_order_after (boot assessment,
 // docs/boot-assessment.md). 4: the build identity (ACTIVATE_PLUGIN_BUILD_ID) and
-// ACTIVATE_DEFINE_PLUGIN filling abi_version itself.
+// ACTIVATE_DEFINE_PLUGIN filling abi_version itself. 5: one plan per call instead of one per role
+// (PayloadSource::plan_slots/plan_install/plan_prepare, BootControl::plan_<call>,
+// ActivationStrategy::plan_stage/plan_activate): the dry run prints the pipeline's steps.
 inline constexpr uint32_t kPluginAbiVersion = ACTIVATE_PLUGIN_ABI;
 
 // Passed to every plugin factory; outlives the plugin instance.
@@ -65,7 +67,10 @@ struct PluginContext {
     const Logger* logger;
 };
 
-// One line of a dry-run plan: what a step does, what it would read and write.
+// One line of a dry-run plan: what a call does, what it would read and write (system paths, as
+// the policy names them, never where a --sysroot puts them) and the machine actions it would take
+// (written as the call: "kexec_file_load", "reboot(2)"). Each role plans each of its calls the
+// engine makes as a step of the pipeline (plan_<call>()), so the plan lists exactly what runs.
 struct PlanStep {
     std::string action;
     std::vector<std::string> reads;
@@ -155,7 +160,11 @@ public:
         return std::optional<std::string>();
     }
     virtual Result<Payload> prepare(const PayloadRequest& request) = 0;
-    virtual std::vector<PlanStep> plan() const = 0;
+    // The plans of slots(), install() (without what before_writing does: the engine plans
+    // that) and prepare().
+    virtual std::vector<PlanStep> plan_slots() const { return {}; }
+    virtual std::vector<PlanStep> plan_install() const { return {}; }
+    virtual std::vector<PlanStep> plan_prepare() const = 0;
 };
 
 // ----- boot control (EFI boot entries for A/B slots) -----
@@ -185,7 +194,13 @@ public:
     virtual Result<std::optional<std::string>> boot_current() const = 0;
     // JSON object describing the slot's entry, BootOrder and BootNext, for `activate status`.
     virtual Result<std::string> status_json(const SlotPair& slots) const = 0;
-    virtual std::vector<PlanStep> plan() const = 0;
+    // The plans of the calls an update makes: begin_install(), finish_install(), boot_next()
+    // (made by an activation strategy's stage(), which includes it in its own plan) and
+    // add_to_boot_order_after().
+    virtual std::vector<PlanStep> plan_begin_install() const = 0;
+    virtual std::vector<PlanStep> plan_finish_install() const = 0;
+    virtual std::vector<PlanStep> plan_boot_next() const = 0;
+    virtual std::vector<PlanStep> plan_add_to_boot_order_after() const = 0;
 };
 
 // ----- activation strategies -----
@@ -206,7 +221,10 @@ public:
     virtual Status unstage() = 0;
     // The jump: detached after `delay` (takeover) or in-process (updates); see Sysroot::jump.
     virtual Status activate(std::chrono::milliseconds delay, bool detached) = 0;
-    virtual std::vector<PlanStep> plan() const = 0;
+    // The plans of stage() (`boot`: the policy's boot control, whose plan_boot_next() a stage()
+    // that sets the next boot includes) and of activate() (the engine states the delay).
+    virtual std::vector<PlanStep> plan_stage(const BootControl* boot) const = 0;
+    virtual std::vector<PlanStep> plan_activate() const = 0;
 };
 
 // ----- captures -----

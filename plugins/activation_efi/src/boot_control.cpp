@@ -180,31 +180,39 @@ Result<std::string> EfiBootControl::status_json(const SlotPair& slots) const {
     return out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-std::vector<PlanStep> EfiBootControl::plan() const {
+// Plans name the variables by their system paths (efivarfs under the policy's directory).
+std::vector<PlanStep> EfiBootControl::plan_begin_install() const {
     const Efivarfs& v = entries_.variables();
-    const std::string boot = v.real_file("Boot####");
-    const std::string order = v.real_file("BootOrder");
-    const std::string next = v.real_file("BootNext");
-    const std::string dir = v.real_directory();
+    const std::string boot = v.file("Boot####"), order = v.file("BootOrder"),
+                      next = v.file("BootNext");
     return {
-        {"find the slot's boot entry (ESP partition GUID + UKI path) among Boot#### variables",
-         {dir, boot},
-         {}},
-        {"begin install: create the entry if missing (lowest free index, not in BootOrder) "
-         "and clear LOAD_OPTION_ACTIVE; clear BootNext if it points at the target",
-         {boot, order, next},
+        {"find the target slot's boot entry (ESP partition GUID + UKI path) among Boot#### "
+         "variables; create it if missing (lowest free index, not in BootOrder) and clear "
+         "LOAD_OPTION_ACTIVE; clear BootNext if it points at the target",
+         {v.directory(), boot, order, next},
          {boot, next}},
-        {"finish install: set LOAD_OPTION_ACTIVE on the target's entry", {boot}, {boot}},
-        {"boot next: set BootNext to the target's entry", {boot}, {next}},
-        {"mark good: put the running slot's entry first in BootOrder (no write when it already "
-         "is); recreate it if the firmware deleted it",
-         {boot, order},
-         {boot, order}},
-        {"before a reboot into a slot on trial: list its entry in BootOrder right after the "
-         "running slot's (never first; some firmware ignores BootNext for unlisted entries)",
-         {boot, order},
-         {order}},
     };
+}
+
+std::vector<PlanStep> EfiBootControl::plan_finish_install() const {
+    const std::string boot = entries_.variables().file("Boot####");
+    return {{"set LOAD_OPTION_ACTIVE on the target slot's boot entry", {boot}, {boot}}};
+}
+
+std::vector<PlanStep> EfiBootControl::plan_boot_next() const {
+    const Efivarfs& v = entries_.variables();
+    return {{"set BootNext to the target slot's boot entry",
+             {v.file("Boot####")},
+             {v.file("BootNext")}}};
+}
+
+std::vector<PlanStep> EfiBootControl::plan_add_to_boot_order_after() const {
+    const Efivarfs& v = entries_.variables();
+    return {
+        {"list the target's boot entry in BootOrder right after the running slot's (never "
+         "first; some firmware ignores BootNext for unlisted entries)",
+         {v.file("Boot####"), v.file("BootOrder")},
+         {v.file("BootOrder")}}};
 }
 
 }  // namespace activate::efi

@@ -54,14 +54,20 @@ Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached
     return sysroot_.jump(JumpAction::reboot);
 }
 
-std::vector<PlanStep> RebootActivation::plan() const {
-    return {
-        {"unload any staged kexec image (kexec_file_load with KEXEC_FILE_UNLOAD)", {}, {}},
-        {"set BootNext to the target slot's boot entry (through the boot control)", {}, {}},
-        {"sync, unmount the ESP", {}, {}},
-        {"reboot through the firmware after the delay",
+std::vector<PlanStep> RebootActivation::plan_stage(const BootControl* boot) const {
+    std::vector<PlanStep> plan = {
+        {"unload any staged kexec image, so that reboot(2) goes through the firmware",
          {},
-         {sysroot_.is_live() ? "reboot(2)" : sysroot_.path("/run/activate/reboot").string()}},
+         {"kexec_file_load(KEXEC_FILE_UNLOAD)"}}};
+    if (boot) {
+        for (PlanStep& s : boot->plan_boot_next()) plan.push_back(std::move(s));
+    }
+    return plan;
+}
+
+std::vector<PlanStep> RebootActivation::plan_activate() const {
+    return {
+        {"sync, unmount the ESP, reboot through the firmware", {}, {"sync(2)", "reboot(2)"}},
     };
 }
 

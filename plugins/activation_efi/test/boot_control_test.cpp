@@ -213,19 +213,29 @@ TEST_F(BootControlTest, StatusJsonDescribesSlotsAndVariables) {
     EXPECT_NE(bare->find("\"boot_next\":null,\"boot_current\":null"), std::string::npos) << *bare;
 }
 
-TEST_F(BootControlTest, PlanNamesTheVariableFilesUnderTheSysroot) {
+// A plan names system paths, as the policy does: never where the sysroot puts them.
+TEST_F(BootControlTest, PlansNameTheVariablesBySystemPath) {
     const auto before = snapshot();
-    const auto steps = control_->plan();
-    ASSERT_FALSE(steps.empty());
-    bool writes_order = false;
+    const std::string order =
+        "/sys/firmware/efi/efivars/BootOrder-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+    std::vector<PlanStep> steps;
+    for (auto plan : {&BootControl::plan_begin_install, &BootControl::plan_finish_install,
+                      &BootControl::plan_boot_next, &BootControl::plan_add_to_boot_order_after}) {
+        const auto some = ((*control_).*plan)();
+        ASSERT_FALSE(some.empty());
+        steps.insert(steps.end(), some.begin(), some.end());
+    }
+    bool writes_order = false, writes_next = false;
     for (const auto& step : steps) {
         EXPECT_FALSE(step.action.empty());
         for (const auto& w : step.writes) {
-            EXPECT_EQ(w.rfind(efivars_.string(), 0), 0u) << w;
-            writes_order |= w == var_file("BootOrder");
+            EXPECT_EQ(w.rfind("/sys/firmware/efi/efivars/", 0), 0u) << w;
+            writes_order |= w == order;
+            writes_next |= w.rfind("/sys/firmware/efi/efivars/BootNext-", 0) == 0;
         }
     }
     EXPECT_TRUE(writes_order);
+    EXPECT_TRUE(writes_next);
     EXPECT_EQ(snapshot(), before);  // planning touches nothing
 }
 

@@ -47,7 +47,7 @@ TEST_F(PluginTest, CustomSettingsAreUsed) {
     auto boot = d_->create_boot_control(context_, s);
     ASSERT_TRUE(boot.ok()) << boot.error().message();
     bool mentions_custom = false;
-    for (const auto& step : (*boot)->plan())
+    for (const auto& step : (*boot)->plan_begin_install())
         for (const auto& r : step.reads)
             mentions_custom |= r.find("/custom/efivars") != std::string::npos;
     EXPECT_TRUE(mentions_custom);

@@ -102,15 +102,20 @@ Status KexecActivation::activate(std::chrono::milliseconds delay, bool detached)
     return sysroot_.jump(JumpAction::kexec);
 }
 
-std::vector<PlanStep> KexecActivation::plan() const {
+std::vector<PlanStep> KexecActivation::plan_stage(const BootControl* /*boot*/) const {
     return {
         {"load the payload's kernel, initramfs and command line (plus acpi_rsdp= from the EFI "
          "system table) with kexec_file_load",
          {kSystab, "/proc/sys/kernel/kexec_load_disabled", "/sys/kernel/security/lockdown"},
-         {"kexec image (kexec_file_load)"}},
-        {"after the delay, jump into the staged kernel: sync, reboot(LINUX_REBOOT_CMD_KEXEC)",
+         {"kexec_file_load(2)"}},
+    };
+}
+
+std::vector<PlanStep> KexecActivation::plan_activate() const {
+    return {
+        {"jump into the staged kernel: sync, reboot(LINUX_REBOOT_CMD_KEXEC)",
          {"/sys/kernel/kexec_loaded"},
-         {"reboot(LINUX_REBOOT_CMD_KEXEC)"}},
+         {"sync(2)", "reboot(LINUX_REBOOT_CMD_KEXEC)"}},
     };
 }
 

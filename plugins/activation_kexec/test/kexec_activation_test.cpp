@@ -328,10 +328,12 @@ TEST_F(KexecActivationTest, UnstageUnloadsAndForbidsTheJump) {
 }
 
 TEST_F(KexecActivationTest, PlanNamesTheFilesItReads) {
-    const auto steps = kexec_.plan();
-    ASSERT_EQ(steps.size(), 2u);
-    EXPECT_EQ(steps[0].reads[0], "/sys/firmware/efi/systab");
-    EXPECT_THAT(steps[1].action, HasSubstr("LINUX_REBOOT_CMD_KEXEC"));
+    const auto stage = kexec_.plan_stage(nullptr);
+    ASSERT_EQ(stage.size(), 1u);
+    EXPECT_EQ(stage[0].reads[0], "/sys/firmware/efi/systab");
+    const auto jump = kexec_.plan_activate();
+    ASSERT_EQ(jump.size(), 1u);
+    EXPECT_THAT(jump[0].action, HasSubstr("LINUX_REBOOT_CMD_KEXEC"));
 }
 
 TEST(KexecPlugin, DescriptorAndStrictSettings) {

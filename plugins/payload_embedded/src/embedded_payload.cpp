@@ -131,7 +131,7 @@ Result<Payload> EmbeddedPayloadSource::prepare(const PayloadRequest& request) {
     return payload;
 }
 
-std::vector<PlanStep> EmbeddedPayloadSource::plan() const {
+std::vector<PlanStep> EmbeddedPayloadSource::plan_prepare() const {
     std::vector<PlanStep> steps;
     steps.push_back({"build the kernel command line \"" + settings_.cmdline +
                          "\" plus the running kernel's console= parameters (or console=" +

@@ -186,7 +186,7 @@ TEST_F(EmbeddedPayloadTest, MissingProcCmdlineFallsBackToSerialConsole) {
 }
 
 TEST_F(EmbeddedPayloadTest, PlanNamesWhatItReadsAndWrites) {
-    const auto steps = source().plan();
+    const auto steps = source().plan_prepare();
     ASSERT_EQ(steps.size(), 3u);
     EXPECT_EQ(steps[0].reads, (std::vector<std::string>{"/proc/cmdline"}));
     EXPECT_EQ(steps[1].writes, (std::vector<std::string>{"memfd:activate-kernel"}));

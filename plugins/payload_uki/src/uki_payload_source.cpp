@@ -75,7 +75,17 @@ class UkiPayloadSource final : public PayloadSource {
         return load_uki_payload(sysroot_, *request.slot, config_, log_);
     }
 
-    std::vector<PlanStep> plan() const override {
+    std::vector<PlanStep> plan_slots() const override {
+        return {
+            {"find the running slot (" + config_.running_slot_pattern + ")", {"/proc/cmdline"}, {}},
+            {"read the GPT: ESP and partitions \"" + config_.label_a + "\", \"" + config_.label_b +
+                 "\"",
+             {config_.disk},
+             {}},
+        };
+    }
+
+    std::vector<PlanStep> plan_install() const override {
         const std::string uki = config_.esp + "/" + config_.uki_path;
         const std::string trust =
             config_.allow_unsigned
@@ -85,13 +95,8 @@ class UkiPayloadSource final : public PayloadSource {
                       config_.compatible +
                       "\" and version (not older than the running slot's), before writing";
         return {
-            {"find the running slot (" + config_.running_slot_pattern + ")", {"/proc/cmdline"}, {}},
             {trust,
              {config_.trusted_keys + "/*.pub", config_.esp + "/" + config_.version_file},
-             {}},
-            {"read the GPT: ESP and partitions \"" + config_.label_a + "\", \"" + config_.label_b +
-                 "\"",
-             {config_.disk},
              {}},
             {"install the bundle into the inactive slot: \"" + config_.bundle_uki + "\" to " + uki +
                  " (temporary file, at most max_uki_size " + std::to_string(config_.max_uki_size) +
@@ -107,9 +112,14 @@ class UkiPayloadSource final : public PayloadSource {
             {"record the installed bundle version of the slot (cleared before writing)",
              {},
              {config_.esp + "/" + config_.version_file}},
+        };
+    }
+
+    std::vector<PlanStep> plan_prepare() const override {
+        return {
             {"load the target slot's UKI (.linux, .ucode + .initrd, .cmdline as written, which "
              "must name the slot) into sealed memfds",
-             {uki},
+             {config_.esp + "/" + config_.uki_path},
              {}},
         };
     }

@@ -472,7 +472,7 @@ TEST_F(SignedInstall, UnsignedOnlyWithTheSettingAndWithAWarning) {
 TEST_F(SignedInstall, PlanNamesTheKeysAndTheVersionFile) {
     auto s = source();
     std::string all;
-    for (const auto& step : s->plan()) {
+    for (const auto& step : s->plan_install()) {
         all += step.action + "\n";
         for (const auto& r : step.reads) all += "R:" + r + "\n";
         for (const auto& w : step.writes) all += "W:" + w + "\n";

@@ -661,7 +661,9 @@ TEST_F(UkiPrepare, MissingUkiAndBadRequests) {
 }
 
 TEST_F(UkiPrepare, PlanNamesWhatItTouches) {
-    auto plan = source_->plan();
+    auto plan = source_->plan_slots();
+    for (const auto& calls : {source_->plan_install(), source_->plan_prepare()})
+        plan.insert(plan.end(), calls.begin(), calls.end());
     std::string all;
     for (const auto& step : plan) {
         for (const auto& r : step.reads) all += "R:" + r + "\n";

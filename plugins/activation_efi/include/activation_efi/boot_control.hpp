@@ -33,7 +33,10 @@ class EfiBootControl : public BootControl {
     Result<std::optional<std::string>> entry_name(const Slot& slot) const override;
     Result<std::optional<std::string>> boot_current() const override;
     Result<std::string> status_json(const SlotPair& slots) const override;
-    std::vector<PlanStep> plan() const override;
+    std::vector<PlanStep> plan_begin_install() const override;
+    std::vector<PlanStep> plan_finish_install() const override;
+    std::vector<PlanStep> plan_boot_next() const override;
+    std::vector<PlanStep> plan_add_to_boot_order_after() const override;
 
     // The description an entry created for `slot` gets.
     std::string description_for(const Slot& slot) const;

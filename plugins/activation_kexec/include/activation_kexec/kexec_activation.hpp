@@ -22,7 +22,8 @@ class KexecActivation : public ActivationStrategy {
     Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) override;
     Status unstage() override;
     Status activate(std::chrono::milliseconds delay, bool detached) override;
-    std::vector<PlanStep> plan() const override;
+    std::vector<PlanStep> plan_stage(const BootControl* boot) const override;
+    std::vector<PlanStep> plan_activate() const override;
 
   private:
     Result<std::string> staged_cmdline(const std::string& cmdline) const;

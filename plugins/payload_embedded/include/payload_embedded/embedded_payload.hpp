@@ -41,7 +41,7 @@ class EmbeddedPayloadSource : public PayloadSource {
     bool provides_kernel() const override { return true; }
     bool accepts_agent_init() const override { return true; }
     Result<Payload> prepare(const PayloadRequest& request) override;
-    std::vector<PlanStep> plan() const override;
+    std::vector<PlanStep> plan_prepare() const override;
 
   private:
     Result<std::string> cmdline() const;
