@@ -49,3 +49,10 @@ if ! apt-get update -q >&2; then
 fi
 echo "setup.sh: installing ${missing[*]}" >&2
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# nginx-light's package starts and enables the distribution's nginx on port 80. The tests run
+# their own instance; a web server on every interface is not what a build dependency should leave
+# behind, so when this script installed it, the package's service is stopped and disabled.
+if [[ " ${missing[*]} " == *" nginx-light "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now nginx.service >&2 || echo "setup.sh: could not stop the nginx service" >&2
+fi
