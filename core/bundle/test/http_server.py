@@ -93,6 +93,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             return self.send_counted(BODY)
+        if route == "ranged-refused":  # offers ranges, then refuses every Range request
+            if self.headers.get("Range"):
+                with LOCK:
+                    RANGES.setdefault(self.path, []).append(-1)
+                return self.send_body(416, b"no ranges today")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.send_header("ETag", ETAG)
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            return self.send_counted(BODY)
         if route == "stall-after":  # /stall-after/<n>: n bytes of the body, then silence
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))

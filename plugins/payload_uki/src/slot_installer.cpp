@@ -399,6 +399,7 @@ class Installation {
                 resume = 0;
             }
         }
+        const uint64_t resumed = written;
         if (resume == 0) {
             auto removed = sysroot_.remove(progress_path_);
             if (!removed.ok()) return std::move(removed).error();
@@ -452,7 +453,19 @@ class Installation {
                 return {};
             },
             kImageWriteBuffer);
-        if (!copied.ok()) return std::move(copied).error();
+        if (!copied.ok()) {
+            // A resumed run that failed before writing a single chunk failed where the record
+            // sends it (a server refusing the Range request, say): kept, the record would send
+            // every later run to the same failure. Forgotten, the next run starts over; the
+            // source's own retries have already been spent on a passing fault.
+            if (resumed > 0 && written == resumed) {
+                log_.warning("the install could not continue at byte " + std::to_string(resumed) +
+                             " where an earlier run stopped; removing " + progress_path_ +
+                             " so that the next run starts from the beginning");
+                (void)sysroot_.remove(progress_path_);
+            }
+            return std::move(copied).error();
+        }
         if (::fsync(disk_.get()) != 0)
             return errno_error(ErrorKind::activation, "fsync " + target_.disk);
         // Killed from here until the UKI is in place, a next run skips the whole image.

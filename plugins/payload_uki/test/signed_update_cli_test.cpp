@@ -28,8 +28,22 @@ using namespace testing;
 
 using Outcome = CliOutcome;
 
+// An install of a 12 MiB image in 256 KiB chunks (48, recorded every 2: 1/32 of the image rounded
+// up to whole chunks), killed (SIGKILL) once the server has sent half of it and the progress
+// record stopped moving.
+struct KilledInstall {
+    std::string image, zip;
+    size_t data_offset = 0;  // where the image's data starts in the zip (stored as it is)
+    uint64_t synced = 0;     // chunks the record holds
+};
+
+class LoopbackHttpServer;
+
 class SignedUpdateCli : public CliMachine {
   protected:
+    void make_the_big_bundle(KilledInstall& k);
+    void kill_an_install_midway(const LoopbackHttpServer& server, KilledInstall& k);
+
     SignedUpdateCli() { image_size_ = 2 << 20; }
 
     // `activate bundle create` into the sysroot as /<name>.
@@ -221,38 +235,10 @@ TEST_F(SignedUpdateCli, HttpErrorNamesStatusAndUrlAndExitsSix) {
     EXPECT_EQ(r.code, 0) << r.err;
 }
 
-// Issue 16 §3: an install killed (SIGKILL) about half way through the image continues on the next
-// run from the last chunk it had verified and synced: the second run asks the server for the
-// rest of the image with one Range request and writes only the chunks after the record's, the
-// slot ends byte-identical to the image, and until then slot B's boot entry stays disabled.
-TEST_F(SignedUpdateCli, InstallKilledMidwayContinuesFromItsLastSyncedChunk) {
-    if (!run("command -v python3 >/dev/null")) GTEST_SKIP() << "python3 not installed";
-    // 12 MiB in 256 KiB chunks (48), recorded every 2 chunks (1/32 of the image, rounded up to
-    // whole chunks).
-    constexpr uint32_t kChunk = 256 << 10;
-    const std::string image = random_bytes(12 << 20, 64);
-    write_file(work() / "image12.img", image);
-    auto secret = bundle::parse_secret_key(read_file(work() / "release.secret"), "release.secret");
-    ASSERT_TRUE(secret.ok()) << secret.error().message();
-    std::string zip;
-    auto made =
-        bundle::write_signed_bundle(bundle::string_sink(&zip), *secret, "metropolis-x86_64",
-                                    *bundle::BundleVersion::parse("1.2.3"),
-                                    {{"kernel_efi.efi", (work() / "kernel_efi.efi").string()},
-                                     {"verity_rootfs.img", (work() / "image12.img").string()}},
-                                    nullptr, kChunk);
-    ASSERT_TRUE(made.ok()) << made.error().message();
-    write_file(work() / "big.zip", zip);
-    // Where the image's data starts in the zip (stored: its bytes as they are).
-    const size_t data_offset = zip.find(image.substr(0, 64));
-    ASSERT_NE(data_offset, std::string::npos);
-    LoopbackHttpServer server((work() / "big.zip").string());
-    ASSERT_FALSE(server.base().empty()) << "the loopback HTTP server did not start";
-
-    // Run 1: the server sends half the image, then stalls.
+void SignedUpdateCli::kill_an_install_midway(const LoopbackHttpServer& server, KilledInstall& k) {
     const fs::path record = root() / "esp/EFI/activate/install-progress.json";
     const std::string first_url =
-        server.base() + "/stall-after/" + std::to_string(data_offset + (6 << 20));
+        server.base() + "/stall-after/" + std::to_string(k.data_offset + (6 << 20));
     const std::string err1 = (work() / "run1.err").string();
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
@@ -264,23 +250,59 @@ TEST_F(SignedUpdateCli, InstallKilledMidwayContinuesFromItsLastSyncedChunk) {
     }
     // Killed once the record shows at least 5 of those 6 MiB synced and then stays the same
     // for a second (the run waits for the stalled server).
-    uint64_t synced = 0;
     int unchanged = 0;
-    for (int i = 0; i < 600 && (synced < 20 || unchanged < 10); ++i) {
+    for (int i = 0; i < 600 && (k.synced < 20 || unchanged < 10); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (!fs::exists(record)) continue;
         const auto doc = nlohmann::json::parse(read_file(record), nullptr, false);
         if (doc.is_discarded() || !doc.contains("chunks_synced")) continue;
         const uint64_t now = doc["chunks_synced"].get<uint64_t>();
-        unchanged = now == synced ? unchanged + 1 : 0;
-        synced = now;
+        unchanged = now == k.synced ? unchanged + 1 : 0;
+        k.synced = now;
     }
     ::kill(pid, SIGKILL);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFSIGNALED(status)) << "run 1 ended by itself: " << read_file(err1);
-    ASSERT_GE(synced, 20u) << read_file(err1);
-    ASSERT_LE(synced, 24u);
+    ASSERT_GE(k.synced, 20u) << read_file(err1);
+    ASSERT_LE(k.synced, 24u);
+}
+
+void SignedUpdateCli::make_the_big_bundle(KilledInstall& k) {
+    constexpr uint32_t kChunk = 256 << 10;
+    k.image = random_bytes(12 << 20, 64);
+    write_file(work() / "image12.img", k.image);
+    auto secret = bundle::parse_secret_key(read_file(work() / "release.secret"), "release.secret");
+    ASSERT_TRUE(secret.ok()) << secret.error().message();
+    auto made =
+        bundle::write_signed_bundle(bundle::string_sink(&k.zip), *secret, "metropolis-x86_64",
+                                    *bundle::BundleVersion::parse("1.2.3"),
+                                    {{"kernel_efi.efi", (work() / "kernel_efi.efi").string()},
+                                     {"verity_rootfs.img", (work() / "image12.img").string()}},
+                                    nullptr, kChunk);
+    ASSERT_TRUE(made.ok()) << made.error().message();
+    write_file(work() / "big.zip", k.zip);
+    k.data_offset = k.zip.find(k.image.substr(0, 64));
+    ASSERT_NE(k.data_offset, std::string::npos);
+}
+
+// Issue 16 §3: an install killed (SIGKILL) about half way through the image continues on the next
+// run from the last chunk it had verified and synced: the second run asks the server for the
+// rest of the image with one Range request and writes only the chunks after the record's, the
+// slot ends byte-identical to the image, and until then slot B's boot entry stays disabled.
+TEST_F(SignedUpdateCli, InstallKilledMidwayContinuesFromItsLastSyncedChunk) {
+    if (!run("command -v python3 >/dev/null")) GTEST_SKIP() << "python3 not installed";
+    constexpr uint32_t kChunk = 256 << 10;
+    KilledInstall k;
+    ASSERT_NO_FATAL_FAILURE(make_the_big_bundle(k));
+    const std::string& image = k.image;
+    const std::string& zip = k.zip;
+    const size_t data_offset = k.data_offset;
+    LoopbackHttpServer server((work() / "big.zip").string());
+    ASSERT_FALSE(server.base().empty()) << "the loopback HTTP server did not start";
+    const fs::path record = root() / "esp/EFI/activate/install-progress.json";
+    ASSERT_NO_FATAL_FAILURE(kill_an_install_midway(server, k));
+    const uint64_t synced = k.synced;
     const uint64_t kept = synced * kChunk;
     expect_nothing_activated();
     EXPECT_FALSE(fs::exists(root() / "esp/EFI/metropolis/boot-b.efi"));
@@ -324,6 +346,37 @@ TEST_F(SignedUpdateCli, InstallKilledMidwayContinuesFromItsLastSyncedChunk) {
         static_cast<unsigned long long>(ranged), static_cast<unsigned long long>(sent - ranged));
     EXPECT_LT(sent - ranged, data_offset + (8u << 20));
     EXPECT_LE(image.size() - kept, image.size() * 55 / 100);
+}
+
+// A resumed run that cannot continue where the record says (here the server offers ranges, then
+// answers the Range request with 416) fails, but forgets the record: the next run starts over and
+// completes, instead of failing at the same point forever.
+TEST_F(SignedUpdateCli, AResumeTheServerRefusesFailsOnceThenTheNextRunStartsOver) {
+    if (!run("command -v python3 >/dev/null")) GTEST_SKIP() << "python3 not installed";
+    KilledInstall k;
+    ASSERT_NO_FATAL_FAILURE(make_the_big_bundle(k));
+    LoopbackHttpServer server((work() / "big.zip").string());
+    ASSERT_FALSE(server.base().empty()) << "the loopback HTTP server did not start";
+    const fs::path record = root() / "esp/EFI/activate/install-progress.json";
+    ASSERT_NO_FATAL_FAILURE(kill_an_install_midway(server, k));
+    ASSERT_TRUE(fs::exists(record));
+
+    Outcome refused = update(server.base() + "/ranged-refused");
+    EXPECT_NE(refused.code, 0) << refused.err;
+    EXPECT_NE(refused.err.find("resuming the install"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("so that the next run starts from the beginning"), std::string::npos)
+        << refused.err;
+    EXPECT_FALSE(fs::exists(record));
+    expect_nothing_activated();
+
+    Outcome again = update(server.base() + "/ranged-refused");
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_EQ(again.err.find("resuming the install"), std::string::npos) << again.err;
+    const std::string disk = read_file(root() / "disk.img");
+    const size_t slot_b = disk.find(k.image.substr(0, 64));
+    ASSERT_NE(slot_b, std::string::npos);
+    EXPECT_TRUE(disk.compare(slot_b, k.image.size(), k.image) == 0) << "slot B differs";
+    EXPECT_FALSE(fs::exists(record));
 }
 
 TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
