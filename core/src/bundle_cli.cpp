@@ -30,11 +30,6 @@ struct Context {
     Log log{&logger, "bundle"};
 };
 
-int fail(const Context& c, const Error& error) {
-    c.logger.write(LogLevel::error, "activate", error.message());
-    return exit_code(error.kind());
-}
-
 Error usage(const Context& c, const std::string& message) {
     return Error(ErrorKind::usage, message + " (see '" + c.program + " --help')");
 }
@@ -101,32 +96,32 @@ Status write_new_file(const std::string& path, const std::string& data, mode_t m
     return {};
 }
 
-int keygen(Context& c, const std::vector<std::string>& args) {
+Status keygen(Context& c, const std::vector<std::string>& args) {
     std::string prefix, secret_path, public_path;
     po::options_description desc("keygen options");
     desc.add_options()("output,o", po::value(&prefix), "write PREFIX.secret and PREFIX.pub")(
         "secret", po::value(&secret_path), "secret key file")("public", po::value(&public_path),
                                                               "public key file");
     po::variables_map vm;
-    if (auto st = parse(c, args, desc, nullptr, &vm); !st.ok()) return fail(c, st.error());
+    if (auto st = parse(c, args, desc, nullptr, &vm); !st.ok()) return st.error();
     if (!prefix.empty() && (!secret_path.empty() || !public_path.empty()))
-        return fail(c, usage(c, "give either -o PREFIX or --secret/--public, not both"));
+        return usage(c, "give either -o PREFIX or --secret/--public, not both");
     if (!prefix.empty()) {
         secret_path = prefix + ".secret";
         public_path = prefix + ".pub";
     }
     if (secret_path.empty() || public_path.empty())
-        return fail(c, usage(c, "keygen needs -o PREFIX, or both --secret FILE and --public FILE"));
+        return usage(c, "keygen needs -o PREFIX, or both --secret FILE and --public FILE");
     auto key = generate_secret_key();
-    if (!key.ok()) return fail(c, key.error());
+    if (!key.ok()) return key.error();
     if (auto st = write_new_file(secret_path, format_secret_key(*key), 0600); !st.ok())
-        return fail(c, st.error());
+        return st.error();
     if (auto st = write_new_file(public_path, format_public_key(key->public_key()), 0644); !st.ok())
-        return fail(c, st.error());
+        return st.error();
     c.log.info("key " + key->public_key().fingerprint() + ": secret key in " + secret_path +
                " (mode 0600, keep it off the devices), public key in " + public_path +
                " (copy it into the devices' trusted key directory, default /etc/activate/keys)");
-    return 0;
+    return {};
 }
 
 // The output file of `create`: written under a temporary name and renamed when complete, so a
@@ -158,7 +153,7 @@ class OutputFile {
     std::string temp_, final_;
 };
 
-int create(Context& c, const std::vector<std::string>& args) {
+Status create(Context& c, const std::vector<std::string>& args) {
     std::string key_path, compatible, version_text, output;
     bool progress = false;
     po::options_description desc("create options");
@@ -169,19 +164,19 @@ int create(Context& c, const std::vector<std::string>& args) {
         "progress", po::bool_switch(&progress), "report progress on stderr");
     std::vector<std::string> files;
     po::variables_map vm;
-    if (auto st = parse(c, args, desc, &files, &vm); !st.ok()) return fail(c, st.error());
+    if (auto st = parse(c, args, desc, &files, &vm); !st.ok()) return st.error();
     if (key_path.empty() || compatible.empty() || version_text.empty() || output.empty())
-        return fail(c, usage(c, "create needs --key, --compatible, --version and -o"));
-    if (files.empty()) return fail(c, usage(c, "create needs at least one FILE"));
+        return usage(c, "create needs --key, --compatible, --version and -o");
+    if (files.empty()) return usage(c, "create needs at least one FILE");
 
     // Everything that can be refused is refused before hours of hashing.
     auto version = BundleVersion::parse(version_text);
-    if (!version.ok()) return fail(c, usage(c, "--version: " + version.error().message()));
+    if (!version.ok()) return usage(c, "--version: " + version.error().message());
     if (compatible.size() > kCompatibleLimit ||
         !std::all_of(compatible.begin(), compatible.end(),
                      [](char ch) { return ch >= 0x20 && ch <= 0x7e; }))
-        return fail(c, usage(c, "--compatible must be printable ASCII of at most " +
-                                    std::to_string(kCompatibleLimit) + " bytes"));
+        return usage(c, "--compatible must be printable ASCII of at most " +
+                                    std::to_string(kCompatibleLimit) + " bytes");
     std::vector<BundleInput> inputs;
     for (const std::string& f : files) {
         const size_t eq = f.find('=');
@@ -193,37 +188,37 @@ int create(Context& c, const std::vector<std::string>& args) {
     std::string key_text;
     {
         UniqueFd fd(::open(key_path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd.valid()) return fail(c, errno_error(ErrorKind::usage, "opening --key " + key_path));
+        if (!fd.valid()) return errno_error(ErrorKind::usage, "opening --key " + key_path);
         char buf[4097];
         ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) return fail(c, errno_error(ErrorKind::activation, "reading " + key_path));
+        if (n < 0) return errno_error(ErrorKind::activation, "reading " + key_path);
         key_text.assign(buf, size_t(n));
     }
     auto key = parse_secret_key(key_text, key_path);
-    if (!key.ok()) return fail(c, Error(ErrorKind::usage, key.error().message()));
+    if (!key.ok()) return Error(ErrorKind::usage, key.error().message());
 
     OutputFile file;
     std::unique_ptr<ByteSink> sink;
     if (output == "-") {
         if (::isatty(STDOUT_FILENO))
-            return fail(c, usage(c, "refusing to write a bundle to a terminal; redirect stdout"));
+            return usage(c, "refusing to write a bundle to a terminal; redirect stdout");
         sink = fd_sink(UniqueFd(::dup(STDOUT_FILENO)), "<stdout>");
     } else {
         auto fd = file.open(output);
-        if (!fd.ok()) return fail(c, fd.error());
+        if (!fd.ok()) return fd.error();
         sink = fd_sink(std::move(*fd), output);
     }
     ProgressOptions progress_options;
     progress_options.mode = progress ? ProgressMode::always : ProgressMode::automatic;
     Progress bar("hashing and writing " + output, std::nullopt, progress_options);
     auto manifest = write_signed_bundle(std::move(sink), *key, compatible, *version, inputs, &bar);
-    if (!manifest.ok()) return fail(c, manifest.error());
+    if (!manifest.ok()) return manifest.error();
     if (output != "-")
-        if (auto st = file.commit(); !st.ok()) return fail(c, st.error());
+        if (auto st = file.commit(); !st.ok()) return st.error();
     c.log.info("wrote " + output + ": version " + version->text() + " for \"" + compatible +
                "\", " + std::to_string(manifest->members.size()) + " member(s), signed by key " +
                key->public_key().fingerprint());
-    return 0;
+    return {};
 }
 
 // `path` made absolute against the current directory. The throwing fs::absolute aborted the
@@ -249,72 +244,72 @@ Result<BundleReader> open_bundle(const Context& c, const std::string& where) {
     return BundleReader::open(std::move(source));
 }
 
-int verify(Context& c, const std::vector<std::string>& args) {
+Status verify(Context& c, const std::vector<std::string>& args) {
     std::string keys_dir, compatible;
     po::options_description desc("verify options");
     desc.add_options()("keys", po::value(&keys_dir), "directory of trusted *.pub keys")(
         "compatible", po::value(&compatible), "also require this compatible string");
     std::vector<std::string> positional;
     po::variables_map vm;
-    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return fail(c, st.error());
-    if (keys_dir.empty()) return fail(c, usage(c, "verify needs --keys DIR"));
-    if (positional.size() != 1) return fail(c, usage(c, "verify takes exactly one BUNDLE"));
+    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return st.error();
+    if (keys_dir.empty()) return usage(c, "verify needs --keys DIR");
+    if (positional.size() != 1) return usage(c, "verify takes exactly one BUNDLE");
     TrustOptions trust;
     auto keys_origin = absolute_path(c, "--keys", keys_dir);
-    if (!keys_origin.ok()) return fail(c, keys_origin.error());
+    if (!keys_origin.ok()) return keys_origin.error();
     trust.keys_origin = *keys_origin;
     auto keys = load_trusted_keys(Sysroot("/"), trust.keys_origin, &c.log);
-    if (!keys.ok()) return fail(c, keys.error());
+    if (!keys.ok()) return keys.error();
     trust.keys = std::move(*keys);
     trust.compatible = compatible;
     trust.compatible_origin = "--compatible";
     trust.log = &c.log;
     auto reader = open_bundle(c, positional.front());
-    if (!reader.ok()) return fail(c, reader.error());
+    if (!reader.ok()) return reader.error();
     const std::string name = reader->source().name();
     auto manifest = verify_bundle(std::move(*reader), trust);
-    if (!manifest.ok()) return fail(c, manifest.error());
+    if (!manifest.ok()) return manifest.error();
     uint64_t bytes = 0;
     for (const ManifestMember& m : manifest->members) bytes += m.size;
     c.log.info(name + ": OK — signature, " + std::to_string(manifest->members.size()) +
                " member(s) (" + std::to_string(bytes) + " bytes) and their SHA-256 verified" +
                (compatible.empty() ? "; compatible string not checked (no --compatible)" : ""));
-    return 0;
+    return {};
 }
 
-int info(Context& c, const std::vector<std::string>& args) {
+Status info(Context& c, const std::vector<std::string>& args) {
     bool json = false;
     po::options_description desc("info options");
     desc.add_options()("json", po::bool_switch(&json), "print JSON");
     std::vector<std::string> positional;
     po::variables_map vm;
-    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return fail(c, st.error());
-    if (positional.size() != 1) return fail(c, usage(c, "info takes exactly one BUNDLE"));
+    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return st.error();
+    if (positional.size() != 1) return usage(c, "info takes exactly one BUNDLE");
     auto reader = open_bundle(c, positional.front());
-    if (!reader.ok()) return fail(c, reader.error());
+    if (!reader.ok()) return reader.error();
     const std::string name = reader->source().name();
     // Only the first two members are read: info does not download or hash the images.
     auto first = reader->next();
-    if (!first.ok()) return fail(c, first.error());
+    if (!first.ok()) return first.error();
     if (!*first || (*first)->name != kManifestMember)
-        return fail(c, Error(ErrorKind::input, name + " is not a signed bundle: its first member "
-                                                      "is not manifest.pb"));
+        return Error(ErrorKind::input, name + " is not a signed bundle: its first member "
+                                                      "is not manifest.pb");
     std::string raw;
     std::vector<uint8_t> buf(64 << 10);
     while (true) {
         auto n = reader->read(buf);
-        if (!n.ok()) return fail(c, n.error());
+        if (!n.ok()) return n.error();
         if (*n == 0) break;
         if (raw.size() + *n > kManifestLimit)
-            return fail(c, Error(ErrorKind::input, name + ": manifest.pb is too large"));
+            return Error(ErrorKind::input, name + ": manifest.pb is too large");
         raw.append(reinterpret_cast<const char*>(buf.data()), *n);
     }
     auto second = reader->next();
-    if (!second.ok()) return fail(c, second.error());
+    if (!second.ok()) return second.error();
     const bool has_signature = *second && (*second)->name == kSignatureMember;
     auto manifest = parse_manifest(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
-    if (!manifest.ok()) return fail(c, std::move(manifest).error().with_context(name));
+    if (!manifest.ok()) return std::move(manifest).error().with_context(name);
 
     std::ostringstream out;
     if (json) {
@@ -351,32 +346,32 @@ int info(Context& c, const std::vector<std::string>& args) {
     }
     std::cout << out.str();
     std::cout.flush();
-    return 0;
+    return {};
 }
 
 }  // namespace
 
-int run_bundle_cli(int argc, char** argv, const std::string& program) {
+Status run_bundle_cli(int argc, char** argv, const std::string& program) {
     Context c;
     c.program = program + " bundle";
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         if (argc < 2)
-            return fail(c, usage(c, "missing subcommand: keygen, create, verify or info"));
+            return usage(c, "missing subcommand: keygen, create, verify or info");
         print_help(c.program);
-        return 0;
+        return {};
     }
     const std::string sub = argv[1];
     std::vector<std::string> args(argv + 2, argv + argc);
     for (const std::string& a : args)
         if (a == "--help" || a == "-h") {
             print_help(c.program);
-            return 0;
+            return {};
         }
     if (sub == "keygen") return keygen(c, args);
     if (sub == "create") return create(c, args);
     if (sub == "verify") return verify(c, args);
     if (sub == "info") return info(c, args);
-    return fail(c, usage(c, "unknown subcommand '" + sub + "' (keygen, create, verify or info)"));
+    return usage(c, "unknown subcommand '" + sub + "' (keygen, create, verify or info)");
 }
 
 }  // namespace activate

@@ -174,6 +174,12 @@ Status request(const SocketPlace& socket, const std::string& bundle, const std::
     }
 }
 
+std::string tool_usage(const CliDefaults& d) {
+    std::string lines;
+    for (const ToolVerb& verb : d.tool_verbs) lines += "  " + d.program + " " + verb.usage + "\n";
+    return lines;
+}
+
 void print_help(const CliDefaults& d, const po::options_description& desc) {
     std::cout << "Usage:\n"
               << "  " << d.program << " [run] --policy FILE [--dry-run] [--sysroot DIR] "
@@ -184,13 +190,7 @@ void print_help(const CliDefaults& d, const po::options_description& desc) {
               << "  " << d.program << " serve --policy FILE [--policy FILE ...] [--socket PATH]\n"
               << "  " << d.program << " request --bundle URL --mode none|reboot|kexec "
                  "[--socket PATH]\n"
-              << (d.bundle_command ? "  " + d.program +
-                                         " bundle keygen|create|verify|info ... (see '" +
-                                         d.program + " bundle --help')\n  " + d.program +
-                                         " takeover-message encode|decode   (JSON <-> the "
-                                         "takeover protocol's messages)\n"
-                                   : std::string())
-              << "  " << d.program << " --help | --version\n\n"
+              << tool_usage(d) << "  " << d.program << " --help | --version\n\n"
               << "Runs the activation pipeline a policy describes: takeover (kexec into an "
                  "embedded agent)\nor an A/B slot update (install a bundle, then EFI BootNext or "
                  "kexec).\n\n"
@@ -419,16 +419,19 @@ Status run_verb(int argc, char** argv, const CliDefaults& defaults, CliRun& cli)
 int run_cli(int argc, char** argv, const CliDefaults& defaults) {
     CliRun cli;
     ProtobufLogRoute protobuf_logs(&cli.logger);
-    const bool bundle_verb = argc > 1 && std::string_view(argv[1]) == "bundle";
+    const std::string verb = argc > 1 ? argv[1] : "";
+    const ToolVerb* tool = nullptr;
+    for (const ToolVerb& t : defaults.tool_verbs)
+        if (t.name == verb) tool = &t;
     Status result;
     // Library exceptions are turned into Errors where they are called; this catches one that was
     // missed, so it is reported like any error instead of aborting the process.
     try {
-        if (bundle_verb && defaults.bundle_command)
-            return defaults.bundle_command(argc - 1, argv + 1, defaults.program);
-        if (bundle_verb)
-            result = usage_error(defaults.program, "'bundle' is not part of " + defaults.program +
-                                                       "; use the activate binary");
+        if (tool)
+            result = tool->run(argc - 1, argv + 1, defaults.program);
+        else if (verb == "bundle" || verb == "takeover-message")
+            result = usage_error(defaults.program, "'" + verb + "' is not part of " +
+                                                       defaults.program + "; use the activate binary");
         else
             result = run_verb(argc, argv, defaults, cli);
     } catch (const std::exception& e) {

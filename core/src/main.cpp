@@ -1,14 +1,17 @@
-// `activate`: the engine with plugins loaded from a directory.
+// `activate`: the engine with plugins loaded from a directory, and its tool verbs.
 #include <activate/bundle_cli.hpp>
 #include <activate/cli.hpp>
 #include <activate/takeover_message_cli.hpp>
-#include <string_view>
 
 int main(int argc, char** argv) {
     activate::CliDefaults defaults;
-    defaults.bundle_command = activate::run_bundle_cli;
-    // A converter, not an engine verb: it loads no policy and touches no system path.
-    if (argc > 1 && std::string_view(argv[1]) == "takeover-message")
-        return activate::run_takeover_message_cli(argc - 1, argv + 1, defaults.program);
+    defaults.tool_verbs = {
+        {"bundle", "bundle keygen|create|verify|info ... (see 'activate bundle --help')",
+         activate::run_bundle_cli},
+        // A converter, not an engine verb: it loads no policy and touches no system path.
+        {"takeover-message",
+         "takeover-message encode|decode   (JSON <-> the takeover protocol's messages)",
+         activate::run_takeover_message_cli},
+    };
     return activate::run_cli(argc, argv, defaults);
 }

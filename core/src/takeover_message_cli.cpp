@@ -87,26 +87,20 @@ Status decode() {
 
 }  // namespace
 
-int run_takeover_message_cli(int argc, char** argv, const std::string& program) {
+Status run_takeover_message_cli(int argc, char** argv, const std::string& program) {
     const std::string name = program + " takeover-message";
-    Logger logger;
-    auto fail = [&](const Error& e) {
-        logger.write(LogLevel::error, "activate", e.message());
-        return exit_code(e.kind());
-    };
     const std::string sub = argc > 1 ? argv[1] : "";
     if (sub == "--help" || sub == "-h") {
         std::cout << "Usage: " << name << kHelp;
-        return 0;
+        return {};
     }
     if (argc != 2 || (sub != "encode" && sub != "decode"))
-        return fail(Error(ErrorKind::usage,
+        return Error(ErrorKind::usage,
                           argc < 2
                               ? "missing subcommand: encode or decode (see '" + name + " --help')"
                               : "expected exactly one of encode or decode, got '" +
-                                    std::string(argv[argc - 1]) + "' (see '" + name + " --help')"));
-    Status done = sub == "encode" ? encode() : decode();
-    return done.ok() ? 0 : fail(done.error());
+                                    std::string(argv[argc - 1]) + "' (see '" + name + " --help')");
+    return sub == "encode" ? encode() : decode();
 }
 
 }  // namespace activate

@@ -60,6 +60,44 @@ TEST(Cli, UsageErrorsExitTwoWithNothingOnStdout) {
     }
 }
 
+// Issue 14 §6: engine verbs and tool verbs (bundle, takeover-message) report a failure through
+// the one path in run_cli: exactly one line on stderr in the log format, nothing on stdout, and
+// the exit code of README's table for the error's kind.
+TEST(Cli, EveryVerbFailsThroughTheOneReportingPath) {
+    test::TempDir dir;
+    const std::string missing = (dir / "missing.zip").string();
+    struct Case {
+        std::vector<std::string> args;
+        int code;
+    };
+    const std::vector<Case> cases = {
+        {{kBin, "status", "--policy", (dir / "none.yaml").string()}, 3},
+        {{kBin, "bundle", "frobnicate"}, 2},
+        {{kBin, "bundle", "info"}, 2},
+        {{kBin, "bundle", "info", missing}, 6},
+        {{kBin, "bundle", "verify", "--keys", dir.path().string(), missing}, 8},  // no keys
+        {{kBin, "takeover-message", "frobnicate"}, 2},
+    };
+    const std::regex format(R"(activate\[activate\] error: .+)");
+    for (const Case& c : cases) {
+        std::string shown;
+        for (const std::string& a : c.args) shown += a + " ";
+        auto r = run(c.args);
+        EXPECT_EQ(r.exit_code, c.code) << shown << r.err;
+        EXPECT_EQ(r.out, "") << shown;
+        std::istringstream lines(r.err);
+        std::vector<std::string> errors;
+        for (std::string line; std::getline(lines, line);)
+            if (line.find("error") != std::string::npos) errors.push_back(line);
+        ASSERT_EQ(errors.size(), 1u) << shown << r.err;
+        EXPECT_TRUE(std::regex_match(errors[0], format)) << shown << errors[0];
+    }
+    // The takeover-message converter reads stdin: bytes that are not JSON are input (5).
+    auto bad = run({kBin, "takeover-message", "encode"}, "{");
+    EXPECT_EQ(bad.exit_code, 5) << bad.err;
+    EXPECT_EQ(bad.out, "");
+}
+
 TEST(Cli, PolicyErrorExitsThreeNamingFileAndLine) {
     test::TempDir dir;
     std::string p = policy_file(dir, "activation_mode: sideways\n");

@@ -317,6 +317,20 @@ TEST(TakeoverBinary, ProtobufDiagnosticsUseTheLogFormat) {
     EXPECT_FALSE(fs::exists(box.root() / "run/activate/kexec/kernel"));
 }
 
+// The static binary has no tool verbs: asked for one, it says where they are (usage, exit 2)
+// instead of reading a TakeoverInit or treating the name as an unknown engine verb.
+TEST(TakeoverBinary, NamesTheActivateBinaryForToolVerbs) {
+    Sandbox box;
+    for (const std::string verb : {"bundle", "takeover-message"}) {
+        Outcome r = sh(box, std::string(TAKEOVER_BINARY) + " " + verb + " info");
+        EXPECT_EQ(r.code, 2) << verb << ": " << r.err;
+        EXPECT_EQ(r.out, "") << verb;
+        EXPECT_NE(r.err.find("'" + verb + "' is not part of takeover; use the activate binary"),
+                  std::string::npos)
+            << r.err;
+    }
+}
+
 TEST(TakeoverBinary, TakesAPolicyFileInsteadOfItsOwn) {
     Sandbox box;
     Outcome r = sh(box, std::string(TAKEOVER_BINARY) + " --policy " SOURCE_DIR

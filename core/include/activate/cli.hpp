@@ -10,16 +10,25 @@
 
 namespace activate {
 
+// A verb that is a tool rather than an engine run (it loads no policy): `bundle`,
+// `takeover-message`. argv[0] is the verb. It fails with an Error, which run_cli reports like
+// every other verb's: one error path, one exit-code table (README "Exit codes").
+struct ToolVerb {
+    std::string name;
+    std::string usage;  // the help's line after the program name, e.g. "bundle keygen|... ..."
+    Status (*run)(int argc, char** argv, const std::string& program) = nullptr;
+};
+
 struct CliDefaults {
     std::string program = "activate";
     std::vector<ActivatePluginEntry> builtins;
     // When set, used if --policy is absent (the takeover binary's compiled-in policy).
     std::string embedded_policy;
     std::string embedded_policy_name;
-    // Runs `<program> bundle ...` (argv[0] is "bundle"): see activate/bundle_cli.hpp. Null in
-    // binaries without the bundle tools, so the static takeover binary needs neither libcurl
+    // The tool verbs of this binary: `activate` has `bundle` (activate/bundle_cli.hpp) and
+    // `takeover-message`; the static takeover binary has none, so that it needs neither libcurl
     // nor the bundle writer.
-    int (*bundle_command)(int argc, char** argv, const std::string& program) = nullptr;
+    std::vector<ToolVerb> tool_verbs;
 };
 
 // The --bundle argument as the payload will open it (a system path or a URL). URLs and absolute
