@@ -128,19 +128,23 @@ Pipeline Engine::build_pipeline() {
     return build_staging_pipeline();
 }
 
+Step Engine::lock_step() {
+    return {"lock", "engine",
+            [this] {
+                return std::vector<PlanStep>{
+                    {"take the activation lock", {}, {policy_.lock_file}}};
+            },
+            [this]() -> Status {
+                ACTIVATE_ASSIGN(FileLock lock, take_lock());
+                run_->lock.emplace(std::move(lock));
+                return {};
+            }};
+}
+
 // A payload without slots and without the stdio protocol: stage it and jump.
 Pipeline Engine::build_staging_pipeline() {
     Pipeline pipeline;
-    pipeline.add(
-        {"lock", "engine",
-         [this] {
-             return std::vector<PlanStep>{{"take the activation lock", {}, {policy_.lock_file}}};
-         },
-         [this]() -> Status {
-             ACTIVATE_ASSIGN(FileLock lock, take_lock());
-             run_->lock.emplace(std::move(lock));
-             return {};
-         }});
+    pipeline.add(lock_step());
     pipeline.add({"prepare", policy_.payload.name, [this] { return payload_->plan_prepare(); },
                   [this]() -> Status {
                       ACTIVATE_ASSIGN(run_->payload, payload_->prepare({}));

@@ -30,16 +30,7 @@ std::string describe_trial(const Trial& t) {
 Pipeline Engine::build_slot_update_pipeline() {
     const Policy& p = policy_;
     Pipeline pipeline;
-    pipeline.add(
-        {"lock", "engine",
-         [this] {
-             return std::vector<PlanStep>{{"take the activation lock", {}, {policy_.lock_file}}};
-         },
-         [this]() -> Status {
-             ACTIVATE_ASSIGN(FileLock lock, take_lock());
-             run_->lock.emplace(std::move(lock));
-             return {};
-         }});
+    pipeline.add(lock_step());
     pipeline.add({"find-slots", p.payload.name, [this] { return payload_->plan_slots(); },
                   [this]() -> Status {
                       ACTIVATE_ASSIGN(run_->slots, payload_->slots());

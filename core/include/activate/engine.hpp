@@ -69,6 +69,9 @@ private:
     Pipeline build_takeover_pipeline();     // protocol stdio-protobuf (takeover_pipeline.cpp)
     Pipeline build_slot_update_pipeline();  // a slot payload (update_pipeline.cpp)
     Pipeline build_staging_pipeline();      // no protocol, no slots: stage and jump
+    // The lock step that opens the slot-update and staging configurations (takeover's takes the
+    // lock after reading its request, with more to do).
+    Step lock_step();
     // The jump step, the last of every configuration that jumps.
     Step jump_step(std::function<Status()> run) const;
     Result<FileLock> take_lock() const;
