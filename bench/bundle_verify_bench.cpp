@@ -88,20 +88,6 @@ std::string unsigned_policy(const std::string& disk = "/disk.img") {
     return "{disk: " + disk + ", allow_unsigned: true}";
 }
 
-bool make_disk(const Fixture& f, uint64_t image_mib) {
-    const std::string script =
-        "label: gpt\n"
-        "size=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"ESP\"\n"
-        "size=16MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-A\"\n"
-        "size=" +
-        std::to_string(image_mib + 1) +
-        "MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-B\"\n";
-    const std::string script_path = f.root + "/disk.sfdisk";
-    return write_file(script_path, script) &&
-           run_command({"truncate", "-s", std::to_string(image_mib + 40) + "M", f.disk()}) &&
-           run_command({"sh", "-c", "sfdisk -q \"$0\" < \"$1\"", f.disk(), script_path});
-}
-
 bool make_bundles(const Fixture& f) {
     auto key = bundle::generate_secret_key();
     if (!key.ok()) return false;
@@ -416,7 +402,7 @@ int main(int argc, char** argv) {
         ::mkdir((f.root + d).c_str(), 0755);
     const std::string small_linux = f.root + "/linux.bin", cmdline = f.root + "/cmdline.txt";
     if (!write_file(f.root + "/proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-A ro\n") ||
-        !make_disk(f, opt.size_mib)) {
+        !make_slot_disk(f.root, f.disk(), opt.size_mib)) {
         std::fprintf(stderr, "bundle_verify_bench: could not make the sysroot or disk image\n");
     } else if (!(opt.sparse ? run_command({"truncate", "-s", std::to_string(size), f.image()})
                             : write_random_file(f.image(), size, 7)) ||

@@ -48,20 +48,6 @@ struct Fixture {
     std::string record() const { return root + "/esp/EFI/activate/install-progress.json"; }
 };
 
-bool make_disk(const Fixture& f, uint64_t image_mib) {
-    const std::string script =
-        "label: gpt\n"
-        "size=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"ESP\"\n"
-        "size=16MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-A\"\n"
-        "size=" +
-        std::to_string(image_mib + 1) +
-        "MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-B\"\n";
-    const std::string script_path = f.root + "/disk.sfdisk";
-    return write_file(script_path, script) &&
-           run_command({"truncate", "-s", std::to_string(image_mib + 40) + "M", f.disk()}) &&
-           run_command({"sh", "-c", "sfdisk -q \"$0\" < \"$1\"", f.disk(), script_path});
-}
-
 bool make_bundle(const Fixture& f) {
     auto key = bundle::generate_secret_key();
     if (!key.ok()) return false;
@@ -184,7 +170,7 @@ int main(int argc, char** argv) {
     int rc = 1;
     std::optional<uint64_t> data_offset;
     if (!write_file(f.root + "/proc/cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-A ro\n") ||
-        !make_disk(f, size_mib) || !write_random_file(f.image(), size, 7) ||
+        !make_slot_disk(f.root, f.disk(), size_mib) || !write_random_file(f.image(), size, 7) ||
         !write_random_file(small_linux, 256 << 10, 8) ||
         !write_file(cmdline, "root=PARTLABEL=METROPOLIS-SYSTEM-X\n") ||
         !run_command({"sh", BENCH_MAKE_UKI, f.uki(), BENCH_UKI_STUB, ".cmdline=" + cmdline,

@@ -98,22 +98,6 @@ Result<std::unique_ptr<PayloadSource>> make_source(const Sysroot& sysroot, const
     return uki::create_uki_payload_source(context, settings);
 }
 
-// GPT disk: ESP 16 MiB, slot A 16 MiB (running), slot B image + 1 MiB (target); sparse.
-bool make_disk(const Fixture& f, uint64_t image_mib) {
-    const std::string script =
-        "label: gpt\n"
-        "size=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"ESP\"\n"
-        "size=16MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-A\"\n"
-        "size=" +
-        std::to_string(image_mib + 1) +
-        "MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-B\"\n";
-    const std::string script_path = f.root + "/disk.sfdisk";
-    if (!write_file(script_path, script)) return false;
-    if (!run_command({"truncate", "-s", std::to_string(image_mib + 40) + "M", f.disk()}))
-        return false;
-    return run_command({"sh", "-c", "sfdisk -q \"$0\" < \"$1\"", f.disk(), script_path});
-}
-
 bool make_uki(const std::string& out,
               const std::vector<std::pair<std::string, std::string>>& secs) {
     std::vector<std::string> argv = {"sh", BENCH_MAKE_UKI, out, BENCH_UKI_STUB};
@@ -330,7 +314,7 @@ int main(int argc, char** argv) {
     if (!write_file(f.root + "/proc/cmdline",
                     "BOOT_IMAGE=/vmlinuz root=PARTLABEL=METROPOLIS-SYSTEM-A ro quiet\n")) {
         fail("cannot write the sysroot");
-    } else if (!make_disk(f, opt.install ? opt.size_mib : 1)) {
+    } else if (!make_slot_disk(f.root, f.disk(), opt.install ? opt.size_mib : 1)) {
         fail("sfdisk could not make the disk image");
     } else {
         // Slot B's byte offset, from the plugin's own view of the GPT.
