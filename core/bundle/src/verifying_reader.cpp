@@ -426,6 +426,14 @@ bool VerifyingReader::can_skip_chunks() const {
            s.count == std::min(s.next_chunk * uint64_t(s.expected->chunk_size), s.expected->size);
 }
 
+void VerifyingReader::will_read_chunks(uint64_t chunks) {
+    State& s = *state_;
+    if (!can_skip_chunks()) return;
+    const uint64_t end =
+        std::min((s.next_chunk + chunks) * uint64_t(s.expected->chunk_size), s.expected->size);
+    s.reader.will_read_data(end - s.count);
+}
+
 Result<bool> VerifyingReader::skip_chunks(uint64_t chunks) {
     State& s = *state_;
     if (!can_skip_chunks()) return false;

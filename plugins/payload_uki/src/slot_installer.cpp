@@ -592,6 +592,10 @@ class Installation {
                 // Changed since the plan was made: fetched like any other.
             }
             ACTIVATE_TRY(flush_skip());
+            // The run of chunks to fetch from here: a download asks for just them.
+            uint64_t run = 1;
+            while (i + run < member.chunk_count() && local[i + run] == LocalChunk::none) ++run;
+            if (i + run < member.chunk_count()) bundle_.will_read_chunks(run);
             size_t got = 0;
             while (got < length) {
                 ACTIVATE_ASSIGN(size_t n,

@@ -405,6 +405,19 @@ TEST_F(SignedUpdateCli, DeltaFetchesOnlyTheChunksTheRunningSlotLacks) {
     auto at = [&](uint64_t chunk) { return std::to_string(data_offset + chunk * kChunk); };
     EXPECT_EQ(ask("/ranges/ranged"), at(10) + "," + at(30) + "," + at(40) + "," +
                                          std::to_string(data_offset + image.size()));
+    // Each Range request before a skip is closed (bytes=N-M): the Range responses carried
+    // exactly the 3 chunks and what follows the image. The first response (manifest,
+    // signature, UKI) ran ahead by the download ring and the sockets' buffers before the first
+    // skip dropped it, a constant (as for a resumed install).
+    const uint64_t sent = std::stoull(ask("/sent/ranged"));
+    const uint64_t ranged = std::stoull(ask("/sent/ranged@ranges"));
+    EXPECT_EQ(ranged, 3 * kChunk + (zip.size() - data_offset - image.size()));
+    EXPECT_LT(sent - ranged, data_offset + (8u << 20));
+    std::printf(
+        "delta install, 3 of 48 chunks fetched: the server sent %llu bytes (%.1f %% of "
+        "the %zu-byte image), %llu of them in 4 Range responses\n",
+        static_cast<unsigned long long>(sent), 100.0 * double(sent) / double(image.size()),
+        image.size(), static_cast<unsigned long long>(ranged));
 }
 
 TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {

@@ -97,6 +97,9 @@ class VerifyingReader {
     Result<bool> skip_chunks(uint64_t chunks);
     // Whether skip_chunks() would skip now.
     bool can_skip_chunks() const;
+    // Announces that the next `chunks` chunks will be read and then skipped past
+    // (ByteSource::will_read: a download asks for just them). Only where can_skip_chunks().
+    void will_read_chunks(uint64_t chunks);
 
     uint64_t source_offset() const;
     const ByteSource& source() const;
