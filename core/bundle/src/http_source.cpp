@@ -131,8 +131,19 @@ class HttpSource final : public ByteSource {
                        " with a Range request");
         end_attempt();
         received_ += n;
+        range_end_.reset();
         attempt_ = 0;  // a new request, with its own retries
         return {};
+    }
+
+    // After a skip the next request asks for these bytes only ("Range: bytes=a-b"), so that
+    // the server does not stream the rest of the file into the sockets' buffers only for the
+    // next skip to drop it. A transfer in progress is left as it is.
+    void will_read(uint64_t n) override {
+        if (active_ || finished_ || received_ == 0 || validator_.empty() || !accepts_ranges_ ||
+            n == 0)
+            return;
+        range_end_ = received_ + n;
     }
 
     const std::string& name() const override { return url_; }
@@ -295,7 +306,9 @@ class HttpSource final : public ByteSource {
         if (!opt_.ca_file.empty())
             set(curl_easy_setopt(easy_, CURLOPT_CAINFO, opt_.ca_file.c_str()));
         if (received_ > 0) {
-            range_ = std::to_string(received_) + "-";
+            range_ = std::to_string(received_) + "-" +
+                     (range_end_ && *range_end_ > received_ ? std::to_string(*range_end_ - 1)
+                                                            : std::string());
             set(curl_easy_setopt(easy_, CURLOPT_RANGE, range_.c_str()));
             headers_ = curl_slist_append(nullptr, ("If-Range: " + validator_).c_str());
             set(curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_));
@@ -356,6 +369,11 @@ class HttpSource final : public ByteSource {
 
         const long expected = attempt_start_ == 0 ? 200 : 206;
         std::string reason;
+        if (code == CURLE_OK && status_ == expected && range_end_ && received_ == *range_end_) {
+            // A closed range delivered: not the end of the file; a further read asks again.
+            range_end_.reset();
+            return {};
+        }
         if (code == CURLE_OK && status_ == expected) {
             if (received_ == 0) total_ = 0;  // an empty body: the write callback never ran
             finished_ = true;
@@ -428,6 +446,8 @@ class HttpSource final : public ByteSource {
     std::optional<Error> error_;
     int attempt_ = 0;
     uint64_t received_ = 0;  // body bytes accepted or skipped: where a resume starts
+    // will_read(): the end (exclusive) of the closed range the next request asks for.
+    std::optional<uint64_t> range_end_;
     std::optional<uint64_t> total_;
     std::string validator_;        // If-Range value from the first response
     bool accepts_ranges_ = false;  // the first response had "Accept-Ranges: bytes"

@@ -80,7 +80,7 @@ void Progress::report(bool final) {
     std::string line = label_ + ": ";
     if (final) {
         line += human_bytes(double(done_)) + " in " + human_duration(elapsed) + " (" +
-                human_bytes(rate) + "/s)";
+                human_bytes(rate) + "/s)" + summary_note_;
     } else {
         line += human_bytes(double(done_));
         if (total_ && *total_ > 0) {

@@ -746,6 +746,13 @@ Status BundleReader::skip_data(uint64_t n) {
     return {};
 }
 
+void BundleReader::will_read_data(uint64_t n) {
+    State& s = *state_;
+    if (s.phase != State::Phase::member) return;
+    const uint64_t buffered = s.buffered();
+    if (n > buffered) s.source->will_read(n - buffered);
+}
+
 uint64_t BundleReader::source_offset() const { return state_->offset; }
 const ByteSource& BundleReader::source() const { return *state_->source; }
 

@@ -417,22 +417,38 @@ const std::optional<Sha256Digest>& VerifyingReader::manifest_digest() const {
     return state_->manifest_digest;
 }
 
+bool VerifyingReader::can_skip_chunks() const {
+    const State& s = *state_;
+    // Only at a chunk boundary with nothing read ahead: every byte handed out so far was a
+    // whole verified chunk, and the next one read starts where the skip ends.
+    return !s.failed && s.in_member && s.expected && !s.member_done &&
+           s.chunk_used == s.chunk.size() && s.reader.can_skip_data() &&
+           s.count == std::min(s.next_chunk * uint64_t(s.expected->chunk_size), s.expected->size);
+}
+
+void VerifyingReader::will_read_chunks(uint64_t chunks) {
+    State& s = *state_;
+    if (!can_skip_chunks()) return;
+    const uint64_t end =
+        std::min((s.next_chunk + chunks) * uint64_t(s.expected->chunk_size), s.expected->size);
+    s.reader.will_read_data(end - s.count);
+}
+
 Result<bool> VerifyingReader::skip_chunks(uint64_t chunks) {
     State& s = *state_;
-    if (s.failed || !s.in_member || !s.expected || s.member_done || s.count != 0 ||
-        !s.chunk.empty() || !s.reader.can_skip_data())
-        return false;
-    if (chunks > s.expected->chunk_count())
+    if (!can_skip_chunks()) return false;
+    if (chunks > s.expected->chunk_count() - s.next_chunk)
         return Error(ErrorKind::internal, s.what() + ": cannot skip " + std::to_string(chunks) +
-                                              " chunks of " +
-                                              std::to_string(s.expected->chunk_count()));
-    const uint64_t bytes = std::min(chunks * uint64_t(s.expected->chunk_size), s.expected->size);
-    if (auto st = s.reader.skip_data(bytes); !st.ok()) {
+                                              " chunks from chunk " + std::to_string(s.next_chunk) +
+                                              " of " + std::to_string(s.expected->chunk_count()));
+    const uint64_t end =
+        std::min((s.next_chunk + chunks) * uint64_t(s.expected->chunk_size), s.expected->size);
+    if (auto st = s.reader.skip_data(end - s.count); !st.ok()) {
         s.failed = true;
         return std::move(st).error();
     }
-    s.count = bytes;
-    s.next_chunk = chunks;
+    s.count = end;
+    s.next_chunk += chunks;
     if (s.count == s.expected->size) (void)s.verify_member();
     return true;
 }

@@ -74,19 +74,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 value = SENT[key] if route == "sent" else \
                     ",".join(str(r) for r in RANGES.get(key, []))
             return self.send_body(200, str(value).encode())
-        if route == "ranged":  # the file, or from byte N for "Range: bytes=N-" + If-Range
+        # The file, or bytes N..M for "Range: bytes=N-M" (N..the end for "bytes=N-") with
+        # If-Range (RFC 9110 §14.1.2: M is inclusive).
+        if route == "ranged":
             rng = self.headers.get("Range", "")
             if rng.startswith("bytes=") and self.headers.get("If-Range") == ETAG:
-                start = int(rng[6:].split("-")[0])
+                first, _, last = rng[6:].partition("-")
+                start = int(first)
+                end = min(int(last) + 1, len(BODY)) if last else len(BODY)
                 with LOCK:
                     RANGES.setdefault(self.path, []).append(start)
                 self.send_response(206)
-                self.send_header("Content-Length", str(len(BODY) - start))
+                self.send_header("Content-Length", str(end - start))
                 self.send_header("ETag", ETAG)
                 self.send_header("Content-Range",
-                                 "bytes %d-%d/%d" % (start, len(BODY) - 1, len(BODY)))
+                                 "bytes %d-%d/%d" % (start, end - 1, len(BODY)))
                 self.end_headers()
-                return self.send_counted(BODY[start:], self.path + "@ranges")
+                return self.send_counted(BODY[start:end], self.path + "@ranges")
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
             self.send_header("ETag", ETAG)

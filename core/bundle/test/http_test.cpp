@@ -326,6 +326,41 @@ TEST_F(HttpTest, SkipContinuesWithARangeRequest) {
     EXPECT_EQ(buf[0], uint8_t(bundle_[12345]));
 }
 
+// will_read(n) after a skip: the next request is a closed range of n bytes (the server sends
+// nothing beyond them), and reading past it continues with another request.
+TEST_F(HttpTest, WillReadAsksForAClosedRange) {
+    auto src = open_source(Sysroot("/"), base_ + "/ranged", fast());
+    ASSERT_TRUE(src.ok());
+    auto read_exactly = [&](uint64_t bytes) -> std::string {
+        std::string out;
+        std::vector<uint8_t> buf(bytes);
+        while (out.size() < bytes) {
+            auto r = (*src)->read(std::span<uint8_t>(buf.data(), bytes - out.size()));
+            if (!r.ok() || *r == 0) return out;
+            out.append(reinterpret_cast<const char*>(buf.data()), *r);
+        }
+        return out;
+    };
+    const uint64_t at = 1000;
+    ASSERT_EQ(read_exactly(at), bundle_.substr(0, at));
+    const uint64_t a1 = at + 1200000;  // beyond the 1 MiB ring
+    ASSERT_TRUE((*src)->skip(a1 - at).ok());
+    (*src)->will_read(5000);
+    EXPECT_EQ(read_exactly(5000), bundle_.substr(a1, 5000));
+    const uint64_t a2 = a1 + 5000 + 100000;
+    ASSERT_TRUE((*src)->skip(100000).ok());
+    (*src)->will_read(300);
+    EXPECT_EQ(read_exactly(600), bundle_.substr(a2, 600));  // 300 beyond the closed range
+    const uint64_t a3 = a2 + 300;
+    EXPECT_EQ(read_exactly(bundle_.size()), bundle_.substr(a2 + 600));
+    auto ranges = fetch("/ranges/ranged", fast());
+    ASSERT_TRUE(ranges.ok());
+    EXPECT_EQ(*ranges, std::to_string(a1) + "," + std::to_string(a2) + "," + std::to_string(a3));
+    auto ranged = fetch("/sent/ranged@ranges", fast());
+    ASSERT_TRUE(ranged.ok());
+    EXPECT_EQ(std::stoull(*ranged), 5000 + 300 + (bundle_.size() - a3));
+}
+
 TEST_F(HttpTest, CutWithoutValidatorIsNotRetried) {
     auto body = fetch("/cut-noetag/a", fast());
     ASSERT_FALSE(body.ok());

@@ -474,6 +474,56 @@ TEST_F(Verify, SkipChunksPassesOverTheFirstChunksAndVerifiesTheRest) {
     EXPECT_EQ(got, uint64_t(kTestChunk));
 }
 
+// A delta install alternates: whole chunks read (and verified) with read(), runs of chunks
+// skipped in between (a damaged chunk among them goes unnoticed: never read), and a skip inside
+// a chunk that was only partly handed out is refused.
+TEST_F(Verify, SkipChunksBetweenReadChunks) {
+    const std::string image = random_bytes(10 * kTestChunk + 1000, 29);
+    Parts p = signed_parts({{"verity_rootfs.img", image}, {"kernel_efi.efi", "uki"}}, key_);
+    p.members[0].second[3 * kTestChunk + 9] ^= 0x01;  // in chunk 3, skipped below
+    const std::string zip = p.zip();
+    auto reader = BundleReader::open(memory_source(as_bytes(zip), "b.zip"));
+    auto v = VerifyingReader::open(std::move(*reader), trust());
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    ASSERT_TRUE(v->next().ok());
+    std::string got;
+    auto read_chunks = [&](uint64_t bytes) {
+        std::vector<uint8_t> buf(bytes);
+        size_t done = 0;
+        while (done < bytes) {
+            auto n = v->read(std::span<uint8_t>(buf.data() + done, bytes - done));
+            if (!n.ok() || *n == 0) return false;
+            done += *n;
+        }
+        got.append(reinterpret_cast<const char*>(buf.data()), bytes);
+        return true;
+    };
+    ASSERT_TRUE(read_chunks(2 * kTestChunk));
+    EXPECT_TRUE(v->can_skip_chunks());
+    auto skipped = v->skip_chunks(3);  // chunks 2..4
+    ASSERT_TRUE(skipped.ok() && *skipped);
+    got.append(3 * kTestChunk, '-');
+    ASSERT_TRUE(read_chunks(kTestChunk / 2));  // half of chunk 5
+    EXPECT_FALSE(v->can_skip_chunks());
+    auto half = v->skip_chunks(1);
+    ASSERT_TRUE(half.ok());
+    EXPECT_FALSE(*half);
+    ASSERT_TRUE(read_chunks(kTestChunk / 2));
+    ASSERT_TRUE(*v->skip_chunks(2));  // chunks 6, 7
+    got.append(2 * kTestChunk, '-');
+    ASSERT_TRUE(read_chunks(image.size() - 8 * kTestChunk));
+    std::string expected = image;
+    expected.replace(2 * kTestChunk, 3 * kTestChunk, 3 * kTestChunk, '-');
+    expected.replace(6 * kTestChunk, 2 * kTestChunk, 2 * kTestChunk, '-');
+    EXPECT_EQ(got, expected);
+    auto uki = v->next();
+    ASSERT_TRUE(uki.ok() && *uki) << (uki.ok() ? "end" : uki.error().message());
+    ASSERT_TRUE(v->skip().ok());
+    auto end = v->next();
+    ASSERT_TRUE(end.ok()) << end.error().message();
+    EXPECT_FALSE(*end);
+}
+
 // A deflated member cannot be entered mid-stream: skip_chunks() says so and skips nothing.
 TEST(SignedWriter, SkipChunksRefusesADeflatedMember) {
     if (!have_program("zip")) GTEST_SKIP() << "zip not installed";

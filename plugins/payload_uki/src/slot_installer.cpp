@@ -140,7 +140,7 @@ Result<FreeSpace> statvfs_free_space(const Sysroot& sysroot, const std::string& 
 class Installation {
   public:
     Installation(const Sysroot& sysroot, const UkiSourceConfig& config, const Log& log,
-                 const FreeSpaceProbe& free_space, const Slot& target,
+                 const FreeSpaceProbe& free_space, const Slot& target, const Slot* running,
                  bundle::VerifyingReader& bundle, bundle::Progress* progress)
         : sysroot_(sysroot),
           config_(config),
@@ -154,7 +154,8 @@ class Installation {
           uki_path_(uki_system_path(target)),
           uki_member_(config.uki_member(target.letter)),
           progress_path_(parent_of(config.esp + "/" + config.version_file) + "/" +
-                         std::string(kInstallProgressFile)) {}
+                         std::string(kInstallProgressFile)),
+          running_(running) {}
 
     Status run(const std::function<Status()>& before_first_write) {
         ACTIVATE_TRY(check_target());
@@ -399,7 +400,6 @@ class Installation {
                 resume = 0;
             }
         }
-        const uint64_t resumed = written;
         if (resume == 0) {
             auto removed = sysroot_.remove(progress_path_);
             if (!removed.ok()) return std::move(removed).error();
@@ -426,52 +426,190 @@ class Installation {
         // Created now, next to the version record the engine's hook just wrote, so that the
         // ESP's directory does not change while the image streams.
         if (chunks) ACTIVATE_TRY(record(written));
-        // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
-        // the next one (unsigned); see VerifyingReader::copy_to.
-        auto copied = bundle_.copy_to(
-            [&](std::span<const uint8_t> chunk) -> Status {
-                // The reader enforces the size; belt and braces.
-                if (written + chunk.size() > capacity_)
-                    return Error(ErrorKind::input, what + " exceeds " + part_name_);
-                ACTIVATE_TRY(write_all_at(disk_.get(), chunk.data(), chunk.size(),
-                                          offset_ + written, target_.disk));
-                // Start writing this chunk back now rather than all of them at the final
-                // fsync: the disk works while the next chunks are read and hashed, and dirty
-                // memory stays small. Only a hint; the fsync below is what makes it durable.
-                ::sync_file_range(disk_.get(), static_cast<off_t>(offset_ + written),
-                                  static_cast<off_t>(chunk.size()), SYNC_FILE_RANGE_WRITE);
+        // One verified chunk into the slot at `written` (`write` false: the slot already holds
+        // exactly these bytes).
+        auto put = [&](std::span<const uint8_t> chunk, bool write) -> Status {
+            // The reader enforces the size; belt and braces.
+            if (written + chunk.size() > capacity_)
+                return Error(ErrorKind::input, what + " exceeds " + part_name_);
+            if (!write) {
                 written += chunk.size();
-                // Each sink call is one verified manifest chunk. The record may only promise
-                // what is durable: the slot is synced before the record moves.
-                if (chunks && written - recorded >= record_every && written < *member.size) {
-                    if (::fdatasync(disk_.get()) != 0)
-                        return errno_error(ErrorKind::activation, "fdatasync " + target_.disk);
-                    ACTIVATE_TRY(record(written));
-                    recorded = written;
-                }
                 report();
                 return {};
-            },
-            kImageWriteBuffer);
-        if (!copied.ok()) {
-            // A resumed run that failed before writing a single chunk failed where the record
-            // sends it (a server refusing the Range request, say): kept, the record would send
-            // every later run to the same failure. Forgotten, the next run starts over; the
-            // source's own retries have already been spent on a passing fault.
-            if (resumed > 0 && written == resumed) {
-                log_.warning("the install could not continue at byte " + std::to_string(resumed) +
-                             " where an earlier run stopped; removing " + progress_path_ +
-                             " so that the next run starts from the beginning");
-                (void)sysroot_.remove(progress_path_);
             }
-            return std::move(copied).error();
+            ACTIVATE_TRY(write_all_at(disk_.get(), chunk.data(), chunk.size(), offset_ + written,
+                                      target_.disk));
+            // Start writing this chunk back now rather than all of them at the final
+            // fsync: the disk works while the next chunks are read and hashed, and dirty
+            // memory stays small. Only a hint; the fsync below is what makes it durable.
+            ::sync_file_range(disk_.get(), static_cast<off_t>(offset_ + written),
+                              static_cast<off_t>(chunk.size()), SYNC_FILE_RANGE_WRITE);
+            written += chunk.size();
+            // Each sink call is one verified manifest chunk. The record may only promise
+            // what is durable: the slot is synced before the record moves.
+            if (chunks && written - recorded >= record_every && written < *member.size) {
+                if (::fdatasync(disk_.get()) != 0)
+                    return errno_error(ErrorKind::activation, "fdatasync " + target_.disk);
+                ACTIVATE_TRY(record(written));
+                recorded = written;
+            }
+            report();
+            return {};
+        };
+        const uint64_t streamed_from = written;
+        ACTIVATE_ASSIGN(std::vector<LocalChunk> local,
+                        chunks ? plan_delta(*chunks, written / chunks->chunk_size, what)
+                               : Result<std::vector<LocalChunk>>(std::vector<LocalChunk>{}));
+        if (!local.empty()) {
+            ACTIVATE_TRY(write_delta(*chunks, local, written, put));
+        } else {
+            // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
+            // the next one (unsigned); see VerifyingReader::copy_to.
+            auto copied =
+                bundle_.copy_to([&](std::span<const uint8_t> chunk) { return put(chunk, true); },
+                                kImageWriteBuffer);
+            if (!copied.ok()) return std::move(copied).error();
+            fetched_ = written - streamed_from;
         }
         if (::fsync(disk_.get()) != 0)
             return errno_error(ErrorKind::activation, "fsync " + target_.disk);
+        log_.info(slot_ + ": " + std::to_string(fetched_) + " bytes of \"" + member.name +
+                  "\" fetched, " + std::to_string(reused_) + " reused from this disk, " +
+                  std::to_string(written - fetched_ - reused_) + " kept from an earlier run");
+        if (progress_)
+            progress_->set_summary_note(", image: " + std::to_string(fetched_) +
+                                        " bytes fetched, " + std::to_string(reused_) + " reused");
         // Killed from here until the UKI is in place, a next run skips the whole image.
         if (chunks) ACTIVATE_TRY(record(*member.size));
         image_written_ = true;
         return {};
+    }
+
+    // Where a chunk of the image is found locally with the manifest's digest.
+    enum class LocalChunk : uint8_t { none, in_target, in_running };
+
+    // Reads chunk `index` of `member` from the partition at byte `part_offset` (of
+    // `part_capacity` bytes) of `fd` into `buf` and says whether it has the manifest's digest.
+    Result<bool> holds_chunk(int fd, const std::string& disk, uint64_t part_offset,
+                             uint64_t part_capacity, const bundle::ManifestMember& member,
+                             uint64_t index, std::vector<uint8_t>& buf) const {
+        const size_t length = member.chunk_length(index);
+        if (member.chunk_offset(index) + length > part_capacity) return false;
+        const uint64_t at = part_offset + member.chunk_offset(index);
+        size_t done = 0;
+        while (done < length) {
+            const ssize_t n = ::pread(fd, buf.data() + done, length - done, off_t(at + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0)
+                return errno_error(ErrorKind::activation,
+                                   "reading " + disk + " at offset " + std::to_string(at + done),
+                                   n < 0 ? errno : EIO);
+            done += size_t(n);
+        }
+        bundle::Sha256 hash;
+        hash.update(std::span<const uint8_t>(buf.data(), length));
+        ACTIVATE_ASSIGN(bundle::Sha256Digest digest, hash.finish());
+        return digest == member.chunks[index];
+    }
+
+    Result<bool> holds_chunk_at(LocalChunk where, const bundle::ManifestMember& member,
+                                uint64_t index, std::vector<uint8_t>& buf) const {
+        if (where == LocalChunk::in_target)
+            return holds_chunk(disk_.get(), target_.disk, offset_, capacity_, member, index, buf);
+        return holds_chunk(running_disk_.get(), running_->disk, running_offset_, running_capacity_,
+                           member, index, buf);
+    }
+
+    // Delta (docs/bundle-format.md "Delta installs"): which chunks from `first` on the target
+    // slot already holds, or the running slot holds at the same offset, with the manifest's
+    // digests. A block image changed in place keeps its unchanged chunks at their offsets, so
+    // only the aligned chunk is looked at. Empty when nothing is found (the image streams as
+    // usual) or the member cannot be entered mid-way (deflated, data descriptor).
+    Result<std::vector<LocalChunk>> plan_delta(const bundle::ManifestMember& member, uint64_t first,
+                                               const std::string& what) {
+        if (!running_ || first >= member.chunk_count()) return std::vector<LocalChunk>{};
+        if (!bundle_.can_skip_chunks()) {
+            log_.info(what + " is compressed (or has a data descriptor): no delta install, " +
+                      "every chunk is fetched");
+            return std::vector<LocalChunk>{};
+        }
+        const GptPartition& part = running_->system;
+        if (part.sector_size == 0 ||
+            __builtin_mul_overflow(part.first_lba, part.sector_size, &running_offset_) ||
+            __builtin_mul_overflow(part.size_lba, part.sector_size, &running_capacity_))
+            return std::vector<LocalChunk>{};
+        ACTIVATE_ASSIGN(running_disk_, sysroot_.open(running_->disk, O_RDONLY));
+        std::vector<LocalChunk> local(member.chunk_count(), LocalChunk::none);
+        std::vector<uint8_t> buf(member.chunk_size);
+        uint64_t found = 0;
+        for (uint64_t i = first; i < member.chunk_count(); ++i) {
+            for (LocalChunk where : {LocalChunk::in_target, LocalChunk::in_running}) {
+                ACTIVATE_ASSIGN(bool held, holds_chunk_at(where, member, i, buf));
+                if (held) {
+                    local[i] = where;
+                    ++found;
+                    break;
+                }
+            }
+        }
+        if (found == 0) return std::vector<LocalChunk>{};
+        log_.info(slot_ + ": " + std::to_string(found) + " of " +
+                  std::to_string(member.chunk_count() - first) + " chunks of \"" + member.name +
+                  "\" are already on this disk with the manifest's digests; fetching the rest");
+        return local;
+    }
+
+    // Writes the image from `written` on: each chunk the plan found locally is read and hashed
+    // again just before it is written (that hash is its verification: nothing unverified is
+    // written), and passed over in the bundle; a run of such chunks is one skip (one Range
+    // request for a download). Every other chunk is fetched and verified by the reader.
+    Status write_delta(const bundle::ManifestMember& member, const std::vector<LocalChunk>& local,
+                       uint64_t written,
+                       const std::function<Status(std::span<const uint8_t>, bool)>& put) {
+        std::vector<uint8_t> buf(member.chunk_size);
+        uint64_t skip = 0;
+        auto flush_skip = [&]() -> Status {
+            if (skip == 0) return {};
+            ACTIVATE_ASSIGN(bool skipped, bundle_.skip_chunks(skip));
+            if (!skipped)
+                return Error(ErrorKind::internal, source_ + ": could not pass over " +
+                                                      std::to_string(skip) + " chunks of \"" +
+                                                      member.name + "\" found locally");
+            skip = 0;
+            return {};
+        };
+        for (uint64_t i = written / member.chunk_size; i < member.chunk_count(); ++i) {
+            const size_t length = member.chunk_length(i);
+            if (local[i] != LocalChunk::none) {
+                ACTIVATE_ASSIGN(bool held, holds_chunk_at(local[i], member, i, buf));
+                if (held) {
+                    ACTIVATE_TRY(put(std::span<const uint8_t>(buf.data(), length),
+                                     local[i] == LocalChunk::in_running));
+                    reused_ += length;
+                    ++skip;
+                    continue;
+                }
+                // Changed since the plan was made: fetched like any other.
+            }
+            ACTIVATE_TRY(flush_skip());
+            // The run of chunks to fetch from here: a download asks for just them.
+            uint64_t run = 1;
+            while (i + run < member.chunk_count() && local[i + run] == LocalChunk::none) ++run;
+            if (i + run < member.chunk_count()) bundle_.will_read_chunks(run);
+            size_t got = 0;
+            while (got < length) {
+                ACTIVATE_ASSIGN(size_t n,
+                                bundle_.read(std::span<uint8_t>(buf.data() + got, length - got)));
+                if (n == 0)
+                    return Error(ErrorKind::rejected, source_ + ": member \"" + member.name +
+                                                          "\" ends inside chunk " +
+                                                          std::to_string(i));
+                got += n;
+            }
+            ACTIVATE_TRY(put(std::span<const uint8_t>(buf.data(), length), true));
+            fetched_ += length;
+        }
+        return flush_skip();
     }
 
     // How many of the first `count` chunks of `member` the slot still holds, read back and
@@ -535,6 +673,12 @@ class Installation {
     uint64_t offset_ = 0, capacity_ = 0;
     UniqueFd disk_;
     std::optional<TempUki> uki_;
+    // Delta: the running slot's partition (null when the caller named none).
+    const Slot* running_ = nullptr;
+    UniqueFd running_disk_;
+    uint64_t running_offset_ = 0, running_capacity_ = 0;
+    // Image bytes copied from this disk (running or target slot) and fetched from the bundle.
+    uint64_t reused_ = 0, fetched_ = 0;
     bool image_started_ = false, image_written_ = false;
 };
 
@@ -546,8 +690,9 @@ SlotInstaller::SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& conf
 
 Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundle,
                               const std::function<Status()>& before_first_write,
-                              bundle::Progress* progress) {
-    Installation installation(sysroot_, config_, log_, free_space_, target, bundle, progress);
+                              bundle::Progress* progress, const Slot* running) {
+    Installation installation(sysroot_, config_, log_, free_space_, target, running, bundle,
+                              progress);
     return installation.run(before_first_write);
 }
 

@@ -50,7 +50,7 @@ class UkiPayloadSource final : public PayloadSource {
                          "`bundle` in the payload settings");
         const std::string context =
             std::string("installing ") + location + " into slot " + target.letter;
-        auto installed = install_verified(target, now.running.letter, location, request);
+        auto installed = install_verified(target, now.running, location, request);
         if (!installed.ok()) return std::move(installed).error().with_context(context);
         return {};
     }
@@ -127,7 +127,7 @@ class UkiPayloadSource final : public PayloadSource {
   private:
     // Trust first (keys, signature, compatible, version), then the state record, then the
     // writes; see docs/bundle-format.md "Installing".
-    Status install_verified(const Slot& target, char running, const std::string& location,
+    Status install_verified(const Slot& target, const Slot& running, const std::string& location,
                             const InstallRequest& request) {
         if (config_.allow_unsigned)
             log_.warning(
@@ -161,7 +161,7 @@ class UkiPayloadSource final : public PayloadSource {
         SlotVersions versions = std::move(*read_versions);
         if (const auto& manifest = verified.manifest()) {
             ACTIVATE_TRY(
-                nothing_written(check_not_older(versions, running, manifest->version,
+                nothing_written(check_not_older(versions, running.letter, manifest->version,
                                                 request.allow_downgrade, version_path, log_)));
             for (const std::string& member :
                  {config_.bundle_image, config_.uki_member(target.letter)})
@@ -203,7 +203,7 @@ class UkiPayloadSource final : public PayloadSource {
         bundle::Progress progress(std::string("installing slot ") + target.letter, total,
                                   progress_options);
         SlotInstaller installer(sysroot_, config_, log_);
-        ACTIVATE_TRY(installer.install(target, verified, before_first_write, &progress));
+        ACTIVATE_TRY(installer.install(target, verified, before_first_write, &progress, &running));
 
         if (const auto& manifest = verified.manifest()) {
             const auto& signer = verified.signer();

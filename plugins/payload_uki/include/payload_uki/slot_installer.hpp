@@ -45,8 +45,12 @@ class SlotInstaller {
     // any error the old UKI stays and no temporary file is left behind. `progress` (may be null)
     // follows the bundle's source offset. For a signed bundle each member's SHA-256 is checked
     // before its last bytes are handed over, so an unverified UKI is never renamed.
+    // `running` (may be null): the running slot, whose partition is read for delta: a chunk of
+    // a stored signed image that it (or the target) holds at the same offset with the
+    // manifest's digest is copied locally instead of fetched.
     Status install(const Slot& target, bundle::VerifyingReader& bundle,
-                   const std::function<Status()>& before_first_write, bundle::Progress* progress);
+                   const std::function<Status()>& before_first_write, bundle::Progress* progress,
+                   const Slot* running = nullptr);
 
   private:
     const Sysroot& sysroot_;

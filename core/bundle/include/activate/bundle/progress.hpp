@@ -40,6 +40,8 @@ class Progress {
     void update(uint64_t done);
     // Prints the summary line ("<label>: 1.2 GiB in 34 s, 36.1 MiB/s") once.
     void finish();
+    // Appended to the summary line (e.g. ", 1.2 MiB fetched, 98 MiB reused").
+    void set_summary_note(std::string note) { summary_note_ = std::move(note); }
 
     bool enabled() const { return enabled_; }
     uint64_t done() const { return done_; }
@@ -58,6 +60,7 @@ class Progress {
     uint64_t done_ = 0;
     bool line_open_ = false;  // a '\r' line is on screen and needs a newline
     bool finished_ = false;
+    std::string summary_note_;
 };
 
 }  // namespace activate::bundle

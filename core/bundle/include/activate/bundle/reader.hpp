@@ -73,6 +73,9 @@ class BundleReader {
     // other means (VerifyingReader::skip_chunks: the manifest's chunk digests, checked when an
     // earlier run wrote them). Sizes and the central directory are still checked.
     Status skip_data(uint64_t n);
+    // ByteSource::will_read() for the next `n` bytes of the current member's data (what is
+    // already buffered aside).
+    void will_read_data(uint64_t n);
 
     // Streams the rest of the current member to `sink` in chunks of at most 256 KiB, stopping at
     // the sink's first error; returns the number of bytes delivered. Earlier chunks reach the

@@ -29,6 +29,12 @@ class ByteSource {
     // a Range request (when the server gave a validator for If-Range), so the bytes skipped are
     // never fetched. Skipping beyond the end is an error at the next read().
     virtual Status skip(uint64_t n);
+    // Announces that only the next `n` bytes will be read before the next skip() (or the end):
+    // a download that has to start a new request there asks for just them (a closed Range,
+    // RFC 9110 §14.1.2) instead of everything to the end of the file, so nothing beyond them
+    // runs ahead into the sockets. Reading further still works (with another request). Only a
+    // hint; the default ignores it.
+    virtual void will_read(uint64_t n) { (void)n; }
     // For messages: the path or URL.
     virtual const std::string& name() const = 0;
     // Total length when known (file size; for a download the Content-Length, known once the

@@ -85,13 +85,21 @@ class VerifyingReader {
     Result<uint64_t> copy_to(const std::function<Status(std::span<const uint8_t>)>& sink,
                              size_t chunk_size = 256 << 10);
 
-    // Passes over the first `chunks` chunks of the current member without reading or verifying
+    // Passes over the next `chunks` chunks of the current member without reading or verifying
     // them (a file seeks, a download continues with a Range request: they are not fetched), for
-    // an install that resumes where an earlier run had verified and synced them. The caller
-    // vouches for those bytes; every later chunk is verified as always. Only right after next()
-    // for a member in the manifest that is stored without data descriptor; false, with nothing
-    // skipped, for any other member (a deflate stream cannot be entered mid-stream).
+    // an install that resumes where an earlier run had verified and synced them, or that found
+    // them locally with the manifest's digests (delta). The caller vouches for those bytes;
+    // every other chunk is verified as always. Only at a chunk boundary (right after next(), or
+    // after read() handed out whole chunks; not after copy_to()) of a member in the manifest
+    // that is stored without data descriptor; false, with nothing skipped, otherwise (a deflate
+    // stream cannot be entered mid-stream). Consecutive calls with no read between them cost a
+    // single jump of the source (one Range request for a download).
     Result<bool> skip_chunks(uint64_t chunks);
+    // Whether skip_chunks() would skip now.
+    bool can_skip_chunks() const;
+    // Announces that the next `chunks` chunks will be read and then skipped past
+    // (ByteSource::will_read: a download asks for just them). Only where can_skip_chunks().
+    void will_read_chunks(uint64_t chunks);
 
     uint64_t source_offset() const;
     const ByteSource& source() const;
