@@ -2,7 +2,9 @@
 // write callback fills a fixed ring buffer and pauses the transfer when it is full, so memory is
 // bounded whatever the body size. Failed attempts are retried with exponential backoff; once body
 // bytes were handed out, only an exact resume (Range + If-Range, answered by 206 with the right
-// Content-Range; RFC 9110 §14.2, §13.1.5) may continue the transfer.
+// Content-Range; RFC 9110 §14.2, §13.1.5) may continue the transfer. A server that offers ranges
+// but then refuses them (416, or 200 with the same file) is read through from its start instead,
+// the bytes before the position dropped: slower, never stuck.
 #include "http_source.hpp"
 
 #include <curl/curl.h>
@@ -69,6 +71,17 @@ std::optional<uint64_t> content_range_start(const std::string& value) {
     return v;
 }
 
+// The complete length in a 416's "Content-Range: bytes */<length>" (RFC 9110 §14.4).
+std::optional<uint64_t> unsatisfied_range_length(const std::string& value) {
+    if (value.rfind("bytes */", 0) != 0 || value.size() == 8) return std::nullopt;
+    uint64_t v = 0;
+    for (size_t i = 8; i < value.size(); ++i) {
+        if (value[i] < '0' || value[i] > '9' || v > (UINT64_MAX - 9) / 10) return std::nullopt;
+        v = v * 10 + uint64_t(value[i] - '0');
+    }
+    return v;
+}
+
 class HttpSource final : public ByteSource {
   public:
     HttpSource(std::string url, SourceOptions options)
@@ -123,7 +136,7 @@ class HttpSource final : public ByteSource {
         if (n == 0) return {};
         // A Range request only where the first response said the server takes them (RFC 9110
         // §14.3): a server that answered it with 200 would fail every later run at this point.
-        if (finished_ || validator_.empty() || !accepts_ranges_) return ByteSource::skip(n);
+        if (finished_ || !ranges_usable()) return ByteSource::skip(n);
         if (opt_.logger)
             Log(opt_.logger, "bundle")
                 .debug("GET " + url_ + ": skipping " + std::to_string(n) +
@@ -140,9 +153,7 @@ class HttpSource final : public ByteSource {
     // the server does not stream the rest of the file into the sockets' buffers only for the
     // next skip to drop it. A transfer in progress is left as it is.
     void will_read(uint64_t n) override {
-        if (active_ || finished_ || received_ == 0 || validator_.empty() || !accepts_ranges_ ||
-            n == 0)
-            return;
+        if (active_ || finished_ || received_ == 0 || !ranges_usable() || n == 0) return;
         range_end_ = received_ + n;
     }
 
@@ -150,6 +161,40 @@ class HttpSource final : public ByteSource {
     std::optional<uint64_t> size_hint() const override { return total_; }
 
   private:
+    // Range requests are worth making: the first response offered them with a validator for
+    // If-Range, and no answer since refused one.
+    bool ranges_usable() const {
+        return !validator_.empty() && accepts_ranges_ && !ranges_refused_;
+    }
+
+    // This response's validator, chosen as for the first response (RFC 9110 §13.1.5: a strong
+    // entity tag, else Last-Modified).
+    std::string response_validator() const {
+        if (!etag_.empty() && etag_.rfind("W/", 0) != 0) return etag_;
+        return last_modified_;
+    }
+
+    // This 200 response carries the file the first response did: same validator, same length.
+    bool same_file() const {
+        if (validator_.empty() || response_validator() != validator_) return false;
+        curl_off_t length = -1;
+        curl_easy_getinfo(easy_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+        return !total_ || length < 0 || uint64_t(length) == *total_;
+    }
+
+    // The server refused a Range request for the file the first response sent: from now on every
+    // request asks for the whole file and drops what was already received.
+    void refuse_ranges() {
+        if (!ranges_refused_ && opt_.logger)
+            Log(opt_.logger, "bundle")
+                .warning("GET " + url_ + ": the server offered byte ranges but refused a Range " +
+                         "request (HTTP " + std::to_string(status_) + "); reading the file " +
+                         "from its start and dropping the first " + std::to_string(received_) +
+                         " bytes instead");
+        ranges_refused_ = true;
+        range_end_.reset();
+    }
+
     Error fail(Error e) {
         end_attempt();
         error_ = e;
@@ -198,6 +243,21 @@ class HttpSource final : public ByteSource {
             status_checked_ = true;
             if (!accept_status()) return 0;  // aborts the attempt with CURLE_WRITE_ERROR
         }
+        const size_t whole = n;
+        // A whole-file answer after ranges were refused: the bytes before received_ are dropped.
+        // Nothing is consumed before the rest fits, since a paused chunk is delivered again.
+        const size_t drop = size_t(std::min<uint64_t>(n, discard_));
+        if (drop == n) {
+            discard_ -= drop;
+            return whole;
+        }
+        if (drop > 0 && n - drop > ring_.size() - used_ && used_ > 0) {
+            paused_ = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        discard_ -= drop;
+        data += drop;
+        n -= drop;
         if (n > ring_.size() - used_) {
             if (used_ > 0) {
                 paused_ = true;
@@ -208,7 +268,7 @@ class HttpSource final : public ByteSource {
         }
         put(data, n);
         received_ += n;
-        return n;
+        return whole;
     }
 
     // Runs before the first body byte of an attempt is accepted.
@@ -216,18 +276,31 @@ class HttpSource final : public ByteSource {
         curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status_);
         if (attempt_start_ == 0) {
             if (status_ != 200) return false;
-            // RFC 9110 §13.1.5: If-Range needs a strong entity tag or a Last-Modified date.
-            if (!etag_.empty() && etag_.rfind("W/", 0) != 0) {
-                validator_ = etag_;
-            } else if (!last_modified_.empty()) {
-                validator_ = last_modified_;
-            }
+            validator_ = response_validator();
             curl_off_t length = -1;
             curl_easy_getinfo(easy_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
             if (length >= 0) total_ = uint64_t(length);
             accepts_ranges_ = strcasecmp(accept_ranges_.c_str(), "bytes") == 0;
             return true;
         }
+        // 200 with the same file: the server (or a proxy) ignores Range; the body is read from its
+        // start. A different file is refused: the bundle changed under the download.
+        if (status_ == 200) {
+            if (!same_file()) {
+                reject_ = "the server answered a request to resume at byte " +
+                          std::to_string(received_) + " with a different file (validator \"" +
+                          response_validator() + "\", was \"" + validator_ + "\")";
+                return false;
+            }
+            if (!whole_file_) {
+                refuse_ranges();
+                whole_file_ = true;
+                discard_ = received_;
+            }
+            return true;
+        }
+        if (whole_file_) return false;     // retried or refused by attempt_done()
+        if (status_ == 416) return false;  // attempt_done() asks for the whole file instead
         if (status_ != 206) {
             reject_ = "the server answered HTTP " + std::to_string(status_) +
                       " to a request to resume at byte " + std::to_string(received_) +
@@ -276,6 +349,9 @@ class HttpSource final : public ByteSource {
         if (!easy_) return Error(ErrorKind::internal, "curl_easy_init failed");
         errbuf_[0] = 0;
         attempt_start_ = received_;
+        // After a refused Range request every request is for the whole file.
+        whole_file_ = received_ > 0 && ranges_refused_;
+        discard_ = whole_file_ ? received_ : 0;
         status_checked_ = false;
         status_ = 0;
         reject_.clear();
@@ -305,7 +381,7 @@ class HttpSource final : public ByteSource {
         set(curl_easy_setopt(easy_, CURLOPT_USERAGENT, "activate-bundle/1"));
         if (!opt_.ca_file.empty())
             set(curl_easy_setopt(easy_, CURLOPT_CAINFO, opt_.ca_file.c_str()));
-        if (received_ > 0) {
+        if (received_ > 0 && !whole_file_) {
             range_ = std::to_string(received_) + "-" +
                      (range_end_ && *range_end_ > received_ ? std::to_string(*range_end_ - 1)
                                                             : std::string());
@@ -367,8 +443,25 @@ class HttpSource final : public ByteSource {
         const std::string detail = errbuf_[0] ? std::string(errbuf_) : curl_easy_strerror(code);
         end_attempt();
 
-        const long expected = attempt_start_ == 0 ? 200 : 206;
+        const long expected = attempt_start_ == 0 || whole_file_ ? 200 : 206;
         std::string reason;
+        // 416 to a Range request inside the file the first response announced: the server
+        // offered ranges but refuses them. The whole file again, with fresh retries.
+        if (attempt_start_ > 0 && !whole_file_ && status_ == 416 && reject_.empty()) {
+            // Unless the file is not as long as announced: then the range really is beyond its
+            // end (RFC 9110 §15.5.17: "Content-Range: bytes */<length>").
+            const auto length = unsatisfied_range_length(content_range_);
+            if (length && total_ && *length != *total_)
+                return Error(ErrorKind::activation,
+                             "GET " + url_ + ": the server answered HTTP 416 to a request to " +
+                                 "resume at byte " + std::to_string(received_) + ": the file is " +
+                                 std::to_string(*length) + " bytes (Content-Range \"" +
+                                 content_range_ + "\"), not the " + std::to_string(*total_) +
+                                 " its first response announced");
+            refuse_ranges();
+            attempt_ = 0;
+            return start_attempt();
+        }
         if (code == CURLE_OK && status_ == expected && range_end_ && received_ == *range_end_) {
             // A closed range delivered: not the end of the file; a further read asks again.
             range_end_.reset();
@@ -451,9 +544,12 @@ class HttpSource final : public ByteSource {
     std::optional<uint64_t> total_;
     std::string validator_;        // If-Range value from the first response
     bool accepts_ranges_ = false;  // the first response had "Accept-Ranges: bytes"
+    bool ranges_refused_ = false;  // a Range request was answered by 416 or the whole file
 
     // Per attempt.
     uint64_t attempt_start_ = 0;  // received_ when the attempt began: 0 asks for 200, else 206
+    bool whole_file_ = false;     // this attempt asks for (or got) the whole file again
+    uint64_t discard_ = 0;        // body bytes of this attempt still to drop (whole_file_)
     bool status_checked_ = false;
     long status_ = 0;
     std::string reject_;

@@ -108,6 +108,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             return self.send_counted(BODY)
+        # Offer ranges, then answer every Range request with 200: the whole file with the same
+        # ETag (a server or proxy that ignores Range), or a different one (the file changed).
+        if route in ("ranged-ignored", "ranged-changed"):
+            ranged = bool(self.headers.get("Range"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.send_header("ETag", '"bundle-v2"' if ranged and route == "ranged-changed"
+                             else ETAG)
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            return self.send_counted(BODY)
         if route == "stall-after":  # /stall-after/<n>: n bytes of the body, then silence
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))

@@ -361,6 +361,55 @@ TEST_F(HttpTest, WillReadAsksForAClosedRange) {
     EXPECT_EQ(std::stoull(*ranged), 5000 + 300 + (bundle_.size() - a3));
 }
 
+// A server that offers ranges (Accept-Ranges: bytes) but refuses a Range request, with 416 or
+// by answering 200 with the same file: the download reads the file again from its start, drops
+// what it had, and makes no more Range requests (a later skip reads through).
+TEST_F(HttpTest, ASkipOnAServerThatRefusesRangesReadsTheFileThrough) {
+    for (const std::string route : {"/ranged-refused", "/ranged-ignored"}) {
+        SCOPED_TRACE(route);
+        auto src = open_source(Sysroot("/"), base_ + route, fast());
+        ASSERT_TRUE(src.ok());
+        std::string got;
+        std::vector<uint8_t> buf(1000);
+        auto n = (*src)->read(buf);
+        ASSERT_TRUE(n.ok()) << n.error().message();
+        got.append(reinterpret_cast<const char*>(buf.data()), *n);
+        const uint64_t skip = 2 << 20;  // beyond the 1 MiB ring: a Range request
+        ASSERT_TRUE((*src)->skip(skip).ok());
+        got.append(bundle_.substr(got.size(), skip));
+        n = (*src)->read(buf);
+        ASSERT_TRUE(n.ok()) << n.error().message();
+        got.append(reinterpret_cast<const char*>(buf.data()), *n);
+        ASSERT_TRUE((*src)->skip(200000).ok());  // read through: no Range request
+        got.append(bundle_.substr(got.size(), 200000));
+        std::vector<uint8_t> big(100000);
+        while (true) {
+            auto r = (*src)->read(big);
+            ASSERT_TRUE(r.ok()) << r.error().message();
+            if (*r == 0) break;
+            got.append(reinterpret_cast<const char*>(big.data()), *r);
+        }
+        EXPECT_TRUE(got == bundle_) << "the bytes after the skips differ from the file";
+        // The first request, the refused Range request, the whole file again.
+        EXPECT_EQ(requests(route), route == "/ranged-refused" ? 3 : 2);
+    }
+}
+
+// A 200 answer to a Range request with another validator is another file: refused, not spliced.
+TEST_F(HttpTest, AWholeFileAnswerWithAnotherValidatorIsRefused) {
+    auto src = open_source(Sysroot("/"), base_ + "/ranged-changed", fast());
+    ASSERT_TRUE(src.ok());
+    std::vector<uint8_t> buf(1000);
+    ASSERT_TRUE((*src)->read(buf).ok());
+    ASSERT_TRUE((*src)->skip(2 << 20).ok());
+    auto n = (*src)->read(buf);
+    ASSERT_FALSE(n.ok());
+    EXPECT_NE(n.error().message().find("with a different file (validator \"\"bundle-v2\"\", "
+                                       "was \"\"bundle-v1\"\")"),
+              std::string::npos)
+        << n.error().message();
+}
+
 TEST_F(HttpTest, CutWithoutValidatorIsNotRetried) {
     auto body = fetch("/cut-noetag/a", fast());
     ASSERT_FALSE(body.ok());
