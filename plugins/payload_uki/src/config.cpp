@@ -156,6 +156,12 @@ Result<UkiSourceConfig> read_config(const Settings& s) {
         c.max_uki_size = static_cast<uint64_t>(max);
     }
     ACTIVATE_ASSIGN(c.bundle, s.string_or("bundle", ""));
+    ACTIVATE_ASSIGN(c.download_stall_timeout,
+                    s.duration_or("download_stall_timeout", c.download_stall_timeout));
+    // libcurl measures the rate over whole seconds.
+    if (c.download_stall_timeout < std::chrono::seconds(1) ||
+        c.download_stall_timeout > std::chrono::hours(1))
+        return s.error_at("download_stall_timeout", "must be between 1s and 3600s");
 
     ACTIVATE_ASSIGN(c.trusted_keys, s.string_or("trusted_keys", c.trusted_keys));
     ACTIVATE_TRY(check_absolute(s, "trusted_keys", c.trusted_keys));

@@ -148,6 +148,7 @@ class UkiPayloadSource final : public PayloadSource {
 
         bundle::SourceOptions options;
         options.logger = logger_;
+        options.low_speed_time = config_.download_stall_timeout;
         ACTIVATE_ASSIGN(auto source, bundle::open_source(sysroot_, location, options));
         const auto total = source->size_hint();
         ACTIVATE_ASSIGN(bundle::BundleReader reader, bundle::BundleReader::open(std::move(source)));

@@ -40,6 +40,7 @@ TEST(UkiConfig, Defaults) {
     EXPECT_FALSE(c->per_slot_uki());
     EXPECT_EQ(c->uki_member('B'), "kernel_efi.efi");
     EXPECT_EQ(c->bundle, "");
+    EXPECT_EQ(c->download_stall_timeout, std::chrono::seconds(60));
     EXPECT_EQ(c->trusted_keys, "/etc/activate/keys");
     EXPECT_EQ(c->compatible, "board-1");
     EXPECT_FALSE(c->allow_unsigned);
@@ -64,6 +65,7 @@ cmdline_placeholder: "@SLOT@"
 cmdline_replacement: "SLOT_{slot}"
 max_uki_size: 1048576
 bundle: https://example.com/b.zip
+download_stall_timeout: 5s
 trusted_keys: /usr/share/keys
 compatible: "metropolis x86_64 v2"
 allow_unsigned: false
@@ -75,6 +77,7 @@ version_file: state/versions.json
     EXPECT_EQ(c->label_b, "SYS_B");
     EXPECT_EQ(c->label('B'), "SYS_B");
     EXPECT_EQ(c->bundle, "https://example.com/b.zip");
+    EXPECT_EQ(c->download_stall_timeout, std::chrono::seconds(5));
     EXPECT_EQ(c->cmdline_placeholder, "@SLOT@");
     EXPECT_EQ(c->replacement('B'), "SLOT_B");
     EXPECT_EQ(c->max_uki_size, 1048576u);
@@ -115,6 +118,10 @@ TEST(UkiConfig, ReplacementMustHaveThePlaceholdersLength) {
                         "out of range");
     expect_policy_error("{disk: /d, compatible: c, max_uki_size: 1G}", "max_uki_size",
                         "expected an integer");
+    expect_policy_error("{disk: /d, compatible: c, download_stall_timeout: 500ms}",
+                        "download_stall_timeout", "between 1s and 3600s");
+    expect_policy_error("{disk: /d, compatible: c, download_stall_timeout: 2h}",
+                        "download_stall_timeout", "between 1s and 3600s");
 }
 
 TEST(UkiConfig, Rejections) {

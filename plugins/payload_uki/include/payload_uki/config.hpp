@@ -6,6 +6,7 @@
 
 #include <activate/result.hpp>
 #include <activate/settings.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,6 +45,10 @@ struct UkiSourceConfig {
     uint64_t max_uki_size = uint64_t{512} << 20;
     // Bundle used when the command line names none (local system path or http(s) URL).
     std::string bundle;
+    // A download attempt that receives under 1 KiB/s for this long is dropped and retried,
+    // resumed from its last byte when the server allows it (core/bundle/README.md "Retries"). A
+    // connection that died without a close (a NAT timeout, a dead peer) looks like this.
+    std::chrono::milliseconds download_stall_timeout{std::chrono::seconds(60)};
 
     // Signed bundles (docs/bundle-format.md). Public keys (*.pub) a bundle may be signed with, a
     // system directory read through the sysroot.
