@@ -331,6 +331,11 @@ Status AbWorld::MakeBundle(const std::string& name, const fs::path& uki, const s
                                "verity_rootfs.img=" + (stage / "verity_rootfs.img").string()});
 }
 
+GuestForward RelayTo(const std::string& guest_address, uint16_t port) {
+    return {guest_address, 80,
+            std::string("cmd:/usr/bin/python3 ") + E2E_AB_RELAY + " " + std::to_string(port)};
+}
+
 Status CreateSignedBundle(const fs::path& zip, const std::vector<std::string>& members) {
     std::error_code ec;
     fs::remove(zip, ec);
@@ -366,6 +371,8 @@ Result<std::unique_ptr<Machine>> AbWorld::Boot(const std::string& run, bool rebo
     nic.guest_forwards = {
         {"10.0.2.100", 80,
          std::string("cmd:/usr/bin/python3 ") + E2E_AB_SERVE + " " + (dir_ / "www").string()}};
+    nic.guest_forwards.insert(nic.guest_forwards.end(), extra_guest_forwards.begin(),
+                              extra_guest_forwards.end());
     o.nics = {nic};
     o.memory_mib = 1024;
     o.timeout = seconds(1200);

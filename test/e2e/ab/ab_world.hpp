@@ -83,6 +83,9 @@ Result<fs::path> StrippedCopy(const fs::path& from);
 // `activate bundle create` signed with E2eSigningKey() for the shipped policies (compatible
 // metropolis-x86_64, version 1.0): `members` are name=path, stored in that order.
 Status CreateSignedBundle(const fs::path& zip, const std::vector<std::string>& members);
+// A guest forward of `guest_address`:80 to 127.0.0.1:`port` on the host (relay.py per
+// connection), e.g. to an nginx the test started.
+GuestForward RelayTo(const std::string& guest_address, uint16_t port);
 
 class AbWorld {
   public:
@@ -92,6 +95,8 @@ class AbWorld {
     std::string extra_cmdline;
     std::vector<std::string> extra_modules;
     std::vector<std::string> extra_qemu_args;
+    // Guest forwards besides 10.0.2.100:80 (the test's files): RelayTo() reaches a host port.
+    std::vector<GuestForward> extra_guest_forwards;
 
     // Empties the work directory LogDir()/e2e-ab/<name>; `name` also names the guests' logs.
     Status Init(const std::string& name);
