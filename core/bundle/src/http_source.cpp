@@ -57,18 +57,33 @@ std::string trim(std::string s) {
     return s.substr(i);
 }
 
-// First byte position of "Content-Range: bytes <first>-<last>/<total>" (RFC 9110 §14.4).
-std::optional<uint64_t> content_range_start(const std::string& value) {
-    if (value.rfind("bytes ", 0) != 0) return std::nullopt;
-    uint64_t v = 0;
-    size_t i = 6;
+// Reads the decimal number at value[i], moving i past it.
+std::optional<uint64_t> number_at(const std::string& value, size_t& i) {
     if (i >= value.size() || value[i] < '0' || value[i] > '9') return std::nullopt;
+    uint64_t v = 0;
     for (; i < value.size() && value[i] >= '0' && value[i] <= '9'; ++i) {
         if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
         v = v * 10 + uint64_t(value[i] - '0');
     }
-    if (i >= value.size() || value[i] != '-') return std::nullopt;
     return v;
+}
+
+// "Content-Range: bytes <first>-<last>/<total>" (RFC 9110 §14.4); total is nullopt for "*".
+struct ContentRange {
+    uint64_t first = 0;
+    std::optional<uint64_t> total;
+};
+std::optional<ContentRange> parse_content_range(const std::string& value) {
+    if (value.rfind("bytes ", 0) != 0) return std::nullopt;
+    size_t i = 6;
+    const auto first = number_at(value, i);
+    if (!first || i >= value.size() || value[i++] != '-') return std::nullopt;
+    const auto last = number_at(value, i);
+    if (!last || *last < *first || i >= value.size() || value[i++] != '/') return std::nullopt;
+    if (value.compare(i, std::string::npos, "*") == 0) return ContentRange{*first, std::nullopt};
+    const auto total = number_at(value, i);
+    if (!total || i != value.size() || *last >= *total) return std::nullopt;
+    return ContentRange{*first, *total};
 }
 
 // The complete length in a 416's "Content-Range: bytes */<length>" (RFC 9110 §14.4).
@@ -307,10 +322,14 @@ class HttpSource final : public ByteSource {
                       " (the file changed or the server cannot resume)";
             return false;
         }
-        auto start = content_range_start(content_range_);
-        if (!start || *start != received_) {
+        // The same file continues at the right byte: a range of a file of another length is
+        // another file (a server's If-Range check is only as good as its validator).
+        const auto range = parse_content_range(content_range_);
+        if (!range || range->first != received_ ||
+            (range->total && total_ && *range->total != *total_)) {
             reject_ = "the server resumed with Content-Range \"" + content_range_ +
-                      "\" instead of starting at byte " + std::to_string(received_);
+                      "\" instead of starting at byte " + std::to_string(received_) +
+                      (total_ ? " of " + std::to_string(*total_) : std::string());
             return false;
         }
         return true;

@@ -152,7 +152,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if route == "hang":  # no response at all
             time.sleep(30)
             return
-        if route in ("cut", "cut-noetag", "wrong-range"):
+        if route in ("cut", "cut-noetag", "wrong-range", "wrong-total"):
             if n == 1:
                 return self.cut(etag=route != "cut-noetag")
             rng = self.headers.get("Range", "")
@@ -161,10 +161,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 start = int(rng[6:].split("-")[0])
                 if route == "wrong-range":
                     start -= 1
+                # wrong-total: the right bytes, but said to be of a longer file.
+                total = len(BODY) + (1 if route == "wrong-total" else 0)
                 return self.send_body(
                     206, BODY[start:],
                     [("ETag", ETAG),
-                     ("Content-Range", "bytes %d-%d/%d" % (start, len(BODY) - 1, len(BODY)))])
+                     ("Content-Range", "bytes %d-%d/%d" % (start, len(BODY) - 1, total))])
             return self.send_body(200, BODY, [("ETag", ETAG)])
         if route == "zeros":  # /zeros/<bytes>: streamed in 1 MiB writes
             total = int(parts[1])

@@ -425,6 +425,20 @@ TEST_F(HttpTest, ResumeAtTheWrongOffsetIsRefused) {
         << body.error().message();
 }
 
+// A resume whose Content-Range names another total length is a range of another file.
+TEST_F(HttpTest, ResumeOfAFileOfAnotherLengthIsRefused) {
+    auto body = fetch("/wrong-total/a", fast());
+    ASSERT_FALSE(body.ok());
+    EXPECT_NE(body.error().message().find("/" + std::to_string(bundle_.size() + 1) +
+                                          "\" instead of starting at byte"),
+              std::string::npos)
+        << body.error().message();
+    // The same resume with the right total is accepted (the route differs only in that).
+    auto good = fetch("/cut/b", fast());
+    ASSERT_TRUE(good.ok()) << good.error().message();
+    EXPECT_EQ(*good, bundle_);
+}
+
 TEST_F(HttpTest, LargeBodyStreamsInBoundedMemory) {
     struct rusage ru;
     ::getrusage(RUSAGE_SELF, &ru);
