@@ -173,6 +173,7 @@ class HttpSource final : public ByteSource {
     }
 
     const std::string& name() const override { return url_; }
+    bool over_network() const override { return true; }
     std::optional<uint64_t> size_hint() const override { return total_; }
 
   private:

@@ -528,6 +528,9 @@ class Installation {
     Result<std::vector<LocalChunk>> plan_delta(const bundle::ManifestMember& member, uint64_t first,
                                                const std::string& what) {
         if (!running_ || first >= member.chunk_count()) return std::vector<LocalChunk>{};
+        // Looking costs reading and hashing up to both slots whole before the first byte is
+        // written: worth it against a download, not against reading a local bundle.
+        if (!bundle_.source().over_network()) return std::vector<LocalChunk>{};
         if (!bundle_.can_skip_chunks()) {
             log_.info(what + " is compressed (or has a data descriptor): no delta install, " +
                       "every chunk is fetched");

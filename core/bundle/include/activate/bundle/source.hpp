@@ -35,6 +35,9 @@ class ByteSource {
     // runs ahead into the sockets. Reading further still works (with another request). Only a
     // hint; the default ignores it.
     virtual void will_read(uint64_t n) { (void)n; }
+    // True when the bytes come over a network (a download): reading a local copy of some of them
+    // instead (delta installs) saves something. A local file costs what reading a slot costs.
+    virtual bool over_network() const { return false; }
     // For messages: the path or URL.
     virtual const std::string& name() const = 0;
     // Total length when known (file size; for a download the Content-Length, known once the
