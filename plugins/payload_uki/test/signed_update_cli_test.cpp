@@ -466,6 +466,16 @@ TEST_F(SignedUpdateCli, DeltaFetchesOnlyTheChunksTheRunningSlotLacks) {
         "the %zu-byte image), %llu of them in 4 Range responses\n",
         static_cast<unsigned long long>(sent), 100.0 * double(sent) / double(image.size()),
         image.size(), static_cast<unsigned long long>(ranged));
+
+    // The same bundle from a local file is read, not looked up (reading it costs what reading
+    // the slots would): nothing is reused, although slot B now holds every chunk.
+    write_file(root() / "delta.zip", zip);
+    Outcome local = update("/delta.zip");
+    ASSERT_EQ(local.code, 0) << local.err;
+    EXPECT_NE(local.err.find(std::to_string(image.size()) +
+                             " bytes of \"verity_rootfs.img\" fetched, 0 reused"),
+              std::string::npos)
+        << local.err;
 }
 
 TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
