@@ -29,6 +29,7 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <payload_uki/install_progress.hpp>
 #include <payload_uki/random_reader.hpp>
@@ -426,6 +427,17 @@ class Installation {
         // Created now, next to the version record the engine's hook just wrote, so that the
         // ESP's directory does not change while the image streams.
         if (chunks) ACTIVATE_TRY(record(written));
+        // Later records come from a thread of their own: a sync waits for everything written so
+        // far, which on a slow or throttled device is most of the install, and the chunks keep
+        // streaming meanwhile. At most one runs: the next record point waits for it (so every
+        // point is recorded, also the last before a stalled download). Declared after what the
+        // sync uses: an early return waits for it (std::async's future) before those go.
+        auto sync_and_record = [&](uint64_t bytes) -> Status {
+            if (::fdatasync(disk_.get()) != 0)
+                return errno_error(ErrorKind::activation, "fdatasync " + target_.disk);
+            return record(bytes);
+        };
+        std::future<Status> syncing;
         // One verified chunk into the slot at `written` (`write` false: the slot already holds
         // exactly these bytes).
         auto put = [&](std::span<const uint8_t> chunk, bool write) -> Status {
@@ -446,11 +458,10 @@ class Installation {
                               static_cast<off_t>(chunk.size()), SYNC_FILE_RANGE_WRITE);
             written += chunk.size();
             // Each sink call is one verified manifest chunk. The record may only promise
-            // what is durable: the slot is synced before the record moves.
+            // what is durable: the bytes up to `written` were written before the sync starts.
             if (chunks && written - recorded >= record_every && written < *member.size) {
-                if (::fdatasync(disk_.get()) != 0)
-                    return errno_error(ErrorKind::activation, "fdatasync " + target_.disk);
-                ACTIVATE_TRY(record(written));
+                if (syncing.valid()) ACTIVATE_TRY(syncing.get());
+                syncing = std::async(std::launch::async, sync_and_record, written);
                 recorded = written;
             }
             report();
@@ -471,6 +482,7 @@ class Installation {
             if (!copied.ok()) return std::move(copied).error();
             fetched_ = written - streamed_from;
         }
+        if (syncing.valid()) ACTIVATE_TRY(syncing.get());
         if (::fsync(disk_.get()) != 0)
             return errno_error(ErrorKind::activation, "fsync " + target_.disk);
         log_.info(slot_ + ": " + std::to_string(fetched_) + " bytes of \"" + member.name +
