@@ -189,6 +189,9 @@ class Installation {
         return commit_uki();
     }
 
+    // The image's bytes: fetched, reused from this disk, and (the rest) kept from an earlier run.
+    SlotInstallFigures figures() const { return {image_size_, fetched_, reused_}; }
+
   private:
     char other_letter() const { return target_.letter == 'A' ? 'B' : 'A'; }
     void report() {
@@ -482,6 +485,7 @@ class Installation {
                                         " bytes fetched, " + std::to_string(reused_) + " reused");
         // Killed from here until the UKI is in place, a next run skips the whole image.
         if (chunks) ACTIVATE_TRY(record(*member.size));
+        image_size_ = written;
         image_written_ = true;
         return {};
     }
@@ -679,7 +683,7 @@ class Installation {
     UniqueFd running_disk_;
     uint64_t running_offset_ = 0, running_capacity_ = 0;
     // Image bytes copied from this disk (running or target slot) and fetched from the bundle.
-    uint64_t reused_ = 0, fetched_ = 0;
+    uint64_t reused_ = 0, fetched_ = 0, image_size_ = 0;
     bool image_started_ = false, image_written_ = false;
 };
 
@@ -691,10 +695,13 @@ SlotInstaller::SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& conf
 
 Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundle,
                               const std::function<Status()>& before_first_write,
-                              bundle::Progress* progress, const Slot* running) {
+                              bundle::Progress* progress, const Slot* running,
+                              SlotInstallFigures* figures) {
     Installation installation(sysroot_, config_, log_, free_space_, target, running, bundle,
                               progress);
-    return installation.run(before_first_write);
+    ACTIVATE_TRY(installation.run(before_first_write));
+    if (figures) *figures = installation.figures();
+    return {};
 }
 
 }  // namespace activate::uki
