@@ -194,8 +194,10 @@ class Installation {
 
   private:
     char other_letter() const { return target_.letter == 'A' ? 'B' : 'A'; }
+    // Progress counts bundle bytes; local chunks count as the bundle bytes the skip over them
+    // will pass, so that a long run of reused chunks moves the progress instead of one jump.
     void report() {
-        if (progress_) progress_->update(bundle_.source_offset());
+        if (progress_) progress_->update(bundle_.source_offset() + passed_over_);
     }
     // Refusals before the slot's partition changed say so.
     Error unchanged(ErrorKind kind, const std::string& message) const {
@@ -579,6 +581,7 @@ class Installation {
                                                           std::to_string(skip) + " chunks of \"" +
                                                           member.name + "\" found locally");
                 skip = 0;
+                passed_over_ = 0;
             }
             // A download asks for just this run of chunks.
             if (end < count) bundle_.will_read_chunks(end - next);
@@ -611,6 +614,7 @@ class Installation {
                     ACTIVATE_TRY(fetch_until(end));
                     return true;
                 }
+                passed_over_ += bytes.size();
                 ACTIVATE_TRY(put(bytes, local[index] == LocalChunk::in_running));
                 reused_ += bytes.size();
                 ++skip;
@@ -624,6 +628,7 @@ class Installation {
                 return Error(ErrorKind::internal, source_ + ": could not pass over the last " +
                                                       std::to_string(skip) + " chunks of \"" +
                                                       member.name + "\" found locally");
+            passed_over_ = 0;
         }
         return {};
     }
@@ -684,6 +689,8 @@ class Installation {
     uint64_t running_offset_ = 0, running_capacity_ = 0;
     // Image bytes copied from this disk (running or target slot) and fetched from the bundle.
     uint64_t reused_ = 0, fetched_ = 0, image_size_ = 0;
+    // Delta: bytes of local chunks written since the last skip, which the next skip passes over.
+    uint64_t passed_over_ = 0;
     bool image_started_ = false, image_written_ = false;
 };
 
