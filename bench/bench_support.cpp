@@ -208,17 +208,21 @@ std::optional<std::pair<Runs, Runs>> measure_alternating(
     return runs;
 }
 
-bool make_slot_disk(const std::string& dir, const std::string& disk, uint64_t image_mib) {
+bool make_slot_disk(const std::string& dir, const std::string& disk, uint64_t image_mib,
+                    uint64_t running_mib) {
     const std::string script =
         "label: gpt\n"
         "size=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"ESP\"\n"
-        "size=16MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-A\"\n"
+        "size=" +
+        std::to_string(running_mib) +
+        "MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-A\"\n"
         "size=" +
         std::to_string(image_mib + 1) +
         "MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=\"METROPOLIS-SYSTEM-B\"\n";
     const std::string script_path = dir + "/disk.sfdisk";
     return write_file(script_path, script) &&
-           run_command({"truncate", "-s", std::to_string(image_mib + 40) + "M", disk}) &&
+           run_command(
+               {"truncate", "-s", std::to_string(running_mib + image_mib + 24) + "M", disk}) &&
            run_command({"sh", "-c", "sfdisk -q \"$0\" < \"$1\"", disk, script_path});
 }
 

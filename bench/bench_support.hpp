@@ -43,9 +43,10 @@ bool run_command(const std::vector<std::string>& argv, bool quiet = true);
 
 // ----- files and the disk image of the install benchmarks -----
 
-// A sparse GPT disk at `disk` (its sfdisk script kept in `dir`): ESP 16 MiB, slot A 16 MiB (the
-// running one), slot B image_mib + 1 MiB (the target).
-bool make_slot_disk(const std::string& dir, const std::string& disk, uint64_t image_mib);
+// A sparse GPT disk at `disk` (its sfdisk script kept in `dir`): ESP 16 MiB at 1 MiB, slot A
+// `running_mib` (the running one), slot B image_mib + 1 MiB (the target).
+bool make_slot_disk(const std::string& dir, const std::string& disk, uint64_t image_mib,
+                    uint64_t running_mib = 16);
 
 bool write_file(const std::string& path, const std::string& data);
 // `size` incompressible bytes written through a 4 MiB buffer (memory stays bounded), fsynced.

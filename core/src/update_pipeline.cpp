@@ -367,6 +367,14 @@ Result<std::string> Engine::status_json(int indent) const {
         if (r.since) j["since"] = format_rfc3339(*r.since);
         ACTIVATE_ASSIGN(std::optional<std::string> version, payload_->slot_version(*slot));
         j["version"] = version ? Json(*version) : Json(nullptr);
+        ACTIVATE_ASSIGN(std::optional<SlotInstallFigures> figures,
+                        payload_->slot_install_figures(*slot));
+        // Absent, not null, when unknown: the key is new, and a slot installed before it was
+        // recorded has none.
+        if (figures)
+            j["last_install"] = {{"image_bytes", figures->image_bytes},
+                                 {"fetched_bytes", figures->fetched_bytes},
+                                 {"reused_bytes", figures->reused_bytes}};
         per_slot[std::string(1, slot->letter)] = std::move(j);
     }
     doc["slots"] = std::move(per_slot);

@@ -59,6 +59,7 @@ namespace activate {
 // ACTIVATE_DEFINE_PLUGIN filling abi_version itself. 5: one plan per call instead of one per role
 // (PayloadSource::plan_slots/plan_install/plan_prepare, BootControl::plan_<call>,
 // ActivationStrategy::plan_stage/plan_activate): the dry run prints the pipeline's steps.
+// 6: PayloadSource::slot_install_figures (what the last install fetched and reused).
 inline constexpr uint32_t kPluginAbiVersion = ACTIVATE_PLUGIN_ABI;
 
 // Passed to every plugin factory; outlives the plugin instance.
@@ -124,6 +125,15 @@ struct Payload {
     std::string description;  // for logs: "embedded agent", "slot B UKI"
 };
 
+// Where the system image of the last install into a slot came from, in bytes (delta installs,
+// docs/bundle-format.md "Delta installs"). For `activate status`.
+struct SlotInstallFigures {
+    uint64_t image_bytes = 0;    // the image's size
+    uint64_t fetched_bytes = 0;  // fetched from the bundle by the run that completed the install
+    uint64_t reused_bytes = 0;   // copied from this disk (running or target slot) instead
+    // The rest, image - fetched - reused, was kept from an earlier, interrupted run (resume).
+};
+
 // Where a bundle comes from and how to install it.
 struct InstallRequest {
     std::string bundle;  // local path (a system path) or http(s) URL
@@ -158,6 +168,13 @@ public:
     // known. For the activation record and `activate status`.
     virtual Result<std::optional<std::string>> slot_version(const Slot& /*slot*/) const {
         return std::optional<std::string>();
+    }
+    // What the last install into `slot` fetched and reused, or nullopt when not recorded (a
+    // record written before these figures were, or a source that keeps none). For
+    // `activate status`.
+    virtual Result<std::optional<SlotInstallFigures>> slot_install_figures(
+        const Slot& /*slot*/) const {
+        return std::optional<SlotInstallFigures>();
     }
     virtual Result<Payload> prepare(const PayloadRequest& request) = 0;
     // The plans of slots(), install() (without what before_writing does: the engine plans

@@ -24,6 +24,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <activate/bundle/local_chunks.hpp>
 #include <activate/fd.hpp>
 #include <atomic>
 #include <cctype>
@@ -189,10 +190,15 @@ class Installation {
         return commit_uki();
     }
 
+    // The image's bytes: fetched, reused from this disk, and (the rest) kept from an earlier run.
+    SlotInstallFigures figures() const { return {image_size_, fetched_, reused_}; }
+
   private:
     char other_letter() const { return target_.letter == 'A' ? 'B' : 'A'; }
+    // Progress counts bundle bytes; local chunks count as the bundle bytes the skip over them
+    // will pass, so that a long run of reused chunks moves the progress instead of one jump.
     void report() {
-        if (progress_) progress_->update(bundle_.source_offset());
+        if (progress_) progress_->update(bundle_.source_offset() + passed_over_);
     }
     // Refusals before the slot's partition changed say so.
     Error unchanged(ErrorKind kind, const std::string& message) const {
@@ -493,6 +499,7 @@ class Installation {
                                         " bytes fetched, " + std::to_string(reused_) + " reused");
         // Killed from here until the UKI is in place, a next run skips the whole image.
         if (chunks) ACTIVATE_TRY(record(*member.size));
+        image_size_ = written;
         image_written_ = true;
         return {};
     }
@@ -500,43 +507,28 @@ class Installation {
     // Where a chunk of the image is found locally with the manifest's digest.
     enum class LocalChunk : uint8_t { none, in_target, in_running };
 
-    // Reads chunk `index` of `member` from the partition at byte `part_offset` (of
-    // `part_capacity` bytes) of `fd` into `buf` and says whether it has the manifest's digest.
-    Result<bool> holds_chunk(int fd, const std::string& disk, uint64_t part_offset,
-                             uint64_t part_capacity, const bundle::ManifestMember& member,
-                             uint64_t index, std::vector<uint8_t>& buf) const {
-        const size_t length = member.chunk_length(index);
-        if (member.chunk_offset(index) + length > part_capacity) return false;
-        const uint64_t at = part_offset + member.chunk_offset(index);
-        size_t done = 0;
-        while (done < length) {
-            const ssize_t n = ::pread(fd, buf.data() + done, length - done, off_t(at + done));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0)
-                return errno_error(ErrorKind::activation,
-                                   "reading " + disk + " at offset " + std::to_string(at + done),
-                                   n < 0 ? errno : EIO);
-            done += size_t(n);
-        }
-        bundle::Sha256 hash;
-        hash.update(std::span<const uint8_t>(buf.data(), length));
-        ACTIVATE_ASSIGN(bundle::Sha256Digest digest, hash.finish());
-        return digest == member.chunks[index];
-    }
-
-    Result<bool> holds_chunk_at(LocalChunk where, const bundle::ManifestMember& member,
-                                uint64_t index, std::vector<uint8_t>& buf) const {
-        if (where == LocalChunk::in_target)
-            return holds_chunk(disk_.get(), target_.disk, offset_, capacity_, member, index, buf);
-        return holds_chunk(running_disk_.get(), running_->disk, running_offset_, running_capacity_,
-                           member, index, buf);
+    // Where chunk `index` of `member` lies on this disk, in the target or the running slot; null
+    // when the partition is too small to hold it.
+    std::optional<bundle::ChunkLocation> location(LocalChunk where,
+                                                  const bundle::ManifestMember& member,
+                                                  uint64_t index) const {
+        const bool target = where == LocalChunk::in_target;
+        const uint64_t capacity = target ? capacity_ : running_capacity_;
+        if (member.chunk_offset(index) + member.chunk_length(index) > capacity) return std::nullopt;
+        return bundle::ChunkLocation{
+            index, target ? disk_.get() : running_disk_.get(),
+            target ? &target_.disk : &running_->disk,
+            (target ? offset_ : running_offset_) + member.chunk_offset(index)};
     }
 
     // Delta (docs/bundle-format.md "Delta installs"): which chunks from `first` on the target
     // slot already holds, or the running slot holds at the same offset, with the manifest's
     // digests. A block image changed in place keeps its unchanged chunks at their offsets, so
-    // only the aligned chunk is looked at. Empty when nothing is found (the image streams as
-    // usual) or the member cannot be entered mid-way (deflated, data descriptor).
+    // only the aligned chunk is looked at. The target is read first (a chunk found there need
+    // not be written), then the running slot for the chunks still missing; each is read in
+    // order and hashed on every core (check_local_chunks). Empty when nothing is found (the
+    // image streams as usual) or the member cannot be entered mid-way (deflated, data
+    // descriptor).
     Result<std::vector<LocalChunk>> plan_delta(const bundle::ManifestMember& member, uint64_t first,
                                                const std::string& what) {
         if (!running_ || first >= member.chunk_count()) return std::vector<LocalChunk>{};
@@ -555,17 +547,21 @@ class Installation {
             return std::vector<LocalChunk>{};
         ACTIVATE_ASSIGN(running_disk_, sysroot_.open(running_->disk, O_RDONLY));
         std::vector<LocalChunk> local(member.chunk_count(), LocalChunk::none);
-        std::vector<uint8_t> buf(member.chunk_size);
         uint64_t found = 0;
-        for (uint64_t i = first; i < member.chunk_count(); ++i) {
-            for (LocalChunk where : {LocalChunk::in_target, LocalChunk::in_running}) {
-                ACTIVATE_ASSIGN(bool held, holds_chunk_at(where, member, i, buf));
-                if (held) {
-                    local[i] = where;
-                    ++found;
-                    break;
-                }
-            }
+        for (LocalChunk where : {LocalChunk::in_target, LocalChunk::in_running}) {
+            std::vector<bundle::ChunkLocation> candidates;
+            for (uint64_t i = first; i < member.chunk_count(); ++i)
+                if (local[i] == LocalChunk::none)
+                    if (auto at = location(where, member, i)) candidates.push_back(*at);
+            ACTIVATE_TRY(bundle::check_local_chunks(
+                member, candidates,
+                [&](uint64_t index, std::span<const uint8_t>, bool matches) -> Result<bool> {
+                    if (matches) {
+                        local[index] = where;
+                        ++found;
+                    }
+                    return true;
+                }));
         }
         if (found == 0) return std::vector<LocalChunk>{};
         log_.info(slot_ + ": " + std::to_string(found) + " of " +
@@ -576,90 +572,104 @@ class Installation {
 
     // Writes the image from `written` on: each chunk the plan found locally is read and hashed
     // again just before it is written (that hash is its verification: nothing unverified is
-    // written), and passed over in the bundle; a run of such chunks is one skip (one Range
-    // request for a download). Every other chunk is fetched and verified by the reader.
-    Status write_delta(const bundle::ManifestMember& member, const std::vector<LocalChunk>& local,
+    // written; check_local_chunks reads and hashes the next ones on every core meanwhile), and
+    // passed over in the bundle; a run of such chunks is one skip (one Range request for a
+    // download). Every other chunk is fetched and verified by the reader.
+    Status write_delta(const bundle::ManifestMember& member, std::vector<LocalChunk> local,
                        uint64_t written,
                        const std::function<Status(std::span<const uint8_t>, bool)>& put) {
+        const uint64_t count = member.chunk_count();
+        uint64_t next = written / member.chunk_size;  // the next chunk to put
+        std::vector<bundle::ChunkLocation> reuse;
+        for (uint64_t i = next; i < count; ++i)
+            if (local[i] != LocalChunk::none) reuse.push_back(*location(local[i], member, i));
         std::vector<uint8_t> buf(member.chunk_size);
         uint64_t skip = 0;
-        auto flush_skip = [&]() -> Status {
-            if (skip == 0) return {};
-            ACTIVATE_ASSIGN(bool skipped, bundle_.skip_chunks(skip));
-            if (!skipped)
-                return Error(ErrorKind::internal, source_ + ": could not pass over " +
-                                                      std::to_string(skip) + " chunks of \"" +
-                                                      member.name + "\" found locally");
-            skip = 0;
+        // Fetches chunks `next`..`end`-1, none of them local, after passing over the local ones
+        // put since the last fetch.
+        auto fetch_until = [&](uint64_t end) -> Status {
+            if (next >= end) return {};
+            if (skip > 0) {
+                ACTIVATE_ASSIGN(bool skipped, bundle_.skip_chunks(skip));
+                if (!skipped)
+                    return Error(ErrorKind::internal, source_ + ": could not pass over " +
+                                                          std::to_string(skip) + " chunks of \"" +
+                                                          member.name + "\" found locally");
+                skip = 0;
+                passed_over_ = 0;
+            }
+            // A download asks for just this run of chunks.
+            if (end < count) bundle_.will_read_chunks(end - next);
+            for (; next < end; ++next) {
+                const size_t length = member.chunk_length(next);
+                size_t got = 0;
+                while (got < length) {
+                    ACTIVATE_ASSIGN(
+                        size_t n, bundle_.read(std::span<uint8_t>(buf.data() + got, length - got)));
+                    if (n == 0)
+                        return Error(ErrorKind::rejected, source_ + ": member \"" + member.name +
+                                                              "\" ends inside chunk " +
+                                                              std::to_string(next));
+                    got += n;
+                }
+                ACTIVATE_TRY(put(std::span<const uint8_t>(buf.data(), length), true));
+                fetched_ += length;
+            }
             return {};
         };
-        for (uint64_t i = written / member.chunk_size; i < member.chunk_count(); ++i) {
-            const size_t length = member.chunk_length(i);
-            if (local[i] != LocalChunk::none) {
-                ACTIVATE_ASSIGN(bool held, holds_chunk_at(local[i], member, i, buf));
-                if (held) {
-                    ACTIVATE_TRY(put(std::span<const uint8_t>(buf.data(), length),
-                                     local[i] == LocalChunk::in_running));
-                    reused_ += length;
-                    ++skip;
-                    continue;
+        ACTIVATE_TRY(bundle::check_local_chunks(
+            member, reuse,
+            [&](uint64_t index, std::span<const uint8_t> bytes, bool matches) -> Result<bool> {
+                ACTIVATE_TRY(fetch_until(index));
+                if (!matches) {
+                    // Changed since the plan was made: fetched with the run that follows it.
+                    local[index] = LocalChunk::none;
+                    uint64_t end = index + 1;
+                    while (end < count && local[end] == LocalChunk::none) ++end;
+                    ACTIVATE_TRY(fetch_until(end));
+                    return true;
                 }
-                // Changed since the plan was made: fetched like any other.
-            }
-            ACTIVATE_TRY(flush_skip());
-            // The run of chunks to fetch from here: a download asks for just them.
-            uint64_t run = 1;
-            while (i + run < member.chunk_count() && local[i + run] == LocalChunk::none) ++run;
-            if (i + run < member.chunk_count()) bundle_.will_read_chunks(run);
-            size_t got = 0;
-            while (got < length) {
-                ACTIVATE_ASSIGN(size_t n,
-                                bundle_.read(std::span<uint8_t>(buf.data() + got, length - got)));
-                if (n == 0)
-                    return Error(ErrorKind::rejected, source_ + ": member \"" + member.name +
-                                                          "\" ends inside chunk " +
-                                                          std::to_string(i));
-                got += n;
-            }
-            ACTIVATE_TRY(put(std::span<const uint8_t>(buf.data(), length), true));
-            fetched_ += length;
+                passed_over_ += bytes.size();
+                ACTIVATE_TRY(put(bytes, local[index] == LocalChunk::in_running));
+                reused_ += bytes.size();
+                ++skip;
+                ++next;
+                return true;
+            }));
+        ACTIVATE_TRY(fetch_until(count));
+        if (skip > 0) {
+            ACTIVATE_ASSIGN(bool skipped, bundle_.skip_chunks(skip));
+            if (!skipped)
+                return Error(ErrorKind::internal, source_ + ": could not pass over the last " +
+                                                      std::to_string(skip) + " chunks of \"" +
+                                                      member.name + "\" found locally");
+            passed_over_ = 0;
         }
-        return flush_skip();
+        return {};
     }
 
     // How many of the first `count` chunks of `member` the slot still holds, read back and
-    // checked against the manifest's digests: the progress record says they were synced, but
-    // the inactive slot may have been written since (by hand, by another tool), and nothing
-    // unverified may be left in place. Local reads and hashing cost far less than fetching.
+    // checked against the manifest's digests (on every core): the progress record says they
+    // were synced, but the inactive slot may have been written since (by hand, by another
+    // tool), and nothing unverified may be left in place. Local reads and hashing cost far less
+    // than fetching.
     Result<uint64_t> still_in_place(const bundle::ManifestMember& member, uint64_t count) {
-        std::vector<uint8_t> buf(member.chunk_size);
-        for (uint64_t i = 0; i < count; ++i) {
-            const size_t length = member.chunk_length(i);
-            const uint64_t at = offset_ + member.chunk_offset(i);
-            size_t done = 0;
-            while (done < length) {
-                const ssize_t n =
-                    ::pread(disk_.get(), buf.data() + done, length - done, off_t(at + done));
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0)
-                    return errno_error(
-                        ErrorKind::activation,
-                        "reading " + target_.disk + " at offset " + std::to_string(at + done),
-                        n < 0 ? errno : EIO);
-                done += size_t(n);
-            }
-            bundle::Sha256 hash;
-            hash.update(std::span<const uint8_t>(buf.data(), length));
-            ACTIVATE_ASSIGN(bundle::Sha256Digest digest, hash.finish());
-            if (digest != member.chunks[i]) {
-                log_.warning(progress_path_ + " says chunks 0.." + std::to_string(count - 1) +
-                             " of \"" + member.name + "\" are in " + slot_ + ", but chunk " +
-                             std::to_string(i) + " there differs from the manifest (the slot " +
-                             "was written since); continuing from chunk " + std::to_string(i));
-                return i;
-            }
-        }
-        return count;
+        std::vector<bundle::ChunkLocation> recorded;
+        for (uint64_t i = 0; i < count; ++i)
+            if (auto at = location(LocalChunk::in_target, member, i)) recorded.push_back(*at);
+        uint64_t held = 0;
+        ACTIVATE_TRY(bundle::check_local_chunks(
+            member, recorded,
+            [&](uint64_t index, std::span<const uint8_t>, bool matches) -> Result<bool> {
+                if (matches) held = index + 1;
+                return matches;
+            }));
+        if (held < count)
+            log_.warning(progress_path_ + " says chunks 0.." + std::to_string(count - 1) +
+                         " of \"" + member.name + "\" are in " + slot_ + ", but chunk " +
+                         std::to_string(held) + " there differs from the manifest (the slot " +
+                         "was written since); continuing from chunk " + std::to_string(held));
+        return held;
     }
 
     // Step 4: the bundle was verified to its end (central directory included).
@@ -693,7 +703,9 @@ class Installation {
     UniqueFd running_disk_;
     uint64_t running_offset_ = 0, running_capacity_ = 0;
     // Image bytes copied from this disk (running or target slot) and fetched from the bundle.
-    uint64_t reused_ = 0, fetched_ = 0;
+    uint64_t reused_ = 0, fetched_ = 0, image_size_ = 0;
+    // Delta: bytes of local chunks written since the last skip, which the next skip passes over.
+    uint64_t passed_over_ = 0;
     bool image_started_ = false, image_written_ = false;
 };
 
@@ -705,10 +717,13 @@ SlotInstaller::SlotInstaller(const Sysroot& sysroot, const UkiSourceConfig& conf
 
 Status SlotInstaller::install(const Slot& target, bundle::VerifyingReader& bundle,
                               const std::function<Status()>& before_first_write,
-                              bundle::Progress* progress, const Slot* running) {
+                              bundle::Progress* progress, const Slot* running,
+                              SlotInstallFigures* figures) {
     Installation installation(sysroot_, config_, log_, free_space_, target, running, bundle,
                               progress);
-    return installation.run(before_first_write);
+    ACTIVATE_TRY(installation.run(before_first_write));
+    if (figures) *figures = installation.figures();
+    return {};
 }
 
 }  // namespace activate::uki

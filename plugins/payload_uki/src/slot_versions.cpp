@@ -46,6 +46,22 @@ Result<SlotVersions> SlotVersions::read(const Sysroot& sysroot, const std::strin
                 return unusable(path, "slot " + letter + ": \"" + key + "\" is not a string");
             *field = it->get<std::string>();
         }
+        if (const auto it = record.find("last_install"); it != record.end()) {
+            if (!it->is_object())
+                return unusable(path, "slot " + letter + ": \"last_install\" is not an object");
+            SlotInstallFigures f;
+            for (auto [key, field] :
+                 {std::pair<const char*, uint64_t*>{"image_bytes", &f.image_bytes},
+                  {"fetched_bytes", &f.fetched_bytes},
+                  {"reused_bytes", &f.reused_bytes}}) {
+                const auto n = it->find(key);
+                if (n == it->end() || !n->is_number_unsigned())
+                    return unusable(path, "slot " + letter + ": last_install \"" + key +
+                                              "\" is not a byte count");
+                *field = n->get<uint64_t>();
+            }
+            v.last_install = f;
+        }
         if (auto parsed = bundle::BundleVersion::parse(v.version); !parsed.ok())
             return unusable(path, "slot " + letter + ": " + parsed.error().message());
         out.slots_[letter[0]] = std::move(v);
@@ -64,6 +80,10 @@ Status SlotVersions::write(const Sysroot& sysroot, const std::string& path) cons
     for (const auto& [letter, v] : slots_) {
         nlohmann::json record = {{"version", v.version}, {"compatible", v.compatible}};
         if (!v.signed_by.empty()) record["signed_by"] = v.signed_by;
+        if (const auto& f = v.last_install)
+            record["last_install"] = {{"image_bytes", f->image_bytes},
+                                      {"fetched_bytes", f->fetched_bytes},
+                                      {"reused_bytes", f->reused_bytes}};
         slots[std::string(1, letter)] = std::move(record);
     }
     const nlohmann::json doc = {{"format", kFormat}, {"slots", std::move(slots)}};

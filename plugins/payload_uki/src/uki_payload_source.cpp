@@ -63,6 +63,15 @@ class UkiPayloadSource final : public PayloadSource {
         return std::optional<std::string>(v->version);
     }
 
+    Result<std::optional<SlotInstallFigures>> slot_install_figures(
+        const Slot& slot) const override {
+        ACTIVATE_ASSIGN(SlotVersions versions,
+                        SlotVersions::read(sysroot_, config_.esp + "/" + config_.version_file));
+        const std::optional<SlotVersion> v = versions.get(slot.letter);
+        if (!v) return std::optional<SlotInstallFigures>();
+        return v->last_install;
+    }
+
     Result<Payload> prepare(const PayloadRequest& request) override {
         if (!request.agent_init.empty())
             return Error(ErrorKind::policy,
@@ -204,13 +213,16 @@ class UkiPayloadSource final : public PayloadSource {
         bundle::Progress progress(std::string("installing slot ") + target.letter, total,
                                   progress_options);
         SlotInstaller installer(sysroot_, config_, log_);
-        ACTIVATE_TRY(installer.install(target, verified, before_first_write, &progress, &running));
+        SlotInstallFigures figures;
+        ACTIVATE_TRY(
+            installer.install(target, verified, before_first_write, &progress, &running, &figures));
 
         if (const auto& manifest = verified.manifest()) {
             const auto& signer = verified.signer();
-            versions.set(target.letter,
-                         {manifest->version.text(), manifest->compatible,
-                          signer ? signer->file + " (" + signer->key.fingerprint() + ")" : ""});
+            versions.set(
+                target.letter,
+                {manifest->version.text(), manifest->compatible,
+                 signer ? signer->file + " (" + signer->key.fingerprint() + ")" : "", figures});
             ACTIVATE_TRY(versions.write(sysroot_, version_path));
             log_.info(std::string("slot ") + target.letter + " holds version " +
                       manifest->version.text() + " (recorded in " + version_path + ")");

@@ -211,6 +211,12 @@ TEST_F(SignedInstall, CreateVerifyInstallRecordsTheVersion) {
     EXPECT_EQ(versions->get('B')->compatible, "board-1");
     EXPECT_NE(versions->get('B')->signed_by.find("/etc/activate/keys/release.pub"),
               std::string::npos);
+    // Nothing of the image was on the disk: all of it was fetched.
+    const auto figures = versions->get('B')->last_install;
+    ASSERT_TRUE(figures);
+    EXPECT_EQ(figures->image_bytes, image_.size());
+    EXPECT_EQ(figures->fetched_bytes, image_.size());
+    EXPECT_EQ(figures->reused_bytes, 0u);
     EXPECT_FALSE(versions->get('A'));
     const std::string json = read_file(versions_file());
     EXPECT_NE(json.find("\"format\": 1"), std::string::npos) << json;
@@ -430,7 +436,9 @@ TEST_F(SignedInstall, CorruptVersionFileStopsBeforeWriting) {
     for (const std::string& bad :
          {std::string("not json"), std::string("{\"format\": 2, \"slots\": {}}"),
           std::string("{\"format\": 1, \"slots\": {\"C\": {\"version\": \"1\"}}}"),
-          std::string("{\"format\": 1, \"slots\": {\"A\": {\"version\": \"one\"}}}")}) {
+          std::string("{\"format\": 1, \"slots\": {\"A\": {\"version\": \"one\"}}}"),
+          std::string("{\"format\": 1, \"slots\": {\"A\": {\"version\": \"1\", \"last_install\": "
+                      "{\"image_bytes\": 1, \"fetched_bytes\": -1, \"reused_bytes\": 0}}}}")}) {
         write_file(versions_file(), bad);
         const uint32_t before = checksum(root_.disk(), 0, kDiskBytes);
         auto st = install(signed_parts(members(), key_).zip());

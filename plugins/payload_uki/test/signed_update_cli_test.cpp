@@ -478,6 +478,45 @@ TEST_F(SignedUpdateCli, DeltaFetchesOnlyTheChunksTheRunningSlotLacks) {
         << local.err;
 }
 
+// `status` and `status --json` say what the last install into a slot fetched and reused
+// (issue 16 §4), from the slot's record in versions.json: a delta install of a 4 MiB image in 16
+// chunks of which one changed fetched that chunk and reused the other 15 from slot A. Slot A,
+// never installed by activate, has no such figures.
+TEST_F(SignedUpdateCli, StatusShowsWhatTheLastInstallFetchedAndReused) {
+    constexpr uint32_t kChunk = 256 << 10;
+    const std::string old_image = random_bytes(16 * kChunk, 66);
+    std::string image = old_image;
+    image[5 * kChunk + 99] ^= 0x5a;
+    write_file(work() / "image4.img", image);
+    auto secret = bundle::parse_secret_key(read_file(work() / "release.secret"), "release.secret");
+    ASSERT_TRUE(secret.ok()) << secret.error().message();
+    std::string zip;
+    auto made =
+        bundle::write_signed_bundle(bundle::string_sink(&zip), *secret, "metropolis-x86_64",
+                                    *bundle::BundleVersion::parse("1.2.3"),
+                                    {{"kernel_efi.efi", (work() / "kernel_efi.efi").string()},
+                                     {"verity_rootfs.img", (work() / "image4.img").string()}},
+                                    nullptr, kChunk);
+    ASSERT_TRUE(made.ok()) << made.error().message();
+    write_file(root() / "delta.zip", zip);
+    overwrite_slot(1, old_image);
+
+    Outcome r = update("/delta.zip");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto doc = nlohmann::json::parse(status(), nullptr, false);
+    ASSERT_FALSE(doc.is_discarded());
+    const nlohmann::json expected = {
+        {"image_bytes", 16 * kChunk}, {"fetched_bytes", kChunk}, {"reused_bytes", 15 * kChunk}};
+    EXPECT_EQ(doc["slots"]["B"]["last_install"], expected) << doc.dump();
+    EXPECT_FALSE(doc["slots"]["A"].contains("last_install")) << doc.dump();
+
+    Outcome text = run_activate("status " + policy_args());
+    ASSERT_EQ(text.code, 0) << text.err;
+    for (const std::string& line : {"\"fetched_bytes\": " + std::to_string(kChunk),
+                                    "\"reused_bytes\": " + std::to_string(15 * kChunk)})
+        EXPECT_NE(text.out.find(line), std::string::npos) << line << " in\n" << text.out;
+}
+
 TEST_F(SignedUpdateCli, RefusalsExitEightAndActivateNothing) {
     create("other.zip", "1.2.3", "some-other-board");
     Outcome r = update("/other.zip");

@@ -8,9 +8,11 @@
 #include <activate/bundle/signed_writer.hpp>
 #include <activate/bundle/source.hpp>
 #include <activate/bundle/writer.hpp>
+#include <activate/fd.hpp>
 #include <payload_uki/gpt.hpp>
 #include <payload_uki/pe.hpp>
 #include <payload_uki/slot_installer.hpp>
+#include <sstream>
 
 #include "plugin_fixture.hpp"
 
@@ -496,6 +498,74 @@ TEST_F(UkiInstall, SignedBundleThroughTheVerifyingReader) {
     EXPECT_EQ(read_range(root_.disk(), offset_of(slots_.target.system), image.size()), image);
     EXPECT_EQ(read_file(uki_dir() / "boot-b.efi"), uki_b_);
     EXPECT_EQ(uki_dir_entries(), (std::vector<std::string>{"boot-b.efi"}));
+}
+
+// A delta install moves --progress through the chunks it reuses, a chunk at a time, instead of
+// standing still over a run of them and jumping at the skip (issue 16 §4): the running slot A
+// holds the old image, of whose 32 chunks 2 changed (runs of 3, 16 and 11 local chunks).
+TEST_F(UkiInstall, DeltaProgressMovesThroughReusedChunks) {
+    constexpr uint32_t kChunk = 64 << 10;
+    const std::string old_image = random_bytes(32 * kChunk, 29);
+    std::string image = old_image;
+    image[3 * kChunk + 5] ^= 1;
+    image[20 * kChunk + 5] ^= 1;
+    write_file(work_.path() / "image", image);
+    write_file(work_.path() / "uki", uki_);
+    auto key = bundle::generate_secret_key();
+    ASSERT_TRUE(key.ok());
+    std::string zip;
+    auto made = bundle::write_signed_bundle(
+        bundle::string_sink(&zip), *key, "test-device", *bundle::BundleVersion::parse("1.2.3"),
+        {{"kernel_efi.efi", (work_.path() / "uki").string()},
+         {"verity_rootfs.img", (work_.path() / "image").string()}},
+        nullptr, kChunk);
+    ASSERT_TRUE(made.ok()) << made.error().message();
+    write_file(root_.root() / "signed.zip", zip);
+    {
+        UniqueFd disk(::open(root_.disk().c_str(), O_WRONLY | O_CLOEXEC));
+        ASSERT_TRUE(pwrite_all(disk.get(), old_image.data(), old_image.size(),
+                               offset_of(slots_.running.system)));
+    }
+
+    auto source = bundle::open_source(root_.sysroot(), "/signed.zip");
+    ASSERT_TRUE(source.ok());
+    auto reader = bundle::BundleReader::open(std::move(*source));
+    ASSERT_TRUE(reader.ok());
+    bundle::TrustOptions trust;
+    trust.compatible = "test-device";
+    trust.keys.push_back({"test.pub", key->public_key()});
+    auto verified = bundle::VerifyingReader::open(std::move(*reader), trust);
+    ASSERT_TRUE(verified.ok()) << verified.error().message();
+    auto config = read_config(
+        Settings(YAML::Load("{disk: /disk.img, compatible: test-device}"), "p.yaml", "payload"));
+    ASSERT_TRUE(config.ok());
+    const fs::path lines = work_.path() / "progress.txt";
+    UniqueFd out(::open(lines.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ASSERT_TRUE(out);
+    bundle::Progress progress(
+        "installing slot B", zip.size(),
+        {bundle::ProgressMode::always, out.get(), std::chrono::milliseconds(0)});
+    Log log(root_.context().logger, "test");
+    SlotInstaller installer(root_.sysroot(), *config, log);
+    auto st = installer.install(slots_.target, *verified, {}, &progress, &slots_.running);
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_EQ(read_range(root_.disk(), offset_of(slots_.target.system), image.size()), image);
+
+    // Each line: "installing slot B: <done> of <total> (<p>%), ...". A chunk is 3 % of the zip;
+    // the first report comes after the UKI (10 %).
+    std::istringstream text(read_file(lines));
+    std::string line;
+    int previous = -1, largest_step = 0, reports = 0;
+    while (std::getline(text, line)) {
+        const size_t open = line.find(" ("), pct = line.find("%)");
+        if (open == std::string::npos || pct == std::string::npos) continue;
+        const int p = std::stoi(line.substr(open + 2, pct - open - 2));
+        if (previous >= 0) largest_step = std::max(largest_step, p - previous);
+        previous = p;
+        ++reports;
+    }
+    EXPECT_GT(reports, 30) << read_file(lines);
+    EXPECT_LE(largest_step, 8) << read_file(lines);
 }
 
 // ----- prepare() -----

@@ -47,10 +47,11 @@ class SlotInstaller {
     // before its last bytes are handed over, so an unverified UKI is never renamed.
     // `running` (may be null): the running slot, whose partition is read for delta: a chunk of
     // a stored signed image that it (or the target) holds at the same offset with the
-    // manifest's digest is copied locally instead of fetched.
+    // manifest's digest is copied locally instead of fetched. `figures` (may be null) gets the
+    // image's bytes fetched and reused once the install succeeded.
     Status install(const Slot& target, bundle::VerifyingReader& bundle,
                    const std::function<Status()>& before_first_write, bundle::Progress* progress,
-                   const Slot* running = nullptr);
+                   const Slot* running = nullptr, SlotInstallFigures* figures = nullptr);
 
   private:
     const Sysroot& sysroot_;

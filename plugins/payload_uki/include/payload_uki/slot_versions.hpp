@@ -6,6 +6,7 @@
 
 #include <activate/bundle/manifest.hpp>
 #include <activate/log.hpp>
+#include <activate/plugin_api.hpp>
 #include <activate/result.hpp>
 #include <activate/sysroot.hpp>
 #include <map>
@@ -18,6 +19,9 @@ struct SlotVersion {
     std::string version;     // BundleVersion text
     std::string compatible;  // the manifest's
     std::string signed_by;   // the trusted key file that verified it; empty when unsigned
+    // What the install fetched and reused ("last_install"); absent in records written before it
+    // was kept.
+    std::optional<SlotInstallFigures> last_install;
 };
 
 class SlotVersions {
