@@ -225,10 +225,9 @@ Status Engine::fall_back(const ActivationRecord& record, const SlotPair& slots) 
     const std::string what = slot_name(t.target) + " failed its assessment (" + t.reason +
                              "); rebooting into " + slot_name(previous.letter);
     log_.error(what);
-    // Nothing staged may take the reboot elsewhere: reboot(2) would jump into a loaded image.
-    if (int err = sysroot_.kexec_unload(); err != 0 && err != ENOSYS)
-        return errno_error(ErrorKind::activation,
-                           "unloading a staged kexec image before falling back", err);
+    // Nothing staged may take the reboot elsewhere (Machine::reboot_would_be_hijacked).
+    if (Result<bool> unloaded = machine_->prevent_reboot_hijack(); !unloaded.ok())
+        return unloaded.error().with_context("before falling back");
     // BootNext even though the previous slot comes first in BootOrder: it is the one entry the
     // firmware honours for exactly the next boot; boot_next() recreates the entry if the
     // firmware dropped it.
@@ -236,7 +235,7 @@ Status Engine::fall_back(const ActivationRecord& record, const SlotPair& slots) 
     if (Status s = sysroot_.unmount(previous.esp_mount); !s.ok())
         log_.warning("could not unmount the ESP at " + previous.esp_mount + " (" +
                      s.error().message() + "); rebooting anyway, the record is synced");
-    ACTIVATE_TRY(sysroot_.jump(JumpAction::reboot));
+    ACTIVATE_TRY(machine_->jump(JumpAction::reboot));
     return Error(ErrorKind::activation, what);
 }
 
@@ -257,9 +256,8 @@ Status Engine::end_trial_back_on_previous(ActivationRecord& record, const SlotPa
         t.reason = slot_name(t.target) + " was never started: the " + to_string(t.mode) + " from " +
                    letter_of(running) + " at " + format_rfc3339(t.jumped_at) +
                    " did not happen (this is still the boot that made it)";
-        if (int err = sysroot_.kexec_unload(); err != 0 && err != ENOSYS)
-            log_.warning(std::string("could not unload the staged kexec image: ") +
-                         std::strerror(err));
+        if (Result<bool> unloaded = machine_->prevent_reboot_hijack(); !unloaded.ok())
+            log_.warning(unloaded.error().message());
         if (t.mode == ActivationMode::reboot)
             if (Status s = boot_control_->clear_boot_next(); !s.ok())
                 log_.warning("could not clear BootNext: " + s.error().message());

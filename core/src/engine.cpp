@@ -8,7 +8,11 @@
 namespace activate {
 
 Engine::Engine(Policy policy, const Sysroot& sysroot, const Logger& logger)
-    : policy_(std::move(policy)), sysroot_(sysroot), logger_(logger), log_(&logger, "engine") {}
+    : policy_(std::move(policy)),
+      sysroot_(sysroot),
+      logger_(logger),
+      log_(&logger, "engine"),
+      machine_(machine_for(sysroot)) {}
 
 Engine::~Engine() = default;
 
@@ -41,7 +45,7 @@ Result<std::unique_ptr<T>> instantiate(const PluginRef& ref, const PluginRegistr
 Result<std::unique_ptr<Engine>> Engine::create(Policy policy, const PluginRegistry& registry,
                                                const Sysroot& sysroot, const Logger& logger) {
     std::unique_ptr<Engine> engine(new Engine(std::move(policy), sysroot, logger));
-    PluginContext context{&sysroot, &logger};
+    PluginContext context{&sysroot, &logger, engine->machine_.get()};
     const Policy& p = engine->policy_;
     LoadedPlugin loaded;
 
@@ -166,10 +170,10 @@ Step Engine::jump_step(std::function<Status()> run) const {
         "jump", policy_.activation.name,
         [this] {
             const bool takeover = policy_.protocol == Protocol::stdio_protobuf;
-            // Under --sysroot the jump is only recorded (Sysroot::jump): say where, as the
-            // system path it has inside the sysroot.
+            // Under --sysroot the jump is only recorded (RecordingMachine::jump): say where, as
+            // the system path it has inside the sysroot.
             std::vector<std::string> writes;
-            if (!sysroot_.is_live())
+            if (!machine_->is_live())
                 writes.push_back(
                     "/run/activate/reboot (under --sysroot the jump is recorded "
                     "there instead)");

@@ -1,75 +1,24 @@
 // The Sysroot: live system access when the root is "/"; under any other root, every path resolved
-// inside it (openat2 RESOLVE_IN_ROOT) and kexec and reboot recorded instead of performed.
+// inside it (openat2 RESOLVE_IN_ROOT). Kexec and the jumps are a Machine's (machine.cpp).
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/kexec.h>
 #include <linux/openat2.h>
-#include <linux/reboot.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/random.h>
-#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <activate/fd.hpp>
 #include <activate/sysroot.hpp>
 #include <algorithm>
-#include <cstdlib>
-#include <thread>
+#include <chrono>
 #include <vector>
 
 namespace activate {
 
 namespace fs = std::filesystem;
-
-const char* to_string(JumpAction action) {
-    switch (action) {
-        case JumpAction::kexec: return "kexec";
-        case JumpAction::reboot: return "reboot";
-        case JumpAction::poweroff: return "poweroff";
-    }
-    return "?";
-}
-
-namespace {
-constexpr const char* kKexecRecordDir = "/run/activate/kexec";
-constexpr const char* kJumpRecord = "/run/activate/reboot";
-
-// Copies the whole content of `in` (from offset 0, without moving its file offset) to `out`.
-int copy_fd_contents(int in, int out) {
-    off_t offset = 0;
-    for (;;) {
-        ssize_t n = ::copy_file_range(in, &offset, out, nullptr, 1 << 30, 0);
-        if (n == 0) return 0;
-        if (n > 0) continue;
-        if (errno == EINTR) continue;
-        if (errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP && errno != ENOSYS)
-            return errno;
-        break;  // not supported between these files: fall back to pread/write
-    }
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n = ::pread(in, buf, sizeof buf, offset);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno;
-        if (n == 0) return 0;
-        if (!write_all(out, buf, static_cast<size_t>(n))) return errno ? errno : EIO;
-        offset += n;
-    }
-}
-
-unsigned reboot_command(JumpAction action) {
-    switch (action) {
-        case JumpAction::kexec: return LINUX_REBOOT_CMD_KEXEC;
-        case JumpAction::reboot: return LINUX_REBOOT_CMD_RESTART;
-        case JumpAction::poweroff: return LINUX_REBOOT_CMD_POWER_OFF;
-    }
-    return LINUX_REBOOT_CMD_RESTART;
-}
-}  // namespace
 
 Sysroot::Sysroot(fs::path root) : root_(root.empty() ? fs::path("/") : std::move(root)) {
     std::error_code ec;
@@ -403,137 +352,6 @@ Status Sysroot::unmount(std::string_view absolute) const {
     if (!live_) return {};
     if (::umount2(std::string(absolute).c_str(), 0) != 0 && errno != EINVAL && errno != ENOENT)
         return errno_error(ErrorKind::activation, "unmounting " + std::string(absolute));
-    return {};
-}
-
-int Sysroot::kexec_file_load(int kernel_fd, int initramfs_fd, const std::string& cmdline,
-                             unsigned long flags) const {
-    if (live_) {
-        // The length includes the terminating NUL (kexec_file_load(2)).
-        long rc = ::syscall(SYS_kexec_file_load, kernel_fd, initramfs_fd, cmdline.size() + 1,
-                            cmdline.c_str(), flags);
-        return rc == 0 ? 0 : errno;
-    }
-    // As the kernel does: without KEXEC_FILE_NO_INITRAMFS the initramfs fd must be valid.
-    if (initramfs_fd < 0 && !(flags & KEXEC_FILE_NO_INITRAMFS)) return EBADF;
-    if (!make_dirs(kKexecRecordDir, 0700)) return EIO;
-    Result<UniqueFd> opened = open(kKexecRecordDir, O_RDONLY | O_DIRECTORY);
-    if (!opened.ok()) return EIO;
-    const int dir = opened->get();
-    // Each part goes to a temporary name first and all are renamed only once all are written,
-    // the kernel last (its presence is what kexec_loaded() reports): a failure part way leaves
-    // the previous record, or none, never a mix.
-    std::vector<std::pair<std::string, std::string>> written;  // final name, temporary name
-    auto discard = [&](int err) {
-        for (const auto& [name, tmp] : written) ::unlinkat(dir, tmp.c_str(), 0);
-        return err;
-    };
-    auto record = [&](const char* name, auto&& fill) -> int {
-        std::string tmp = std::string(".") + name + ".new";
-        UniqueFd out(::openat(dir, tmp.c_str(),
-                              O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (!out) return errno;
-        written.emplace_back(name, tmp);
-        return fill(out.get());
-    };
-    const bool with_initramfs = initramfs_fd >= 0 && !(flags & KEXEC_FILE_NO_INITRAMFS);
-    if (with_initramfs) {
-        if (int err = record("initramfs", [&](int out) { return copy_fd_contents(initramfs_fd, out); }))
-            return discard(err);
-    }
-    if (int err = record("cmdline", [&](int out) {
-            return write_all(out, cmdline.data(), cmdline.size()) ? 0 : (errno ? errno : EIO);
-        }))
-        return discard(err);
-    if (int err = record("kernel", [&](int out) { return copy_fd_contents(kernel_fd, out); }))
-        return discard(err);
-    if (!with_initramfs) ::unlinkat(dir, "initramfs", 0);
-    for (const auto& [name, tmp] : written)
-        if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) return discard(errno);
-    return 0;
-}
-
-int Sysroot::kexec_unload() const {
-    if (live_) {
-        long rc = ::syscall(SYS_kexec_file_load, -1, -1, 0, nullptr, KEXEC_FILE_UNLOAD);
-        return rc == 0 ? 0 : errno;
-    }
-    for (const char* name : {"kernel", "initramfs", "cmdline"}) {
-        Result<bool> removed = remove(std::string(kKexecRecordDir) + "/" + name);
-        if (!removed.ok()) return EIO;
-    }
-    return 0;
-}
-
-Result<bool> Sysroot::kexec_loaded() const {
-    if (!live_) return exists(std::string(kKexecRecordDir) + "/kernel");
-    // A kernel built without kexec (no CONFIG_KEXEC_CORE) has no such file, and nothing loaded.
-    if (::access("/sys/kernel/kexec_loaded", F_OK) != 0 && errno == ENOENT) return false;
-    ACTIVATE_ASSIGN(std::string text, read_file("/sys/kernel/kexec_loaded", 64));
-    return !text.empty() && text[0] == '1';
-}
-
-Status Sysroot::jump(JumpAction action) const {
-    if (!live_) {
-        ACTIVATE_TRY(make_dirs("/run/activate", 0700));
-        ACTIVATE_ASSIGN(UniqueFd fd, open(kJumpRecord, O_WRONLY | O_CREAT | O_APPEND, 0644));
-        std::string line = std::string(to_string(action)) + "\n";
-        if (!write_all(fd.get(), line.data(), line.size()))
-            return errno_error(ErrorKind::activation,
-                               "recording the jump in " + path(kJumpRecord).string());
-        return {};
-    }
-    // Only the live system: reboot(2) does not flush file systems itself (reboot(2) NOTES).
-    ::sync();
-    ::reboot(static_cast<int>(reboot_command(action)));
-    return errno_error(ErrorKind::activation,
-                       std::string("reboot(") + to_string(action) + ") returned");
-}
-
-Status Sysroot::jump_detached(JumpAction action, std::chrono::milliseconds delay) const {
-    pid_t child = ::fork();
-    if (child < 0) return errno_error(ErrorKind::activation, "fork for the second stage");
-    if (child == 0) {
-        // Intermediate child: a new session, then fork again so the second stage is re-parented
-        // to init and can never get a controlling terminal or be waited for by our caller.
-        ::setsid();
-        pid_t second = ::fork();
-        if (second != 0) ::_exit(second < 0 ? 1 : 0);
-        int null_fd = ::open("/dev/null", O_RDWR);
-        if (null_fd >= 0) {
-            ::dup2(null_fd, 0);
-            ::dup2(null_fd, 1);
-            ::dup2(null_fd, 2);
-        }
-        // Every descriptor goes but the locks: the second stage holds them until the jump.
-        std::vector<int> keep = *held_locks_;
-        std::sort(keep.begin(), keep.end());
-        unsigned next = 3;
-        for (int fd : keep) {
-            if (fd < int(next)) continue;
-            if (unsigned(fd) > next) ::close_range(next, unsigned(fd) - 1, 0);
-            next = unsigned(fd) + 1;
-        }
-        ::close_range(next, ~0U, 0);
-        ::clearenv();
-        std::this_thread::sleep_for(delay);
-        Status jumped = jump(action);
-        if (!jumped.ok()) {
-            // Nobody is listening on our stdio any more; the kernel log is where an operator looks.
-            Result<UniqueFd> kmsg = open("/dev/kmsg", O_WRONLY);
-            if (kmsg.ok()) {
-                std::string line = "activate: second stage: " + jumped.error().message() + "\n";
-                write_all(kmsg->get(), line.data(), line.size());
-            }
-            ::_exit(1);
-        }
-        ::_exit(0);
-    }
-    int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return Error(ErrorKind::activation, "could not start the detached second stage");
     return {};
 }
 

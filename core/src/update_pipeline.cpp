@@ -105,15 +105,11 @@ Pipeline Engine::build_slot_update_pipeline() {
              install.before_writing = [&]() -> Status {
                  began = true;
                  // An image staged by an earlier run may start the target slot, which is about
-                 // to change.
-                 ACTIVATE_ASSIGN(bool loaded, sysroot_.kexec_loaded());
-                 if (loaded) {
-                     if (int err = sysroot_.kexec_unload())
-                         return errno_error(ErrorKind::activation,
-                                            "unloading the kexec image staged earlier", err);
+                 // to change (Machine::reboot_would_be_hijacked).
+                 ACTIVATE_ASSIGN(bool unloaded, machine_->prevent_reboot_hijack());
+                 if (unloaded)
                      log_.info(
                          "unloaded the kexec image staged earlier (its slot is about to change)");
-                 }
                  ACTIVATE_TRY(boot_control_->begin_install(target));
                  // Whatever was known about the target's old contents no longer holds.
                  run_->record.set_slot(target.letter, SlotState::unknown, WallClock::now());
@@ -343,7 +339,7 @@ Result<std::string> Engine::status_json(int indent) const {
                                                        "boot_control section");
     ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
     ACTIVATE_ASSIGN(std::string boot_text, boot_control_->status_json(slots));
-    ACTIVATE_ASSIGN(bool kexec_loaded, sysroot_.kexec_loaded());
+    ACTIVATE_ASSIGN(bool kexec_loaded, machine_->kexec_loaded());
     ACTIVATE_ASSIGN(std::optional<std::string> boot_current, boot_control_->boot_current());
     ACTIVATE_ASSIGN(const std::string record_file, record_path(slots));
     ACTIVATE_ASSIGN(ActivationRecord record, ActivationRecord::read(sysroot_, record_file));

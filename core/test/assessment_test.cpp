@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include <activate/engine.hpp>
+#include <activate/machine.hpp>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -74,11 +75,12 @@ class AssessmentTest : public ::testing::Test {
     void stage_an_image() {
         UniqueFd k(::memfd_create("k", MFD_CLOEXEC));
         ASSERT_EQ(::write(k.get(), "IMAGE", 5), 5);
-        ASSERT_EQ(sysroot_.kexec_file_load(k.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
+        ASSERT_EQ(machine_.kexec_file_load(k.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
     }
 
     test::TempDir dir_;
     Sysroot sysroot_{dir_.path()};
+    RecordingMachine machine_{sysroot_};  // what the engine gets for this sysroot
     Logger logger_{LogLevel::error};
     PluginRegistry registry_{{}, {FAKE_PLUGIN_DIR}};
     std::string payload_settings_;
@@ -150,7 +152,7 @@ TEST_F(AssessmentTest, ATrialThatCannotBeRecordedMeansNoJump) {
               std::string::npos)
         << s.error().message();
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
-    EXPECT_FALSE(*sysroot_.kexec_loaded());  // the staging was undone
+    EXPECT_FALSE(*machine_.kexec_loaded());  // the staging was undone
 }
 
 TEST_F(AssessmentTest, AFailedJumpEndsTheTrial) {
@@ -213,7 +215,7 @@ TEST_F(AssessmentTest, InstallWhileTheRunningSlotIsOnTrialIsRefusedUnlessForced)
     EXPECT_FALSE(std::filesystem::exists(dir_ / "slot-A"));
     EXPECT_EQ(boot_log(), log_before);
     EXPECT_EQ(test::read_file(dir_ / kRecord), record_before);
-    EXPECT_TRUE(*sysroot_.kexec_loaded());  // not even the earlier staging was touched
+    EXPECT_TRUE(*machine_.kexec_loaded());  // not even the earlier staging was touched
     EXPECT_EQ(jumps(), "kexec\n");
 
     InstallRequest forced{"/bundle.zip", false, false, {}};
@@ -284,7 +286,7 @@ TEST_F(AssessmentTest, AFailingCheckSendsTheMachineBackToThePreviousSlot) {
               "status 3); rebooting into slot A");
     EXPECT_EQ(boot_log(), "begin B\nfinish B\nnext A\n");
     EXPECT_EQ(jumps(), "kexec\nreboot\n");
-    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(*machine_.kexec_loaded());
     ActivationRecord r = record();
     EXPECT_EQ(r.trial->state, TrialState::failed);
     EXPECT_EQ(r.trial->reason, "check \"fails\" exited with status 3");
@@ -383,7 +385,7 @@ TEST_F(AssessmentTest, ATrialWhoseJumpNeverHappenedIsUndone) {
               std::string::npos)
         << r.trial->reason;
     EXPECT_EQ(r.slot('B').state, SlotState::unknown);
-    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(*machine_.kexec_loaded());
 }
 
 TEST_F(AssessmentTest, FirmwareThatBootedAnotherEntryIsNotedNotFailed) {

@@ -1,6 +1,7 @@
 // The engine with the fake plugin: combination checks, the dry-run plan, and both pipelines
 // end to end on a temporary sysroot.
 #include <activate/engine.hpp>
+#include <activate/machine.hpp>
 #include <fcntl.h>
 #include <linux/kexec.h>
 #include <sys/mman.h>
@@ -33,6 +34,7 @@ protected:
 
     test::TempDir dir_;
     Sysroot sysroot_{dir_.path()};
+    RecordingMachine machine_{sysroot_};  // what the engine gets for this sysroot
     Logger logger_{LogLevel::error};
     PluginRegistry registry_{{}, {FAKE_PLUGIN_DIR}};
 };
@@ -301,7 +303,7 @@ TEST_F(EngineTest, JumpFailureAfterTheResponseUnloadsTheStagedImage) {
     EXPECT_NE(status.error().message().find("fake jump failed"), std::string::npos);
     EXPECT_NE(status.error().message().find("already told"), std::string::npos)
         << status.error().message();
-    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(*machine_.kexec_loaded());
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
@@ -333,7 +335,7 @@ std::string with_payload_settings(const std::string& settings) {
 TEST_F(EngineTest, RefusedBundleTouchesNeitherBootEntriesNorTheStagedImage) {
     UniqueFd k(::memfd_create("k", MFD_CLOEXEC));
     ASSERT_EQ(::write(k.get(), "EARLIER", 7), 7);
-    ASSERT_EQ(sysroot_.kexec_file_load(k.get(), -1, "earlier", KEXEC_FILE_NO_INITRAMFS), 0);
+    ASSERT_EQ(machine_.kexec_file_load(k.get(), -1, "earlier", KEXEC_FILE_NO_INITRAMFS), 0);
     auto engine = make(with_payload_settings("reject: true"));
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
@@ -349,13 +351,13 @@ TEST_F(EngineTest, RefusedBundleTouchesNeitherBootEntriesNorTheStagedImage) {
 TEST_F(EngineTest, WritingUnloadsAnEarlierImageAndAFailureLeavesTheEntryDisabled) {
     UniqueFd k(::memfd_create("k", MFD_CLOEXEC));
     ASSERT_EQ(::write(k.get(), "EARLIER", 7), 7);
-    ASSERT_EQ(sysroot_.kexec_file_load(k.get(), -1, "earlier", KEXEC_FILE_NO_INITRAMFS), 0);
+    ASSERT_EQ(machine_.kexec_file_load(k.get(), -1, "earlier", KEXEC_FILE_NO_INITRAMFS), 0);
     auto engine = make(with_payload_settings("fail: true"));
     ASSERT_TRUE(engine.ok()) << engine.error().message();
     Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\n");
-    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(*machine_.kexec_loaded());
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
@@ -366,7 +368,7 @@ TEST_F(EngineTest, UpdateWhoseJumpFailsUnstages) {
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error().message().find("fake jump failed"), std::string::npos);
     EXPECT_EQ(test::read_file(dir_ / "slot-B"), "installed from bundle.zip");
-    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(*machine_.kexec_loaded());
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 

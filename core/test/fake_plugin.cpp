@@ -104,7 +104,7 @@ public:
 
 class FakeActivation : public ActivationStrategy {
 public:
-    const Sysroot* sysroot = nullptr;
+    const Machine* machine = nullptr;
     bool fail_stage = false, fail_activate = false, staged = false, reboot = false;
     bool supports(ActivationMode mode) const override {
         return mode == ActivationMode::kexec || (reboot && mode == ActivationMode::reboot);
@@ -112,14 +112,14 @@ public:
     bool needs_kernel() const override { return true; }
     Status stage(Payload* payload, const std::optional<Slot>&, BootControl*) override {
         if (fail_stage) return Error(ErrorKind::activation, "fake staging failed");
-        if (int err = sysroot->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
+        if (int err = machine->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
                                                payload->cmdline, 0))
             return errno_error(ErrorKind::activation, "fake kexec", err);
         staged = true;
         return {};
     }
     Status unstage() override {
-        if (int err = sysroot->kexec_unload())
+        if (int err = machine->kexec_unload())
             return errno_error(ErrorKind::activation, "fake unload", err);
         staged = false;
         return {};
@@ -127,8 +127,8 @@ public:
     Status activate(std::chrono::milliseconds delay, bool detached) override {
         if (!staged) return Error(ErrorKind::activation, "not staged");
         if (fail_activate) return Error(ErrorKind::activation, "fake jump failed");
-        if (detached) return sysroot->jump_detached(JumpAction::kexec, delay);
-        return sysroot->jump(JumpAction::kexec);
+        if (detached) return machine->jump_detached(JumpAction::kexec, delay);
+        return machine->jump(JumpAction::kexec);
     }
     std::vector<PlanStep> plan_stage(const BootControl*) const override {
         return {{"stage with fake kexec", {}, {}}};
@@ -233,7 +233,7 @@ Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Se
 Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContext& c,
                                                               Settings& s) {
     auto a = std::make_unique<FakeActivation>();
-    a->sysroot = c.sysroot;
+    a->machine = c.machine;
     ACTIVATE_ASSIGN(a->fail_stage, s.boolean_or("fail_stage", false));
     ACTIVATE_ASSIGN(a->fail_activate, s.boolean_or("fail_activate", false));
     // Lets the engine's checks of a reboot policy be reached (they come after the mode check).

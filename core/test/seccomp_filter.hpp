@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <initializer_list>
 
 namespace activate::test {
 
@@ -40,6 +41,22 @@ int wait_status_with_syscall_denied(long nr, unsigned action, Body body) {
     const pid_t child = ::fork();
     if (child == 0) {
         if (!deny_syscall(nr, action)) ::_exit(125);
+        ::_exit(body());
+    }
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+}
+
+// As wait_status_with_syscall_denied(), with every call in `nrs` given `action` (one filter
+// each: stacked filters all apply, the strictest action wins).
+template <class Body>
+int wait_status_with_syscalls_denied(std::initializer_list<long> nrs, unsigned action, Body body) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+        for (long nr : nrs)
+            if (!deny_syscall(nr, action)) ::_exit(125);
         ::_exit(body());
     }
     int status = 0;

@@ -6,9 +6,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <activate/machine.hpp>
 #include <activate/sysroot.hpp>
-#include <chrono>
-#include <thread>
 
 #include "seccomp_filter.hpp"
 #include "test_support.hpp"
@@ -81,6 +80,7 @@ class SysrootSymlinks : public ::testing::Test {
 
     test::TempDir root_, outside_;
     Sysroot sysroot_{root_.path()};
+    RecordingMachine machine_{sysroot_};
 };
 
 TEST_F(SysrootSymlinks, WritesThroughALinkOutOfTheRootAreRefusedWhenItsTargetIsMissingInside) {
@@ -89,9 +89,9 @@ TEST_F(SysrootSymlinks, WritesThroughALinkOutOfTheRootAreRefusedWhenItsTargetIsM
     EXPECT_FALSE(sysroot_.write_file_atomic("/esp/versions.json", "{}").ok());
     EXPECT_FALSE(sysroot_.open("/esp/boot-b.efi", O_WRONLY | O_CREAT, 0644).ok());
     EXPECT_FALSE(sysroot_.lock("/run/activate/lock").ok());
-    EXPECT_FALSE(sysroot_.jump(JumpAction::reboot).ok());
+    EXPECT_FALSE(machine_.jump(JumpAction::reboot).ok());
     UniqueFd kernel = memfd_with("KERNEL");
-    EXPECT_NE(sysroot_.kexec_file_load(kernel.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
+    EXPECT_NE(machine_.kexec_file_load(kernel.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
     EXPECT_TRUE(outside_is_empty());
 }
 
@@ -113,10 +113,10 @@ TEST_F(SysrootSymlinks, WritesThroughALinkOutOfTheRootLandInsideIt) {
     EXPECT_TRUE(S_ISREG((*st)->st_mode));
     EXPECT_TRUE(sysroot_.statfs("/esp").ok());
     ASSERT_TRUE(sysroot_.lock("/run/activate/lock").ok());
-    ASSERT_TRUE(sysroot_.jump(JumpAction::reboot).ok());
+    ASSERT_TRUE(machine_.jump(JumpAction::reboot).ok());
     UniqueFd kernel = memfd_with("KERNEL");
-    ASSERT_EQ(sysroot_.kexec_file_load(kernel.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
-    EXPECT_TRUE(*sysroot_.kexec_loaded());
+    ASSERT_EQ(machine_.kexec_file_load(kernel.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
+    EXPECT_TRUE(*machine_.kexec_loaded());
 
     EXPECT_TRUE(outside_is_empty());
     EXPECT_EQ(test::read_file(inside("versions.json")), "{}");
@@ -216,128 +216,6 @@ TEST(Sysroot, AKernelWithoutOpenat2IsAClearError) {
                   dir.path().string() + " needs to keep every path inside the sysroot");
 }
 
-TEST(Sysroot, KexecStagingRecordsExactBytes) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    std::string kernel(100000, 'K'), initramfs = std::string("\0\1\2zstd", 7);
-    kernel[5] = '\0';
-    UniqueFd k = memfd_with(kernel), i = memfd_with(initramfs);
-    ASSERT_EQ(root.kexec_file_load(k.get(), i.get(), "console=ttyS0 quiet", 0), 0);
-    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/kernel"), kernel);
-    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/initramfs"), initramfs);
-    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/cmdline"), "console=ttyS0 quiet");
-    EXPECT_TRUE(*root.kexec_loaded());
-
-    // The kernel refuses a missing initramfs unless told there is none; so does the record,
-    // leaving the previous one whole.
-    EXPECT_EQ(root.kexec_file_load(k.get(), -1, "x", 0), EBADF);
-    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/cmdline"), "console=ttyS0 quiet");
-    ASSERT_EQ(root.kexec_file_load(k.get(), -1, "x", KEXEC_FILE_NO_INITRAMFS), 0);
-    EXPECT_FALSE(std::filesystem::exists(dir / "run/activate/kexec/initramfs"));
-    ASSERT_EQ(root.kexec_unload(), 0);
-    EXPECT_FALSE(*root.kexec_loaded());
-}
-
-TEST(Sysroot, LiveKernelWithoutKexecHasNothingLoaded) {
-    // Only reads: a kernel built without kexec (as this test machine's may be) has no
-    // /sys/kernel/kexec_loaded, which means nothing can be loaded, not an error.
-    if (::access("/sys/kernel/kexec_loaded", F_OK) == 0)
-        GTEST_SKIP() << "this kernel has kexec; the case needs one without";
-    auto loaded = Sysroot("/").kexec_loaded();
-    ASSERT_TRUE(loaded.ok()) << loaded.error().message();
-    EXPECT_FALSE(*loaded);
-}
-
-TEST(Sysroot, JumpIsRecordedNotPerformed) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    ASSERT_TRUE(root.jump(JumpAction::reboot).ok());
-    ASSERT_TRUE(root.jump(JumpAction::kexec).ok());
-    EXPECT_EQ(test::read_file(dir / "run/activate/reboot"), "reboot\nkexec\n");
-}
-
-TEST(Sysroot, DetachedJumpHappensAfterTheDelay) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    auto start = std::chrono::steady_clock::now();
-    ASSERT_TRUE(root.jump_detached(JumpAction::kexec, std::chrono::milliseconds(300)).ok());
-    // The caller returns at once; the record appears only after the delay.
-    EXPECT_FALSE(std::filesystem::exists(dir / "run/activate/reboot"));
-    while (!std::filesystem::exists(dir / "run/activate/reboot") &&
-           std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    EXPECT_EQ(test::read_file(dir / "run/activate/reboot"), "kexec\n");
-}
-
-// Processes other than this one that hold `file` open, with their session ids and the
-// targets of all their descriptors.
-struct Holder {
-    pid_t pid, session;
-    std::vector<std::string> fds;
-};
-std::vector<Holder> other_holders_of(const std::filesystem::path& file) {
-    namespace fs = std::filesystem;
-    std::vector<Holder> found;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/proc", ec)) {
-        const std::string name = e.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const pid_t pid = std::stoi(name);
-        if (pid == ::getpid()) continue;
-        Holder h{pid, ::getsid(pid), {}};
-        bool holds = false;
-        std::error_code fd_ec;
-        for (const auto& fd : fs::directory_iterator(e.path() / "fd", fd_ec)) {
-            std::error_code link_ec;
-            const std::string target = fs::read_symlink(fd.path(), link_ec).string();
-            h.fds.push_back(fd.path().filename().string() + " -> " + target);
-            holds |= target == file.string();
-        }
-        if (holds) found.push_back(std::move(h));
-    }
-    return found;
-}
-
-TEST(Sysroot, SecondStageHasItsOwnSessionAndOnlyTheLocksAndStdio) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    auto lock = root.lock("/run/activate/test.lock");
-    ASSERT_TRUE(lock.ok()) << lock.error().message();
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);  // not close-on-exec: a careless fork would keep the write end
-    const auto start = std::chrono::steady_clock::now();
-    ASSERT_TRUE(root.jump_detached(JumpAction::reboot, std::chrono::milliseconds(2000)).ok());
-    ::close(fds[1]);
-    // End of file as soon as the second stage dropped what it inherited, long before its jump.
-    char byte;
-    EXPECT_EQ(::read(fds[0], &byte, 1), 0);
-    ::close(fds[0]);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1500));
-
-    const auto holders = other_holders_of(dir / "run/activate/test.lock");
-    ASSERT_EQ(holders.size(), 1u) << "the second stage keeps the lock until it jumps";
-    const Holder& stage = holders[0];
-    EXPECT_NE(stage.session, ::getsid(0));
-    EXPECT_NE(stage.session, stage.pid) << "not a session leader: it can never get a terminal";
-    std::string listing;
-    for (const auto& f : stage.fds) listing += f + "\n";
-    EXPECT_EQ(stage.fds.size(), 4u) << listing;  // /dev/null as 0, 1, 2, and the lock
-    for (const auto& f : stage.fds) {
-        if (f.rfind("0 ", 0) == 0 || f.rfind("1 ", 0) == 0 || f.rfind("2 ", 0) == 0) {
-            EXPECT_NE(f.find("/dev/null"), std::string::npos) << f;
-        }
-    }
-
-    EXPECT_FALSE(std::filesystem::exists(dir / "run/activate/reboot"));
-    while (!std::filesystem::exists(dir / "run/activate/reboot") &&
-           std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    EXPECT_EQ(test::read_file(dir / "run/activate/reboot"), "reboot\n");
-}
-
 TEST(Sysroot, AtomicWriteReplacesContentAndLeavesNoTemporaries) {
     test::TempDir dir;
     Sysroot root(dir.path());
@@ -359,75 +237,6 @@ TEST(Sysroot, ReadFileLimitAndMissingFile) {
     Result<std::string> missing = root.read_file("/nope");
     ASSERT_FALSE(missing.ok());
     EXPECT_NE(missing.error().message().find((dir / "nope").string()), std::string::npos);
-}
-
-TEST(Sysroot, FailedStagingKeepsThePreviousRecordWhole) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    UniqueFd k = memfd_with("OLD-KERNEL"), i = memfd_with("OLD-INITRAMFS");
-    ASSERT_EQ(root.kexec_file_load(k.get(), i.get(), "old", 0), 0);
-    // A kernel "file" that cannot be read (a directory): the initramfs and cmdline were already
-    // written when the kernel fails.
-    UniqueFd unreadable(::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    UniqueFd i2 = memfd_with("NEW-INITRAMFS");
-    EXPECT_NE(root.kexec_file_load(unreadable.get(), i2.get(), "new", 0), 0);
-    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/kernel"), "OLD-KERNEL");
-    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/initramfs"), "OLD-INITRAMFS");
-    EXPECT_EQ(test::read_file(dir / "run/activate/kexec/cmdline"), "old");
-    for (const auto& e : std::filesystem::directory_iterator(dir / "run/activate/kexec"))
-        EXPECT_EQ(e.path().filename().string().rfind(".", 0), std::string::npos) << e.path();
-}
-
-// The second stage keeps the activation lock until it has jumped: a second activation started
-// after the first process let go, but before the jump, is still refused.
-TEST(Sysroot, DetachedSecondStageHoldsTheLockUntilTheJump) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    {
-        Result<FileLock> lock = root.lock("/run/activate/lock");
-        ASSERT_TRUE(lock.ok());
-        ASSERT_TRUE(root.jump_detached(JumpAction::kexec, std::chrono::milliseconds(500)).ok());
-    }
-    Result<FileLock> during = root.lock("/run/activate/lock");
-    ASSERT_FALSE(during.ok()) << "the lock was free before the jump";
-    EXPECT_EQ(during.error().kind(), ErrorKind::busy);
-
-    const auto start = std::chrono::steady_clock::now();
-    while (!std::filesystem::exists(dir / "run/activate/reboot") &&
-           std::chrono::steady_clock::now() - start < std::chrono::seconds(10))
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    bool free_after = false;
-    for (int i = 0; i < 100 && !free_after; ++i) {
-        free_after = root.lock("/run/activate/lock").ok();
-        if (!free_after) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    EXPECT_TRUE(free_after) << "the second stage kept the lock after its jump";
-}
-
-TEST(Sysroot, LocksReleasedBeforeTheJumpAreNotKept) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    { ASSERT_TRUE(root.lock("/run/activate/lock").ok()); }
-    ASSERT_TRUE(root.jump_detached(JumpAction::kexec, std::chrono::milliseconds(500)).ok());
-    EXPECT_TRUE(root.lock("/run/activate/lock").ok());
-}
-
-// When the jump itself fails, the detached second stage has no stdio left; it says why in the
-// kernel log (here the sysroot's dev/kmsg, a plain file).
-TEST(Sysroot, SecondStageReportsAFailedJumpToKmsg) {
-    test::TempDir dir;
-    Sysroot root(dir.path());
-    std::filesystem::create_directories(dir / "dev");
-    std::filesystem::create_directories(dir / "run");
-    test::write_file(dir / "dev/kmsg", "");
-    test::write_file(dir / "run/activate", "a file where the record directory should be");
-    ASSERT_TRUE(root.jump_detached(JumpAction::reboot, std::chrono::milliseconds(0)).ok());
-    std::string kmsg;
-    for (int i = 0; i < 250 && kmsg.empty(); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        kmsg = test::read_file(dir / "dev/kmsg");
-    }
-    EXPECT_NE(kmsg.find("activate: second stage: "), std::string::npos) << kmsg;
 }
 
 TEST(Sysroot, SecondLockIsBusy) {

@@ -4,6 +4,7 @@
 #include <sys/file.h>
 
 #include <activate/engine.hpp>
+#include <activate/machine.hpp>
 #include <activate/kernel_cmdline.hpp>
 #include <activate/watchdog.hpp>
 #include <sstream>
@@ -108,6 +109,7 @@ class WatchdogDevice : public ::testing::Test {
 
     test::TempDir dir_;
     Sysroot sysroot_{dir_.path()};
+    RecordingMachine machine_{sysroot_};  // what the engine gets for this sysroot
 };
 
 TEST_F(WatchdogDevice, ArmingUnderASysrootRecordsDeviceAndTimeout) {
@@ -273,6 +275,7 @@ class WatchdogPipeline : public ::testing::Test {
 
     test::TempDir dir_;
     Sysroot sysroot_{dir_.path()};
+    RecordingMachine machine_{sysroot_};  // what the engine gets for this sysroot
     Logger logger_{LogLevel::error};
     PluginRegistry registry_{{}, {FAKE_PLUGIN_DIR}};
 };
@@ -316,7 +319,7 @@ TEST_F(WatchdogPipeline, AWatchdogThatCannotBeArmedStopsTheJump) {
     EXPECT_EQ(s.error().kind(), ErrorKind::activation);
     EXPECT_NE(s.error().message().find("no watchdog device"), std::string::npos);
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
-    EXPECT_FALSE(*sysroot_.kexec_loaded());
+    EXPECT_FALSE(*machine_.kexec_loaded());
 }
 
 TEST_F(WatchdogPipeline, AFailedJumpDisarmsTheWatchdog) {

@@ -238,12 +238,13 @@ class ExecBootControl : public activate::BootControl {
 };
 
 // The activation role (mode reboot): the program makes the target the next boot, the engine
-// reboots. The reboot itself is the engine's (Sysroot::jump), not the program's: under --sysroot
-// it is recorded, never done.
+// reboots. The reboot itself is the engine's machine's (PluginContext::machine), not the
+// program's: under --sysroot it is recorded, never done.
 class ExecActivation : public activate::ActivationStrategy {
   public:
-    ExecActivation(const activate::Sysroot* sysroot, BootProgram program)
-        : sysroot_(sysroot), program_(std::move(program)) {}
+    ExecActivation(const activate::Sysroot* sysroot, const activate::Machine* machine,
+                   BootProgram program)
+        : sysroot_(sysroot), machine_(machine), program_(std::move(program)) {}
 
     bool supports(activate::ActivationMode mode) const override {
         return mode == activate::ActivationMode::reboot;
@@ -255,12 +256,9 @@ class ExecActivation : public activate::ActivationStrategy {
             return Error(ErrorKind::policy,
                          "activation \"exec\" reboots into an A/B slot and needs a slot target "
                          "(a payload source with slots)");
-        // A loaded kexec image would make reboot(2) jump into it instead of the bootloader.
-        const int err = sysroot_->kexec_unload();
-        if (err != 0 && err != ENOSYS)
-            return Error(ErrorKind::activation,
-                         std::string("exec: unloading the staged kexec image before a reboot: ") +
-                             std::strerror(err));
+        // A staged kexec image would take the reboot instead of the bootloader.
+        if (Result<bool> unloaded = machine_->prevent_reboot_hijack(); !unloaded.ok())
+            return unloaded.error().with_context("exec: before a reboot");
         ACTIVATE_TRY(program_.run_verb({"set-next", slot_name(*target)}));
         staged_ = true;
         return {};
@@ -275,9 +273,9 @@ class ExecActivation : public activate::ActivationStrategy {
         if (!staged_)
             return Error(ErrorKind::internal, "activation \"exec\": activate() before stage()");
         sysroot_->sync_file_systems();
-        if (detached) return sysroot_->jump_detached(activate::JumpAction::reboot, delay);
+        if (detached) return machine_->jump_detached(activate::JumpAction::reboot, delay);
         if (delay.count() > 0) ::usleep(static_cast<useconds_t>(delay.count()) * 1000);
-        return sysroot_->jump(activate::JumpAction::reboot);
+        return machine_->jump(activate::JumpAction::reboot);
     }
     std::vector<activate::PlanStep> plan_stage(const activate::BootControl*) const override {
         return {
@@ -290,6 +288,7 @@ class ExecActivation : public activate::ActivationStrategy {
 
   private:
     const activate::Sysroot* sysroot_;
+    const activate::Machine* machine_;
     BootProgram program_;
     bool staged_ = false;
 };
@@ -297,8 +296,10 @@ class ExecActivation : public activate::ActivationStrategy {
 Result<std::unique_ptr<activate::ActivationStrategy>> create_activation(
     const activate::PluginContext& context, activate::Settings& settings) {
     ACTIVATE_ASSIGN(BootProgram program, program_from(context, settings, "exec"));
+    if (!context.machine)
+        return Error(ErrorKind::internal, "activation \"exec\" was given no machine to act on");
     return std::unique_ptr<activate::ActivationStrategy>(
-        std::make_unique<ExecActivation>(context.sysroot, std::move(program)));
+        std::make_unique<ExecActivation>(context.sysroot, context.machine, std::move(program)));
 }
 
 Result<std::unique_ptr<activate::BootControl>> create_boot_control(

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <activate/activation_record.hpp>
+#include <activate/machine.hpp>
 #include <activate/pipeline.hpp>
 #include <activate/plugin_api.hpp>
 #include <activate/plugin_registry.hpp>
@@ -24,6 +25,8 @@ namespace activate {
 
 class Engine {
 public:
+    // The engine acts on the machine through machine_for(sysroot): recording under a sysroot,
+    // live only for "/". Its plugins get that machine in their PluginContext.
     static Result<std::unique_ptr<Engine>> create(Policy policy, const PluginRegistry& registry,
                                                   const Sysroot& sysroot, const Logger& logger);
 
@@ -54,6 +57,7 @@ public:
     Result<std::string> status_json(int indent = -1) const;
 
     const Policy& policy() const { return policy_; }
+    const Machine& machine() const { return *machine_; }
 
 private:
     struct Instance {
@@ -101,6 +105,7 @@ private:
     const Sysroot& sysroot_;
     const Logger& logger_;
     Log log_;
+    std::unique_ptr<Machine> machine_;  // before the plugin objects, which use it: outlives them
     std::vector<Instance> instances_;  // declared before the plugin objects: unloaded after them
     std::unique_ptr<PayloadSource> payload_;
     std::unique_ptr<ActivationStrategy> activation_;

@@ -23,10 +23,10 @@
 // descriptor before anything else is read.
 //
 // The boundary covered by that rule is this header and the headers it includes (fd.hpp, log.hpp,
-// result.hpp, settings.hpp, sysroot.hpp, sdk_version.hpp) and kernel_cmdline.hpp: the headers
-// `cmake --install` ships. (In-tree plugins also use activate/bundle/*.hpp, a static library
-// linked into the plugin but handed the engine's Sysroot and Logger.) A layout change in any of
-// them bumps ACTIVATE_PLUGIN_ABI (sdk_version.hpp.in).
+// machine.hpp, result.hpp, settings.hpp, sysroot.hpp, sdk_version.hpp) and kernel_cmdline.hpp: the
+// headers `cmake --install` ships. (In-tree plugins also use activate/bundle/*.hpp, a static
+// library linked into the plugin but handed the engine's Sysroot and Logger.) A layout change in
+// any of them bumps ACTIVATE_PLUGIN_ABI (sdk_version.hpp.in).
 //
 // Everything else in a plugin is built with hidden visibility and a version script
 // (activate_add_plugin() of the installed CMake package, activate_plugin() in the top-level
@@ -36,6 +36,7 @@
 
 #include <activate/fd.hpp>
 #include <activate/log.hpp>
+#include <activate/machine.hpp>
 #include <activate/result.hpp>
 #include <activate/sdk_version.hpp>
 #include <activate/settings.hpp>
@@ -60,12 +61,17 @@ namespace activate {
 // (PayloadSource::plan_slots/plan_install/plan_prepare, BootControl::plan_<call>,
 // ActivationStrategy::plan_stage/plan_activate): the dry run prints the pipeline's steps.
 // 6: PayloadSource::slot_install_figures (what the last install fetched and reused).
+// 7: the machine actions (kexec, the jumps) move from Sysroot to Machine (machine.hpp), given to
+// plugins as PluginContext::machine.
 inline constexpr uint32_t kPluginAbiVersion = ACTIVATE_PLUGIN_ABI;
 
-// Passed to every plugin factory; outlives the plugin instance.
+// Passed to every plugin factory; outlives the plugin instance. Files, paths and locks go through
+// `sysroot`; kexec and the jumps through `machine`, the one the engine chose for that sysroot
+// (machine_for(): recording under --sysroot). A plugin never makes a machine of its own.
 struct PluginContext {
     const Sysroot* sysroot;
     const Logger* logger;
+    const Machine* machine = nullptr;  // null only where no plugin role acts on the machine
 };
 
 // One line of a dry-run plan: what a call does, what it would read and write (system paths, as
@@ -236,7 +242,7 @@ public:
     virtual Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) = 0;
     // Undoes stage() (unload the kexec image, clear BootNext) after a later step failed.
     virtual Status unstage() = 0;
-    // The jump: detached after `delay` (takeover) or in-process (updates); see Sysroot::jump.
+    // The jump: detached after `delay` (takeover) or in-process (updates); see Machine::jump.
     virtual Status activate(std::chrono::milliseconds delay, bool detached) = 0;
     // The plans of stage() (`boot`: the policy's boot control, whose plan_boot_next() a stage()
     // that sets the next boot includes) and of activate() (the engine states the delay).

@@ -1,16 +1,14 @@
-// The single door to the system: every file under /proc, /sys, efivarfs, the ESP, /run, disks
-// and disk images, plus kexec and reboot, is reached through a Sysroot. With the root "/" it acts
-// on the live machine; with any other root nothing outside that directory is touched: every path
-// is resolved inside the root as in a chroot (absolute symlinks and ".." stop at the root), kexec
-// staging writes the exact bytes it would load to <root>/run/activate/kexec/{kernel,initramfs,
-// cmdline}, and a jump appends one line naming the action to <root>/run/activate/reboot.
+// The door to the system's files: every file under /proc, /sys, efivarfs, the ESP, /run, disks
+// and disk images is reached through a Sysroot, and so are the locks. With the root "/" it acts
+// on the live system; with any other root nothing outside that directory is touched: every path
+// is resolved inside the root as in a chroot (absolute symlinks and ".." stop at the root). What
+// changes the running kernel (kexec, reboot) is a Machine's (machine.hpp), not the Sysroot's.
 #pragma once
 
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
 
-#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -23,15 +21,12 @@
 
 namespace activate {
 
-enum class JumpAction { kexec, reboot, poweroff };
-const char* to_string(JumpAction action);
-
 // The descriptors of the locks a Sysroot holds right now (see FileLock).
 using HeldLocks = std::vector<int>;
 
 // Held for the life of the object; see Sysroot::lock(). While it is held, a detached second stage
-// started by the same Sysroot keeps the lock too, so "one activation at a time" lasts until the
-// machine has actually jumped, not just until this process exits.
+// started by a Machine of the same Sysroot keeps the lock too, so "one activation at a time" lasts
+// until the machine has actually jumped, not just until this process exits.
 class FileLock {
 public:
     FileLock(UniqueFd fd, std::shared_ptr<HeldLocks> held);
@@ -48,7 +43,8 @@ class Sysroot {
 public:
     explicit Sysroot(std::filesystem::path root = "/");
 
-    // True when this is the live system ("/"): the only case where kexec and reboot are real.
+    // True when this is the live system ("/"): the only root machine_for() gives the live
+    // machine (machine.hpp).
     bool is_live() const { return live_; }
     const std::filesystem::path& root() const { return root_; }
 
@@ -105,29 +101,13 @@ public:
     // Unmounts a file system (the ESP before a firmware reboot); a no-op under a sysroot.
     Status unmount(std::string_view absolute) const;
 
-    // kexec_file_load(2) on the live system, returning 0 or the errno; under a sysroot it records
-    // the kernel, initramfs (absent when initramfs_fd < 0) and command line bytes instead.
-    int kexec_file_load(int kernel_fd, int initramfs_fd, const std::string& cmdline,
-                        unsigned long flags) const;
-    // Unloads a staged kexec image (0 or errno).
-    int kexec_unload() const;
-    // /sys/kernel/kexec_loaded on the live system; under a sysroot, whether an image is recorded.
-    Result<bool> kexec_loaded() const;
-
-    // On the live system sync() then reboot(2) with the action; returns only on failure. Under a
-    // sysroot appends "<action>\n" to /run/activate/reboot and returns success, with no sync():
-    // a machine-wide call would touch every file system outside the root.
-    Status jump(JumpAction action) const;
-    // Starts a detached second stage (new session, empty environment, no inherited descriptors
-    // but the locks this Sysroot holds) that sleeps `delay` and then jump()s; if the jump returns
-    // it logs why to /dev/kmsg. The caller returns at once.
-    Status jump_detached(JumpAction action, std::chrono::milliseconds delay) const;
-
     // An exclusive, non-blocking flock on a file under the root (created 0600 if needed, its
     // missing parent directories 0700); a lock held elsewhere is ErrorKind::busy.
     Result<FileLock> lock(std::string_view absolute) const;
+    // The descriptors of the locks held right now: what Machine::jump_detached() hands on.
+    HeldLocks held_locks() const { return *held_locks_; }
 
-private:
+  private:
     std::filesystem::path root_;
     bool live_;
     std::shared_ptr<HeldLocks> held_locks_ = std::make_shared<HeldLocks>();

@@ -19,8 +19,10 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
                                                               Settings& settings) {
     // Everything it needs comes from the boot control passed to stage(); no settings.
     ACTIVATE_TRY(settings.finish());
-    return std::unique_ptr<ActivationStrategy>(
-        std::make_unique<RebootActivation>(*context.sysroot, Log(context.logger, kComponent)));
+    if (!context.machine)
+        return Error(ErrorKind::internal, "activation \"efi\" was given no machine to act on");
+    return std::unique_ptr<ActivationStrategy>(std::make_unique<RebootActivation>(
+        *context.sysroot, *context.machine, Log(context.logger, kComponent)));
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 // The "efi" activation strategy (mode reboot): BootNext + firmware reboot.
 #include <activation_efi/reboot_activation.hpp>
-#include <cerrno>
-#include <cstring>
 #include <thread>
 
 namespace activate::efi {
@@ -17,13 +15,10 @@ Status RebootActivation::stage(Payload* /*payload*/, const std::optional<Slot>& 
             ErrorKind::policy,
             "activation \"efi\" needs a boot control to set BootNext; add \"boot_control: efi\" "
             "to the policy");
-    // A loaded kexec image would make reboot(2) jump into it instead of the firmware. Unloading
-    // when nothing is loaded succeeds; ENOSYS means this kernel cannot have loaded anything.
-    const int err = sysroot_.kexec_unload();
-    if (err != 0 && err != ENOSYS)
-        return Error(ErrorKind::activation,
-                     std::string("unloading the staged kexec image before a firmware reboot: ") +
-                         std::strerror(err));
+    // A staged kexec image would take the reboot instead of the firmware
+    // (Machine::reboot_would_be_hijacked).
+    if (Result<bool> unloaded = machine_.prevent_reboot_hijack(); !unloaded.ok())
+        return unloaded.error().with_context("before a firmware reboot");
     ACTIVATE_TRY(boot->boot_next(*target));
     boot_ = boot;
     esp_mount_ = target->esp_mount;
@@ -49,9 +44,9 @@ Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached
             log_.warning("could not unmount the ESP at " + esp_mount_ + " (" + s.error().message() +
                          "); rebooting anyway, its data is synced");
     }
-    if (detached) return sysroot_.jump_detached(JumpAction::reboot, delay);
+    if (detached) return machine_.jump_detached(JumpAction::reboot, delay);
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    return sysroot_.jump(JumpAction::reboot);
+    return machine_.jump(JumpAction::reboot);
 }
 
 std::vector<PlanStep> RebootActivation::plan_stage(const BootControl* boot) const {

@@ -17,7 +17,8 @@ class PluginTest : public ::testing::Test {
     }
     Sysroot sysroot_{std::filesystem::temp_directory_path() / "activation-efi-no-such-root"};
     Logger logger_;
-    PluginContext context_{&sysroot_, &logger_};
+    RecordingMachine machine_{sysroot_};
+    PluginContext context_{&sysroot_, &logger_, &machine_};
     const ActivatePluginDescriptor* d_ = activate_builtin_activation_efi();
 };
 

@@ -20,7 +20,9 @@ class RebootActivationTest : public EfiVarsTest {
         EfiVarsTest::SetUp();
         control_ = std::make_unique<EfiBootControl>(*sysroot_, Log(&logger_, "efi"),
                                                     BootControlSettings{});
-        activation_ = std::make_unique<RebootActivation>(*sysroot_, Log(&logger_, "efi"));
+        machine_ = std::make_unique<RecordingMachine>(*sysroot_);
+        activation_ =
+            std::make_unique<RebootActivation>(*sysroot_, *machine_, Log(&logger_, "efi"));
         ASSERT_TRUE(control_->finish_install(slot('B')).ok());
     }
     std::string reboot_record() const {
@@ -28,6 +30,7 @@ class RebootActivationTest : public EfiVarsTest {
         return std::filesystem::exists(p) ? read_whole_file(p.string()) : "";
     }
     std::unique_ptr<EfiBootControl> control_;
+    std::unique_ptr<RecordingMachine> machine_;
     std::unique_ptr<RebootActivation> activation_;
 };
 
@@ -43,12 +46,12 @@ TEST_F(RebootActivationTest, StageUnloadsKexecAndSetsBootNext) {
     UniqueFd kernel(memfd_create("kernel", MFD_CLOEXEC));
     ASSERT_TRUE(kernel.valid());
     ASSERT_EQ(::write(kernel.get(), "MZ", 2), 2);
-    ASSERT_EQ(sysroot_->kexec_file_load(kernel.get(), -1, "console=ttyS0", KEXEC_FILE_NO_INITRAMFS),
+    ASSERT_EQ(machine_->kexec_file_load(kernel.get(), -1, "console=ttyS0", KEXEC_FILE_NO_INITRAMFS),
               0);
-    ASSERT_TRUE(*sysroot_->kexec_loaded());
+    ASSERT_TRUE(*machine_->kexec_loaded());
 
     ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
-    EXPECT_FALSE(*sysroot_->kexec_loaded());
+    EXPECT_FALSE(*machine_->kexec_loaded());
     EXPECT_EQ(read_var_file("BootNext"), std::string("\x07\0\0\0\x08\0", 6));
     EXPECT_EQ(reboot_record(), "");  // staging does not jump
 
@@ -57,7 +60,7 @@ TEST_F(RebootActivationTest, StageUnloadsKexecAndSetsBootNext) {
 }
 
 TEST_F(RebootActivationTest, StageWithNothingLoadedIsFine) {
-    ASSERT_FALSE(*sysroot_->kexec_loaded());
+    ASSERT_FALSE(*machine_->kexec_loaded());
     ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
     EXPECT_TRUE(var_exists("BootNext"));
 }

@@ -1,5 +1,5 @@
 // Staging and jumping. Nothing here touches the system directly: kexec_file_load, the unload and
-// the jump go through the Sysroot, which records them under a test root.
+// the jump go through the engine's Machine, which records them under a sysroot.
 #include <linux/kexec.h>
 
 #include <activate/kernel_cmdline.hpp>
@@ -58,7 +58,7 @@ Status KexecActivation::stage(Payload* payload, const std::optional<Slot>& /*tar
     const bool has_initramfs = payload->initramfs.valid();
     // kexec_file_load(2): without an initramfs the fd is ignored and this flag is required.
     const unsigned long flags = has_initramfs ? 0 : KEXEC_FILE_NO_INITRAMFS;
-    const int err = sysroot_.kexec_file_load(
+    const int err = machine_.kexec_file_load(
         payload->kernel.get(), has_initramfs ? payload->initramfs.get() : -1, cmdline, flags);
     if (err != 0)
         return kexec_error(err, sysroot_, "kexec_file_load",
@@ -74,7 +74,7 @@ Status KexecActivation::stage(Payload* payload, const std::optional<Slot>& /*tar
 Status KexecActivation::unstage() {
     if (!staged_) return {};
     staged_ = false;
-    if (const int err = sysroot_.kexec_unload(); err != 0)
+    if (const int err = machine_.kexec_unload(); err != 0)
         return kexec_error(err, sysroot_, "kexec_file_load(KEXEC_FILE_UNLOAD)", {})
             .with_context("unloading the staged kexec image");
     log_.info("unloaded the staged kexec image");
@@ -87,19 +87,19 @@ Status KexecActivation::activate(std::chrono::milliseconds delay, bool detached)
                      "refusing to kexec: no kernel was staged by this process (stage() did not "
                      "run, failed, or was undone), so a jump could start an image someone else "
                      "loaded");
-    auto loaded = sysroot_.kexec_loaded();
+    auto loaded = machine_.kexec_loaded();
     if (loaded.ok() && !*loaded)
         return Error(ErrorKind::activation,
                      "refusing to kexec: the staged image is no longer loaded "
                      "(/sys/kernel/kexec_loaded is 0; did something run kexec -u?); stage again");
     if (!loaded.ok()) log_.warning(loaded.error().message() + "; jumping anyway");
     if (detached) {
-        ACTIVATE_TRY(sysroot_.jump_detached(JumpAction::kexec, delay));
+        ACTIVATE_TRY(machine_.jump_detached(JumpAction::kexec, delay));
         log_.info("kexec in " + std::to_string(delay.count()) + " ms (detached second stage)");
         return {};
     }
     std::this_thread::sleep_for(delay);
-    return sysroot_.jump(JumpAction::kexec);
+    return machine_.jump(JumpAction::kexec);
 }
 
 std::vector<PlanStep> KexecActivation::plan_stage(const BootControl* /*boot*/) const {

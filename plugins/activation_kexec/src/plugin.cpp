@@ -8,8 +8,10 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
                                                               Settings& settings) {
     // No settings: any key in the section is a mistake.
     ACTIVATE_TRY(settings.finish());
-    return std::unique_ptr<ActivationStrategy>(
-        std::make_unique<KexecActivation>(*context.sysroot, Log(context.logger, "kexec")));
+    if (!context.machine)
+        return Error(ErrorKind::internal, "activation \"kexec\" was given no machine to act on");
+    return std::unique_ptr<ActivationStrategy>(std::make_unique<KexecActivation>(
+        *context.sysroot, *context.machine, Log(context.logger, "kexec")));
 }
 
 }  // namespace

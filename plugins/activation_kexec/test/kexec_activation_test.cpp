@@ -1,5 +1,5 @@
-// The kexec activation against a temporary sysroot: the Sysroot records what kexec_file_load
-// would load and which jump would happen, so every test can check the exact bytes.
+// The kexec activation against a temporary sysroot: the recording machine writes what
+// kexec_file_load would load and which jump would happen, so every test can check the exact bytes.
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -45,7 +45,10 @@ UniqueFd memfd_with(const std::string& content) {
 
 class KexecActivationTest : public ::testing::Test {
   protected:
-    KexecActivationTest() : sysroot_(root_.path()), kexec_(sysroot_, Log(&logger_, "kexec")) {}
+    KexecActivationTest()
+        : sysroot_(root_.path()),
+          machine_(sysroot_),
+          kexec_(sysroot_, machine_, Log(&logger_, "kexec")) {}
 
     Payload payload(bool with_initramfs = true, std::string cmdline = "quiet init=/init") {
         Payload p;
@@ -62,6 +65,7 @@ class KexecActivationTest : public ::testing::Test {
 
     TempDir root_;
     Sysroot sysroot_;
+    RecordingMachine machine_;
     Logger logger_{LogLevel::error};
     KexecActivation kexec_;
 };
@@ -309,7 +313,7 @@ TEST_F(KexecActivationTest, ActivateDetachedJumpsLater) {
 TEST_F(KexecActivationTest, ActivateRefusesWhenTheImageWasUnloadedBehindItsBack) {
     Payload p = payload();
     ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
-    ASSERT_EQ(sysroot_.kexec_unload(), 0);
+    ASSERT_EQ(machine_.kexec_unload(), 0);
     Status s = kexec_.activate(std::chrono::milliseconds(0), false);
     ASSERT_FALSE(s.ok());
     EXPECT_THAT(s.error().message(), HasSubstr("no longer loaded"));
@@ -349,8 +353,15 @@ TEST(KexecPlugin, DescriptorAndStrictSettings) {
     TempDir root;
     Sysroot sysroot(root.path());
     Logger logger(LogLevel::error);
-    PluginContext context{&sysroot, &logger};
     Settings empty(YAML::Node(), "policy.yaml", "activation.settings");
+    // Without the engine's machine there is nothing to stage on: refused, not a crash later.
+    PluginContext no_machine{&sysroot, &logger};
+    Settings none(YAML::Node(), "policy.yaml", "activation.settings");
+    auto without = d->create_activation(no_machine, none);
+    ASSERT_FALSE(without.ok());
+    EXPECT_EQ(without.error().kind(), ErrorKind::internal);
+    RecordingMachine machine(sysroot);
+    PluginContext context{&sysroot, &logger, &machine};
     auto activation = d->create_activation(context, empty);
     ASSERT_TRUE(activation.ok()) << activation.error().message();
     EXPECT_TRUE((*activation)->supports(ActivationMode::kexec));

@@ -39,7 +39,8 @@ class AgentE2E : public ::testing::Test {
         EmbeddedPayloadSource source(context_, builtin_blobs(), EmbeddedSettings{});
         auto payload = source.prepare(PayloadRequest{agent_init, std::nullopt});
         ASSERT_TRUE(payload.ok()) << payload.error().message();
-        kexec::KexecActivation activation(sysroot_, Log(&logger_, "kexec"));
+        const RecordingMachine machine(sysroot_);
+        kexec::KexecActivation activation(sysroot_, machine, Log(&logger_, "kexec"));
         Status staged = activation.stage(&*payload, std::nullopt, nullptr);
         ASSERT_TRUE(staged.ok()) << staged.error().message();
         const auto dir = root_.path() / "run/activate/kexec";

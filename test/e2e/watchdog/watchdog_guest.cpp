@@ -6,10 +6,12 @@
 
 #include <activate/kernel_cmdline.hpp>
 #include <activate/log.hpp>
+#include <activate/machine.hpp>
 #include <activate/sysroot.hpp>
 #include <activate/watchdog.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 namespace activate {
@@ -60,14 +62,16 @@ int run(int argc, char** argv) {
         Result<UniqueFd> initramfs = root.open(argv[6], O_RDONLY);
         if (!kernel.ok()) return fail(kernel.error().message());
         if (!initramfs.ok()) return fail(initramfs.error().message());
-        if (int err = root.kexec_file_load(kernel->get(), initramfs->get(), *cmdline, 0))
+        // The guest's own root "/": the live machine.
+        const std::unique_ptr<Machine> machine = machine_for(root);
+        if (int err = machine->kexec_file_load(kernel->get(), initramfs->get(), *cmdline, 0))
             return fail(errno_error(ErrorKind::activation, "kexec_file_load", err).message());
         std::printf("WATCHDOG-GUEST staged with cmdline: %s\n", cmdline->c_str());
         Status armed = arm_watchdog_before_jump(root, settings, ActivationMode::kexec, log);
         if (!armed.ok()) return fail(armed.error().message());
         std::printf("WATCHDOG-GUEST armed, jumping\n");
         std::fflush(stdout);
-        Status jumped = root.jump(JumpAction::kexec);
+        Status jumped = machine->jump(JumpAction::kexec);
         return fail(jumped.ok() ? "the jump returned" : jumped.error().message());
     }
     return fail(

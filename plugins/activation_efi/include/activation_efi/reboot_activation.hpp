@@ -11,7 +11,8 @@ namespace activate::efi {
 
 class RebootActivation : public ActivationStrategy {
   public:
-    RebootActivation(const Sysroot& sysroot, Log log) : sysroot_(sysroot), log_(std::move(log)) {}
+    RebootActivation(const Sysroot& sysroot, const Machine& machine, Log log)
+        : sysroot_(sysroot), machine_(machine), log_(std::move(log)) {}
 
     bool supports(ActivationMode mode) const override { return mode == ActivationMode::reboot; }
     bool needs_kernel() const override { return false; }
@@ -23,6 +24,7 @@ class RebootActivation : public ActivationStrategy {
 
   private:
     const Sysroot& sysroot_;
+    const Machine& machine_;
     Log log_;
     BootControl* boot_ = nullptr;  // set by a successful stage()
     std::string esp_mount_;

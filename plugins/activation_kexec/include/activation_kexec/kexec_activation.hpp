@@ -1,5 +1,6 @@
 // The "kexec" activation: stages the payload's kernel with kexec_file_load(2) and later jumps
-// into it with reboot(LINUX_REBOOT_CMD_KEXEC), both through the Sysroot.
+// into it with reboot(LINUX_REBOOT_CMD_KEXEC), both through the engine's Machine; files (the EFI
+// system table) through the Sysroot.
 #pragma once
 
 #include <activate/plugin_api.hpp>
@@ -15,7 +16,8 @@ Result<std::string> cmdline_with_acpi_rsdp(const std::string& cmdline, std::stri
 
 class KexecActivation : public ActivationStrategy {
   public:
-    KexecActivation(const Sysroot& sysroot, Log log) : sysroot_(sysroot), log_(std::move(log)) {}
+    KexecActivation(const Sysroot& sysroot, const Machine& machine, Log log)
+        : sysroot_(sysroot), machine_(machine), log_(std::move(log)) {}
 
     bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
     bool needs_kernel() const override { return true; }
@@ -29,6 +31,7 @@ class KexecActivation : public ActivationStrategy {
     Result<std::string> staged_cmdline(const std::string& cmdline) const;
 
     const Sysroot& sysroot_;
+    const Machine& machine_;
     Log log_;
     // Set only by a successful stage() in this process: the one thing that allows a jump.
     bool staged_ = false;
