@@ -21,6 +21,21 @@ namespace {
 
 using namespace testing;
 
+// A local file read as if it were downloaded: the installer looks up delta chunks only for
+// sources that come over a network (ByteSource::over_network).
+class AsIfDownloaded final : public bundle::ByteSource {
+  public:
+    explicit AsIfDownloaded(std::unique_ptr<bundle::ByteSource> inner) : inner_(std::move(inner)) {}
+    Result<size_t> read(std::span<uint8_t> out) override { return inner_->read(out); }
+    Status skip(uint64_t n) override { return inner_->skip(n); }
+    bool over_network() const override { return true; }
+    const std::string& name() const override { return inner_->name(); }
+    std::optional<uint64_t> size_hint() const override { return inner_->size_hint(); }
+
+  private:
+    std::unique_ptr<bundle::ByteSource> inner_;
+};
+
 constexpr uint64_t kDiskBytes = 64u << 20;
 constexpr uint64_t kMiB = 1u << 20;
 
@@ -529,7 +544,7 @@ TEST_F(UkiInstall, DeltaProgressMovesThroughReusedChunks) {
 
     auto source = bundle::open_source(root_.sysroot(), "/signed.zip");
     ASSERT_TRUE(source.ok());
-    auto reader = bundle::BundleReader::open(std::move(*source));
+    auto reader = bundle::BundleReader::open(std::make_unique<AsIfDownloaded>(std::move(*source)));
     ASSERT_TRUE(reader.ok());
     bundle::TrustOptions trust;
     trust.compatible = "test-device";
