@@ -19,8 +19,10 @@ Status ByteSource::skip(uint64_t n) {
         ACTIVATE_ASSIGN(size_t got,
                         read(std::span<uint8_t>(scratch, std::min<uint64_t>(n, sizeof scratch))));
         if (got == 0)
-            return Error(ErrorKind::input, name() + " ends " + std::to_string(n) +
-                                               " bytes before the point to skip to");
+            return Error(ErrorKind::input,
+                         name() + " ends " + std::to_string(n) +
+                             " bytes before the point to skip to; the bundle is incomplete "
+                             "(interrupted download or copy?)");
         n -= got;
     }
     return {};

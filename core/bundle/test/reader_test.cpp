@@ -695,6 +695,21 @@ class HoleSource final : public ByteSource {
     std::string name_ = "zip64.zip";
 };
 
+// A source without a skip of its own reads through; one that ends before the point to skip to
+// is an incomplete bundle (a delta install skips over a truncated download this way).
+TEST(ByteSourceSkip, PastTheEndIsAnIncompleteBundle) {
+    const std::string kept = "abc";
+    HoleSource source(&kept, 3, 0);
+    ASSERT_TRUE(source.skip(2).ok());
+    auto st = source.skip(10);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().kind(), ErrorKind::input);
+    EXPECT_NE(st.error().message().find("ends 9 bytes before the point to skip to; the bundle is "
+                                        "incomplete"),
+              std::string::npos)
+        << st.error().message();
+}
+
 TEST(BundleReader, Zip64MemberAndOffsetsBeyond4GiB) {
     // 4 GiB + 1 zero bytes written by BundleWriter and read back: the local header needs the
     // zip64 extra field, the member after it a zip64 offset in the central directory, and the
