@@ -260,7 +260,10 @@ Result<fs::path> AbWorld::Initramfs(const std::string& variant) {
         {core_script, "/core"},
         // The binaries' RUNPATH names the build tree: the core library goes there too, so
         // that the dependency copying (elf) finds it present and skips the unstripped one.
+        // And where the loader looks by default, beside the other libraries: a build tree under
+        // /tmp is hidden in the guest by the tmpfs guest-lib.sh mounts there.
         {core, E2E_AB_CORE_LIB},
+        {core, "/usr/lib/x86_64-linux-gnu/" + fs::path(E2E_AB_CORE_LIB).filename().string()},
         {core, "/usr/lib/libactivate-core.so"},
         {activate, "/usr/bin/activate", true},
         {uki, "/usr/lib/activate/plugins/uki.so", true},
