@@ -21,11 +21,7 @@
 namespace activate {
 namespace {
 
-UniqueFd memfd_with(const std::string& bytes) {
-    UniqueFd fd(::memfd_create("t", MFD_CLOEXEC));
-    EXPECT_EQ(::write(fd.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
-    return fd;
-}
+using test::memfd_with;
 
 TEST(Machines, OnlyTheRootGetsTheLiveMachine) {
     test::TempDir dir;
