@@ -44,6 +44,10 @@ class SignedUpdateCli : public CliMachine {
   protected:
     void make_the_big_bundle(KilledInstall& k);
     void kill_an_install_midway(const LoopbackHttpServer& server, KilledInstall& k);
+    // work()/<name>.zip: the test UKI and `image` (as work()/<name>.img) signed with the release
+    // key in chunks of `chunk` bytes; the bundle's bytes in `zip`.
+    void make_chunked_bundle(const std::string& name, const std::string& image, uint32_t chunk,
+                             std::string& zip);
 
     SignedUpdateCli() { image_size_ = 2 << 20; }
 
@@ -287,20 +291,25 @@ void SignedUpdateCli::kill_an_install_midway(const LoopbackHttpServer& server, K
     ASSERT_LE(k.synced, 24u);
 }
 
-void SignedUpdateCli::make_the_big_bundle(KilledInstall& k) {
-    constexpr uint32_t kChunk = 256 << 10;
-    k.image = random_bytes(12 << 20, 64);
-    write_file(work() / "image12.img", k.image);
+void SignedUpdateCli::make_chunked_bundle(const std::string& name, const std::string& image,
+                                          uint32_t chunk, std::string& zip) {
+    write_file(work() / (name + ".img"), image);
     auto secret = bundle::parse_secret_key(read_file(work() / "release.secret"), "release.secret");
     ASSERT_TRUE(secret.ok()) << secret.error().message();
     auto made =
-        bundle::write_signed_bundle(bundle::string_sink(&k.zip), *secret, "metropolis-x86_64",
+        bundle::write_signed_bundle(bundle::string_sink(&zip), *secret, "metropolis-x86_64",
                                     *bundle::BundleVersion::parse("1.2.3"),
                                     {{"kernel_efi.efi", (work() / "kernel_efi.efi").string()},
-                                     {"verity_rootfs.img", (work() / "image12.img").string()}},
-                                    nullptr, kChunk);
+                                     {"verity_rootfs.img", (work() / (name + ".img")).string()}},
+                                    nullptr, chunk);
     ASSERT_TRUE(made.ok()) << made.error().message();
-    write_file(work() / "big.zip", k.zip);
+    write_file(work() / (name + ".zip"), zip);
+}
+
+void SignedUpdateCli::make_the_big_bundle(KilledInstall& k) {
+    constexpr uint32_t kChunk = 256 << 10;
+    k.image = random_bytes(12 << 20, 64);
+    ASSERT_NO_FATAL_FAILURE(make_chunked_bundle("big", k.image, kChunk, k.zip));
     k.data_offset = k.zip.find(k.image.substr(0, 64));
     ASSERT_NE(k.data_offset, std::string::npos);
 }
@@ -403,18 +412,8 @@ TEST_F(SignedUpdateCli, DeltaFetchesOnlyTheChunksTheRunningSlotLacks) {
     const std::string old_image = random_bytes(12 << 20, 65);
     std::string image = old_image;
     for (size_t changed : {10u, 30u}) image[changed * kChunk + 1000] ^= 0x5a;
-    write_file(work() / "image12.img", image);
-    auto secret = bundle::parse_secret_key(read_file(work() / "release.secret"), "release.secret");
-    ASSERT_TRUE(secret.ok()) << secret.error().message();
     std::string zip;
-    auto made =
-        bundle::write_signed_bundle(bundle::string_sink(&zip), *secret, "metropolis-x86_64",
-                                    *bundle::BundleVersion::parse("1.2.3"),
-                                    {{"kernel_efi.efi", (work() / "kernel_efi.efi").string()},
-                                     {"verity_rootfs.img", (work() / "image12.img").string()}},
-                                    nullptr, kChunk);
-    ASSERT_TRUE(made.ok()) << made.error().message();
-    write_file(work() / "delta.zip", zip);
+    ASSERT_NO_FATAL_FAILURE(make_chunked_bundle("delta", image, kChunk, zip));
     const size_t data_offset = zip.find(image.substr(0, 64));
     ASSERT_NE(data_offset, std::string::npos);
 
@@ -487,18 +486,8 @@ TEST_F(SignedUpdateCli, StatusShowsWhatTheLastInstallFetchedAndReused) {
     const std::string old_image = random_bytes(16 * kChunk, 66);
     std::string image = old_image;
     image[5 * kChunk + 99] ^= 0x5a;
-    write_file(work() / "image4.img", image);
-    auto secret = bundle::parse_secret_key(read_file(work() / "release.secret"), "release.secret");
-    ASSERT_TRUE(secret.ok()) << secret.error().message();
     std::string zip;
-    auto made =
-        bundle::write_signed_bundle(bundle::string_sink(&zip), *secret, "metropolis-x86_64",
-                                    *bundle::BundleVersion::parse("1.2.3"),
-                                    {{"kernel_efi.efi", (work() / "kernel_efi.efi").string()},
-                                     {"verity_rootfs.img", (work() / "image4.img").string()}},
-                                    nullptr, kChunk);
-    ASSERT_TRUE(made.ok()) << made.error().message();
-    write_file(work() / "delta4.zip", zip);
+    ASSERT_NO_FATAL_FAILURE(make_chunked_bundle("delta4", image, kChunk, zip));
     overwrite_slot(1, old_image);
 
     // Downloaded: delta chunks are looked up for downloads only.
