@@ -566,20 +566,24 @@ TEST_F(UkiInstall, DeltaProgressMovesThroughReusedChunks) {
     ASSERT_TRUE(st.ok()) << st.error().message();
     EXPECT_EQ(read_range(root_.disk(), offset_of(slots_.target.system), image.size()), image);
 
-    // Each line: "installing slot B: <done> of <total> (<p>%), ...". A chunk is 3 % of the zip;
-    // the first report comes after the UKI (10 %).
+    // Each line: "installing slot B: <done> of <total> (<p>%), ...". The UKI comes first in the
+    // zip (about 18 %); while it is copied the reports follow the reading thread, which runs
+    // ahead of the writes by a few buffers (more so in a slow sanitized build), so only the
+    // image's reports are measured: a chunk is 3 % of the zip, a run of 16 reused chunks 43 %.
+    const int image_from = int(100 * uki_.size() / zip.size()) + 1;
     std::istringstream text(read_file(lines));
     std::string line;
-    int previous = -1, largest_step = 0, reports = 0;
+    int previous = -1, largest_step = 0, image_reports = 0;
     while (std::getline(text, line)) {
         const size_t open = line.find(" ("), pct = line.find("%)");
         if (open == std::string::npos || pct == std::string::npos) continue;
         const int p = std::stoi(line.substr(open + 2, pct - open - 2));
+        if (p < image_from) continue;
         if (previous >= 0) largest_step = std::max(largest_step, p - previous);
         previous = p;
-        ++reports;
+        ++image_reports;
     }
-    EXPECT_GT(reports, 30) << read_file(lines);
+    EXPECT_GT(image_reports, 25) << read_file(lines);
     EXPECT_LE(largest_step, 8) << read_file(lines);
 }
 
