@@ -340,10 +340,68 @@ class Installation {
         return {};
     }
 
-    // Step 3.
+    // Step 3, in four parts: the member is checked against the slot (check_image_member), the
+    // point an earlier run reached is looked up (recorded_resume), the target is taken out of
+    // service and the verified, still-present start passed over (start_image), then the rest
+    // streams through an ImageWriter (written, synced and recorded as it goes), fetched or, for
+    // a download, partly copied from this disk (write_delta).
     Status write_image(const bundle::MemberHeader& member,
                        const std::function<Status()>& before_first_write) {
         const std::string what = source_ + ": member \"" + member.name + "\"";
+        ACTIVATE_TRY(check_image_member(member, what));
+        // A signed image can resume where an earlier run of the same bundle into this slot
+        // stopped; any other record is about other bytes and goes before the first write.
+        const bundle::ManifestMember* chunks = nullptr;
+        std::string manifest_sha256;
+        if (bundle_.manifest() && bundle_.manifest_digest()) {
+            chunks = bundle_.manifest()->find(member.name);
+            manifest_sha256 = bundle::to_hex(*bundle_.manifest_digest());
+        }
+        const uint64_t resume = recorded_resume(member, chunks, manifest_sha256);
+        log_.info("writing " + member.name + " (" + std::to_string(*member.size) + " bytes) to " +
+                  slot_ + " (" + part_name_ + " at byte " + std::to_string(offset_) + ")");
+        // The member passed every check that can be made before writing: from here on the
+        // target slot changes.
+        if (before_first_write) ACTIVATE_TRY(before_first_write());
+        image_started_ = true;
+        ACTIVATE_ASSIGN(const uint64_t written, start_image(member, chunks, resume, what));
+
+        ImageWriter writer(*this, member, chunks, manifest_sha256, written, what);
+        ACTIVATE_TRY(writer.begin());
+        ACTIVATE_ASSIGN(std::vector<LocalChunk> local,
+                        chunks ? plan_delta(*chunks, written / chunks->chunk_size, what)
+                               : Result<std::vector<LocalChunk>>(std::vector<LocalChunk>{}));
+        if (!local.empty()) {
+            ACTIVATE_TRY(write_delta(*chunks, local, written,
+                                     [&](std::span<const uint8_t> chunk, bool write) {
+                                         return writer.put(chunk, write);
+                                     }));
+        } else {
+            // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
+            // the next one (unsigned); see VerifyingReader::copy_to.
+            auto copied = bundle_.copy_to(
+                [&](std::span<const uint8_t> chunk) { return writer.put(chunk, true); },
+                kImageWriteBuffer);
+            if (!copied.ok()) return std::move(copied).error();
+            fetched_ = writer.written() - written;
+        }
+        ACTIVATE_TRY(writer.sync());
+        log_.info(slot_ + ": " + std::to_string(fetched_) + " bytes of \"" + member.name +
+                  "\" fetched, " + std::to_string(reused_) + " reused from this disk, " +
+                  std::to_string(writer.written() - fetched_ - reused_) +
+                  " kept from an earlier run");
+        if (progress_)
+            progress_->set_summary_note(", image: " + std::to_string(fetched_) +
+                                        " bytes fetched, " + std::to_string(reused_) + " reused");
+        // Killed from here until the UKI is in place, a next run skips the whole image.
+        ACTIVATE_TRY(writer.record_complete());
+        image_size_ = writer.written();
+        image_written_ = true;
+        return {};
+    }
+
+    // The image member fits the slot and states its size; nothing was written.
+    Status check_image_member(const bundle::MemberHeader& member, const std::string& what) const {
         if (!member.size)
             return unchanged(ErrorKind::input,
                              what +
@@ -364,14 +422,14 @@ class Installation {
                          " was written (still before it replaces the old UKI and before the "
                          "boot entry is enabled). Bundles listing the UKI first are checked "
                          "before anything is written");
-        // A signed image can resume where an earlier run of the same bundle into this slot
-        // stopped; any other record is about other bytes and goes before the first write.
-        const bundle::ManifestMember* chunks = nullptr;
-        std::string manifest_sha256;
-        if (bundle_.manifest() && bundle_.manifest_digest()) {
-            chunks = bundle_.manifest()->find(member.name);
-            manifest_sha256 = bundle::to_hex(*bundle_.manifest_digest());
-        }
+        return {};
+    }
+
+    // How many chunks of the image an earlier run of this same bundle into this slot recorded
+    // as verified and synced (install_progress.hpp); 0 without such a record.
+    uint64_t recorded_resume(const bundle::MemberHeader& member,
+                             const bundle::ManifestMember* chunks,
+                             const std::string& manifest_sha256) const {
         uint64_t resume = 0;
         if (auto record = read_install_progress(sysroot_, progress_path_, log_)) {
             if (chunks)
@@ -381,16 +439,19 @@ class Installation {
                 log_.info("discarding " + progress_path_ + ": it records an install of another " +
                           "bundle, member or slot");
         }
-        log_.info("writing " + member.name + " (" + std::to_string(*member.size) + " bytes) to " +
-                  slot_ + " (" + part_name_ + " at byte " + std::to_string(offset_) + ")");
-        // The member passed every check that can be made before writing: from here on the
-        // target slot changes.
-        if (before_first_write) ACTIVATE_TRY(before_first_write());
-        image_started_ = true;
-        uint64_t written = 0;
+        return resume;
+    }
+
+    // After the first write was allowed: the image's bytes already in place (the first
+    // `resume` chunks, read back and checked again, then passed over in the bundle), or 0 with
+    // the stale record removed. Returns where the writes continue.
+    Result<uint64_t> start_image(const bundle::MemberHeader& member,
+                                 const bundle::ManifestMember* chunks, uint64_t resume,
+                                 const std::string& what) {
         if (resume > 0) {
             ACTIVATE_ASSIGN(resume, still_in_place(*chunks, resume));
         }
+        uint64_t written = 0;
         if (resume > 0) {
             ACTIVATE_ASSIGN(bool skipped, bundle_.skip_chunks(resume));
             if (skipped) {
@@ -411,98 +472,111 @@ class Installation {
             auto removed = sysroot_.remove(progress_path_);
             if (!removed.ok()) return std::move(removed).error();
         }
-        // Progress is recorded every 1/32 of the image, at least a chunk and at most 32 MiB
-        // apart: a crash loses at most that much, and the syncs it costs stay few.
-        const uint64_t record_every =
-            chunks ? std::max<uint64_t>(chunks->chunk_size,
-                                        std::min<uint64_t>(*member.size / 32, 32 << 20))
-                   : 0;
-        uint64_t recorded = written;
-        // The first record of this run replaces the file atomically, the later ones overwrite
-        // it in place (install_progress.hpp: FAT and power cuts).
-        UniqueFd record_fd;
-        auto record = [&](uint64_t bytes) -> Status {
-            InstallProgress p{manifest_sha256, target_.letter,     offset_,
-                              member.name,     chunks->chunk_size, 0};
-            p.chunks = bytes == *member.size ? chunks->chunk_count() : bytes / chunks->chunk_size;
-            if (record_fd) return update_install_progress(record_fd.get(), progress_path_, p);
-            ACTIVATE_TRY(write_install_progress(sysroot_, progress_path_, p));
-            ACTIVATE_ASSIGN(record_fd, open_install_progress(sysroot_, progress_path_));
-            return {};
-        };
+        return written;
+    }
+
+    // Puts the image's verified chunks into the slot in order and keeps the progress record
+    // (install_progress.hpp) behind them. The ordering rules:
+    // - a chunk is written only after it was verified (the reader's or check_local_chunks'
+    //   digest), and each put() is one whole manifest chunk;
+    // - the record promises only what is durable: a record point syncs the slot first, and the
+    //   sync covers exactly the bytes written before it started;
+    // - the syncs run on a thread of their own (a sync waits for everything written so far,
+    //   which on a slow device is most of the install, while the chunks keep streaming), at most
+    //   one at a time: the next record point waits for the last (so every point is recorded,
+    //   also the last before a stalled download);
+    // - the first record of a run replaces the file atomically, later ones overwrite it in
+    //   place (FAT and power cuts);
+    // - destroyed early (an error), it waits for a sync still running before what it uses goes.
+    class ImageWriter {
+      public:
+        ImageWriter(Installation& in, const bundle::MemberHeader& member,
+                    const bundle::ManifestMember* chunks, const std::string& manifest_sha256,
+                    uint64_t written, const std::string& what)
+            : in_(in),
+              chunks_(chunks),
+              manifest_sha256_(manifest_sha256),
+              name_(member.name),
+              what_(what),
+              size_(*member.size),
+              written_(written),
+              recorded_(written),
+              // Every 1/32 of the image, at least a chunk and at most 32 MiB apart: a crash
+              // loses at most that much, and the syncs it costs stay few.
+              record_every_(chunks ? std::max<uint64_t>(chunks->chunk_size,
+                                                        std::min<uint64_t>(size_ / 32, 32 << 20))
+                                   : 0) {}
+
         // Created now, next to the version record the engine's hook just wrote, so that the
         // ESP's directory does not change while the image streams.
-        if (chunks) ACTIVATE_TRY(record(written));
-        // Later records come from a thread of their own: a sync waits for everything written so
-        // far, which on a slow or throttled device is most of the install, and the chunks keep
-        // streaming meanwhile. At most one runs: the next record point waits for it (so every
-        // point is recorded, also the last before a stalled download). Declared after what the
-        // sync uses: an early return waits for it (std::async's future) before those go.
-        auto sync_and_record = [&](uint64_t bytes) -> Status {
-            if (::fdatasync(disk_.get()) != 0)
-                return errno_error(ErrorKind::activation, "fdatasync " + target_.disk);
-            return record(bytes);
-        };
-        std::future<Status> syncing;
-        // One verified chunk into the slot at `written` (`write` false: the slot already holds
+        Status begin() { return chunks_ ? record(written_) : Status(); }
+
+        // One verified chunk into the slot at written() (`write` false: the slot already holds
         // exactly these bytes).
-        auto put = [&](std::span<const uint8_t> chunk, bool write) -> Status {
+        Status put(std::span<const uint8_t> chunk, bool write) {
             // The reader enforces the size; belt and braces.
-            if (written + chunk.size() > capacity_)
-                return Error(ErrorKind::input, what + " exceeds " + part_name_);
+            if (written_ + chunk.size() > in_.capacity_)
+                return Error(ErrorKind::input, what_ + " exceeds " + in_.part_name_);
             if (!write) {
-                written += chunk.size();
-                report();
+                written_ += chunk.size();
+                in_.report();
                 return {};
             }
-            ACTIVATE_TRY(write_all_at(disk_.get(), chunk.data(), chunk.size(), offset_ + written,
-                                      target_.disk));
-            // Start writing this chunk back now rather than all of them at the final
-            // fsync: the disk works while the next chunks are read and hashed, and dirty
-            // memory stays small. Only a hint; the fsync below is what makes it durable.
-            ::sync_file_range(disk_.get(), static_cast<off_t>(offset_ + written),
+            ACTIVATE_TRY(write_all_at(in_.disk_.get(), chunk.data(), chunk.size(),
+                                      in_.offset_ + written_, in_.target_.disk));
+            // Start writing this chunk back now rather than all of them at the final fsync: the
+            // disk works while the next chunks are read and hashed, and dirty memory stays
+            // small. Only a hint; the fsync in sync() is what makes it durable.
+            ::sync_file_range(in_.disk_.get(), static_cast<off_t>(in_.offset_ + written_),
                               static_cast<off_t>(chunk.size()), SYNC_FILE_RANGE_WRITE);
-            written += chunk.size();
-            // Each sink call is one verified manifest chunk. The record may only promise
-            // what is durable: the bytes up to `written` were written before the sync starts.
-            if (chunks && written - recorded >= record_every && written < *member.size) {
-                if (syncing.valid()) ACTIVATE_TRY(syncing.get());
-                syncing = std::async(std::launch::async, sync_and_record, written);
-                recorded = written;
+            written_ += chunk.size();
+            if (chunks_ && written_ - recorded_ >= record_every_ && written_ < size_) {
+                if (syncing_.valid()) ACTIVATE_TRY(syncing_.get());
+                syncing_ = std::async(std::launch::async, [this, bytes = written_]() -> Status {
+                    if (::fdatasync(in_.disk_.get()) != 0)
+                        return errno_error(ErrorKind::activation, "fdatasync " + in_.target_.disk);
+                    return record(bytes);
+                });
+                recorded_ = written_;
             }
-            report();
+            in_.report();
             return {};
-        };
-        const uint64_t streamed_from = written;
-        ACTIVATE_ASSIGN(std::vector<LocalChunk> local,
-                        chunks ? plan_delta(*chunks, written / chunks->chunk_size, what)
-                               : Result<std::vector<LocalChunk>>(std::vector<LocalChunk>{}));
-        if (!local.empty()) {
-            ACTIVATE_TRY(write_delta(*chunks, local, written, put));
-        } else {
-            // While this thread writes a chunk, a second one hashes it (signed bundle) or reads
-            // the next one (unsigned); see VerifyingReader::copy_to.
-            auto copied =
-                bundle_.copy_to([&](std::span<const uint8_t> chunk) { return put(chunk, true); },
-                                kImageWriteBuffer);
-            if (!copied.ok()) return std::move(copied).error();
-            fetched_ = written - streamed_from;
         }
-        if (syncing.valid()) ACTIVATE_TRY(syncing.get());
-        if (::fsync(disk_.get()) != 0)
-            return errno_error(ErrorKind::activation, "fsync " + target_.disk);
-        log_.info(slot_ + ": " + std::to_string(fetched_) + " bytes of \"" + member.name +
-                  "\" fetched, " + std::to_string(reused_) + " reused from this disk, " +
-                  std::to_string(written - fetched_ - reused_) + " kept from an earlier run");
-        if (progress_)
-            progress_->set_summary_note(", image: " + std::to_string(fetched_) +
-                                        " bytes fetched, " + std::to_string(reused_) + " reused");
-        // Killed from here until the UKI is in place, a next run skips the whole image.
-        if (chunks) ACTIVATE_TRY(record(*member.size));
-        image_size_ = written;
-        image_written_ = true;
-        return {};
-    }
+
+        // Every byte put is durable.
+        Status sync() {
+            if (syncing_.valid()) ACTIVATE_TRY(syncing_.get());
+            if (::fsync(in_.disk_.get()) != 0)
+                return errno_error(ErrorKind::activation, "fsync " + in_.target_.disk);
+            return {};
+        }
+
+        // The whole image is in place (after sync()).
+        Status record_complete() { return chunks_ ? record(size_) : Status(); }
+
+        uint64_t written() const { return written_; }
+
+      private:
+        Status record(uint64_t bytes) {
+            InstallProgress p{
+                manifest_sha256_, in_.target_.letter, in_.offset_, name_, chunks_->chunk_size, 0};
+            p.chunks = bytes == size_ ? chunks_->chunk_count() : bytes / chunks_->chunk_size;
+            if (record_fd_) return update_install_progress(record_fd_.get(), in_.progress_path_, p);
+            ACTIVATE_TRY(write_install_progress(in_.sysroot_, in_.progress_path_, p));
+            ACTIVATE_ASSIGN(record_fd_, open_install_progress(in_.sysroot_, in_.progress_path_));
+            return {};
+        }
+
+        Installation& in_;
+        const bundle::ManifestMember* chunks_;  // null: unsigned, nothing recorded
+        const std::string manifest_sha256_, name_, what_;
+        const uint64_t size_;
+        uint64_t written_, recorded_;
+        const uint64_t record_every_;
+        UniqueFd record_fd_;
+        // Last: destroyed first, its destructor waits for a running sync, which uses the above.
+        std::future<Status> syncing_;
+    };
 
     // Where a chunk of the image is found locally with the manifest's digest.
     enum class LocalChunk : uint8_t { none, in_target, in_running };
