@@ -45,6 +45,13 @@ struct Record {
     uint64_t offset;
 };
 
+// What a zip64 end of central directory record (APPNOTE 4.3.14) says about the directory.
+struct Zip64End {
+    uint64_t entries;
+    uint64_t cd_size;
+    uint64_t cd_offset;
+};
+
 }  // namespace
 
 struct BundleReader::State {
@@ -156,7 +163,15 @@ struct BundleReader::State {
     Result<size_t> read_deflated(std::span<uint8_t> out);
     Status finish_member();
     Status read_descriptor();
+    // The end of the archive, in the order it comes: read_central_directory() reads the
+    // central headers (read_central_header), the zip64 end record and locator when present
+    // (read_zip64_end), the end of central directory record (read_end_record), and checks that
+    // nothing follows.
     Status read_central_directory();
+    Status read_central_header(size_t index);
+    Result<Zip64End> read_zip64_end();
+    Status read_end_record(const std::optional<Zip64End>& z64, uint64_t members, uint64_t cd_start,
+                           uint64_t cd_size);
 };
 
 Result<std::optional<MemberHeader>> BundleReader::State::next() {
@@ -484,69 +499,7 @@ Status BundleReader::State::read_central_directory() {
     size_t index = 0;
     ACTIVATE_ASSIGN(uint32_t sig, peek_sig("the central directory"));
     while (sig == zip::kCentralHeaderSig) {
-        ACTIVATE_TRY(need(zip::kCentralHeaderSize, "a central directory header"));
-        const uint8_t* p = cur();
-        const uint16_t method = load_le16(p + 10);
-        const uint32_t crc32 = load_le32(p + 16);
-        const uint32_t csize32 = load_le32(p + 20);
-        const uint32_t usize32 = load_le32(p + 24);
-        const uint16_t name_len = load_le16(p + 28);
-        const uint16_t extra_len = load_le16(p + 30);
-        const uint16_t comment_len = load_le16(p + 32);
-        const uint16_t disk16 = load_le16(p + 34);
-        const uint32_t offset32 = load_le32(p + 42);
-        consume(zip::kCentralHeaderSize);
-        std::string name, extra, comment;
-        ACTIVATE_TRY(take_bytes(name, name_len, "a central directory member name"));
-        ACTIVATE_TRY(take_bytes(extra, extra_len, "a central directory extra field"));
-        ACTIVATE_TRY(take_bytes(comment, comment_len, "a central directory file comment"));
-
-        const std::string entry = "central directory entry " + std::to_string(index + 1) + " (\"" +
-                                  zip::printable(name) + "\")";
-        if (index >= records.size()) {
-            return bad(entry +
-                       " has no local header: the central directory lists more members "
-                       "than the bundle holds (" +
-                       std::to_string(records.size()) + ")");
-        }
-        auto z64 = zip::parse_extra(
-            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(extra.data()), extra.size()),
-            zip::Zip64Want{.size = usize32 == zip::kSaturated32,
-                           .compressed_size = csize32 == zip::kSaturated32,
-                           .offset = offset32 == zip::kSaturated32,
-                           .disk = disk16 == zip::kSaturated16},
-            false);
-        if (!z64.ok()) return bad(entry + ": " + z64.error().message());
-        const uint64_t usize = z64->size.value_or(usize32);
-        const uint64_t csize = z64->compressed_size.value_or(csize32);
-        const uint64_t local = z64->offset.value_or(offset32);
-        const uint32_t disk = z64->disk.value_or(disk16);
-        const Record& r = records[index];
-        auto differs = [&](const std::string& field, const std::string& cd, const std::string& lh) {
-            return bad(entry + " disagrees with the member streamed: " + field + " is " + cd +
-                       " in the central directory but " + lh + " in the local data");
-        };
-        if (name != r.name)
-            return differs("the name", "\"" + zip::printable(name) + "\"",
-                           "\"" + zip::printable(r.name) + "\"");
-        if (method != r.method) {
-            return differs("the method", std::to_string(method), std::to_string(r.method));
-        }
-        if (crc32 != r.crc32) return differs("the CRC-32", hex32(crc32), hex32(r.crc32));
-        if (usize != r.size) {
-            return differs("the size", std::to_string(usize), std::to_string(r.size));
-        }
-        if (csize != r.compressed_size) {
-            return differs("the compressed size", std::to_string(csize),
-                           std::to_string(r.compressed_size));
-        }
-        if (local != r.offset) {
-            return differs("the local header offset", std::to_string(local),
-                           std::to_string(r.offset));
-        }
-        if (disk != 0)
-            return bad(entry + " is on disk " + std::to_string(disk) +
-                       "; multi-disk archives are not supported");
+        ACTIVATE_TRY(read_central_header(index));
         ++index;
         ACTIVATE_ASSIGN(sig, peek_sig("the end of the central directory"));
     }
@@ -561,57 +514,149 @@ Status BundleReader::State::read_central_directory() {
             "has a central directory digital signature (APPNOTE 4.3.13), which bundles "
             "do not support");
     }
-    std::optional<uint64_t> z64_entries, z64_cd_size, z64_cd_offset;
+    std::optional<Zip64End> z64;
     if (sig == zip::kZip64EndSig) {
-        const uint64_t record_offset = offset;
-        ACTIVATE_TRY(need(zip::kZip64EndSize, "the zip64 end of central directory record"));
-        const uint8_t* p = cur();
-        const uint64_t record_size = load_le64(p + 4);
-        const uint32_t disk = load_le32(p + 16);
-        const uint32_t cd_disk = load_le32(p + 20);
-        const uint64_t disk_entries = load_le64(p + 24);
-        z64_entries = load_le64(p + 32);
-        z64_cd_size = load_le64(p + 40);
-        z64_cd_offset = load_le64(p + 48);
-        consume(zip::kZip64EndSize);
-        // APPNOTE 4.3.14.1: the size counts what follows the size field itself.
-        if (record_size < zip::kZip64EndSize - 12 ||
-            record_size - (zip::kZip64EndSize - 12) > kMaxZip64Extensible) {
-            return bad("zip64 end of central directory record has an invalid size " +
-                       std::to_string(record_size));
-        }
-        std::string ext;
-        ACTIVATE_TRY(take_bytes(ext, size_t(record_size - (zip::kZip64EndSize - 12)),
-                                "the zip64 extensible data sector"));
-        if (disk != 0 || cd_disk != 0 || disk_entries != *z64_entries) {
-            return bad(
-                "zip64 end of central directory record describes a multi-disk archive, "
-                "which is not supported");
-        }
-        ACTIVATE_TRY(need(zip::kZip64LocatorSize, "the zip64 end of central directory locator"));
-        p = cur();
-        if (load_le32(p) != zip::kZip64LocatorSig) {
-            return bad("bad signature " + hex32(load_le32(p)) + " at byte " +
-                       std::to_string(offset) +
-                       " where the zip64 end of central directory locator was expected");
-        }
-        const uint32_t locator_disk = load_le32(p + 4);
-        const uint64_t locator_offset = load_le64(p + 8);
-        const uint32_t disks = load_le32(p + 16);
-        consume(zip::kZip64LocatorSize);
-        if (locator_disk != 0 || disks > 1) {
-            return bad("zip64 locator describes a multi-disk archive, which is not supported");
-        }
-        if (locator_offset != record_offset) {
-            return bad("zip64 locator points at byte " + std::to_string(locator_offset) +
-                       " but the zip64 end record is at byte " + std::to_string(record_offset));
-        }
+        ACTIVATE_ASSIGN(z64, read_zip64_end());
         ACTIVATE_ASSIGN(sig, peek_sig("the end of central directory record"));
     }
     if (sig != zip::kEndSig) {
         return bad("bad signature " + hex32(sig) + " at byte " + std::to_string(offset) +
                    " where the end of central directory record (0x06054b50) was expected");
     }
+    ACTIVATE_TRY(read_end_record(z64, index, cd_start, cd_size));
+    // Nothing may follow: trailing bytes would be data nobody verified.
+    if (buffered() == 0) {
+        ACTIVATE_ASSIGN(size_t got, pull());
+        (void)got;
+    }
+    if (buffered() != 0) {
+        return bad("has unexpected data after the end of central directory record at byte " +
+                   std::to_string(offset));
+    }
+    phase = Phase::finished;
+    return {};
+}
+
+// Central directory header `index` (0-based), which must describe records[index], the member
+// streamed in that place, exactly.
+Status BundleReader::State::read_central_header(size_t index) {
+    ACTIVATE_TRY(need(zip::kCentralHeaderSize, "a central directory header"));
+    const uint8_t* p = cur();
+    const uint16_t method = load_le16(p + 10);
+    const uint32_t crc32 = load_le32(p + 16);
+    const uint32_t csize32 = load_le32(p + 20);
+    const uint32_t usize32 = load_le32(p + 24);
+    const uint16_t name_len = load_le16(p + 28);
+    const uint16_t extra_len = load_le16(p + 30);
+    const uint16_t comment_len = load_le16(p + 32);
+    const uint16_t disk16 = load_le16(p + 34);
+    const uint32_t offset32 = load_le32(p + 42);
+    consume(zip::kCentralHeaderSize);
+    std::string name, extra, comment;
+    ACTIVATE_TRY(take_bytes(name, name_len, "a central directory member name"));
+    ACTIVATE_TRY(take_bytes(extra, extra_len, "a central directory extra field"));
+    ACTIVATE_TRY(take_bytes(comment, comment_len, "a central directory file comment"));
+
+    const std::string entry = "central directory entry " + std::to_string(index + 1) + " (\"" +
+                              zip::printable(name) + "\")";
+    if (index >= records.size()) {
+        return bad(entry +
+                   " has no local header: the central directory lists more members "
+                   "than the bundle holds (" +
+                   std::to_string(records.size()) + ")");
+    }
+    auto z64 = zip::parse_extra(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(extra.data()), extra.size()),
+        zip::Zip64Want{.size = usize32 == zip::kSaturated32,
+                       .compressed_size = csize32 == zip::kSaturated32,
+                       .offset = offset32 == zip::kSaturated32,
+                       .disk = disk16 == zip::kSaturated16},
+        false);
+    if (!z64.ok()) return bad(entry + ": " + z64.error().message());
+    const uint64_t usize = z64->size.value_or(usize32);
+    const uint64_t csize = z64->compressed_size.value_or(csize32);
+    const uint64_t local = z64->offset.value_or(offset32);
+    const uint32_t disk = z64->disk.value_or(disk16);
+    const Record& r = records[index];
+    auto differs = [&](const std::string& field, const std::string& cd, const std::string& lh) {
+        return bad(entry + " disagrees with the member streamed: " + field + " is " + cd +
+                   " in the central directory but " + lh + " in the local data");
+    };
+    if (name != r.name)
+        return differs("the name", "\"" + zip::printable(name) + "\"",
+                       "\"" + zip::printable(r.name) + "\"");
+    if (method != r.method) {
+        return differs("the method", std::to_string(method), std::to_string(r.method));
+    }
+    if (crc32 != r.crc32) return differs("the CRC-32", hex32(crc32), hex32(r.crc32));
+    if (usize != r.size) {
+        return differs("the size", std::to_string(usize), std::to_string(r.size));
+    }
+    if (csize != r.compressed_size) {
+        return differs("the compressed size", std::to_string(csize),
+                       std::to_string(r.compressed_size));
+    }
+    if (local != r.offset) {
+        return differs("the local header offset", std::to_string(local), std::to_string(r.offset));
+    }
+    if (disk != 0)
+        return bad(entry + " is on disk " + std::to_string(disk) +
+                   "; multi-disk archives are not supported");
+    return {};
+}
+
+// The zip64 end of central directory record and its locator (APPNOTE 4.3.14, 4.3.15), at the
+// record's signature.
+Result<Zip64End> BundleReader::State::read_zip64_end() {
+    const uint64_t record_offset = offset;
+    ACTIVATE_TRY(need(zip::kZip64EndSize, "the zip64 end of central directory record"));
+    const uint8_t* p = cur();
+    const uint64_t record_size = load_le64(p + 4);
+    const uint32_t disk = load_le32(p + 16);
+    const uint32_t cd_disk = load_le32(p + 20);
+    const uint64_t disk_entries = load_le64(p + 24);
+    const Zip64End end{
+        .entries = load_le64(p + 32), .cd_size = load_le64(p + 40), .cd_offset = load_le64(p + 48)};
+    consume(zip::kZip64EndSize);
+    // APPNOTE 4.3.14.1: the size counts what follows the size field itself.
+    if (record_size < zip::kZip64EndSize - 12 ||
+        record_size - (zip::kZip64EndSize - 12) > kMaxZip64Extensible) {
+        return bad("zip64 end of central directory record has an invalid size " +
+                   std::to_string(record_size));
+    }
+    std::string ext;
+    ACTIVATE_TRY(take_bytes(ext, size_t(record_size - (zip::kZip64EndSize - 12)),
+                            "the zip64 extensible data sector"));
+    if (disk != 0 || cd_disk != 0 || disk_entries != end.entries) {
+        return bad(
+            "zip64 end of central directory record describes a multi-disk archive, "
+            "which is not supported");
+    }
+    ACTIVATE_TRY(need(zip::kZip64LocatorSize, "the zip64 end of central directory locator"));
+    p = cur();
+    if (load_le32(p) != zip::kZip64LocatorSig) {
+        return bad("bad signature " + hex32(load_le32(p)) + " at byte " + std::to_string(offset) +
+                   " where the zip64 end of central directory locator was expected");
+    }
+    const uint32_t locator_disk = load_le32(p + 4);
+    const uint64_t locator_offset = load_le64(p + 8);
+    const uint32_t disks = load_le32(p + 16);
+    consume(zip::kZip64LocatorSize);
+    if (locator_disk != 0 || disks > 1) {
+        return bad("zip64 locator describes a multi-disk archive, which is not supported");
+    }
+    if (locator_offset != record_offset) {
+        return bad("zip64 locator points at byte " + std::to_string(locator_offset) +
+                   " but the zip64 end record is at byte " + std::to_string(record_offset));
+    }
+    return end;
+}
+
+// The end of central directory record (APPNOTE 4.3.16), at its signature, checked against the
+// central directory read (`members` headers, `cd_size` bytes from `cd_start`) and the zip64 end
+// record when there was one.
+Status BundleReader::State::read_end_record(const std::optional<Zip64End>& z64, uint64_t members,
+                                            uint64_t cd_start, uint64_t cd_size) {
     ACTIVATE_TRY(need(zip::kEndSize, "the end of central directory record"));
     const uint8_t* p = cur();
     const uint16_t disk = load_le16(p + 4);
@@ -626,8 +671,8 @@ Status BundleReader::State::read_central_directory() {
     ACTIVATE_TRY(take_bytes(comment, comment_len, "the archive comment"));
 
     // APPNOTE 4.4.1.4: with a zip64 end record, saturated fields defer to it.
-    auto resolve = [&](uint64_t field, uint64_t saturated, const std::optional<uint64_t>& z64) {
-        return (field == saturated && z64) ? *z64 : field;
+    auto resolve = [&](uint64_t field, uint64_t saturated, uint64_t Zip64End::*z64_field) {
+        return (field == saturated && z64) ? (*z64).*z64_field : field;
     };
     if ((disk != 0 && disk != zip::kSaturated16) ||
         (cd_disk != 0 && cd_disk != zip::kSaturated16) || disk_entries != entries16) {
@@ -635,33 +680,23 @@ Status BundleReader::State::read_central_directory() {
             "end of central directory record describes a multi-disk archive, which is "
             "not supported");
     }
-    const uint64_t entries = resolve(entries16, zip::kSaturated16, z64_entries);
-    const uint64_t end_cd_size = resolve(cd_size32, zip::kSaturated32, z64_cd_size);
-    const uint64_t end_cd_offset = resolve(cd_offset32, zip::kSaturated32, z64_cd_offset);
-    if (entries != index || (z64_entries && *z64_entries != index)) {
+    const uint64_t entries = resolve(entries16, zip::kSaturated16, &Zip64End::entries);
+    const uint64_t end_cd_size = resolve(cd_size32, zip::kSaturated32, &Zip64End::cd_size);
+    const uint64_t end_cd_offset = resolve(cd_offset32, zip::kSaturated32, &Zip64End::cd_offset);
+    if (entries != members || (z64 && z64->entries != members)) {
         return bad("end of central directory record counts " + std::to_string(entries) +
-                   " members but the central directory lists " + std::to_string(index));
+                   " members but the central directory lists " + std::to_string(members));
     }
-    if (end_cd_size != cd_size || (z64_cd_size && *z64_cd_size != cd_size)) {
+    if (end_cd_size != cd_size || (z64 && z64->cd_size != cd_size)) {
         return bad("end of central directory record gives the central directory size as " +
                    std::to_string(end_cd_size) + " but it is " + std::to_string(cd_size));
     }
-    if (end_cd_offset != cd_start || (z64_cd_offset && *z64_cd_offset != cd_start)) {
+    if (end_cd_offset != cd_start || (z64 && z64->cd_offset != cd_start)) {
         return bad("end of central directory record places the central directory at byte " +
                    std::to_string(end_cd_offset) + " but it starts at byte " +
                    std::to_string(cd_start) +
                    " (a zip with a prefix, such as a self-extractor, is not a bundle)");
     }
-    // Nothing may follow: trailing bytes would be data nobody verified.
-    if (buffered() == 0) {
-        ACTIVATE_ASSIGN(size_t got, pull());
-        (void)got;
-    }
-    if (buffered() != 0) {
-        return bad("has unexpected data after the end of central directory record at byte " +
-                   std::to_string(offset));
-    }
-    phase = Phase::finished;
     return {};
 }
 
