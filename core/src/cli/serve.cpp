@@ -21,36 +21,34 @@ po::options_description serve_options() {
     return desc;
 }
 
-// Serves until the server fails to start or stops with an error. A request for mode `wanted`
-// runs with the policy of that mode (the last, if several); for none, failing that, the first,
-// its mode overridden to none.
-Status serve(const CommonOptions& o, const CliDefaults& defaults,
-             std::variant<SocketPlace, InheritedSocket> socket, const Sysroot& sysroot,
-             const Logger& logger) {
-    std::vector<std::pair<ActivationMode, PolicySource>> policies;
-    for (const std::string& file : o.policies) {
-        ACTIVATE_ASSIGN(PolicySource source, load_policy(file, o));
-        ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
-                        build_engine(source, o, defaults, sysroot, logger));
-        policies.emplace_back(engine->policy().mode, std::move(source));
+// The policies serve was given, each with the activation mode it declares.
+class ServedPolicies {
+  public:
+    // Every policy is validated up front, its plugins created: a bad one stops serve at start.
+    static Result<ServedPolicies> load(const CommonOptions& o, const CliDefaults& defaults,
+                                       const Sysroot& sysroot, const Logger& logger) {
+        ServedPolicies served;
+        for (const std::string& file : o.policies) {
+            ACTIVATE_ASSIGN(PolicySource source, load_policy(file, o));
+            ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
+                            build_engine(source, o, defaults, sysroot, logger));
+            served.policies_.emplace_back(engine->policy().mode, std::move(source));
+        }
+        return served;
     }
-    Log log(&logger, "serve");
-    // Null: serve has no policy for `wanted`.
-    auto policy_for = [&](ActivationMode wanted) -> const std::pair<ActivationMode, PolicySource>* {
-        const std::pair<ActivationMode, PolicySource>* chosen = nullptr;
-        for (const auto& entry : policies)
-            if (entry.first == wanted) chosen = &entry;
-        if (!chosen && wanted == ActivationMode::none && !policies.empty())
-            chosen = &policies.front();
-        return chosen;
-    };
-    std::vector<wire::ActivationMode> modes;
-    for (wire::ActivationMode m :
-         {wire::ACTIVATION_NONE, wire::ACTIVATION_REBOOT, wire::ACTIVATION_KEXEC})
-        if (policy_for(activation_mode_of(m))) modes.push_back(m);
-    UpdateRunner run_one = [&](const wire::UpdateNodeRequest& request) -> Status {
-        ActivationMode wanted = activation_mode_of(request.activation_mode());
-        const auto* chosen = policy_for(wanted);
+
+    // The modes requests may ask for.
+    std::vector<wire::ActivationMode> modes() const {
+        std::vector<wire::ActivationMode> modes;
+        for (wire::ActivationMode m :
+             {wire::ACTIVATION_NONE, wire::ACTIVATION_REBOOT, wire::ACTIVATION_KEXEC})
+            if (find(activation_mode_of(m))) modes.push_back(m);
+        return modes;
+    }
+
+    // A fresh copy of the policy a request for `wanted` runs with.
+    Result<PolicySource> for_mode(ActivationMode wanted) const {
+        const Entry* chosen = find(wanted);
         // The server answers `unavailable` before calling us for modes without a policy.
         if (!chosen)
             return Error(ErrorKind::internal, std::string("no policy for activation mode ") +
@@ -58,6 +56,38 @@ Status serve(const CommonOptions& o, const CliDefaults& defaults,
         PolicySource source{YAML::Clone(chosen->second.root), chosen->second.name};
         if (chosen->first != wanted)
             ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
+        return source;
+    }
+
+  private:
+    using Entry = std::pair<ActivationMode, PolicySource>;
+
+    // The policy of mode `wanted` (the last, if several); for none, failing that, the first,
+    // whose mode for_mode overrides to none. Null: none fits.
+    const Entry* find(ActivationMode wanted) const {
+        const Entry* chosen = nullptr;
+        for (const Entry& entry : policies_)
+            if (entry.first == wanted) chosen = &entry;
+        if (!chosen && wanted == ActivationMode::none && !policies_.empty())
+            chosen = &policies_.front();
+        return chosen;
+    }
+
+    std::vector<Entry> policies_;
+};
+
+// Serves until the server fails to start or stops with an error; each request runs on a fresh
+// engine built from the policy of its mode.
+Status serve(const CommonOptions& o, const CliDefaults& defaults,
+             std::variant<SocketPlace, InheritedSocket> socket, const Sysroot& sysroot,
+             const Logger& logger) {
+    ACTIVATE_ASSIGN(const ServedPolicies policies,
+                    ServedPolicies::load(o, defaults, sysroot, logger));
+    const std::vector<wire::ActivationMode> modes = policies.modes();
+    Log log(&logger, "serve");
+    UpdateRunner run_one = [&](const wire::UpdateNodeRequest& request) -> Status {
+        const ActivationMode wanted = activation_mode_of(request.activation_mode());
+        ACTIVATE_ASSIGN(PolicySource source, policies.for_mode(wanted));
         log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
                         build_engine(source, o, defaults, sysroot, logger));
