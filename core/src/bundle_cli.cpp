@@ -153,6 +153,49 @@ class OutputFile {
     std::string temp_, final_;
 };
 
+// create's FILE arguments: NAME=FILE, or FILE as the member named by its file name.
+std::vector<BundleInput> bundle_inputs(const std::vector<std::string>& files) {
+    std::vector<BundleInput> inputs;
+    for (const std::string& f : files) {
+        const size_t eq = f.find('=');
+        if (eq != std::string::npos)
+            inputs.push_back({f.substr(0, eq), f.substr(eq + 1)});
+        else
+            inputs.push_back({fs::path(f).filename().string(), f});
+    }
+    return inputs;
+}
+
+// --key: the secret key file keygen wrote.
+Result<SecretKey> read_secret_key(const std::string& key_path) {
+    std::string key_text;
+    {
+        UniqueFd fd(::open(key_path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd.valid()) return errno_error(ErrorKind::usage, "opening --key " + key_path);
+        char buf[4097];
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) return errno_error(ErrorKind::activation, "reading " + key_path);
+        key_text.assign(buf, size_t(n));
+    }
+    auto key = parse_secret_key(key_text, key_path);
+    if (!key.ok()) return Error(ErrorKind::usage, key.error().message());
+    return std::move(*key);
+}
+
+// -o: stdout ("-", never a terminal) or `file`, which the caller commits once the bundle is
+// complete.
+Result<std::unique_ptr<ByteSink>> open_output(const Context& c, const std::string& output,
+                                              OutputFile& file) {
+    if (output == "-") {
+        if (::isatty(STDOUT_FILENO))
+            return usage(c, "refusing to write a bundle to a terminal; redirect stdout");
+        return fd_sink(UniqueFd(::dup(STDOUT_FILENO)), "<stdout>");
+    }
+    auto fd = file.open(output);
+    if (!fd.ok()) return fd.error();
+    return fd_sink(std::move(*fd), output);
+}
+
 Status create(Context& c, const std::vector<std::string>& args) {
     std::string key_path, compatible, version_text, output;
     bool progress = false;
@@ -177,41 +220,17 @@ Status create(Context& c, const std::vector<std::string>& args) {
                      [](char ch) { return ch >= 0x20 && ch <= 0x7e; }))
         return usage(c, "--compatible must be printable ASCII of at most " +
                                     std::to_string(kCompatibleLimit) + " bytes");
-    std::vector<BundleInput> inputs;
-    for (const std::string& f : files) {
-        const size_t eq = f.find('=');
-        if (eq != std::string::npos)
-            inputs.push_back({f.substr(0, eq), f.substr(eq + 1)});
-        else
-            inputs.push_back({fs::path(f).filename().string(), f});
-    }
-    std::string key_text;
-    {
-        UniqueFd fd(::open(key_path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd.valid()) return errno_error(ErrorKind::usage, "opening --key " + key_path);
-        char buf[4097];
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) return errno_error(ErrorKind::activation, "reading " + key_path);
-        key_text.assign(buf, size_t(n));
-    }
-    auto key = parse_secret_key(key_text, key_path);
-    if (!key.ok()) return Error(ErrorKind::usage, key.error().message());
+    const std::vector<BundleInput> inputs = bundle_inputs(files);
+    auto key = read_secret_key(key_path);
+    if (!key.ok()) return key.error();
 
     OutputFile file;
-    std::unique_ptr<ByteSink> sink;
-    if (output == "-") {
-        if (::isatty(STDOUT_FILENO))
-            return usage(c, "refusing to write a bundle to a terminal; redirect stdout");
-        sink = fd_sink(UniqueFd(::dup(STDOUT_FILENO)), "<stdout>");
-    } else {
-        auto fd = file.open(output);
-        if (!fd.ok()) return fd.error();
-        sink = fd_sink(std::move(*fd), output);
-    }
+    auto sink = open_output(c, output, file);
+    if (!sink.ok()) return sink.error();
     ProgressOptions progress_options;
     progress_options.mode = progress ? ProgressMode::always : ProgressMode::automatic;
     Progress bar("hashing and writing " + output, std::nullopt, progress_options);
-    auto manifest = write_signed_bundle(std::move(sink), *key, compatible, *version, inputs, &bar);
+    auto manifest = write_signed_bundle(std::move(*sink), *key, compatible, *version, inputs, &bar);
     if (!manifest.ok()) return manifest.error();
     if (output != "-")
         if (auto st = file.commit(); !st.ok()) return st.error();
@@ -277,23 +296,22 @@ Status verify(Context& c, const std::vector<std::string>& args) {
     return {};
 }
 
-Status info(Context& c, const std::vector<std::string>& args) {
-    bool json = false;
-    po::options_description desc("info options");
-    desc.add_options()("json", po::bool_switch(&json), "print JSON");
-    std::vector<std::string> positional;
-    po::variables_map vm;
-    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return st.error();
-    if (positional.size() != 1) return usage(c, "info takes exactly one BUNDLE");
-    auto reader = open_bundle(c, positional.front());
+// What `info` reads of a bundle: its first two members, never the images.
+struct BundleHead {
+    std::string name;  // the path or URL as given
+    Manifest manifest;
+    bool has_signature = false;
+};
+
+Result<BundleHead> read_bundle_head(Context& c, const std::string& bundle) {
+    auto reader = open_bundle(c, bundle);
     if (!reader.ok()) return reader.error();
     const std::string name = reader->source().name();
-    // Only the first two members are read: info does not download or hash the images.
     auto first = reader->next();
     if (!first.ok()) return first.error();
     if (!*first || (*first)->name != kManifestMember)
-        return Error(ErrorKind::input, name + " is not a signed bundle: its first member "
-                                                      "is not manifest.pb");
+        return Error(ErrorKind::input,
+                     name + " is not a signed bundle: its first member is not manifest.pb");
     std::string raw;
     std::vector<uint8_t> buf(64 << 10);
     while (true) {
@@ -310,40 +328,61 @@ Status info(Context& c, const std::vector<std::string>& args) {
     auto manifest = parse_manifest(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
     if (!manifest.ok()) return std::move(manifest).error().with_context(name);
+    return BundleHead{name, std::move(*manifest), has_signature};
+}
 
+void print_info_json(const BundleHead& head, std::ostream& out) {
+    const Manifest& manifest = head.manifest;
+    // The bundle's name is a path or URL as given: any bytes. Invalid UTF-8 is replaced by
+    // U+FFFD so that the output stays JSON (RFC 8259 section 8.1) whatever the name holds.
+    nlohmann::ordered_json doc;
+    doc["bundle"] = head.name;
+    doc["format_version"] = manifest.format_version;
+    doc["compatible"] = manifest.compatible;
+    doc["version"] = manifest.version.text();
+    doc["signing_key"] = manifest.signing_key.hex();
+    doc["has_signature"] = head.has_signature;
+    doc["signature_checked"] = false;
+    doc["members"] = nlohmann::ordered_json::array();
+    for (const ManifestMember& m : manifest.members)
+        doc["members"].push_back({{"name", m.name},
+                                  {"size", m.size},
+                                  {"chunk_size", m.chunk_size},
+                                  {"chunks", m.chunks.size()}});
+    out << doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+}
+
+void print_info_text(const BundleHead& head, std::ostream& out) {
+    const Manifest& manifest = head.manifest;
+    out << "bundle:         " << head.name << "\n"
+        << "format version: " << manifest.format_version << "\n"
+        << "compatible:     " << manifest.compatible << "\n"
+        << "version:        " << manifest.version.text() << "\n"
+        << "signing key:    " << manifest.signing_key.hex() << "\n"
+        << "signature:      "
+        << (head.has_signature ? "present, not checked (use verify --keys DIR)" : "MISSING") << "\n"
+        << "members:\n";
+    for (const ManifestMember& m : manifest.members)
+        out << "  " << m.name << "  " << m.size << " bytes  " << m.chunks.size()
+            << (m.chunks.size() == 1 ? " chunk" : " chunks") << " of " << m.chunk_size
+            << " bytes, each with its SHA-256\n";
+}
+
+Status info(Context& c, const std::vector<std::string>& args) {
+    bool json = false;
+    po::options_description desc("info options");
+    desc.add_options()("json", po::bool_switch(&json), "print JSON");
+    std::vector<std::string> positional;
+    po::variables_map vm;
+    if (auto st = parse(c, args, desc, &positional, &vm); !st.ok()) return st.error();
+    if (positional.size() != 1) return usage(c, "info takes exactly one BUNDLE");
+    auto head = read_bundle_head(c, positional.front());
+    if (!head.ok()) return head.error();
     std::ostringstream out;
-    if (json) {
-        // The bundle's name is a path or URL as given: any bytes. Invalid UTF-8 is replaced by
-        // U+FFFD so that the output stays JSON (RFC 8259 section 8.1) whatever the name holds.
-        nlohmann::ordered_json doc;
-        doc["bundle"] = name;
-        doc["format_version"] = manifest->format_version;
-        doc["compatible"] = manifest->compatible;
-        doc["version"] = manifest->version.text();
-        doc["signing_key"] = manifest->signing_key.hex();
-        doc["has_signature"] = has_signature;
-        doc["signature_checked"] = false;
-        doc["members"] = nlohmann::ordered_json::array();
-        for (const ManifestMember& m : manifest->members)
-            doc["members"].push_back({{"name", m.name},
-                                      {"size", m.size},
-                                      {"chunk_size", m.chunk_size},
-                                      {"chunks", m.chunks.size()}});
-        out << doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
-    } else {
-        out << "bundle:         " << name << "\n"
-            << "format version: " << manifest->format_version << "\n"
-            << "compatible:     " << manifest->compatible << "\n"
-            << "version:        " << manifest->version.text() << "\n"
-            << "signing key:    " << manifest->signing_key.hex() << "\n"
-            << "signature:      "
-            << (has_signature ? "present, not checked (use verify --keys DIR)" : "MISSING") << "\n"
-            << "members:\n";
-        for (const ManifestMember& m : manifest->members)
-            out << "  " << m.name << "  " << m.size << " bytes  " << m.chunks.size()
-                << (m.chunks.size() == 1 ? " chunk" : " chunks") << " of " << m.chunk_size
-                << " bytes, each with its SHA-256\n";
-    }
+    if (json)
+        print_info_json(*head, out);
+    else
+        print_info_text(*head, out);
     std::cout << out.str();
     std::cout.flush();
     return {};

@@ -29,6 +29,18 @@ std::string policy_file(const test::TempDir& dir, const std::string& yaml) {
 const char* kPolicy = "protocol: stdio-protobuf\nactivation_mode: kexec\ndelay: 0\n"
                       "payload: {plugin: fake}\nactivation: {plugin: fake}\n";
 
+const char* kUpdatePolicy =
+    "activation_mode: kexec\n"
+    "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+    "activation: {plugin: fake}\nboot_control: {plugin: fake}\n";
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+}
+
 TEST(Cli, HelpAndVersion) {
     auto help = run({kBin, "--help"});
     EXPECT_EQ(help.exit_code, 0);
@@ -58,6 +70,123 @@ TEST(Cli, UsageErrorsExitTwoWithNothingOnStdout) {
         EXPECT_EQ(r.out, "");
         EXPECT_NE(r.err.find("error:"), std::string::npos);
     }
+}
+
+// Issue 14 §6, the verb table: `activate --help` lists every verb with its summary and no verb's
+// options; `activate VERB --help` shows that verb's options and no other verb's.
+TEST(Cli, HelpListsTheVerbsAndEachVerbsHelpItsOwnOptions) {
+    auto help = run({kBin, "--help"});
+    EXPECT_EQ(help.exit_code, 0) << help.err;
+    for (const char* verb :
+         {"run", "status", "mark-good", "assess", "serve", "request", "bundle", "takeover-message"})
+        EXPECT_TRUE(
+            std::regex_search(help.out, std::regex(std::string("\n  ") + verb + " +[a-z][^\n]+\n")))
+            << verb << " has no summary line in\n"
+            << help.out;
+    EXPECT_EQ(help.out.find("install a bundle older than the running slot"), std::string::npos)
+        << help.out;
+
+    struct Case {
+        std::string verb;
+        std::vector<std::string> takes, refuses;
+    };
+    const std::vector<Case> cases = {
+        {"run",
+         {"policy", "plugin-dir", "set", "sysroot", "log-level", "dry-run", "bundle", "progress",
+          "allow-downgrade", "force"},
+         {"json", "socket", "mode"}},
+        {"status",
+         {"policy", "plugin-dir", "set", "sysroot", "log-level", "json"},
+         {"dry-run", "bundle", "progress", "allow-downgrade", "force", "socket", "mode"}},
+        {"mark-good",
+         {"policy", "plugin-dir", "set", "sysroot", "log-level"},
+         {"json", "dry-run", "bundle", "force", "socket", "mode"}},
+        {"assess",
+         {"policy", "plugin-dir", "set", "sysroot", "log-level"},
+         {"json", "dry-run", "bundle", "force", "socket", "mode"}},
+        {"serve",
+         {"policy", "plugin-dir", "set", "sysroot", "log-level", "socket"},
+         {"json", "dry-run", "bundle", "progress", "force", "mode"}},
+        {"request",
+         {"sysroot", "log-level", "bundle", "mode", "socket"},
+         {"policy", "plugin-dir", "set", "json", "dry-run", "progress", "force"}},
+    };
+    for (const Case& c : cases) {
+        auto r = run({kBin, c.verb, "--help"});
+        EXPECT_EQ(r.exit_code, 0) << c.verb << ": " << r.err;
+        const std::string shown = c.verb == "run" ? "[run]" : c.verb;  // the default verb
+        EXPECT_EQ(r.out.rfind("Usage: activate " + shown + " ", 0), 0u) << r.out;
+        EXPECT_EQ(r.out.find("Verbs:"), std::string::npos) << r.out;
+        // boost::program_options prints an option as "  --name" and then " arg" or spaces.
+        for (const std::string& option : c.takes)
+            EXPECT_NE(r.out.find("  --" + option + " "), std::string::npos)
+                << c.verb << " --help lacks --" << option << ":\n"
+                << r.out;
+        for (const std::string& option : c.refuses)
+            EXPECT_EQ(r.out.find("--" + option + " "), std::string::npos)
+                << c.verb << " --help shows --" << option << ":\n"
+                << r.out;
+    }
+}
+
+// A verb does not know another verb's options: such an option is a usage error naming the verb(s)
+// that take it, and nothing runs (the update policy would have installed into slot B).
+TEST(Cli, AnOptionOfAnotherVerbIsRefusedNamingTheVerbsThatTakeIt) {
+    test::TempDir dir, root;
+    const std::string p = policy_file(dir, kUpdatePolicy);
+    const std::vector<std::string> policy = {"--policy",      p,           "--plugin-dir",
+                                             FAKE_PLUGIN_DIR, "--sysroot", root.path().string()};
+    struct Case {
+        std::vector<std::string> args;
+        std::string message;
+    };
+    const std::vector<Case> cases = {
+        {{"status", "--dry-run"}, "--dry-run belongs to 'run', not to 'status'"},
+        {{"status", "--bundle", "/b.zip"},
+         "--bundle belongs to 'run' and 'request', not to 'status'"},
+        {{"--bundle", "/b.zip", "--json"}, "--json belongs to 'status', not to 'run'"},
+        {{"run", "--bundle", "/b.zip", "--mode", "none"},
+         "--mode belongs to 'request', not to 'run'"},
+        {{"mark-good", "--force"}, "--force belongs to 'run', not to 'mark-good'"},
+        {{"assess", "--allow-downgrade"}, "--allow-downgrade belongs to 'run', not to 'assess'"},
+        {{"assess", "--socket", "s"}, "--socket belongs to 'serve' and 'request', not to 'assess'"},
+        {{"serve", "--progress"}, "--progress belongs to 'run', not to 'serve'"},
+    };
+    for (const Case& c : cases) {
+        std::vector<std::string> args = {kBin};
+        args.insert(args.end(), c.args.begin(), c.args.end());
+        args.insert(args.end(), policy.begin(), policy.end());
+        auto r = run(args);
+        EXPECT_EQ(r.exit_code, 2) << c.message << ": " << r.err;
+        EXPECT_EQ(r.out, "") << c.message;
+        const std::vector<std::string> lines = lines_of(r.err);
+        ASSERT_EQ(lines.size(), 1u) << r.err;
+        EXPECT_NE(lines[0].find("error: " + c.message), std::string::npos) << lines[0];
+        EXPECT_TRUE(std::filesystem::is_empty(root.path())) << c.message;
+    }
+    // `request` loads no policy: the policy options are not its own.
+    auto request = run({kBin, "request", "--bundle", "/b.zip", "--mode", "none", "--policy", p});
+    EXPECT_EQ(request.exit_code, 2) << request.err;
+    EXPECT_NE(request.err.find("--policy belongs to 'run', 'status', 'mark-good', 'assess' and "
+                               "'serve', not to 'request'"),
+              std::string::npos)
+        << request.err;
+    // An option no verb takes is boost's plain complaint.
+    auto bogus = run({kBin, "status", "--bogus", "--policy", p});
+    EXPECT_EQ(bogus.exit_code, 2) << bogus.err;
+    EXPECT_NE(bogus.err.find("unrecognised option '--bogus'"), std::string::npos) << bogus.err;
+    EXPECT_EQ(bogus.err.find("belongs"), std::string::npos) << bogus.err;
+}
+
+TEST(Cli, AnUnknownVerbIsRefusedListingTheVerbs) {
+    test::TempDir dir;
+    auto r = run({kBin, "frobnicate", "--policy", policy_file(dir, kPolicy)});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("error: unknown command 'frobnicate'; the verbs are run, status, "
+                         "mark-good, assess, serve, request, bundle, takeover-message"),
+              std::string::npos)
+        << r.err;
 }
 
 // Issue 14 §6: engine verbs and tool verbs (bundle, takeover-message) report a failure through
@@ -309,11 +438,6 @@ TEST(Cli, HeldLockExitsSevenForUpdateAndTakeover) {
 
 namespace activate {
 namespace {
-
-const char* kUpdatePolicy =
-    "activation_mode: kexec\n"
-    "payload: {plugin: fake, settings: {uses_slots: true}}\n"
-    "activation: {plugin: fake}\nboot_control: {plugin: fake}\n";
 
 // Exit 6 and exit 1 as the binary returns them (README "Exit codes").
 TEST(Cli, FailedActivationExitsSixAndABrokenPluginContractExitsOne) {
@@ -603,13 +727,6 @@ TEST(Cli, StatusTextIsTheJsonIndentedWithEmptyCollectionsKept) {
 
 namespace activate {
 namespace {
-
-std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> lines;
-    std::istringstream in(text);
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
-    return lines;
-}
 
 // Every verb that reads a policy reports a missing, a malformed and a directory policy the same
 // way: exit 3, one error line naming the file, nothing on stdout. `serve` used to exit 3 printing

@@ -271,6 +271,9 @@ TEST(TakeoverBinary, ErrorsBeforeThePipelineAreAnsweredToo) {
          (box.root() / "bad-plugins/embedded.so").string()},
         {"ACTIVATE_PLUGIN_PATH=" + (box.root() / "bad-plugins").string() + " " + takeover,
          (box.root() / "bad-plugins/embedded.so").string()},
+        // Options too: one of another verb, and one of none.
+        {takeover + " --json", "--json belongs to 'status', not to 'run'"},
+        {takeover + " --bogus", "unrecognised option '--bogus'"},
     };
     fs::create_directories(box.root() / "policies");
     fs::create_directories(box.root() / "bad-plugins");

@@ -15,7 +15,8 @@ namespace activate {
 // every other verb's: one error path, one exit-code table (README "Exit codes").
 struct ToolVerb {
     std::string name;
-    std::string usage;  // the help's line after the program name, e.g. "bundle keygen|... ..."
+    std::string usage;    // the help's line after the program name, e.g. "bundle keygen|... ..."
+    std::string summary;  // one line in the help's list of verbs
     Status (*run)(int argc, char** argv, const std::string& program) = nullptr;
 };
 
