@@ -99,9 +99,14 @@ Status Engine::check_combination() const {
                               "slot payload '" + p.payload.name +
                                   "' needs a boot_control section so that the running slot "
                                   "stays bootable while the other is written");
-    if (p.mode == ActivationMode::reboot && !boot_control_)
-        return p.top.error_at("boot_control", "activation_mode reboot needs a boot_control "
-                                              "section to choose what boots next");
+    if (staged_mode() == ActivationMode::reboot && !boot_control_)
+        return p.top.error_at("boot_control",
+                              p.mode == ActivationMode::reboot
+                                  ? "activation_mode reboot needs a boot_control section to "
+                                    "choose what boots next"
+                                  : "activation plugin '" + p.activation.name +
+                                        "' stages a firmware reboot, which needs a boot_control "
+                                        "section to choose what boots next");
     if (p.assessment.given && !payload_->uses_slots())
         return p.top.error_at("assessment", "payload '" + p.payload.name +
                                                 "' has no A/B slots; only slot updates are "
@@ -190,7 +195,21 @@ Step Engine::jump_step(std::function<Status()> run) const {
 
 Result<FileLock> Engine::take_lock() const { return sysroot_.lock(policy_.lock_file); }
 
+ActivationMode Engine::staged_mode() const {
+    if (policy_.mode != ActivationMode::none) return policy_.mode;
+    for (ActivationMode m : {ActivationMode::kexec, ActivationMode::reboot})
+        if (activation_->supports(m)) return m;
+    return ActivationMode::none;
+}
+
 Error Engine::undo_staging(Error why) {
+    // In the reverse order of the steps: BootNext was set after the strategy staged.
+    if (run_ && run_->boot_next_set) {
+        if (Status cleared = boot_control_->clear_boot_next(); !cleared.ok())
+            log_.warning("clearing BootNext failed: " + cleared.error().message());
+        else
+            run_->boot_next_set = false;
+    }
     Status undone = activation_->unstage();
     if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());
     return why;

@@ -33,6 +33,7 @@ struct Engine::RunState {
     SlotPair slots;
     std::string record_file;
     ActivationRecord record;
+    bool boot_next_set = false;  // by the boot-next step: undo_staging() clears it
 };
 
 }  // namespace activate

@@ -165,6 +165,19 @@ Pipeline Engine::build_slot_update_pipeline() {
                       return activation_->stage(&run_->payload, run_->slots.target,
                                                 boot_control_.get());
                   }});
+    // A firmware reboot starts the target because BootNext names its entry (UEFI 2.10 §3.1.2:
+    // tried once, then deleted). Set by the engine, not the strategy, so that every boot control
+    // serves every such strategy; also under activation_mode none, which leaves the target staged
+    // for the next reboot.
+    if (staged_mode() == ActivationMode::reboot)
+        pipeline.add({"boot-next", p.boot_control->name,
+                      [this] { return boot_control_->plan_boot_next(); },
+                      [this]() -> Status {
+                          Status next = boot_control_->boot_next(run_->slots.target);
+                          if (!next.ok()) return undo_staging(std::move(next).error());
+                          run_->boot_next_set = true;
+                          return {};
+                      }});
     if (p.mode == ActivationMode::none) return pipeline;
 
     // Firmware quirk: some boot managers ignore BootNext for an entry missing from BootOrder.

@@ -136,7 +136,7 @@ TEST_F(AssessmentTest, UpdateRecordsTheTrialBeforeJumping) {
 
 TEST_F(AssessmentTest, RebootTrialListsTheTargetAfterTheGoodSlotBeforeJumping) {
     update("reboot");
-    EXPECT_EQ(boot_log(), "begin B\nfinish B\norder B after A\n");
+    EXPECT_EQ(boot_log(), "begin B\nfinish B\nnext B\norder B after A\n");
     EXPECT_EQ(record().trial->mode, ActivationMode::reboot);
 }
 

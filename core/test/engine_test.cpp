@@ -372,6 +372,60 @@ TEST_F(EngineTest, UpdateWhoseJumpFailsUnstages) {
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
+// A firmware reboot: the engine sets BootNext through the boot control as a step of its own,
+// after the strategy staged and before the target is listed in the boot order; the plan says so.
+TEST_F(EngineTest, RebootUpdateSetsBootNextAsAPlannedStep) {
+    std::string yaml = with_activation_settings(kUpdate, "supports_reboot: true");
+    yaml.replace(yaml.find("activation_mode: kexec"), 22, "activation_mode: reboot");
+    auto engine = make(yaml);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    std::ostringstream plan;
+    (*engine)->print_plan(plan);
+    EXPECT_NE(plan.str().find(". stage [fake]\n       - stage with fake kexec\n"
+                              "  8. boot-next [fake]\n       - note next\n"
+                              "         writes: /boot-log\n"
+                              "  9. boot-order [fake]\n"),
+              std::string::npos)
+        << plan.str();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\nfinish B\nnext B\norder B after A\n");
+}
+
+// A step after boot-next fails: BootNext is cleared again, so that no later reboot starts the
+// target, and the staged image is unloaded.
+TEST_F(EngineTest, RebootUpdateWhoseJumpFailsClearsBootNext) {
+    std::string yaml =
+        with_activation_settings(kUpdate, "supports_reboot: true, fail_activate: true");
+    yaml.replace(yaml.find("activation_mode: kexec"), 22, "activation_mode: reboot");
+    auto engine = make(yaml);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message().find("fake jump failed"), std::string::npos);
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"),
+              "begin B\nfinish B\nnext B\norder B after A\nclear\n");
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+// A boot-next that fails undoes the staging, clears no BootNext it did not set, and never jumps.
+TEST_F(EngineTest, AFailedBootNextUnstagesAndDoesNotJump) {
+    std::string yaml = with_activation_settings(kUpdate, "supports_reboot: true");
+    yaml.replace(yaml.find("activation_mode: kexec"), 22, "activation_mode: reboot");
+    yaml.replace(yaml.find("boot_control: {plugin: fake}"), 28,
+                 "boot_control: {plugin: fake, settings: {fail_in: boot_next}}");
+    auto engine = make(yaml);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message().find("fake boot_next failed"), std::string::npos)
+        << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\nfinish B\n");
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
 TEST_F(EngineTest, PayloadThatWritesWithoutBeforeWritingIsRefused) {
     auto engine = make(with_payload_settings("skip_before_writing: true"));
     ASSERT_TRUE(engine.ok()) << engine.error().message();

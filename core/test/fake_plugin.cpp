@@ -151,17 +151,18 @@ public:
 // Notes every call in /boot-log. Entry names: "Boot000A" and "Boot000B", unless the sysroot has
 // /fake-no-entry-<letter>; BootCurrent: the content of /fake-boot-current, if any. `hang_in`
 // names a call that first notes "hanging in <call>" in /fake-hanging and then sleeps a minute,
-// for tests that kill the process there.
+// for tests that kill the process there; `fail_in` names a call that fails without a note.
 class FakeBoot : public BootControl {
 public:
     const Sysroot* sysroot = nullptr;
-    std::string hang_in;
+    std::string hang_in, fail_in;
     Status note(const std::string& what) {
         std::string log;
         if (auto r = sysroot->read_file("/boot-log"); r.ok()) log = *r;
         return sysroot->write_file_atomic("/boot-log", log + what + "\n");
     }
     Status call(const std::string& name, const std::string& what) {
+        if (name == fail_in) return Error(ErrorKind::activation, "fake " + name + " failed");
         if (name == hang_in) {
             ACTIVATE_TRY(sysroot->write_file_atomic("/fake-hanging", "hanging in " + name + "\n"));
             std::this_thread::sleep_for(std::chrono::seconds(60));
@@ -253,6 +254,7 @@ Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c, Setting
     auto b = std::make_unique<FakeBoot>();
     b->sysroot = c.sysroot;
     ACTIVATE_ASSIGN(b->hang_in, s.string_or("hang_in", ""));
+    ACTIVATE_ASSIGN(b->fail_in, s.string_or("fail_in", ""));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<BootControl>(std::move(b));
 }

@@ -237,14 +237,14 @@ class ExecBootControl : public activate::BootControl {
     BootProgram program_;
 };
 
-// The activation role (mode reboot): the program makes the target the next boot, the engine
-// reboots. The reboot itself is the engine's machine's (PluginContext::machine), not the
-// program's: under --sysroot it is recorded, never done.
+// The activation role (mode reboot): the engine makes the target the next boot through the boot
+// control (the program's set-next), this strategy reboots. The reboot itself is the engine's
+// machine's (PluginContext::machine), not the program's: under --sysroot it is recorded, never
+// done.
 class ExecActivation : public activate::ActivationStrategy {
   public:
-    ExecActivation(const activate::Sysroot* sysroot, const activate::Machine* machine,
-                   BootProgram program)
-        : sysroot_(sysroot), machine_(machine), program_(std::move(program)) {}
+    ExecActivation(const activate::Sysroot* sysroot, const activate::Machine* machine)
+        : sysroot_(sysroot), machine_(machine) {}
 
     bool supports(activate::ActivationMode mode) const override {
         return mode == activate::ActivationMode::reboot;
@@ -259,13 +259,10 @@ class ExecActivation : public activate::ActivationStrategy {
         // A staged kexec image would take the reboot instead of the bootloader.
         if (Result<bool> unloaded = machine_->prevent_reboot_hijack(); !unloaded.ok())
             return unloaded.error().with_context("exec: before a reboot");
-        ACTIVATE_TRY(program_.run_verb({"set-next", slot_name(*target)}));
         staged_ = true;
         return {};
     }
     Status unstage() override {
-        if (!staged_) return {};
-        ACTIVATE_TRY(program_.run_verb({"clear-next"}));
         staged_ = false;
         return {};
     }
@@ -278,9 +275,7 @@ class ExecActivation : public activate::ActivationStrategy {
         return machine_->jump(activate::JumpAction::reboot);
     }
     std::vector<activate::PlanStep> plan_stage(const activate::BootControl*) const override {
-        return {
-            {"unload any staged kexec image", {}, {"kexec_file_load(KEXEC_FILE_UNLOAD)"}},
-            {"run " + program_.program() + " set-next <target slot>", {program_.program()}, {}}};
+        return {{"unload any staged kexec image", {}, {"kexec_file_load(KEXEC_FILE_UNLOAD)"}}};
     }
     std::vector<activate::PlanStep> plan_activate() const override {
         return {{"sync, reboot", {}, {"sync(2)", "reboot(2)"}}};
@@ -289,17 +284,18 @@ class ExecActivation : public activate::ActivationStrategy {
   private:
     const activate::Sysroot* sysroot_;
     const activate::Machine* machine_;
-    BootProgram program_;
     bool staged_ = false;
 };
 
 Result<std::unique_ptr<activate::ActivationStrategy>> create_activation(
     const activate::PluginContext& context, activate::Settings& settings) {
+    // The program is checked as the boot control's is, though only the boot control runs it:
+    // the two sections of a policy name the same program.
     ACTIVATE_ASSIGN(BootProgram program, program_from(context, settings, "exec"));
     if (!context.machine)
         return Error(ErrorKind::internal, "activation \"exec\" was given no machine to act on");
     return std::unique_ptr<activate::ActivationStrategy>(
-        std::make_unique<ExecActivation>(context.sysroot, context.machine, std::move(program)));
+        std::make_unique<ExecActivation>(context.sysroot, context.machine));
 }
 
 Result<std::unique_ptr<activate::BootControl>> create_boot_control(

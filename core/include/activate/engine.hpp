@@ -79,8 +79,13 @@ private:
     // The jump step, the last of every configuration that jumps.
     Step jump_step(std::function<Status()> run) const;
     Result<FileLock> take_lock() const;
-    // After stage() succeeded and a later step failed: unloads what was staged, so that nothing
-    // starts it at some later reboot, and returns `why` (a failed unload is only logged).
+    // The mode the stage step prepares for: the policy's, or under activation_mode none the first
+    // the strategy can perform (kexec, then reboot), so that a staged-only update leaves what the
+    // jump would start (the kexec image, BootNext).
+    ActivationMode staged_mode() const;
+    // After stage() succeeded and a later step failed: clears the BootNext the boot-next step set
+    // and unloads what was staged, so that nothing starts it at some later reboot, and returns
+    // `why` (a failed undo is only logged).
     Error undo_staging(Error why);
     // After the trial was recorded and the jump did not happen: the trial ends failed, the
     // target's state unknown (a failed write is only logged).

@@ -218,8 +218,7 @@ public:
     // JSON object describing the slot's entry, BootOrder and BootNext, for `activate status`.
     virtual Result<std::string> status_json(const SlotPair& slots) const = 0;
     // The plans of the calls an update makes: begin_install(), finish_install(), boot_next()
-    // (made by an activation strategy's stage(), which includes it in its own plan) and
-    // add_to_boot_order_after().
+    // (the engine's boot-next step, for a firmware reboot) and add_to_boot_order_after().
     virtual std::vector<PlanStep> plan_begin_install() const = 0;
     virtual std::vector<PlanStep> plan_finish_install() const = 0;
     virtual std::vector<PlanStep> plan_boot_next() const = 0;
@@ -240,7 +239,8 @@ public:
     // Makes the payload (or slot) the next thing to run, without jumping. `target` is set for
     // slot updates; `boot` is the policy's boot control, if any.
     virtual Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) = 0;
-    // Undoes stage() (unload the kexec image, clear BootNext) after a later step failed.
+    // Undoes stage() (unload the kexec image) after a later step failed. BootNext is not the
+    // strategy's: the engine sets it (boot-next step) and clears it.
     virtual Status unstage() = 0;
     // The jump: detached after `delay` (takeover) or in-process (updates); see Machine::jump.
     virtual Status activate(std::chrono::milliseconds delay, bool detached) = 0;
