@@ -159,11 +159,8 @@ Pipeline Engine::build_staging_pipeline() {
                       ACTIVATE_ASSIGN(run_->payload, payload_->prepare({}));
                       return {};
                   }});
-    pipeline.add({"stage", policy_.activation.name,
-                  [this] { return activation_->plan_stage(boot_control_.get()); },
-                  [this]() -> Status {
-                      return activation_->stage(&run_->payload, std::nullopt, boot_control_.get());
-                  }});
+    pipeline.add({"stage", policy_.activation.name, [this] { return activation_->plan_stage(); },
+                  [this] { return stage(std::nullopt); }});
     if (policy_.mode != ActivationMode::none)
         pipeline.add(jump_step(
             [this] { return activation_->activate(policy_.delay, run_->detached_jump); }));
@@ -194,6 +191,14 @@ Step Engine::jump_step(std::function<Status()> run) const {
 }
 
 Result<FileLock> Engine::take_lock() const { return sysroot_.lock(policy_.lock_file); }
+
+Status Engine::stage(std::optional<Slot> target) {
+    StageRequest request;
+    // Prepared for this strategy only when it needs a kernel (the slot update's prepare step).
+    if (activation_->needs_kernel()) request.payload = std::move(run_->payload);
+    request.target = std::move(target);
+    return activation_->stage(request);
+}
 
 ActivationMode Engine::staged_mode() const {
     if (policy_.mode != ActivationMode::none) return policy_.mode;

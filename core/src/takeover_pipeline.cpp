@@ -157,13 +157,12 @@ Pipeline Engine::build_takeover_pipeline() {
                       run_->payload = std::move(payload).value();
                       return {};
                   }});
-    pipeline.add({"stage", policy_.activation.name,
-                  [this] { return activation_->plan_stage(boot_control_.get()); },
+    pipeline.add({"stage", policy_.activation.name, [this] { return activation_->plan_stage(); },
                   [this]() -> Status {
-                      Status staged =
-                          activation_->stage(&run_->payload, std::nullopt, boot_control_.get());
+                      const std::string what = run_->payload.description;
+                      Status staged = stage(std::nullopt);
                       if (!staged.ok()) return staged.error().with_context("staging the payload");
-                      log_.info("staged " + run_->payload.description);
+                      log_.info("staged " + what);
                       return {};
                   }});
     pipeline.add({"respond", "engine",

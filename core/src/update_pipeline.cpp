@@ -159,12 +159,8 @@ Pipeline Engine::build_slot_update_pipeline() {
                           }
                           return {};
                       }});
-    pipeline.add({"stage", p.activation.name,
-                  [this] { return activation_->plan_stage(boot_control_.get()); },
-                  [this]() -> Status {
-                      return activation_->stage(&run_->payload, run_->slots.target,
-                                                boot_control_.get());
-                  }});
+    pipeline.add({"stage", p.activation.name, [this] { return activation_->plan_stage(); },
+                  [this] { return stage(run_->slots.target); }});
     // A firmware reboot starts the target because BootNext names its entry (UEFI 2.10 §3.1.2:
     // tried once, then deleted). Set by the engine, not the strategy, so that every boot control
     // serves every such strategy; also under activation_mode none, which leaves the target staged

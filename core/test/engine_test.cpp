@@ -426,6 +426,28 @@ TEST_F(EngineTest, AFailedBootNextUnstagesAndDoesNotJump) {
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
+// StageRequest: a strategy that needs no kernel gets no payload (not an empty one), whether the
+// pipeline prepared one (plain staging) or not (slot update); the fake refuses anything else.
+TEST_F(EngineTest, AStrategyThatNeedsNoKernelIsGivenNoPayload) {
+    auto staging = make(with_activation_settings(
+        "activation_mode: kexec\npayload: {plugin: fake}\nactivation: {plugin: fake}\n",
+        "needs_kernel: false"));
+    ASSERT_TRUE(staging.ok()) << staging.error().message();
+    Status s = (*staging)->run_update({"", false, false, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "reboot\n");
+
+    auto update = make(with_activation_settings(kUpdate, "needs_kernel: false"));
+    ASSERT_TRUE(update.ok()) << update.error().message();
+    std::ostringstream plan;
+    (*update)->print_plan(plan);
+    EXPECT_EQ(plan.str().find("prepare ["), std::string::npos) << plan.str();
+    s = (*update)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "reboot\nreboot\n");
+}
+
 TEST_F(EngineTest, PayloadThatWritesWithoutBeforeWritingIsRefused) {
     auto engine = make(with_payload_settings("skip_before_writing: true"));
     ASSERT_TRUE(engine.ok()) << engine.error().message();

@@ -106,31 +106,41 @@ class FakeActivation : public ActivationStrategy {
 public:
     const Machine* machine = nullptr;
     bool fail_stage = false, fail_activate = false, staged = false, reboot = false;
+    // Without a kernel it stages nothing and jumps by reboot; it must then get no payload at all.
+    bool kernel = true;
     bool supports(ActivationMode mode) const override {
         return mode == ActivationMode::kexec || (reboot && mode == ActivationMode::reboot);
     }
-    bool needs_kernel() const override { return true; }
-    Status stage(Payload* payload, const std::optional<Slot>&, BootControl*) override {
+    bool needs_kernel() const override { return kernel; }
+    Status stage(StageRequest& request) override {
         if (fail_stage) return Error(ErrorKind::activation, "fake staging failed");
-        if (int err = machine->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
-                                               payload->cmdline, 0))
-            return errno_error(ErrorKind::activation, "fake kexec", err);
+        if (request.payload.has_value() != kernel)
+            return Error(ErrorKind::internal, std::string("fake: staged ") +
+                                                  (kernel ? "without" : "with") + " a payload");
+        if (kernel) {
+            const Payload* payload = &*request.payload;
+            if (int err = machine->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
+                                                   payload->cmdline, 0))
+                return errno_error(ErrorKind::activation, "fake kexec", err);
+        }
         staged = true;
         return {};
     }
     Status unstage() override {
-        if (int err = machine->kexec_unload())
-            return errno_error(ErrorKind::activation, "fake unload", err);
+        if (kernel)
+            if (int err = machine->kexec_unload())
+                return errno_error(ErrorKind::activation, "fake unload", err);
         staged = false;
         return {};
     }
     Status activate(std::chrono::milliseconds delay, bool detached) override {
         if (!staged) return Error(ErrorKind::activation, "not staged");
         if (fail_activate) return Error(ErrorKind::activation, "fake jump failed");
-        if (detached) return machine->jump_detached(JumpAction::kexec, delay);
-        return machine->jump(JumpAction::kexec);
+        const JumpAction action = kernel ? JumpAction::kexec : JumpAction::reboot;
+        if (detached) return machine->jump_detached(action, delay);
+        return machine->jump(action);
     }
-    std::vector<PlanStep> plan_stage(const BootControl*) const override {
+    std::vector<PlanStep> plan_stage() const override {
         return {{"stage with fake kexec", {}, {}}};
     }
     std::vector<PlanStep> plan_activate() const override { return {{"fake kexec", {}, {}}}; }
@@ -239,6 +249,7 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
     ACTIVATE_ASSIGN(a->fail_activate, s.boolean_or("fail_activate", false));
     // Lets the engine's checks of a reboot policy be reached (they come after the mode check).
     ACTIVATE_ASSIGN(a->reboot, s.boolean_or("supports_reboot", false));
+    ACTIVATE_ASSIGN(a->kernel, s.boolean_or("needs_kernel", true));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<ActivationStrategy>(std::move(a));
 }

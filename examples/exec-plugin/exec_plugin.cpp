@@ -250,9 +250,8 @@ class ExecActivation : public activate::ActivationStrategy {
         return mode == activate::ActivationMode::reboot;
     }
     bool needs_kernel() const override { return false; }
-    Status stage(activate::Payload*, const std::optional<Slot>& target,
-                 activate::BootControl*) override {
-        if (!target)
+    Status stage(activate::StageRequest& request) override {
+        if (!request.target)
             return Error(ErrorKind::policy,
                          "activation \"exec\" reboots into an A/B slot and needs a slot target "
                          "(a payload source with slots)");
@@ -274,7 +273,7 @@ class ExecActivation : public activate::ActivationStrategy {
         if (delay.count() > 0) ::usleep(static_cast<useconds_t>(delay.count()) * 1000);
         return machine_->jump(activate::JumpAction::reboot);
     }
-    std::vector<activate::PlanStep> plan_stage(const activate::BootControl*) const override {
+    std::vector<activate::PlanStep> plan_stage() const override {
         return {{"unload any staged kexec image", {}, {"kexec_file_load(KEXEC_FILE_UNLOAD)"}}};
     }
     std::vector<activate::PlanStep> plan_activate() const override {

@@ -79,6 +79,9 @@ private:
     // The jump step, the last of every configuration that jumps.
     Step jump_step(std::function<Status()> run) const;
     Result<FileLock> take_lock() const;
+    // The stage step of every configuration: the strategy gets the prepared payload only when it
+    // needs a kernel (one that needs none gets none, not an empty one), and `target` for updates.
+    Status stage(std::optional<Slot> target);
     // The mode the stage step prepares for: the policy's, or under activation_mode none the first
     // the strategy can perform (kexec, then reboot), so that a staged-only update leaves what the
     // jump would start (the kexec image, BootNext).

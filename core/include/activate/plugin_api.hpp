@@ -230,23 +230,31 @@ public:
 enum class ActivationMode { none, reboot, kexec };
 const char* to_string(ActivationMode mode);
 
+// What the engine asks a strategy to stage.
+struct StageRequest {
+    // The payload to stage: set for a strategy that needs a kernel (needs_kernel()), absent (not
+    // an empty one) for any other. stage() may take its descriptors.
+    std::optional<Payload> payload;
+    // The slot being activated: set for slot updates, absent for takeover and plain staging.
+    std::optional<Slot> target;
+};
+
 class ActivationStrategy {
 public:
     virtual ~ActivationStrategy() = default;
     virtual bool supports(ActivationMode mode) const = 0;
     // Whether stage() needs a payload with a kernel.
     virtual bool needs_kernel() const = 0;
-    // Makes the payload (or slot) the next thing to run, without jumping. `target` is set for
-    // slot updates; `boot` is the policy's boot control, if any.
-    virtual Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) = 0;
+    // Makes the payload (or slot) the next thing to run, without jumping. The next boot is not
+    // the strategy's: for a firmware reboot the engine sets it through the boot control.
+    virtual Status stage(StageRequest& request) = 0;
     // Undoes stage() (unload the kexec image) after a later step failed. BootNext is not the
     // strategy's: the engine sets it (boot-next step) and clears it.
     virtual Status unstage() = 0;
     // The jump: detached after `delay` (takeover) or in-process (updates); see Machine::jump.
     virtual Status activate(std::chrono::milliseconds delay, bool detached) = 0;
-    // The plans of stage() (`boot`: the policy's boot control, whose plan_boot_next() a stage()
-    // that sets the next boot includes) and of activate() (the engine states the delay).
-    virtual std::vector<PlanStep> plan_stage(const BootControl* boot) const = 0;
+    // The plans of stage() and of activate() (the engine states the delay).
+    virtual std::vector<PlanStep> plan_stage() const = 0;
     virtual std::vector<PlanStep> plan_activate() const = 0;
 };
 

@@ -5,9 +5,9 @@
 
 namespace activate::efi {
 
-Status RebootActivation::stage(Payload* /*payload*/, const std::optional<Slot>& target,
-                               BootControl* /*boot*/) {
+Status RebootActivation::stage(StageRequest& request) {
     staged_ = false;
+    const std::optional<Slot>& target = request.target;
     if (!target)
         return Error(ErrorKind::policy,
                      "activation \"efi\" reboots into an A/B slot and needs a slot target; use a "
@@ -44,7 +44,7 @@ Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached
     return machine_.jump(JumpAction::reboot);
 }
 
-std::vector<PlanStep> RebootActivation::plan_stage(const BootControl* /*boot*/) const {
+std::vector<PlanStep> RebootActivation::plan_stage() const {
     return {{"unload any staged kexec image, so that reboot(2) goes through the firmware",
              {},
              {"kexec_file_load(KEXEC_FILE_UNLOAD)"}}};

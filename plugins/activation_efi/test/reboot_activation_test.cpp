@@ -29,6 +29,11 @@ class RebootActivationTest : public EfiVarsTest {
         const auto p = root_ / "run/activate/reboot";
         return std::filesystem::exists(p) ? read_whole_file(p.string()) : "";
     }
+    Status stage(std::optional<Slot> target) {
+        StageRequest request;
+        request.target = std::move(target);
+        return activation_->stage(request);
+    }
     std::unique_ptr<EfiBootControl> control_;
     std::unique_ptr<RecordingMachine> machine_;
     std::unique_ptr<RebootActivation> activation_;
@@ -50,7 +55,7 @@ TEST_F(RebootActivationTest, StageUnloadsKexecAndLeavesBootNextToTheEngine) {
               0);
     ASSERT_TRUE(*machine_->kexec_loaded());
 
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
     EXPECT_FALSE(*machine_->kexec_loaded());
     EXPECT_FALSE(var_exists("BootNext"));
     EXPECT_EQ(reboot_record(), "");  // staging does not jump
@@ -61,12 +66,12 @@ TEST_F(RebootActivationTest, StageUnloadsKexecAndLeavesBootNextToTheEngine) {
 
 TEST_F(RebootActivationTest, StageWithNothingLoadedIsFine) {
     ASSERT_FALSE(*machine_->kexec_loaded());
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
     EXPECT_FALSE(*machine_->kexec_loaded());
 }
 
 TEST_F(RebootActivationTest, ActivateRecordsAReboot) {
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
     ASSERT_TRUE(control_->boot_next(slot('B')).ok());  // the engine's boot-next step
     ASSERT_TRUE(activation_->activate(std::chrono::milliseconds(10), false).ok());
     EXPECT_EQ(reboot_record(), "reboot\n");
@@ -74,7 +79,7 @@ TEST_F(RebootActivationTest, ActivateRecordsAReboot) {
 }
 
 TEST_F(RebootActivationTest, DetachedActivationReturnsAndRebootsLater) {
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
     ASSERT_TRUE(activation_->activate(std::chrono::milliseconds(50), true).ok());
     // The second stage records the jump in the sysroot after its delay.
     for (int i = 0; i < 200 && reboot_record().empty(); ++i)
@@ -83,7 +88,7 @@ TEST_F(RebootActivationTest, DetachedActivationReturnsAndRebootsLater) {
 }
 
 TEST_F(RebootActivationTest, MisuseIsReported) {
-    auto no_target = activation_->stage(nullptr, std::nullopt, control_.get());
+    auto no_target = stage(std::nullopt);
     ASSERT_FALSE(no_target.ok());
     EXPECT_EQ(no_target.error().kind(), ErrorKind::policy);
 
@@ -94,7 +99,7 @@ TEST_F(RebootActivationTest, MisuseIsReported) {
 
 // Undone, the stage allows no jump any more.
 TEST_F(RebootActivationTest, NoJumpAfterUnstage) {
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
     ASSERT_TRUE(activation_->unstage().ok());
     EXPECT_FALSE(activation_->activate(std::chrono::milliseconds(0), false).ok());
     EXPECT_EQ(reboot_record(), "");

@@ -17,10 +17,10 @@ class RebootActivation : public ActivationStrategy {
 
     bool supports(ActivationMode mode) const override { return mode == ActivationMode::reboot; }
     bool needs_kernel() const override { return false; }
-    Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) override;
+    Status stage(StageRequest& request) override;
     Status unstage() override;
     Status activate(std::chrono::milliseconds delay, bool detached) override;
-    std::vector<PlanStep> plan_stage(const BootControl* boot) const override;
+    std::vector<PlanStep> plan_stage() const override;
     std::vector<PlanStep> plan_activate() const override;
 
   private:

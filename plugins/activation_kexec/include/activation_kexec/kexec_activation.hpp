@@ -21,10 +21,10 @@ class KexecActivation : public ActivationStrategy {
 
     bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
     bool needs_kernel() const override { return true; }
-    Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) override;
+    Status stage(StageRequest& request) override;
     Status unstage() override;
     Status activate(std::chrono::milliseconds delay, bool detached) override;
-    std::vector<PlanStep> plan_stage(const BootControl* boot) const override;
+    std::vector<PlanStep> plan_stage() const override;
     std::vector<PlanStep> plan_activate() const override;
 
   private:
