@@ -96,7 +96,7 @@ Result<std::unique_ptr<Engine>> build_engine(const PolicySource& source, const C
 Status serve(const CommonOptions& o, const CliDefaults& defaults,
              std::variant<SocketPlace, InheritedSocket> socket, const Sysroot& sysroot,
              const Logger& logger) {
-    std::vector<std::pair<ActivationMode, PolicySource>> policies;
+    std::vector<std::pair<std::string, PolicySource>> policies;
     for (const std::string& file : o.policies) {
         ACTIVATE_ASSIGN(PolicySource source, load_policy(file, o));
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
@@ -106,12 +106,12 @@ Status serve(const CommonOptions& o, const CliDefaults& defaults,
     Log log(&logger, "serve");
     // The policy a request for `wanted` runs with: the one of that mode (the last, if several);
     // for none, failing that, the first, its mode overridden. Null: serve has none for it.
-    auto policy_for = [&](ActivationMode wanted) -> const std::pair<ActivationMode, PolicySource>* {
-        const std::pair<ActivationMode, PolicySource>* chosen = nullptr;
+    auto policy_for =
+        [&](const std::string& wanted) -> const std::pair<std::string, PolicySource>* {
+        const std::pair<std::string, PolicySource>* chosen = nullptr;
         for (const auto& entry : policies)
             if (entry.first == wanted) chosen = &entry;
-        if (!chosen && wanted == ActivationMode::none && !policies.empty())
-            chosen = &policies.front();
+        if (!chosen && wanted == "none" && !policies.empty()) chosen = &policies.front();
         return chosen;
     };
     std::vector<wire::ActivationMode> modes;
@@ -119,16 +119,16 @@ Status serve(const CommonOptions& o, const CliDefaults& defaults,
          {wire::ACTIVATION_NONE, wire::ACTIVATION_REBOOT, wire::ACTIVATION_KEXEC})
         if (policy_for(activation_mode_of(m))) modes.push_back(m);
     UpdateRunner run_one = [&](const wire::UpdateNodeRequest& request) -> Status {
-        ActivationMode wanted = activation_mode_of(request.activation_mode());
+        const std::string wanted = activation_mode_of(request.activation_mode());
         const auto* chosen = policy_for(wanted);
         // The server answers `unavailable` before calling us for modes without a policy.
         if (!chosen)
-            return Error(ErrorKind::internal, std::string("no policy for activation mode ") +
-                                                  to_string(wanted) + " was given to serve");
+            return Error(ErrorKind::internal,
+                         "no policy for activation mode " + wanted + " was given to serve");
         PolicySource source{YAML::Clone(chosen->second.root), chosen->second.name};
         if (chosen->first != wanted)
             ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
-        log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
+        log.info("update requested: " + request.bundle_url() + " (" + wanted + ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
                         build_engine(source, o, defaults, sysroot, logger));
         InstallRequest install{request.bundle_url(), false, false, {}};

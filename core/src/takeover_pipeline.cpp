@@ -181,10 +181,10 @@ Pipeline Engine::build_takeover_pipeline() {
                               answered.error().with_context("the client did not get its key"));
                       return {};
                   }});
-    if (policy_.mode != ActivationMode::none)
+    if (jumps())
         pipeline.add(jump_step([this]() -> Status {
-            log_.info(std::string("jumping (") + to_string(policy_.mode) + ") in " +
-                      std::to_string(policy_.delay.count()) + " ms from a detached second stage");
+            log_.info("jumping (" + policy_.mode + ") in " + std::to_string(policy_.delay.count()) +
+                      " ms from a detached second stage");
             Status jumping = activation_->activate(policy_.delay, /*detached=*/true);
             if (!jumping.ok())
                 return undo_staging(jumping.error().with_context(
@@ -211,8 +211,7 @@ Status Engine::run_takeover(int in_fd, int out_fd) {
         Status written = respond(out_fd, failed);
         if (!written.ok()) log_.error(written.error().message());
     }
-    if (result.ok() && policy_.mode == ActivationMode::none)
-        log_.info("activation_mode none: staged, not jumping");
+    if (result.ok() && !jumps()) log_.info("activation_mode none: staged, not jumping");
     run_.reset();
     return result;
 }

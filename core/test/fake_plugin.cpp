@@ -106,37 +106,44 @@ class FakeActivation : public ActivationStrategy {
 public:
     const Machine* machine = nullptr;
     bool fail_stage = false, fail_activate = false, staged = false, reboot = false;
-    // Without a kernel it stages nothing and jumps by reboot; it must then get no payload at all.
+    // Its "kexec" mode without a kernel (same_kernel) stages nothing and jumps by reboot, as does
+    // its "reboot" mode; a payload is expected exactly for a staged kernel.
     bool kernel = true;
-    bool supports(ActivationMode mode) const override {
-        return mode == ActivationMode::kexec || (reboot && mode == ActivationMode::reboot);
+    bool kernel_staged = false;
+    std::vector<ActivationModeInfo> modes() const override {
+        std::vector<ActivationModeInfo> declared = {
+            {"kexec", kernel ? Handover::staged_kernel : Handover::same_kernel}};
+        if (reboot) declared.push_back({"reboot", Handover::firmware_boot});
+        return declared;
     }
-    bool needs_kernel() const override { return kernel; }
     Status stage(StageRequest& request) override {
         if (fail_stage) return Error(ErrorKind::activation, "fake staging failed");
-        if (request.payload.has_value() != kernel)
-            return Error(ErrorKind::internal, std::string("fake: staged ") +
-                                                  (kernel ? "without" : "with") + " a payload");
-        if (kernel) {
+        const bool wants_kernel = kernel && request.mode == "kexec";
+        if (request.payload.has_value() != wants_kernel)
+            return Error(ErrorKind::internal, "fake: mode " + request.mode +
+                                                  (request.payload ? " with" : " without") +
+                                                  " a payload");
+        if (request.payload) {
             const Payload* payload = &*request.payload;
             if (int err = machine->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
                                                    payload->cmdline, 0))
                 return errno_error(ErrorKind::activation, "fake kexec", err);
         }
+        kernel_staged = request.payload.has_value();
         staged = true;
         return {};
     }
     Status unstage() override {
-        if (kernel)
+        if (kernel_staged)
             if (int err = machine->kexec_unload())
                 return errno_error(ErrorKind::activation, "fake unload", err);
-        staged = false;
+        staged = kernel_staged = false;
         return {};
     }
     Status activate(std::chrono::milliseconds delay, bool detached) override {
         if (!staged) return Error(ErrorKind::activation, "not staged");
         if (fail_activate) return Error(ErrorKind::activation, "fake jump failed");
-        const JumpAction action = kernel ? JumpAction::kexec : JumpAction::reboot;
+        const JumpAction action = kernel_staged ? JumpAction::kexec : JumpAction::reboot;
         if (detached) return machine->jump_detached(action, delay);
         return machine->jump(action);
     }

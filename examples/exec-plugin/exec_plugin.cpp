@@ -246,10 +246,9 @@ class ExecActivation : public activate::ActivationStrategy {
     ExecActivation(const activate::Sysroot* sysroot, const activate::Machine* machine)
         : sysroot_(sysroot), machine_(machine) {}
 
-    bool supports(activate::ActivationMode mode) const override {
-        return mode == activate::ActivationMode::reboot;
+    std::vector<activate::ActivationModeInfo> modes() const override {
+        return {{"reboot", activate::Handover::firmware_boot}};
     }
-    bool needs_kernel() const override { return false; }
     Status stage(activate::StageRequest& request) override {
         if (!request.target)
             return Error(ErrorKind::policy,

@@ -39,11 +39,11 @@ class RebootActivationTest : public EfiVarsTest {
     std::unique_ptr<RebootActivation> activation_;
 };
 
-TEST_F(RebootActivationTest, SupportsRebootOnly) {
-    EXPECT_TRUE(activation_->supports(ActivationMode::reboot));
-    EXPECT_FALSE(activation_->supports(ActivationMode::kexec));
-    EXPECT_FALSE(activation_->supports(ActivationMode::none));
-    EXPECT_FALSE(activation_->needs_kernel());
+TEST_F(RebootActivationTest, DeclaresRebootByFirmwareOnly) {
+    const std::vector<ActivationModeInfo> modes = activation_->modes();
+    ASSERT_EQ(modes.size(), 1u);
+    EXPECT_EQ(modes[0].name, "reboot");
+    EXPECT_EQ(modes[0].handover, Handover::firmware_boot);
 }
 
 TEST_F(RebootActivationTest, StageUnloadsKexecAndLeavesBootNextToTheEngine) {

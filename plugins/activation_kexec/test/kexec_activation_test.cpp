@@ -372,10 +372,10 @@ TEST(KexecPlugin, DescriptorAndStrictSettings) {
     PluginContext context{&sysroot, &logger, &machine};
     auto activation = d->create_activation(context, empty);
     ASSERT_TRUE(activation.ok()) << activation.error().message();
-    EXPECT_TRUE((*activation)->supports(ActivationMode::kexec));
-    EXPECT_FALSE((*activation)->supports(ActivationMode::reboot));
-    EXPECT_FALSE((*activation)->supports(ActivationMode::none));
-    EXPECT_TRUE((*activation)->needs_kernel());
+    const std::vector<ActivationModeInfo> modes = (*activation)->modes();
+    ASSERT_EQ(modes.size(), 1u);
+    EXPECT_EQ(modes[0].name, "kexec");
+    EXPECT_EQ(modes[0].handover, Handover::staged_kernel);
 
     Settings unknown(YAML::Load("delay: 5"), "policy.yaml", "activation.settings");
     auto refused = d->create_activation(context, unknown);

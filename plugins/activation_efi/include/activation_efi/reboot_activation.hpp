@@ -15,8 +15,9 @@ class RebootActivation : public ActivationStrategy {
     RebootActivation(const Sysroot& sysroot, const Machine& machine, Log log)
         : sysroot_(sysroot), machine_(machine), log_(std::move(log)) {}
 
-    bool supports(ActivationMode mode) const override { return mode == ActivationMode::reboot; }
-    bool needs_kernel() const override { return false; }
+    std::vector<ActivationModeInfo> modes() const override {
+        return {{"reboot", Handover::firmware_boot}};
+    }
     Status stage(StageRequest& request) override;
     Status unstage() override;
     Status activate(std::chrono::milliseconds delay, bool detached) override;

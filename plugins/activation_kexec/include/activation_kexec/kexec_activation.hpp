@@ -19,8 +19,9 @@ class KexecActivation : public ActivationStrategy {
     KexecActivation(const Sysroot& sysroot, const Machine& machine, Log log)
         : sysroot_(sysroot), machine_(machine), log_(std::move(log)) {}
 
-    bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
-    bool needs_kernel() const override { return true; }
+    std::vector<ActivationModeInfo> modes() const override {
+        return {{"kexec", Handover::staged_kernel}};
+    }
     Status stage(StageRequest& request) override;
     Status unstage() override;
     Status activate(std::chrono::milliseconds delay, bool detached) override;
