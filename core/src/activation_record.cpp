@@ -47,8 +47,14 @@ constexpr std::pair<const char*, TrialState> kTrialStates[] = {
     {"trying", TrialState::trying}, {"good", TrialState::good}, {"failed", TrialState::failed}};
 constexpr std::pair<const char*, TrialPending> kPending[] = {{"mark-good", TrialPending::mark_good},
                                                              {"fallback", TrialPending::fallback}};
-constexpr std::pair<const char*, ActivationMode> kModes[] = {{"kexec", ActivationMode::kexec},
-                                                             {"reboot", ActivationMode::reboot}};
+constexpr std::pair<const char*, Handover> kHandovers[] = {
+    {"firmware_boot", Handover::firmware_boot},
+    {"staged_kernel", Handover::staged_kernel},
+    {"same_kernel", Handover::same_kernel}};
+// Records written before modes were the plugins' (plugin ABI 8) name no handover: their two
+// modes had one each.
+constexpr std::pair<const char*, Handover> kHandoversOfOldModes[] = {
+    {"kexec", Handover::staged_kernel}, {"reboot", Handover::firmware_boot}};
 
 const char* pending_name(TrialPending pending) {
     for (const auto& [name, value] : kPending)
@@ -117,7 +123,14 @@ Result<Trial> read_trial(const Json& doc, const std::string& path) {
     ACTIVATE_ASSIGN(t.target, f.letter("target"));
     ACTIVATE_ASSIGN(t.previous, f.letter("previous"));
     if (t.target == t.previous) return f.bad("previous", "is the target slot itself");
-    ACTIVATE_ASSIGN(t.mode, f.one_of("mode", kModes));
+    ACTIVATE_ASSIGN(t.mode, f.required_string("mode"));
+    if (f.object().contains("handover")) {
+        ACTIVATE_ASSIGN(t.handover, f.one_of("handover", kHandovers));
+    } else if (auto old = enum_from(t.mode, kHandoversOfOldModes)) {
+        t.handover = *old;
+    } else {
+        return f.bad("handover", "is missing (needed for mode \"" + t.mode + "\")");
+    }
     ACTIVATE_ASSIGN(auto version, f.string("version"));
     t.version = version.value_or("");
     ACTIVATE_ASSIGN(t.jumped_at, f.required_time("jumped_at"));
@@ -159,7 +172,8 @@ Json trial_json(const Trial& t) {
     Json j = {{"state", to_string(t.state)},
               {"target", std::string(1, t.target)},
               {"previous", std::string(1, t.previous)},
-              {"mode", to_string(t.mode)}};
+              {"mode", t.mode},
+              {"handover", to_string(t.handover)}};
     if (!t.version.empty()) j["version"] = t.version;
     j["jumped_at"] = format_rfc3339(t.jumped_at);
     j["deadline_at"] = format_rfc3339(t.deadline_at);

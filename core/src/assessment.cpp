@@ -24,15 +24,14 @@ int64_t ms_between(WallTime from, WallTime to) {
 // (BootNext is consumed by the firmware either way, so "ignored BootNext" and "the target reset
 // before it was assessed" look the same from here).
 std::string what_is_known(const Trial& t, const std::optional<std::string>& boot_current) {
-    std::string out =
-        "activated by " + std::string(to_string(t.mode)) + " at " + format_rfc3339(t.jumped_at);
+    std::string out = "activated by " + t.mode + " at " + format_rfc3339(t.jumped_at);
     if (!boot_current) return out + "; BootCurrent unknown";
     out += "; the firmware booted " + *boot_current;
     if (t.previous_entry && *boot_current == *t.previous_entry)
         out += " (slot " + letter_of(t.previous) + "'s entry)";
     else if (t.target_entry && *boot_current == *t.target_entry)
         out += " (slot " + letter_of(t.target) + "'s entry)";
-    if (t.mode == ActivationMode::reboot && t.target_entry && *boot_current != *t.target_entry)
+    if (t.handover == Handover::firmware_boot && t.target_entry && *boot_current != *t.target_entry)
         out += ", not " + *t.target_entry + " named by BootNext";
     return out;
 }
@@ -137,7 +136,7 @@ Status Engine::assess_running_target(ActivationRecord& record, const SlotPair& s
         log_.warning("the clock is before the recorded jump (" + format_rfc3339(t.jumped_at) +
                      "); no switch time recorded");
     log_.info("assessing " + slot_name(t.target) + " (activated from " + letter_of(t.previous) +
-              " by " + to_string(t.mode) + " at " + format_rfc3339(t.jumped_at) +
+              " by " + t.mode + " at " + format_rfc3339(t.jumped_at) +
               (t.switch_time_ms ? ", " + std::to_string(*t.switch_time_ms) + " ms ago" : "") +
               "; deadline " + format_rfc3339(t.deadline_at) + ")");
 
@@ -147,13 +146,13 @@ Status Engine::assess_running_target(ActivationRecord& record, const SlotPair& s
     } else {
         log_.warning("BootCurrent unknown: " + current.error().message());
     }
-    if (t.mode == ActivationMode::reboot && t.boot_current && t.target_entry &&
+    if (t.handover == Handover::firmware_boot && t.boot_current && t.target_entry &&
         *t.boot_current != *t.target_entry) {
         const std::string note =
             "firmware booted " + *t.boot_current + " instead of " + *t.target_entry + " (BootNext)";
         log_.warning(note + "; the running system is still " + slot_name(t.target));
         t.warnings.push_back(note);
-    } else if (t.mode == ActivationMode::kexec && t.boot_current) {
+    } else if (t.handover == Handover::staged_kernel && t.boot_current) {
         log_.info("BootCurrent " + *t.boot_current +
                   " is from the firmware boot before the kexec; not compared");
     }
@@ -253,12 +252,12 @@ Status Engine::end_trial_back_on_previous(ActivationRecord& record, const SlotPa
     if (same_boot) {
         // The boot that jumped is still running: the jump never happened (it failed, or the
         // process was killed before it). Nothing may start the target later by surprise.
-        t.reason = slot_name(t.target) + " was never started: the " + to_string(t.mode) + " from " +
+        t.reason = slot_name(t.target) + " was never started: the " + t.mode + " from " +
                    letter_of(running) + " at " + format_rfc3339(t.jumped_at) +
                    " did not happen (this is still the boot that made it)";
         if (Result<bool> unloaded = machine_->prevent_reboot_hijack(); !unloaded.ok())
             log_.warning(unloaded.error().message());
-        if (t.mode == ActivationMode::reboot)
+        if (t.handover == Handover::firmware_boot)
             if (Status s = boot_control_->clear_boot_next(); !s.ok())
                 log_.warning("could not clear BootNext: " + s.error().message());
         record.set_slot(t.target, SlotState::unknown, now);

@@ -70,18 +70,37 @@ Result<std::unique_ptr<Engine>> Engine::create(Policy policy, const PluginRegist
         engine->captures_.push_back(std::move(capture));
         engine->instances_.push_back({loaded, "capture"});
     }
+    ACTIVATE_TRY(engine->resolve_mode());
     ACTIVATE_TRY(engine->check_combination());
     engine->pipeline_ = engine->build_pipeline();
     return engine;
 }
 
+Status Engine::resolve_mode() {
+    const Policy& p = policy_;
+    const std::vector<ActivationModeInfo> declared = activation_->modes();
+    if (!jumps()) {
+        if (!declared.empty()) staged_ = declared.front();
+        return {};
+    }
+    for (const ActivationModeInfo& m : declared)
+        if (m.name == p.mode) {
+            staged_ = m;
+            return {};
+        }
+    std::string names;
+    for (const ActivationModeInfo& m : declared)
+        names += (names.empty() ? "" : ", ") + m.name + " (" + to_string(m.handover) + ")";
+    return p.top.error_at("activation_mode", "activation plugin '" + p.activation.name +
+                                                 "' declares no mode '" + p.mode +
+                                                 "'; it declares " +
+                                                 (names.empty() ? std::string("none") : names) +
+                                                 " (or set none: stage, do not jump)");
+}
+
 Status Engine::check_combination() const {
     const Policy& p = policy_;
-    if (p.mode != ActivationMode::none && !activation_->supports(p.mode))
-        return p.top.error_at("activation_mode",
-                              std::string("activation plugin '") + p.activation.name +
-                                  "' cannot perform activation mode '" + to_string(p.mode) + "'");
-    if (activation_->needs_kernel() && !payload_->provides_kernel())
+    if (handover() == Handover::staged_kernel && !payload_->provides_kernel())
         return p.top.error_at("activation", "activation plugin '" + p.activation.name +
                                                 "' needs a kernel but payload plugin '" +
                                                 p.payload.name + "' provides none");
@@ -99,9 +118,14 @@ Status Engine::check_combination() const {
                               "slot payload '" + p.payload.name +
                                   "' needs a boot_control section so that the running slot "
                                   "stays bootable while the other is written");
-    if (p.mode == ActivationMode::reboot && !boot_control_)
-        return p.top.error_at("boot_control", "activation_mode reboot needs a boot_control "
-                                              "section to choose what boots next");
+    if (handover() == Handover::firmware_boot && !boot_control_)
+        return p.top.error_at("boot_control",
+                              jumps() ? "activation_mode " + p.mode +
+                                            " needs a boot_control section to choose what boots "
+                                            "next"
+                                      : "activation plugin '" + p.activation.name +
+                                            "' stages a firmware reboot, which needs a "
+                                            "boot_control section to choose what boots next");
     if (p.assessment.given && !payload_->uses_slots())
         return p.top.error_at("assessment", "payload '" + p.payload.name +
                                                 "' has no A/B slots; only slot updates are "
@@ -117,7 +141,9 @@ void Engine::print_plan(std::ostream& out) const {
     out << "sysroot: " << sysroot_.root().string() << (sysroot_.is_live() ? " (live system)" : "")
         << "\n";
     out << "protocol: " << to_string(p.protocol) << "\n";
-    out << "activation_mode: " << to_string(p.mode) << "\n";
+    out << "activation_mode: " << p.mode;
+    if (staged_) out << " (" << to_string(staged_->handover) << ")";
+    out << "\n";
     out << "delay: " << p.delay.count() << " ms\n";
     out << "plugins:\n";
     for (const Instance& i : instances_)
@@ -154,12 +180,9 @@ Pipeline Engine::build_staging_pipeline() {
                       ACTIVATE_ASSIGN(run_->payload, payload_->prepare({}));
                       return {};
                   }});
-    pipeline.add({"stage", policy_.activation.name,
-                  [this] { return activation_->plan_stage(boot_control_.get()); },
-                  [this]() -> Status {
-                      return activation_->stage(&run_->payload, std::nullopt, boot_control_.get());
-                  }});
-    if (policy_.mode != ActivationMode::none)
+    pipeline.add({"stage", policy_.activation.name, [this] { return activation_->plan_stage(); },
+                  [this] { return stage(std::nullopt); }});
+    if (jumps())
         pipeline.add(jump_step(
             [this] { return activation_->activate(policy_.delay, run_->detached_jump); }));
     return pipeline;
@@ -177,7 +200,7 @@ Step Engine::jump_step(std::function<Status()> run) const {
                 writes.push_back(
                     "/run/activate/reboot (under --sysroot the jump is recorded "
                     "there instead)");
-            std::vector<PlanStep> plan = {{std::string(to_string(policy_.mode)) + " after " +
+            std::vector<PlanStep> plan = {{policy_.mode + " after " +
                                                std::to_string(policy_.delay.count()) + " ms" +
                                                (takeover ? " from a detached second stage" : ""),
                                            {},
@@ -190,7 +213,23 @@ Step Engine::jump_step(std::function<Status()> run) const {
 
 Result<FileLock> Engine::take_lock() const { return sysroot_.lock(policy_.lock_file); }
 
+Status Engine::stage(std::optional<Slot> target) {
+    StageRequest request;
+    // Prepared for this strategy only for a staged kernel (the slot update's prepare step).
+    if (handover() == Handover::staged_kernel) request.payload = std::move(run_->payload);
+    request.target = std::move(target);
+    if (staged_) request.mode = staged_->name;
+    return activation_->stage(request);
+}
+
 Error Engine::undo_staging(Error why) {
+    // In the reverse order of the steps: BootNext was set after the strategy staged.
+    if (run_ && run_->boot_next_set) {
+        if (Status cleared = boot_control_->clear_boot_next(); !cleared.ok())
+            log_.warning("clearing BootNext failed: " + cleared.error().message());
+        else
+            run_->boot_next_set = false;
+    }
     Status undone = activation_->unstage();
     if (!undone.ok()) log_.warning("undoing the staging failed: " + undone.error().message());
     return why;

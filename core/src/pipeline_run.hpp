@@ -22,7 +22,7 @@ struct Engine::RunState {
 
     // Produced by the steps.
     std::optional<FileLock> lock;
-    Payload payload;
+    Payload payload;  // prepared; moved into the StageRequest of a strategy that needs a kernel
     // Takeover.
     wire::TakeoverInit init;
     wire::AgentInit agent_init;
@@ -33,6 +33,7 @@ struct Engine::RunState {
     SlotPair slots;
     std::string record_file;
     ActivationRecord record;
+    bool boot_next_set = false;  // by the boot-next step: undo_staging() clears it
 };
 
 }  // namespace activate

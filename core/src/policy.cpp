@@ -17,11 +17,14 @@ const char* to_string(Protocol protocol) {
     return protocol == Protocol::stdio_protobuf ? "stdio-protobuf" : "none";
 }
 
-const char* to_string(ActivationMode mode) {
-    switch (mode) {
-        case ActivationMode::none: return "none";
-        case ActivationMode::reboot: return "reboot";
-        case ActivationMode::kexec: return "kexec";
+const char* to_string(Handover handover) {
+    switch (handover) {
+        case Handover::firmware_boot:
+            return "firmware_boot";
+        case Handover::staged_kernel:
+            return "staged_kernel";
+        case Handover::same_kernel:
+            return "same_kernel";
     }
     return "?";
 }
@@ -274,13 +277,12 @@ Result<Policy> parse_policy_unchecked(const YAML::Node& root, const std::string&
                                             "' (expected stdio-protobuf or none)");
 
     // No default: an unset mode was the reference system's ACTIVATION_INVALID, an error.
-    ACTIVATE_ASSIGN(std::string mode, top.string("activation_mode"));
-    if (mode == "none") policy.mode = ActivationMode::none;
-    else if (mode == "reboot") policy.mode = ActivationMode::reboot;
-    else if (mode == "kexec") policy.mode = ActivationMode::kexec;
-    else
+    // Any other name is checked against the modes the activation plugin declares, once the
+    // engine has loaded it.
+    ACTIVATE_ASSIGN(policy.mode, top.string("activation_mode"));
+    if (policy.mode.empty())
         return top.error_at("activation_mode",
-                            "unknown activation mode '" + mode + "' (expected none, reboot or kexec)");
+                            "is empty: set none or a mode the activation plugin declares");
 
     // A takeover answers on stdout before it jumps: the default gives the client time to read the
     // response and close the connection first. An update's jump follows its own log at once.

@@ -306,11 +306,14 @@ Result<SocketPlace> default_client_socket(const Sysroot& sysroot) {
     return SocketPlace{std::move(*dir), kDefaultSocketName, shown};
 }
 
-ActivationMode activation_mode_of(wire::ActivationMode mode) {
+std::string activation_mode_of(wire::ActivationMode mode) {
     switch (mode) {
-        case wire::ACTIVATION_REBOOT: return ActivationMode::reboot;
-        case wire::ACTIVATION_KEXEC: return ActivationMode::kexec;
-        default: return ActivationMode::none;
+        case wire::ACTIVATION_REBOOT:
+            return "reboot";
+        case wire::ACTIVATION_KEXEC:
+            return "kexec";
+        default:
+            return "none";
     }
 }
 
@@ -384,10 +387,9 @@ Status UpdateServer::serve(size_t max_requests) {
             reply(ServeCode::invalid_argument, "bundle_url is empty");
         } else if (std::find(modes_.begin(), modes_.end(), request.activation_mode()) ==
                    modes_.end()) {
-            reply(ServeCode::unavailable,
-                  std::string("no policy for activation mode ") +
-                      to_string(activation_mode_of(request.activation_mode())) +
-                      " was given to serve");
+            reply(ServeCode::unavailable, std::string("no policy for activation mode ") +
+                                              activation_mode_of(request.activation_mode()) +
+                                              " was given to serve");
         } else {
             std::lock_guard<std::mutex> lock(mu);
             if (running) {

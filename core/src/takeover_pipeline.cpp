@@ -157,13 +157,12 @@ Pipeline Engine::build_takeover_pipeline() {
                       run_->payload = std::move(payload).value();
                       return {};
                   }});
-    pipeline.add({"stage", policy_.activation.name,
-                  [this] { return activation_->plan_stage(boot_control_.get()); },
+    pipeline.add({"stage", policy_.activation.name, [this] { return activation_->plan_stage(); },
                   [this]() -> Status {
-                      Status staged =
-                          activation_->stage(&run_->payload, std::nullopt, boot_control_.get());
+                      const std::string what = run_->payload.description;
+                      Status staged = stage(std::nullopt);
                       if (!staged.ok()) return staged.error().with_context("staging the payload");
-                      log_.info("staged " + run_->payload.description);
+                      log_.info("staged " + what);
                       return {};
                   }});
     pipeline.add({"respond", "engine",
@@ -182,10 +181,10 @@ Pipeline Engine::build_takeover_pipeline() {
                               answered.error().with_context("the client did not get its key"));
                       return {};
                   }});
-    if (policy_.mode != ActivationMode::none)
+    if (jumps())
         pipeline.add(jump_step([this]() -> Status {
-            log_.info(std::string("jumping (") + to_string(policy_.mode) + ") in " +
-                      std::to_string(policy_.delay.count()) + " ms from a detached second stage");
+            log_.info("jumping (" + policy_.mode + ") in " + std::to_string(policy_.delay.count()) +
+                      " ms from a detached second stage");
             Status jumping = activation_->activate(policy_.delay, /*detached=*/true);
             if (!jumping.ok())
                 return undo_staging(jumping.error().with_context(
@@ -212,8 +211,7 @@ Status Engine::run_takeover(int in_fd, int out_fd) {
         Status written = respond(out_fd, failed);
         if (!written.ok()) log_.error(written.error().message());
     }
-    if (result.ok() && policy_.mode == ActivationMode::none)
-        log_.info("activation_mode none: staged, not jumping");
+    if (result.ok() && !jumps()) log_.info("activation_mode none: staged, not jumping");
     run_.reset();
     return result;
 }

@@ -19,7 +19,7 @@ std::string slot_name(char letter) { return std::string("slot ") + letter; }
 // "slot A is on trial since ... (activated from B by kexec)".
 std::string describe_trial(const Trial& t) {
     return slot_name(t.target) + " is on trial since " + format_rfc3339(t.jumped_at) +
-           " (activated from " + std::string(1, t.previous) + " by " + to_string(t.mode) + ")";
+           " (activated from " + std::string(1, t.previous) + " by " + t.mode + ")";
 }
 
 }  // namespace
@@ -131,13 +131,13 @@ Pipeline Engine::build_slot_update_pipeline() {
                                 " written and enabled");
                       return {};
                   }});
-    // Only an activation that stages a kernel gets one: efi reboots into the slot's UKI through
+    // Only a mode that stages a kernel gets one: a firmware boot starts the slot's UKI through
     // the firmware, and nothing reads the UKI here.
-    if (activation_->needs_kernel())
+    if (handover() == Handover::staged_kernel)
         pipeline.add({"prepare", p.payload.name,
                       [this] {
                           std::vector<PlanStep> plan = payload_->plan_prepare();
-                          if (policy_.mode == ActivationMode::kexec)
+                          if (jumps())
                               plan.push_back(
                                   {"add the hang protection to the kexec'd kernel's "
                                    "command line (watchdog and panic= parameters, "
@@ -150,27 +150,36 @@ Pipeline Engine::build_slot_update_pipeline() {
                           PayloadRequest request;
                           request.slot = run_->slots.target;
                           ACTIVATE_ASSIGN(run_->payload, payload_->prepare(request));
-                          // A kexec'd kernel gets the watchdog and panic= parameters on its
-                          // command line.
-                          if (policy_.mode == ActivationMode::kexec) {
+                          // A staged kernel that is jumped into gets the watchdog and panic=
+                          // parameters on its command line.
+                          if (jumps()) {
                               ACTIVATE_ASSIGN(run_->payload.cmdline,
                                               cmdline_with_hang_protection(run_->payload.cmdline,
                                                                            policy_.watchdog));
                           }
                           return {};
                       }});
-    pipeline.add({"stage", p.activation.name,
-                  [this] { return activation_->plan_stage(boot_control_.get()); },
-                  [this]() -> Status {
-                      return activation_->stage(&run_->payload, run_->slots.target,
-                                                boot_control_.get());
-                  }});
-    if (p.mode == ActivationMode::none) return pipeline;
+    pipeline.add({"stage", p.activation.name, [this] { return activation_->plan_stage(); },
+                  [this] { return stage(run_->slots.target); }});
+    // A firmware reboot starts the target because BootNext names its entry (UEFI 2.10 §3.1.2:
+    // tried once, then deleted). Set by the engine, not the strategy, so that every boot control
+    // serves every such strategy; also under activation_mode none, which leaves the target staged
+    // for the next reboot.
+    if (handover() == Handover::firmware_boot)
+        pipeline.add({"boot-next", p.boot_control->name,
+                      [this] { return boot_control_->plan_boot_next(); },
+                      [this]() -> Status {
+                          Status next = boot_control_->boot_next(run_->slots.target);
+                          if (!next.ok()) return undo_staging(std::move(next).error());
+                          run_->boot_next_set = true;
+                          return {};
+                      }});
+    if (!jumps()) return pipeline;
 
     // Firmware quirk: some boot managers ignore BootNext for an entry missing from BootOrder.
     // Listed after the running slot, the target is reachable that way but never the first choice
     // of a cold boot before it was assessed good.
-    if (p.mode == ActivationMode::reboot)
+    if (handover() == Handover::firmware_boot)
         pipeline.add({"boot-order", p.boot_control->name,
                       [this] { return boot_control_->plan_add_to_boot_order_after(); },
                       [this]() -> Status {
@@ -203,7 +212,8 @@ Pipeline Engine::build_slot_update_pipeline() {
              trial.state = TrialState::trying;
              trial.target = slots.target.letter;
              trial.previous = slots.running.letter;
-             trial.mode = policy_.mode;
+             trial.mode = staged_->name;
+             trial.handover = staged_->handover;
              if (auto version = payload_->slot_version(slots.target); !version.ok())
                  log_.warning("the version of slot " + std::string(1, slots.target.letter) +
                               " is unknown: " + version.error().message());
@@ -248,7 +258,7 @@ Pipeline Engine::build_slot_update_pipeline() {
              },
              [this]() -> Status {
                  Status armed =
-                     arm_watchdog_before_jump(sysroot_, policy_.watchdog, policy_.mode, log_);
+                     arm_watchdog_before_jump(sysroot_, policy_.watchdog, *handover(), log_);
                  if (!armed.ok()) {
                      end_unjumped_trial("arming the watchdog failed: " + armed.error().message());
                      return undo_staging(std::move(armed).error());
@@ -259,12 +269,11 @@ Pipeline Engine::build_slot_update_pipeline() {
     pipeline.add(jump_step([this]() -> Status {
         // The last line before the machine leaves this system: an operator reading the console
         // (and the switch-time benchmark) sees what happens next and when.
-        log_.info(std::string("activating slot ") + run_->slots.target.letter + " by " +
-                  to_string(policy_.mode) +
-                  (policy_.delay.count() > 0
-                       ? " in " + std::to_string(policy_.delay.count()) + " ms"
-                       : " now") +
-                  "; it is on trial until " + format_rfc3339(run_->record.trial->deadline_at));
+        log_.info(
+            std::string("activating slot ") + run_->slots.target.letter + " by " + policy_.mode +
+            (policy_.delay.count() > 0 ? " in " + std::to_string(policy_.delay.count()) + " ms"
+                                       : " now") +
+            "; it is on trial until " + format_rfc3339(run_->record.trial->deadline_at));
         Status activated = activation_->activate(policy_.delay, run_->detached_jump);
         if (!activated.ok()) {
             end_unjumped_trial("the jump failed: " + activated.error().message());
@@ -296,7 +305,7 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
     run_->request = request;
     run_->detached_jump = detached_jump;
     Status result = pipeline_.run(log_);
-    if (result.ok() && policy_.mode == ActivationMode::none)
+    if (result.ok() && !jumps())
         log_.info(payload_->uses_slots()
                       ? "activation_mode none: slot installed and staged, not jumping"
                       : "activation_mode none: staged, not jumping");
@@ -376,7 +385,7 @@ Result<std::string> Engine::status_json(int indent) const {
     doc["slots"] = std::move(per_slot);
     if (record.trial) {
         const Trial& t = *record.trial;
-        Json last = {{"mode", to_string(t.mode)},
+        Json last = {{"mode", t.mode},
                      {"from", std::string(1, t.previous)},
                      {"to", std::string(1, t.target)},
                      {"version", t.version},

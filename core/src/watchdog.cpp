@@ -148,9 +148,9 @@ std::string why_kexec_stops_watchdog(const Sysroot& sysroot) {
 }
 
 Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
-                                ActivationMode mode, const Log& log) {
+                                Handover handover, const Log& log) {
     if (!settings.armed()) return {};
-    if (mode == ActivationMode::kexec) {
+    if (handover == Handover::staged_kernel) {
         if (std::string why = why_kexec_stops_watchdog(sysroot); !why.empty()) log.warning(why);
     }
     ACTIVATE_ASSIGN(WatchdogArming armed, arm_watchdog(sysroot, settings.device, settings.timeout));

@@ -67,7 +67,8 @@ TEST_F(ActivationRecordTest, RoundTripKeepsEveryField) {
     t.state = TrialState::failed;
     t.target = 'B';
     t.previous = 'A';
-    t.mode = ActivationMode::reboot;
+    t.mode = "soft-reboot";
+    t.handover = Handover::same_kernel;
     t.version = "1.2";
     t.jumped_at = at_ms(1767225600250);
     t.deadline_at = at_ms(1767226200250);
@@ -89,6 +90,8 @@ TEST_F(ActivationRecordTest, RoundTripKeepsEveryField) {
     EXPECT_NE(text.find("\"format\": 1"), std::string::npos) << text;
     EXPECT_NE(text.find("\"jumped_at\": \"2026-01-01T00:00:00.250Z\""), std::string::npos) << text;
     EXPECT_NE(text.find("\"pending\": \"fallback\""), std::string::npos) << text;
+    EXPECT_NE(text.find("\"mode\": \"soft-reboot\""), std::string::npos) << text;
+    EXPECT_NE(text.find("\"handover\": \"same_kernel\""), std::string::npos) << text;
 
     auto back = ActivationRecord::read(sysroot_, kPath);
     ASSERT_TRUE(back.ok()) << back.error().message();
@@ -101,7 +104,8 @@ TEST_F(ActivationRecordTest, RoundTripKeepsEveryField) {
     EXPECT_EQ(r.state, TrialState::failed);
     EXPECT_EQ(r.target, 'B');
     EXPECT_EQ(r.previous, 'A');
-    EXPECT_EQ(r.mode, ActivationMode::reboot);
+    EXPECT_EQ(r.mode, "soft-reboot");
+    EXPECT_EQ(r.handover, Handover::same_kernel);
     EXPECT_EQ(r.version, "1.2");
     EXPECT_EQ(r.jumped_at, t.jumped_at);
     EXPECT_EQ(r.deadline_at, t.deadline_at);
@@ -148,7 +152,9 @@ TEST_F(ActivationRecordTest, MalformedRecordsAreErrorsNamingFileAndKey) {
          "trial.previous is the target slot itself"},
         {R"({"format":1,"trial":{"state":"trying","target":"B","previous":"A","mode":"usb",)"
          R"("jumped_at":"2026-01-01T00:00:00Z","deadline_at":"2026-01-01T00:00:00Z"}})",
-         "trial.mode \"usb\" is not a known value"},
+         "trial.handover is missing (needed for mode \"usb\")"},
+        {trial_head + R"(,"handover":"teleport"}})",
+         "trial.handover \"teleport\" is not a known value"},
         {R"({"format":1,"trial":{"state":"trying","target":"B","previous":"A","mode":"kexec"}})",
          "trial.jumped_at is missing"},
         {trial_head + R"(,"switch_time_ms":"fast"}})", "trial.switch_time_ms is not an integer"},
@@ -166,6 +172,23 @@ TEST_F(ActivationRecordTest, MalformedRecordsAreErrorsNamingFileAndKey) {
         EXPECT_NE(e.find(file + " is not an activation record (" + message), std::string::npos)
             << content << "\n=> " << e;
         EXPECT_NE(e.find("repair it or delete it"), std::string::npos) << e;
+    }
+}
+
+// Records written before the activation plugins declared their modes have no handover: their
+// two modes each had one.
+TEST_F(ActivationRecordTest, RecordsWithoutHandoverReadByTheirMode) {
+    for (const auto& [mode, handover] : {std::pair{"kexec", Handover::staged_kernel},
+                                         std::pair{"reboot", Handover::firmware_boot}}) {
+        test::write_file(dir_ / "esp/EFI/activate/activation.json",
+                         std::string(R"({"format":1,"trial":{"state":"trying","target":"B",)") +
+                             R"("previous":"A","mode":")" + mode +
+                             R"(","jumped_at":"2026-01-01T00:00:00.000Z",)" +
+                             R"("deadline_at":"2026-01-01T00:10:00.000Z"}})");
+        auto r = ActivationRecord::read(sysroot_, kPath);
+        ASSERT_TRUE(r.ok()) << r.error().message();
+        EXPECT_EQ(r->trial->mode, mode);
+        EXPECT_EQ(r->trial->handover, handover) << mode;
     }
 }
 

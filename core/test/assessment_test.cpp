@@ -121,7 +121,8 @@ TEST_F(AssessmentTest, UpdateRecordsTheTrialBeforeJumping) {
     EXPECT_EQ(t.state, TrialState::trying);
     EXPECT_EQ(t.target, 'B');
     EXPECT_EQ(t.previous, 'A');
-    EXPECT_EQ(t.mode, ActivationMode::kexec);
+    EXPECT_EQ(t.mode, "kexec");
+    EXPECT_EQ(t.handover, Handover::staged_kernel);
     EXPECT_EQ(t.version, "1.2");
     EXPECT_GE(t.jumped_at, before - 1ms);  // the file keeps milliseconds
     EXPECT_LE(t.jumped_at, after);
@@ -136,8 +137,9 @@ TEST_F(AssessmentTest, UpdateRecordsTheTrialBeforeJumping) {
 
 TEST_F(AssessmentTest, RebootTrialListsTheTargetAfterTheGoodSlotBeforeJumping) {
     update("reboot");
-    EXPECT_EQ(boot_log(), "begin B\nfinish B\norder B after A\n");
-    EXPECT_EQ(record().trial->mode, ActivationMode::reboot);
+    EXPECT_EQ(boot_log(), "begin B\nfinish B\nnext B\norder B after A\n");
+    EXPECT_EQ(record().trial->mode, "reboot");
+    EXPECT_EQ(record().trial->handover, Handover::firmware_boot);
 }
 
 TEST_F(AssessmentTest, ATrialThatCannotBeRecordedMeansNoJump) {

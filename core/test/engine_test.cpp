@@ -1,12 +1,13 @@
 // The engine with the fake plugin: combination checks, the dry-run plan, and both pipelines
 // end to end on a temporary sysroot.
-#include <activate/engine.hpp>
-#include <activate/machine.hpp>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/kexec.h>
 #include <sys/mman.h>
-#include <gtest/gtest.h>
 
+#include <activate/engine.hpp>
+#include <activate/machine.hpp>
+#include <activate_test/pipeline_steps.hpp>
 #include <sstream>
 #include <thread>
 
@@ -76,8 +77,9 @@ TEST_F(EngineTest, KexecWithAPayloadWithoutKernelIsRefused) {
 TEST_F(EngineTest, UnsupportedModeIsRefused) {
     std::string e = error_of("activation_mode: reboot\npayload: {plugin: fake}\n"
                              "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
-    EXPECT_NE(e.find("e.yaml:1:18: activation_mode: activation plugin 'fake' cannot perform "
-                     "activation mode 'reboot'"),
+    EXPECT_NE(e.find("e.yaml:1:18: activation_mode: activation plugin 'fake' declares no mode "
+                     "'reboot'; it declares kexec (staged_kernel) (or set none: stage, do not "
+                     "jump)"),
               std::string::npos)
         << e;
 }
@@ -372,6 +374,85 @@ TEST_F(EngineTest, UpdateWhoseJumpFailsUnstages) {
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
+// A firmware reboot: the engine sets BootNext through the boot control as a step of its own,
+// after the strategy staged and before the target is listed in the boot order; the plan says so.
+TEST_F(EngineTest, RebootUpdateSetsBootNextAsAPlannedStep) {
+    std::string yaml = with_activation_settings(kUpdate, "supports_reboot: true");
+    yaml.replace(yaml.find("activation_mode: kexec"), 22, "activation_mode: reboot");
+    auto engine = make(yaml);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    std::ostringstream plan;
+    (*engine)->print_plan(plan);
+    // A firmware boot prepares no payload: the stage step follows finish-install.
+    EXPECT_NE(plan.str().find("  5. finish-install [fake]\n       - note finish\n"
+                              "         writes: /boot-log\n"
+                              "  6. stage [fake]\n       - stage with fake kexec\n"
+                              "  7. boot-next [fake]\n       - note next\n"
+                              "         writes: /boot-log\n"
+                              "  8. boot-order [fake]\n"),
+              std::string::npos)
+        << plan.str();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\nfinish B\nnext B\norder B after A\n");
+}
+
+// A step after boot-next fails: BootNext is cleared again, so that no later reboot starts the
+// target, and the staged image is unloaded.
+TEST_F(EngineTest, RebootUpdateWhoseJumpFailsClearsBootNext) {
+    std::string yaml =
+        with_activation_settings(kUpdate, "supports_reboot: true, fail_activate: true");
+    yaml.replace(yaml.find("activation_mode: kexec"), 22, "activation_mode: reboot");
+    auto engine = make(yaml);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message().find("fake jump failed"), std::string::npos);
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"),
+              "begin B\nfinish B\nnext B\norder B after A\nclear\n");
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+// A boot-next that fails undoes the staging, clears no BootNext it did not set, and never jumps.
+TEST_F(EngineTest, AFailedBootNextUnstagesAndDoesNotJump) {
+    std::string yaml = with_activation_settings(kUpdate, "supports_reboot: true");
+    yaml.replace(yaml.find("activation_mode: kexec"), 22, "activation_mode: reboot");
+    yaml.replace(yaml.find("boot_control: {plugin: fake}"), 28,
+                 "boot_control: {plugin: fake, settings: {fail_in: boot_next}}");
+    auto engine = make(yaml);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message().find("fake boot_next failed"), std::string::npos)
+        << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\nfinish B\n");
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+}
+
+// StageRequest: a mode that stages no kernel gets no payload (not an empty one), whether the
+// pipeline prepared one (plain staging) or not (slot update); the fake refuses anything else.
+TEST_F(EngineTest, AStrategyThatNeedsNoKernelIsGivenNoPayload) {
+    auto staging = make(with_activation_settings(
+        "activation_mode: kexec\npayload: {plugin: fake}\nactivation: {plugin: fake}\n",
+        "needs_kernel: false"));
+    ASSERT_TRUE(staging.ok()) << staging.error().message();
+    Status s = (*staging)->run_update({"", false, false, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "reboot\n");
+
+    auto update = make(with_activation_settings(kUpdate, "needs_kernel: false"));
+    ASSERT_TRUE(update.ok()) << update.error().message();
+    std::ostringstream plan;
+    (*update)->print_plan(plan);
+    EXPECT_EQ(plan.str().find("prepare ["), std::string::npos) << plan.str();
+    s = (*update)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "reboot\nreboot\n");
+}
+
 TEST_F(EngineTest, PayloadThatWritesWithoutBeforeWritingIsRefused) {
     auto engine = make(with_payload_settings("skip_before_writing: true"));
     ASSERT_TRUE(engine.ok()) << engine.error().message();
@@ -412,6 +493,125 @@ TEST_F(EngineTest, MarkGoodUsesTheRunningSlot) {
     ASSERT_TRUE(engine.ok());
     ASSERT_TRUE((*engine)->mark_good().ok());
     EXPECT_EQ(test::read_file(dir_ / "boot-log"), "good A\n");
+}
+
+// ----- a mode the engine does not know: declared by its plugin -----
+
+// An activation in the manner of systemd's soft-reboot: a new userspace on the same kernel,
+// neither a staged kernel nor the firmware. Everything about it is this plugin's; the engine
+// knows only its handover. It refuses a payload (it must get none) and records its jump in the
+// sysroot's /soft-reboot.
+class SoftRebootActivation : public ActivationStrategy {
+  public:
+    explicit SoftRebootActivation(const Sysroot* sysroot) : sysroot_(sysroot) {}
+    std::vector<ActivationModeInfo> modes() const override {
+        return {{"soft-reboot", Handover::same_kernel}};
+    }
+    Status stage(StageRequest& request) override {
+        if (request.payload) return Error(ErrorKind::internal, "soft-reboot was given a payload");
+        if (!request.target || request.mode != "soft-reboot")
+            return Error(ErrorKind::internal, "soft-reboot: no target or another mode");
+        target_ = request.target->letter;
+        return {};
+    }
+    Status unstage() override {
+        target_ = 0;
+        return {};
+    }
+    Status activate(std::chrono::milliseconds, bool) override {
+        if (!target_) return Error(ErrorKind::internal, "soft-reboot: nothing staged");
+        return sysroot_->write_file_atomic("/soft-reboot", std::string("into slot ") + target_);
+    }
+    std::vector<PlanStep> plan_stage() const override { return {{"remember the slot", {}, {}}}; }
+    std::vector<PlanStep> plan_activate() const override {
+        return {{"soft-reboot into the slot", {}, {"/soft-reboot"}}};
+    }
+
+  private:
+    const Sysroot* sysroot_;
+    char target_ = 0;
+};
+
+Result<std::unique_ptr<ActivationStrategy>> create_soft_reboot(const PluginContext& context,
+                                                               Settings& settings) {
+    ACTIVATE_TRY(settings.finish());
+    return std::unique_ptr<ActivationStrategy>(
+        std::make_unique<SoftRebootActivation>(context.sysroot));
+}
+
+}  // namespace
+}  // namespace activate
+
+ACTIVATE_DEFINE_PLUGIN(softreboot, "softreboot", "0", nullptr, activate::create_soft_reboot,
+                       nullptr, nullptr)
+
+namespace activate {
+namespace {
+
+const std::string kSoftRebootUpdate = R"(activation_mode: soft-reboot
+payload:
+  plugin: fake
+  settings: {uses_slots: true}
+activation: {plugin: softreboot}
+boot_control: {plugin: fake}
+)";
+
+// A slot update by a mode no core code names: the plan is the run, step for step; no payload is
+// prepared (the strategy refuses one), no BootNext set, no boot order touched; the trial records
+// the plugin's mode and its handover.
+TEST_F(EngineTest, ADeclaredModeRunsASlotUpdateWithoutCoreSupport) {
+    PluginRegistry registry({activate_builtin_softreboot}, {FAKE_PLUGIN_DIR});
+    Result<YAML::Node> root = load_policy_yaml_text(kSoftRebootUpdate, "e.yaml");
+    ASSERT_TRUE(root.ok());
+    Result<Policy> policy = parse_policy(*root, "e.yaml");
+    ASSERT_TRUE(policy.ok()) << policy.error().message();
+    logger_.set_threshold(LogLevel::debug);
+    auto engine = Engine::create(std::move(policy).value(), registry, sysroot_, logger_);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    std::ostringstream plan;
+    (*engine)->print_plan(plan);
+    const std::vector<std::string> planned = test_support::planned_steps(plan.str());
+    EXPECT_EQ(planned, (std::vector<std::string>{"lock [engine]", "find-slots [fake]",
+                                                 "check-trial [engine]", "install [fake]",
+                                                 "finish-install [fake]", "stage [softreboot]",
+                                                 "record-trial [engine]", "jump [softreboot]"}))
+        << plan.str();
+    EXPECT_NE(plan.str().find("activation_mode: soft-reboot (same_kernel)\n"), std::string::npos)
+        << plan.str();
+
+    ::testing::internal::CaptureStderr();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(test_support::executed_steps(log), planned) << log;
+    EXPECT_EQ(test::read_file(dir_ / "soft-reboot"), "into slot B");
+    EXPECT_EQ(test::read_file(dir_ / "boot-log"), "begin B\nfinish B\n");  // no next, no order
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
+    auto record = ActivationRecord::read(sysroot_, "/esp/EFI/activate/activation.json");
+    ASSERT_TRUE(record.ok()) << record.error().message();
+    ASSERT_TRUE(record->trial.has_value());
+    EXPECT_EQ(record->trial->mode, "soft-reboot");
+    EXPECT_EQ(record->trial->handover, Handover::same_kernel);
+}
+
+// A mode the plugin does not declare is refused when the engine is made, before any step: the
+// error names the file, the key, the value and the declared modes.
+TEST_F(EngineTest, UndeclaredModeIsRefusedBeforeAnythingRuns) {
+    PluginRegistry registry({activate_builtin_softreboot}, {FAKE_PLUGIN_DIR});
+    std::string yaml = kSoftRebootUpdate;
+    yaml.replace(0, std::string("activation_mode: soft-reboot").size(), "activation_mode: kexec");
+    Result<YAML::Node> root = load_policy_yaml_text(yaml, "e.yaml");
+    ASSERT_TRUE(root.ok());
+    Result<Policy> policy = parse_policy(*root, "e.yaml");
+    ASSERT_TRUE(policy.ok()) << policy.error().message();
+    auto engine = Engine::create(std::move(policy).value(), registry, sysroot_, logger_);
+    ASSERT_FALSE(engine.ok());
+    EXPECT_EQ(engine.error().kind(), ErrorKind::policy);
+    EXPECT_EQ(engine.error().message(),
+              "e.yaml:1:18: activation_mode: activation plugin 'softreboot' declares no mode "
+              "'kexec'; it declares soft-reboot (same_kernel) (or set none: stage, do not jump)");
+    EXPECT_TRUE(std::filesystem::is_empty(dir_.path()));
 }
 
 }  // namespace

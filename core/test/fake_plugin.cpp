@@ -106,31 +106,48 @@ class FakeActivation : public ActivationStrategy {
 public:
     const Machine* machine = nullptr;
     bool fail_stage = false, fail_activate = false, staged = false, reboot = false;
-    bool supports(ActivationMode mode) const override {
-        return mode == ActivationMode::kexec || (reboot && mode == ActivationMode::reboot);
+    // Its "kexec" mode without a kernel (same_kernel) stages nothing and jumps by reboot, as does
+    // its "reboot" mode; a payload is expected exactly for a staged kernel.
+    bool kernel = true;
+    bool kernel_staged = false;
+    std::vector<ActivationModeInfo> modes() const override {
+        std::vector<ActivationModeInfo> declared = {
+            {"kexec", kernel ? Handover::staged_kernel : Handover::same_kernel}};
+        if (reboot) declared.push_back({"reboot", Handover::firmware_boot});
+        return declared;
     }
-    bool needs_kernel() const override { return true; }
-    Status stage(Payload* payload, const std::optional<Slot>&, BootControl*) override {
+    Status stage(StageRequest& request) override {
         if (fail_stage) return Error(ErrorKind::activation, "fake staging failed");
-        if (int err = machine->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
-                                               payload->cmdline, 0))
-            return errno_error(ErrorKind::activation, "fake kexec", err);
+        const bool wants_kernel = kernel && request.mode == "kexec";
+        if (request.payload.has_value() != wants_kernel)
+            return Error(ErrorKind::internal, "fake: mode " + request.mode +
+                                                  (request.payload ? " with" : " without") +
+                                                  " a payload");
+        if (request.payload) {
+            const Payload* payload = &*request.payload;
+            if (int err = machine->kexec_file_load(payload->kernel.get(), payload->initramfs.get(),
+                                                   payload->cmdline, 0))
+                return errno_error(ErrorKind::activation, "fake kexec", err);
+        }
+        kernel_staged = request.payload.has_value();
         staged = true;
         return {};
     }
     Status unstage() override {
-        if (int err = machine->kexec_unload())
-            return errno_error(ErrorKind::activation, "fake unload", err);
-        staged = false;
+        if (kernel_staged)
+            if (int err = machine->kexec_unload())
+                return errno_error(ErrorKind::activation, "fake unload", err);
+        staged = kernel_staged = false;
         return {};
     }
     Status activate(std::chrono::milliseconds delay, bool detached) override {
         if (!staged) return Error(ErrorKind::activation, "not staged");
         if (fail_activate) return Error(ErrorKind::activation, "fake jump failed");
-        if (detached) return machine->jump_detached(JumpAction::kexec, delay);
-        return machine->jump(JumpAction::kexec);
+        const JumpAction action = kernel_staged ? JumpAction::kexec : JumpAction::reboot;
+        if (detached) return machine->jump_detached(action, delay);
+        return machine->jump(action);
     }
-    std::vector<PlanStep> plan_stage(const BootControl*) const override {
+    std::vector<PlanStep> plan_stage() const override {
         return {{"stage with fake kexec", {}, {}}};
     }
     std::vector<PlanStep> plan_activate() const override { return {{"fake kexec", {}, {}}}; }
@@ -151,17 +168,18 @@ public:
 // Notes every call in /boot-log. Entry names: "Boot000A" and "Boot000B", unless the sysroot has
 // /fake-no-entry-<letter>; BootCurrent: the content of /fake-boot-current, if any. `hang_in`
 // names a call that first notes "hanging in <call>" in /fake-hanging and then sleeps a minute,
-// for tests that kill the process there.
+// for tests that kill the process there; `fail_in` names a call that fails without a note.
 class FakeBoot : public BootControl {
 public:
     const Sysroot* sysroot = nullptr;
-    std::string hang_in;
+    std::string hang_in, fail_in;
     Status note(const std::string& what) {
         std::string log;
         if (auto r = sysroot->read_file("/boot-log"); r.ok()) log = *r;
         return sysroot->write_file_atomic("/boot-log", log + what + "\n");
     }
     Status call(const std::string& name, const std::string& what) {
+        if (name == fail_in) return Error(ErrorKind::activation, "fake " + name + " failed");
         if (name == hang_in) {
             ACTIVATE_TRY(sysroot->write_file_atomic("/fake-hanging", "hanging in " + name + "\n"));
             std::this_thread::sleep_for(std::chrono::seconds(60));
@@ -238,6 +256,7 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
     ACTIVATE_ASSIGN(a->fail_activate, s.boolean_or("fail_activate", false));
     // Lets the engine's checks of a reboot policy be reached (they come after the mode check).
     ACTIVATE_ASSIGN(a->reboot, s.boolean_or("supports_reboot", false));
+    ACTIVATE_ASSIGN(a->kernel, s.boolean_or("needs_kernel", true));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<ActivationStrategy>(std::move(a));
 }
@@ -253,6 +272,7 @@ Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c, Setting
     auto b = std::make_unique<FakeBoot>();
     b->sysroot = c.sysroot;
     ACTIVATE_ASSIGN(b->hang_in, s.string_or("hang_in", ""));
+    ACTIVATE_ASSIGN(b->fail_in, s.string_or("fail_in", ""));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<BootControl>(std::move(b));
 }

@@ -180,7 +180,7 @@ TEST_F(WatchdogDevice, ArmingBeforeAKexecWarnsWhenTheKernelWouldStopIt) {
     WatchdogSettings settings{"/dev/watchdog", seconds(30), seconds(0)};
 
     ::testing::internal::CaptureStderr();
-    Status s = arm_watchdog_before_jump(sysroot_, settings, ActivationMode::kexec, log);
+    Status s = arm_watchdog_before_jump(sysroot_, settings, Handover::staged_kernel, log);
     std::string err = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_NE(err.find("warning: the running kernel has watchdog.stop_on_reboot=-1"),
@@ -192,14 +192,14 @@ TEST_F(WatchdogDevice, ArmingBeforeAKexecWarnsWhenTheKernelWouldStopIt) {
 
     // A firmware reboot resets the device anyway; the kexec warning does not apply.
     ::testing::internal::CaptureStderr();
-    s = arm_watchdog_before_jump(sysroot_, settings, ActivationMode::reboot, log);
+    s = arm_watchdog_before_jump(sysroot_, settings, Handover::firmware_boot, log);
     err = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_EQ(err.find("stop_on_reboot"), std::string::npos) << err;
     EXPECT_EQ(record(), "arm /dev/watchdog 30\narm /dev/watchdog 30\n");
 
     // Nothing configured: nothing armed, nothing recorded.
-    s = arm_watchdog_before_jump(sysroot_, WatchdogSettings{}, ActivationMode::kexec, log);
+    s = arm_watchdog_before_jump(sysroot_, WatchdogSettings{}, Handover::staged_kernel, log);
     ASSERT_TRUE(s.ok());
     EXPECT_EQ(record(), "arm /dev/watchdog 30\narm /dev/watchdog 30\n");
 }

@@ -237,35 +237,30 @@ class ExecBootControl : public activate::BootControl {
     BootProgram program_;
 };
 
-// The activation role (mode reboot): the program makes the target the next boot, the engine
-// reboots. The reboot itself is the engine's machine's (PluginContext::machine), not the
-// program's: under --sysroot it is recorded, never done.
+// The activation role (mode reboot): the engine makes the target the next boot through the boot
+// control (the program's set-next), this strategy reboots. The reboot itself is the engine's
+// machine's (PluginContext::machine), not the program's: under --sysroot it is recorded, never
+// done.
 class ExecActivation : public activate::ActivationStrategy {
   public:
-    ExecActivation(const activate::Sysroot* sysroot, const activate::Machine* machine,
-                   BootProgram program)
-        : sysroot_(sysroot), machine_(machine), program_(std::move(program)) {}
+    ExecActivation(const activate::Sysroot* sysroot, const activate::Machine* machine)
+        : sysroot_(sysroot), machine_(machine) {}
 
-    bool supports(activate::ActivationMode mode) const override {
-        return mode == activate::ActivationMode::reboot;
+    std::vector<activate::ActivationModeInfo> modes() const override {
+        return {{"reboot", activate::Handover::firmware_boot}};
     }
-    bool needs_kernel() const override { return false; }
-    Status stage(activate::Payload*, const std::optional<Slot>& target,
-                 activate::BootControl*) override {
-        if (!target)
+    Status stage(activate::StageRequest& request) override {
+        if (!request.target)
             return Error(ErrorKind::policy,
                          "activation \"exec\" reboots into an A/B slot and needs a slot target "
                          "(a payload source with slots)");
         // A staged kexec image would take the reboot instead of the bootloader.
         if (Result<bool> unloaded = machine_->prevent_reboot_hijack(); !unloaded.ok())
             return unloaded.error().with_context("exec: before a reboot");
-        ACTIVATE_TRY(program_.run_verb({"set-next", slot_name(*target)}));
         staged_ = true;
         return {};
     }
     Status unstage() override {
-        if (!staged_) return {};
-        ACTIVATE_TRY(program_.run_verb({"clear-next"}));
         staged_ = false;
         return {};
     }
@@ -277,10 +272,8 @@ class ExecActivation : public activate::ActivationStrategy {
         if (delay.count() > 0) ::usleep(static_cast<useconds_t>(delay.count()) * 1000);
         return machine_->jump(activate::JumpAction::reboot);
     }
-    std::vector<activate::PlanStep> plan_stage(const activate::BootControl*) const override {
-        return {
-            {"unload any staged kexec image", {}, {"kexec_file_load(KEXEC_FILE_UNLOAD)"}},
-            {"run " + program_.program() + " set-next <target slot>", {program_.program()}, {}}};
+    std::vector<activate::PlanStep> plan_stage() const override {
+        return {{"unload any staged kexec image", {}, {"kexec_file_load(KEXEC_FILE_UNLOAD)"}}};
     }
     std::vector<activate::PlanStep> plan_activate() const override {
         return {{"sync, reboot", {}, {"sync(2)", "reboot(2)"}}};
@@ -289,17 +282,18 @@ class ExecActivation : public activate::ActivationStrategy {
   private:
     const activate::Sysroot* sysroot_;
     const activate::Machine* machine_;
-    BootProgram program_;
     bool staged_ = false;
 };
 
 Result<std::unique_ptr<activate::ActivationStrategy>> create_activation(
     const activate::PluginContext& context, activate::Settings& settings) {
+    // The program is checked as the boot control's is, though only the boot control runs it:
+    // the two sections of a policy name the same program.
     ACTIVATE_ASSIGN(BootProgram program, program_from(context, settings, "exec"));
     if (!context.machine)
         return Error(ErrorKind::internal, "activation \"exec\" was given no machine to act on");
     return std::unique_ptr<activate::ActivationStrategy>(
-        std::make_unique<ExecActivation>(context.sysroot, context.machine, std::move(program)));
+        std::make_unique<ExecActivation>(context.sysroot, context.machine));
 }
 
 Result<std::unique_ptr<activate::BootControl>> create_boot_control(

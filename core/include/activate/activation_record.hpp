@@ -49,7 +49,8 @@ struct Trial {
     TrialState state = TrialState::trying;
     char target = 0;
     char previous = 0;
-    ActivationMode mode = ActivationMode::kexec;  // kexec or reboot
+    std::string mode = "kexec";  // the activation mode's name, as the policy and plugin say it
+    Handover handover = Handover::staged_kernel;  // how that mode reached the target
     std::string version;                          // the target's bundle version, if known
     WallTime jumped_at{};
     WallTime deadline_at{};

@@ -79,8 +79,22 @@ private:
     // The jump step, the last of every configuration that jumps.
     Step jump_step(std::function<Status()> run) const;
     Result<FileLock> take_lock() const;
-    // After stage() succeeded and a later step failed: unloads what was staged, so that nothing
-    // starts it at some later reboot, and returns `why` (a failed unload is only logged).
+    // The stage step of every configuration: the strategy gets the prepared payload only for a
+    // staged_kernel mode (any other gets none, not an empty one), `target` for updates, and the
+    // name of the mode staged for.
+    Status stage(std::optional<Slot> target);
+    // Finds the policy's activation_mode among the modes the strategy declares (or, for none,
+    // takes its first), before anything runs.
+    Status resolve_mode();
+    // How the staged mode reaches the target (nullopt: none, and the strategy declares no mode).
+    std::optional<Handover> handover() const {
+        return staged_ ? std::optional<Handover>(staged_->handover) : std::nullopt;
+    }
+    // Whether the policy jumps (activation_mode is not none).
+    bool jumps() const { return policy_.mode != "none"; }
+    // After stage() succeeded and a later step failed: clears the BootNext the boot-next step set
+    // and unloads what was staged, so that nothing starts it at some later reboot, and returns
+    // `why` (a failed undo is only logged).
     Error undo_staging(Error why);
     // After the trial was recorded and the jump did not happen: the trial ends failed, the
     // target's state unknown (a failed write is only logged).
@@ -111,6 +125,10 @@ private:
     std::unique_ptr<ActivationStrategy> activation_;
     std::unique_ptr<BootControl> boot_control_;
     std::vector<std::unique_ptr<Capture>> captures_;
+    // The mode the stage step prepares for: the policy's, or under activation_mode none the
+    // strategy's first, so that a staged-only update leaves what the jump would start (the kexec
+    // image, BootNext). Resolved by create().
+    std::optional<ActivationModeInfo> staged_;
     Pipeline pipeline_;  // built once by create(); its steps act on run_
     std::unique_ptr<RunState> run_;
 };

@@ -63,6 +63,9 @@ namespace activate {
 // 6: PayloadSource::slot_install_figures (what the last install fetched and reused).
 // 7: the machine actions (kexec, the jumps) move from Sysroot to Machine (machine.hpp), given to
 // plugins as PluginContext::machine.
+// 8: ActivationStrategy::stage(StageRequest&) (no BootControl: the engine sets the next boot),
+// plan_stage() without arguments, and modes() (ActivationModeInfo, Handover) instead of the core
+// enum ActivationMode, supports() and needs_kernel().
 inline constexpr uint32_t kPluginAbiVersion = ACTIVATE_PLUGIN_ABI;
 
 // Passed to every plugin factory; outlives the plugin instance. Files, paths and locks go through
@@ -218,8 +221,7 @@ public:
     // JSON object describing the slot's entry, BootOrder and BootNext, for `activate status`.
     virtual Result<std::string> status_json(const SlotPair& slots) const = 0;
     // The plans of the calls an update makes: begin_install(), finish_install(), boot_next()
-    // (made by an activation strategy's stage(), which includes it in its own plan) and
-    // add_to_boot_order_after().
+    // (the engine's boot-next step, for a firmware reboot) and add_to_boot_order_after().
     virtual std::vector<PlanStep> plan_begin_install() const = 0;
     virtual std::vector<PlanStep> plan_finish_install() const = 0;
     virtual std::vector<PlanStep> plan_boot_next() const = 0;
@@ -228,25 +230,57 @@ public:
 
 // ----- activation strategies -----
 
-enum class ActivationMode { none, reboot, kexec };
-const char* to_string(ActivationMode mode);
+// What the ENGINE must know to drive an activation mode; everything else about the mode is the
+// strategy's. A new way to start the target (systemd soft-reboot, a boot loader's environment)
+// is a plugin declaring a mode with one of these, not a core change.
+enum class Handover {
+    // The next boot goes through the firmware and its boot loader: the engine sets the next boot
+    // through the boot control (boot-next step), lists the target in the boot order, and the
+    // assessment compares BootCurrent with the target's entry.
+    firmware_boot,
+    // The running kernel hands over to a staged kernel (kexec): the engine prepares a payload
+    // with a kernel for stage() and adds the hang protection (watchdog, panic=) to its command
+    // line; BootCurrent stays the entry of the last firmware boot.
+    staged_kernel,
+    // Neither a new kernel nor the firmware (e.g. systemd soft-reboot): no payload, no next boot.
+    same_kernel,
+};
+// "firmware_boot", "staged_kernel", "same_kernel": the names activation.json records.
+const char* to_string(Handover handover);
+
+// An activation mode a strategy performs, as a policy's activation_mode names it.
+struct ActivationModeInfo {
+    std::string name;  // "kexec", "reboot", "soft-reboot"; never "none" (the engine's own)
+    Handover handover;
+};
+
+// What the engine asks a strategy to stage.
+struct StageRequest {
+    // The payload to stage: set for a staged_kernel mode, absent (not an empty one) for any
+    // other. stage() may take its descriptors.
+    std::optional<Payload> payload;
+    // The slot being activated: set for slot updates, absent for takeover and plain staging.
+    std::optional<Slot> target;
+    // The declared mode staged for (under activation_mode none: the strategy's first).
+    std::string mode;
+};
 
 class ActivationStrategy {
 public:
     virtual ~ActivationStrategy() = default;
-    virtual bool supports(ActivationMode mode) const = 0;
-    // Whether stage() needs a payload with a kernel.
-    virtual bool needs_kernel() const = 0;
-    // Makes the payload (or slot) the next thing to run, without jumping. `target` is set for
-    // slot updates; `boot` is the policy's boot control, if any.
-    virtual Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) = 0;
-    // Undoes stage() (unload the kexec image, clear BootNext) after a later step failed.
+    // The modes this strategy performs (none: a policy can only say activation_mode none); the
+    // first is what none stages for. A policy's activation_mode must name one of them, or none.
+    virtual std::vector<ActivationModeInfo> modes() const = 0;
+    // Makes the payload (or slot) the next thing to run, without jumping. The next boot is not
+    // the strategy's: for a firmware_boot mode the engine sets it through the boot control.
+    virtual Status stage(StageRequest& request) = 0;
+    // Undoes stage() (unload the kexec image) after a later step failed. BootNext is not the
+    // strategy's: the engine sets it (boot-next step) and clears it.
     virtual Status unstage() = 0;
     // The jump: detached after `delay` (takeover) or in-process (updates); see Machine::jump.
     virtual Status activate(std::chrono::milliseconds delay, bool detached) = 0;
-    // The plans of stage() (`boot`: the policy's boot control, whose plan_boot_next() a stage()
-    // that sets the next boot includes) and of activate() (the engine states the delay).
-    virtual std::vector<PlanStep> plan_stage(const BootControl* boot) const = 0;
+    // The plans of stage() and of activate() (the engine states the delay).
+    virtual std::vector<PlanStep> plan_stage() const = 0;
     virtual std::vector<PlanStep> plan_activate() const = 0;
 };
 

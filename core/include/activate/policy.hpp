@@ -48,7 +48,9 @@ inline constexpr std::chrono::milliseconds kDefaultInputTimeout{60000};
 struct Policy {
     std::string file;
     Protocol protocol = Protocol::none;
-    ActivationMode mode = ActivationMode::none;
+    // The activation mode by name: "none" (the engine's own: stage, do not jump) or one the
+    // activation plugin declares (ActivationStrategy::modes(), checked by the engine).
+    std::string mode = "none";
     std::chrono::milliseconds delay{0};
     // stdio-protobuf: the whole TakeoverInit must have arrived (stdin closed) within this.
     std::chrono::milliseconds input_timeout = kDefaultInputTimeout;

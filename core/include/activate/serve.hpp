@@ -79,9 +79,9 @@ Result<std::optional<InheritedSocket>> socket_from_systemd(const Log& log);
 // (which could run the update itself anyway).
 bool may_request_updates(uid_t peer_uid);
 
-// The engine's mode for a request's; ACTIVATION_INVALID and unknown values, which the server
-// refuses before it gets here, read as none.
-ActivationMode activation_mode_of(wire::ActivationMode mode);
+// The policy's activation_mode name for a request's mode; ACTIVATION_INVALID and unknown values,
+// which the server refuses before it gets here, read as none.
+std::string activation_mode_of(wire::ActivationMode mode);
 
 // Runs one update; returns its Status. Called on the server's worker thread. The error's kind
 // decides the reply: busy -> busy, rejected -> rejected, usage (a request the policy cannot

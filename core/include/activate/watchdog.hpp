@@ -68,10 +68,11 @@ Result<WatchdogRelease> release_watchdog(const Sysroot& sysroot, const std::stri
 std::string why_kexec_stops_watchdog(const Sysroot& sysroot);
 
 // Right before the jump (update_pipeline.cpp): arms the policy's watchdog, if any, and logs what
-// protects the jump; for kexec it warns when the running kernel would stop the watchdog on the way.
+// protects the jump; for a staged kernel (kexec) it warns when the running kernel would stop the
+// watchdog on the way.
 // Failing to arm is an error: the policy asked for a jump with hang protection.
 Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
-                                ActivationMode mode, const Log& log);
+                                Handover handover, const Log& log);
 
 // After the jump itself failed (the machine is still on the running slot): releases what
 // arm_watchdog_before_jump() armed, so that the good system is not reset a few seconds later.

@@ -47,12 +47,12 @@ class ServedPolicies {
     }
 
     // A fresh copy of the policy a request for `wanted` runs with.
-    Result<PolicySource> for_mode(ActivationMode wanted) const {
+    Result<PolicySource> for_mode(const std::string& wanted) const {
         const Entry* chosen = find(wanted);
         // The server answers `unavailable` before calling us for modes without a policy.
         if (!chosen)
-            return Error(ErrorKind::internal, std::string("no policy for activation mode ") +
-                                                  to_string(wanted) + " was given to serve");
+            return Error(ErrorKind::internal,
+                         "no policy for activation mode " + wanted + " was given to serve");
         PolicySource source{YAML::Clone(chosen->second.root), chosen->second.name};
         if (chosen->first != wanted)
             ACTIVATE_TRY(apply_policy_override(source.root, "activation_mode=none"));
@@ -60,16 +60,15 @@ class ServedPolicies {
     }
 
   private:
-    using Entry = std::pair<ActivationMode, PolicySource>;
+    using Entry = std::pair<std::string, PolicySource>;
 
     // The policy of mode `wanted` (the last, if several); for none, failing that, the first,
     // whose mode for_mode overrides to none. Null: none fits.
-    const Entry* find(ActivationMode wanted) const {
+    const Entry* find(const std::string& wanted) const {
         const Entry* chosen = nullptr;
         for (const Entry& entry : policies_)
             if (entry.first == wanted) chosen = &entry;
-        if (!chosen && wanted == ActivationMode::none && !policies_.empty())
-            chosen = &policies_.front();
+        if (!chosen && wanted == "none" && !policies_.empty()) chosen = &policies_.front();
         return chosen;
     }
 
@@ -86,9 +85,9 @@ Status serve(const CommonOptions& o, const CliDefaults& defaults,
     const std::vector<wire::ActivationMode> modes = policies.modes();
     Log log(&logger, "serve");
     UpdateRunner run_one = [&](const wire::UpdateNodeRequest& request) -> Status {
-        const ActivationMode wanted = activation_mode_of(request.activation_mode());
+        const std::string wanted = activation_mode_of(request.activation_mode());
         ACTIVATE_ASSIGN(PolicySource source, policies.for_mode(wanted));
-        log.info("update requested: " + request.bundle_url() + " (" + to_string(wanted) + ")");
+        log.info("update requested: " + request.bundle_url() + " (" + wanted + ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
                         build_engine(source, o, defaults, sysroot, logger));
         InstallRequest install{request.bundle_url(), false, false, {}};

@@ -17,7 +17,8 @@ Result<std::unique_ptr<BootControl>> create_boot_control(const PluginContext& co
 
 Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContext& context,
                                                               Settings& settings) {
-    // Everything it needs comes from the boot control passed to stage(); no settings.
+    // No settings: the engine sets BootNext through the policy's boot control, the ESP to unmount
+    // comes with the target slot.
     ACTIVATE_TRY(settings.finish());
     if (!context.machine)
         return Error(ErrorKind::internal, "activation \"efi\" was given no machine to act on");

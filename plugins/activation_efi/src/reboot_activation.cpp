@@ -1,39 +1,34 @@
-// The "efi" activation strategy (mode reboot): BootNext + firmware reboot.
+// The "efi" activation strategy (mode reboot): a firmware reboot into the slot the engine named
+// in BootNext.
 #include <activation_efi/reboot_activation.hpp>
 #include <thread>
 
 namespace activate::efi {
 
-Status RebootActivation::stage(Payload* /*payload*/, const std::optional<Slot>& target,
-                               BootControl* boot) {
+Status RebootActivation::stage(StageRequest& request) {
+    staged_ = false;
+    const std::optional<Slot>& target = request.target;
     if (!target)
         return Error(ErrorKind::policy,
                      "activation \"efi\" reboots into an A/B slot and needs a slot target; use a "
                      "payload source with slots (payload: uki) or activation \"kexec\"");
-    if (!boot)
-        return Error(
-            ErrorKind::policy,
-            "activation \"efi\" needs a boot control to set BootNext; add \"boot_control: efi\" "
-            "to the policy");
     // A staged kexec image would take the reboot instead of the firmware
-    // (Machine::reboot_would_be_hijacked).
+    // (Machine::reboot_would_be_hijacked). BootNext is the engine's (its boot-next step).
     if (Result<bool> unloaded = machine_.prevent_reboot_hijack(); !unloaded.ok())
         return unloaded.error().with_context("before a firmware reboot");
-    ACTIVATE_TRY(boot->boot_next(*target));
-    boot_ = boot;
+    staged_ = true;
     esp_mount_ = target->esp_mount;
     return {};
 }
 
+// The unloaded image stays unloaded: it would have hijacked a reboot into the running slot too.
 Status RebootActivation::unstage() {
-    if (!boot_) return {};
-    ACTIVATE_TRY(boot_->clear_boot_next());
-    boot_ = nullptr;
+    staged_ = false;
     return {};
 }
 
 Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached) {
-    if (!boot_)
+    if (!staged_)
         return Error(ErrorKind::internal, "activation \"efi\": activate() called before stage()");
     // Under a sysroot this flushes nothing: nothing outside the root may be touched.
     sysroot_.sync_file_systems();
@@ -49,15 +44,10 @@ Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached
     return machine_.jump(JumpAction::reboot);
 }
 
-std::vector<PlanStep> RebootActivation::plan_stage(const BootControl* boot) const {
-    std::vector<PlanStep> plan = {
-        {"unload any staged kexec image, so that reboot(2) goes through the firmware",
-         {},
-         {"kexec_file_load(KEXEC_FILE_UNLOAD)"}}};
-    if (boot) {
-        for (PlanStep& s : boot->plan_boot_next()) plan.push_back(std::move(s));
-    }
-    return plan;
+std::vector<PlanStep> RebootActivation::plan_stage() const {
+    return {{"unload any staged kexec image, so that reboot(2) goes through the firmware",
+             {},
+             {"kexec_file_load(KEXEC_FILE_UNLOAD)"}}};
 }
 
 std::vector<PlanStep> RebootActivation::plan_activate() const {

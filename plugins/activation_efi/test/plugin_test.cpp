@@ -39,7 +39,8 @@ TEST_F(PluginTest, FactoriesAcceptDefaultsWithoutTouchingTheSystem) {
     auto empty = settings("");
     auto activation = d_->create_activation(context_, empty);
     ASSERT_TRUE(activation.ok()) << activation.error().message();
-    EXPECT_TRUE((*activation)->supports(ActivationMode::reboot));
+    ASSERT_EQ((*activation)->modes().size(), 1u);
+    EXPECT_EQ((*activation)->modes()[0].name, "reboot");
     EXPECT_FALSE(std::filesystem::exists(sysroot_.root()));
 }
 

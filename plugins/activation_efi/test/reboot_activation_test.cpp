@@ -1,5 +1,5 @@
-// The "efi" activation in a temp sysroot: stage() unloads kexec and sets BootNext, unstage()
-// clears it, activate() records a reboot instead of rebooting.
+// The "efi" activation in a temp sysroot: stage() unloads kexec and leaves BootNext to the engine
+// (its boot-next step), activate() records a reboot instead of rebooting.
 #include <linux/kexec.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,19 +29,24 @@ class RebootActivationTest : public EfiVarsTest {
         const auto p = root_ / "run/activate/reboot";
         return std::filesystem::exists(p) ? read_whole_file(p.string()) : "";
     }
+    Status stage(std::optional<Slot> target) {
+        StageRequest request;
+        request.target = std::move(target);
+        return activation_->stage(request);
+    }
     std::unique_ptr<EfiBootControl> control_;
     std::unique_ptr<RecordingMachine> machine_;
     std::unique_ptr<RebootActivation> activation_;
 };
 
-TEST_F(RebootActivationTest, SupportsRebootOnly) {
-    EXPECT_TRUE(activation_->supports(ActivationMode::reboot));
-    EXPECT_FALSE(activation_->supports(ActivationMode::kexec));
-    EXPECT_FALSE(activation_->supports(ActivationMode::none));
-    EXPECT_FALSE(activation_->needs_kernel());
+TEST_F(RebootActivationTest, DeclaresRebootByFirmwareOnly) {
+    const std::vector<ActivationModeInfo> modes = activation_->modes();
+    ASSERT_EQ(modes.size(), 1u);
+    EXPECT_EQ(modes[0].name, "reboot");
+    EXPECT_EQ(modes[0].handover, Handover::firmware_boot);
 }
 
-TEST_F(RebootActivationTest, StageUnloadsKexecAndSetsBootNext) {
+TEST_F(RebootActivationTest, StageUnloadsKexecAndLeavesBootNextToTheEngine) {
     // Something staged a kexec image earlier; a reboot would jump into it.
     UniqueFd kernel(memfd_create("kernel", MFD_CLOEXEC));
     ASSERT_TRUE(kernel.valid());
@@ -50,30 +55,31 @@ TEST_F(RebootActivationTest, StageUnloadsKexecAndSetsBootNext) {
               0);
     ASSERT_TRUE(*machine_->kexec_loaded());
 
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
     EXPECT_FALSE(*machine_->kexec_loaded());
-    EXPECT_EQ(read_var_file("BootNext"), std::string("\x07\0\0\0\x08\0", 6));
+    EXPECT_FALSE(var_exists("BootNext"));
     EXPECT_EQ(reboot_record(), "");  // staging does not jump
 
     ASSERT_TRUE(activation_->unstage().ok());
-    EXPECT_FALSE(var_exists("BootNext"));
+    EXPECT_FALSE(*machine_->kexec_loaded());  // the unloaded image stays unloaded
 }
 
 TEST_F(RebootActivationTest, StageWithNothingLoadedIsFine) {
     ASSERT_FALSE(*machine_->kexec_loaded());
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
-    EXPECT_TRUE(var_exists("BootNext"));
+    ASSERT_TRUE(stage(slot('B')).ok());
+    EXPECT_FALSE(*machine_->kexec_loaded());
 }
 
 TEST_F(RebootActivationTest, ActivateRecordsAReboot) {
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
+    ASSERT_TRUE(control_->boot_next(slot('B')).ok());  // the engine's boot-next step
     ASSERT_TRUE(activation_->activate(std::chrono::milliseconds(10), false).ok());
     EXPECT_EQ(reboot_record(), "reboot\n");
     EXPECT_TRUE(var_exists("BootNext"));  // the firmware consumes it, not us
 }
 
 TEST_F(RebootActivationTest, DetachedActivationReturnsAndRebootsLater) {
-    ASSERT_TRUE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
+    ASSERT_TRUE(stage(slot('B')).ok());
     ASSERT_TRUE(activation_->activate(std::chrono::milliseconds(50), true).ok());
     // The second stage records the jump in the sysroot after its delay.
     for (int i = 0; i < 200 && reboot_record().empty(); ++i)
@@ -82,26 +88,21 @@ TEST_F(RebootActivationTest, DetachedActivationReturnsAndRebootsLater) {
 }
 
 TEST_F(RebootActivationTest, MisuseIsReported) {
-    auto no_target = activation_->stage(nullptr, std::nullopt, control_.get());
+    auto no_target = stage(std::nullopt);
     ASSERT_FALSE(no_target.ok());
     EXPECT_EQ(no_target.error().kind(), ErrorKind::policy);
-    auto no_boot = activation_->stage(nullptr, slot('B'), nullptr);
-    ASSERT_FALSE(no_boot.ok());
-    EXPECT_EQ(no_boot.error().kind(), ErrorKind::policy);
-    EXPECT_NE(no_boot.error().message().find("add \"boot_control: efi\" to the policy"),
-              std::string::npos);
-    EXPECT_FALSE(var_exists("BootNext"));
 
     EXPECT_FALSE(activation_->activate(std::chrono::milliseconds(0), false).ok());
     EXPECT_EQ(reboot_record(), "");
     EXPECT_TRUE(activation_->unstage().ok());  // nothing staged, nothing to undo
 }
 
-TEST_F(RebootActivationTest, StageFailsWhenTheEntryIsDisabled) {
-    ASSERT_TRUE(control_->begin_install(slot('B')).ok());
-    EXPECT_FALSE(activation_->stage(nullptr, slot('B'), control_.get()).ok());
-    EXPECT_FALSE(var_exists("BootNext"));
+// Undone, the stage allows no jump any more.
+TEST_F(RebootActivationTest, NoJumpAfterUnstage) {
+    ASSERT_TRUE(stage(slot('B')).ok());
+    ASSERT_TRUE(activation_->unstage().ok());
     EXPECT_FALSE(activation_->activate(std::chrono::milliseconds(0), false).ok());
+    EXPECT_EQ(reboot_record(), "");
 }
 
 }  // namespace

@@ -46,10 +46,10 @@ Result<std::string> KexecActivation::staged_cmdline(const std::string& cmdline) 
     return out;
 }
 
-Status KexecActivation::stage(Payload* payload, const std::optional<Slot>& /*target*/,
-                              BootControl* /*boot*/) {
+Status KexecActivation::stage(StageRequest& request) {
     staged_ = false;
-    if (payload == nullptr || !payload->kernel.valid())
+    const std::optional<Payload>& payload = request.payload;
+    if (!payload || !payload->kernel.valid())
         return Error(ErrorKind::policy,
                      "the kexec activation needs a payload with a kernel; use a payload source "
                      "that provides one (embedded or uki)");
@@ -102,7 +102,7 @@ Status KexecActivation::activate(std::chrono::milliseconds delay, bool detached)
     return machine_.jump(JumpAction::kexec);
 }
 
-std::vector<PlanStep> KexecActivation::plan_stage(const BootControl* /*boot*/) const {
+std::vector<PlanStep> KexecActivation::plan_stage() const {
     return {
         {"load the payload's kernel, initramfs and command line (plus acpi_rsdp= from the EFI "
          "system table) with kexec_file_load",

@@ -62,6 +62,11 @@ class KexecActivationTest : public ::testing::Test {
         return root_.path() / "run/activate/kexec" / name;
     }
     fs::path jumps() const { return root_.path() / "run/activate/reboot"; }
+    Status stage(Payload p) {
+        StageRequest request;
+        request.payload = std::move(p);
+        return kexec_.stage(request);
+    }
 
     TempDir root_;
     Sysroot sysroot_;
@@ -72,7 +77,7 @@ class KexecActivationTest : public ::testing::Test {
 
 TEST_F(KexecActivationTest, StagesTheExactBytes) {
     Payload p = payload();
-    Status s = kexec_.stage(&p, std::nullopt, nullptr);
+    Status s = stage(std::move(p));
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_EQ(read_file(recorded("kernel")), kKernel);
     EXPECT_EQ(read_file(recorded("initramfs")), kInitramfs);
@@ -84,7 +89,7 @@ TEST_F(KexecActivationTest, StagesTheExactBytes) {
 TEST_F(KexecActivationTest, WithoutInitramfsNothingIsRecordedForIt) {
     write_file(recorded("initramfs"), "stale");
     Payload p = payload(false);
-    ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
+    ASSERT_TRUE(stage(std::move(p)).ok());
     EXPECT_EQ(read_file(recorded("kernel")), kKernel);
     EXPECT_FALSE(fs::exists(recorded("initramfs")));
 }
@@ -93,7 +98,7 @@ TEST_F(KexecActivationTest, AppendsAcpiRsdpPreferringAcpi20) {
     write_file(root_.path() / "sys/firmware/efi/systab",
                "SMBIOS=0xf0000\nACPI=0x7fb7e000\nACPI20=0x7fb7e014\nSMBIOS3=0x7f9d5000\n");
     Payload p = payload(true, "quiet init=/init console=ttyS0,115200");
-    ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
+    ASSERT_TRUE(stage(std::move(p)).ok());
     EXPECT_EQ(read_file(recorded("cmdline")),
               "quiet init=/init console=ttyS0,115200 acpi_rsdp=0x7fb7e014");
 }
@@ -101,7 +106,7 @@ TEST_F(KexecActivationTest, AppendsAcpiRsdpPreferringAcpi20) {
 TEST_F(KexecActivationTest, AcpiRsdpGoesBeforeInitArguments) {
     write_file(root_.path() / "sys/firmware/efi/systab", "ACPI=0xe0000\n");
     Payload p = payload(true, "quiet -- single");
-    ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
+    ASSERT_TRUE(stage(std::move(p)).ok());
     EXPECT_EQ(read_file(recorded("cmdline")), "quiet acpi_rsdp=0xe0000 -- single");
 }
 
@@ -277,7 +282,7 @@ TEST_F(KexecActivationTest, ActivateAfterAFailedStageIsRefused) {
     // A directory where the kernel record goes makes the recording kexec_file_load fail.
     fs::create_directories(recorded("kernel"));
     Payload p = payload();
-    Status staged = kexec_.stage(&p, std::nullopt, nullptr);
+    Status staged = stage(std::move(p));
     ASSERT_FALSE(staged.ok());
     EXPECT_THAT(staged.error().message(),
                 HasSubstr("staging test payload: kexec_file_load failed"));
@@ -287,15 +292,18 @@ TEST_F(KexecActivationTest, ActivateAfterAFailedStageIsRefused) {
 
 TEST_F(KexecActivationTest, StageWithoutKernelIsAPolicyError) {
     Payload p;
-    Status s = kexec_.stage(&p, std::nullopt, nullptr);
+    Status s = stage(std::move(p));
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().kind(), ErrorKind::policy);
-    EXPECT_FALSE(kexec_.stage(nullptr, std::nullopt, nullptr).ok());
+    StageRequest none;  // no payload at all
+    Status without = kexec_.stage(none);
+    ASSERT_FALSE(without.ok());
+    EXPECT_EQ(without.error().kind(), ErrorKind::policy);
 }
 
 TEST_F(KexecActivationTest, ActivateInProcessJumps) {
     Payload p = payload();
-    ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
+    ASSERT_TRUE(stage(std::move(p)).ok());
     Status s = kexec_.activate(std::chrono::milliseconds(0), false);
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_EQ(read_file(jumps()), "kexec\n");
@@ -303,7 +311,7 @@ TEST_F(KexecActivationTest, ActivateInProcessJumps) {
 
 TEST_F(KexecActivationTest, ActivateDetachedJumpsLater) {
     Payload p = payload();
-    ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
+    ASSERT_TRUE(stage(std::move(p)).ok());
     ASSERT_TRUE(kexec_.activate(std::chrono::milliseconds(50), true).ok());
     for (int i = 0; i < 500 && read_file(jumps()).empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -312,7 +320,7 @@ TEST_F(KexecActivationTest, ActivateDetachedJumpsLater) {
 
 TEST_F(KexecActivationTest, ActivateRefusesWhenTheImageWasUnloadedBehindItsBack) {
     Payload p = payload();
-    ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
+    ASSERT_TRUE(stage(std::move(p)).ok());
     ASSERT_EQ(machine_.kexec_unload(), 0);
     Status s = kexec_.activate(std::chrono::milliseconds(0), false);
     ASSERT_FALSE(s.ok());
@@ -322,7 +330,7 @@ TEST_F(KexecActivationTest, ActivateRefusesWhenTheImageWasUnloadedBehindItsBack)
 
 TEST_F(KexecActivationTest, UnstageUnloadsAndForbidsTheJump) {
     Payload p = payload();
-    ASSERT_TRUE(kexec_.stage(&p, std::nullopt, nullptr).ok());
+    ASSERT_TRUE(stage(std::move(p)).ok());
     ASSERT_TRUE(kexec_.unstage().ok());
     EXPECT_FALSE(fs::exists(recorded("kernel")));
     EXPECT_FALSE(fs::exists(recorded("cmdline")));
@@ -332,7 +340,7 @@ TEST_F(KexecActivationTest, UnstageUnloadsAndForbidsTheJump) {
 }
 
 TEST_F(KexecActivationTest, PlanNamesTheFilesItReads) {
-    const auto stage = kexec_.plan_stage(nullptr);
+    const auto stage = kexec_.plan_stage();
     ASSERT_EQ(stage.size(), 1u);
     EXPECT_EQ(stage[0].reads[0], "/sys/firmware/efi/systab");
     const auto jump = kexec_.plan_activate();
@@ -364,10 +372,10 @@ TEST(KexecPlugin, DescriptorAndStrictSettings) {
     PluginContext context{&sysroot, &logger, &machine};
     auto activation = d->create_activation(context, empty);
     ASSERT_TRUE(activation.ok()) << activation.error().message();
-    EXPECT_TRUE((*activation)->supports(ActivationMode::kexec));
-    EXPECT_FALSE((*activation)->supports(ActivationMode::reboot));
-    EXPECT_FALSE((*activation)->supports(ActivationMode::none));
-    EXPECT_TRUE((*activation)->needs_kernel());
+    const std::vector<ActivationModeInfo> modes = (*activation)->modes();
+    ASSERT_EQ(modes.size(), 1u);
+    EXPECT_EQ(modes[0].name, "kexec");
+    EXPECT_EQ(modes[0].handover, Handover::staged_kernel);
 
     Settings unknown(YAML::Load("delay: 5"), "policy.yaml", "activation.settings");
     auto refused = d->create_activation(context, unknown);

@@ -41,7 +41,9 @@ class AgentE2E : public ::testing::Test {
         ASSERT_TRUE(payload.ok()) << payload.error().message();
         const RecordingMachine machine(sysroot_);
         kexec::KexecActivation activation(sysroot_, machine, Log(&logger_, "kexec"));
-        Status staged = activation.stage(&*payload, std::nullopt, nullptr);
+        StageRequest request;
+        request.payload = std::move(payload).value();
+        Status staged = activation.stage(request);
         ASSERT_TRUE(staged.ok()) << staged.error().message();
         const auto dir = root_.path() / "run/activate/kexec";
         *out = Staged{dir / "kernel", dir / "initramfs", read_file(dir / "cmdline")};

@@ -73,7 +73,7 @@ TEST_P(PipelinePlanCli, TheRunExecutesExactlyThePlannedSteps) {
     bool boot_next = false;
     for (const auto& e : fs::directory_iterator(root() / "sys/firmware/efi/efivars"))
         boot_next |= e.path().filename().string().rfind("BootNext-", 0) == 0;
-    EXPECT_EQ(boot_next, has_step(planned, "stage [efi]")) << dry.out;
+    EXPECT_EQ(boot_next, has_step(planned, "boot-next [efi]")) << dry.out;
     EXPECT_EQ(std::string(GetParam().sets).find("watchdog") != std::string::npos,
               has_step(planned, "arm-watchdog [engine]"))
         << dry.out;

@@ -67,7 +67,7 @@ int run(int argc, char** argv) {
         if (int err = machine->kexec_file_load(kernel->get(), initramfs->get(), *cmdline, 0))
             return fail(errno_error(ErrorKind::activation, "kexec_file_load", err).message());
         std::printf("WATCHDOG-GUEST staged with cmdline: %s\n", cmdline->c_str());
-        Status armed = arm_watchdog_before_jump(root, settings, ActivationMode::kexec, log);
+        Status armed = arm_watchdog_before_jump(root, settings, Handover::staged_kernel, log);
         if (!armed.ok()) return fail(armed.error().message());
         std::printf("WATCHDOG-GUEST armed, jumping\n");
         std::fflush(stdout);

@@ -19,12 +19,13 @@ class KexecActivation : public ActivationStrategy {
     KexecActivation(const Sysroot& sysroot, const Machine& machine, Log log)
         : sysroot_(sysroot), machine_(machine), log_(std::move(log)) {}
 
-    bool supports(ActivationMode mode) const override { return mode == ActivationMode::kexec; }
-    bool needs_kernel() const override { return true; }
-    Status stage(Payload* payload, const std::optional<Slot>& target, BootControl* boot) override;
+    std::vector<ActivationModeInfo> modes() const override {
+        return {{"kexec", Handover::staged_kernel}};
+    }
+    Status stage(StageRequest& request) override;
     Status unstage() override;
     Status activate(std::chrono::milliseconds delay, bool detached) override;
-    std::vector<PlanStep> plan_stage(const BootControl* boot) const override;
+    std::vector<PlanStep> plan_stage() const override;
     std::vector<PlanStep> plan_activate() const override;
 
   private:
