@@ -510,30 +510,20 @@ int measure_throttled(const Fixture& f, const Options& opt, uint64_t offset) {
     const std::string why = set_up_throttled_slot(f, slot, dev);
     if (!why.empty()) return measure_throttled_file_slot(f, opt, offset, why);
     const std::string& device = slot.device;
-    if (!slot.v1_limits.empty()) {
-        std::printf("device-bound slot: %s (%s) over the disk image, writes limited by %s\n",
-                    slot.loop.c_str(), device.c_str(), slot.v1_limits.c_str());
-        for (uint64_t limit_mib : {200, 600, 1024}) {
-            if (!write_value(slot.v1_limits, device + " " + std::to_string(limit_mib << 20)))
-                return 1;
-            char label[64];
-            std::snprintf(label, sizeof label, "blkio write_bps %4llu MiB/s",
-                          static_cast<unsigned long long>(limit_mib));
-            if (!measure_pair(f, opt, offset, "/dev/slot-disk", slot.loop, label)) return 1;
-        }
-        return 0;
-    }
-    std::printf("device-bound slot: %s (%s) over the disk image, writes limited by %s/io.max\n",
-                slot.loop.c_str(), device.c_str(), slot.cgroup.c_str());
-    // Each measured child moves itself into the throttled cgroup first: only its writes to the
-    // loop device are limited, never the machine's own disk.
-    auto enter = [&] { return write_value(slot.cgroup + "/cgroup.procs", "0"); };
+    const bool v1 = !slot.v1_limits.empty();
+    const std::string limits = v1 ? slot.v1_limits : slot.cgroup + "/io.max";
+    std::printf("device-bound slot: %s (%s) over the disk image, writes limited by %s\n",
+                slot.loop.c_str(), device.c_str(), limits.c_str());
+    // cgroup v2: each measured child moves itself into the throttled cgroup first, so that only
+    // its writes to the loop device are limited, never the machine's own disk. (v1: the limit on
+    // the root binds the loop device's writes whoever makes them.)
+    std::function<bool()> enter;
+    if (!v1) enter = [&] { return write_value(slot.cgroup + "/cgroup.procs", "0"); };
     for (uint64_t limit_mib : {200, 600, 1024}) {
-        if (!write_value(slot.cgroup + "/io.max",
-                         device + " wbps=" + std::to_string(limit_mib << 20)))
-            return 1;
+        const std::string bps = std::to_string(limit_mib << 20);
+        if (!write_value(limits, device + (v1 ? " " : " wbps=") + bps)) return 1;
         char label[64];
-        std::snprintf(label, sizeof label, "io.max wbps %4llu MiB/s",
+        std::snprintf(label, sizeof label, "%s %4llu MiB/s", v1 ? "blkio write_bps" : "io.max wbps",
                       static_cast<unsigned long long>(limit_mib));
         if (!measure_pair(f, opt, offset, "/dev/slot-disk", slot.loop, label, enter)) return 1;
     }
