@@ -312,7 +312,7 @@ struct ThrottledSlot {
 
 // Attaches the disk image to a loop device and makes its node in the sysroot; returns why not,
 // or "".
-std::string attach_loop(const Fixture& f, ThrottledSlot& slot, dev_t& loop_dev) {
+std::string attach_loop(const Fixture& f, ThrottledSlot& slot) {
     // losetup prints the device it attached.
     FILE* p = ::popen(("losetup --find --show " + f.disk()).c_str(), "r");
     char buf[256] = {};
@@ -322,7 +322,7 @@ std::string attach_loop(const Fixture& f, ThrottledSlot& slot, dev_t& loop_dev) 
     struct stat st {};
     if (slot.loop.empty() || ::stat(slot.loop.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
         return "losetup --find --show " + f.disk() + " gave no loop device";
-    loop_dev = st.st_rdev;
+    const dev_t loop_dev = st.st_rdev;
     slot.device = std::to_string(major(loop_dev)) + ":" + std::to_string(minor(loop_dev));
     ::mkdir((f.root + "/dev").c_str(), 0755);
     slot.node = f.root + "/dev/slot-disk";
@@ -338,28 +338,28 @@ std::string attach_loop(const Fixture& f, ThrottledSlot& slot, dev_t& loop_dev) 
 // device, whoever submits it. That includes the flusher threads' buffered writeback, which a
 // limit on a child group of v1 would miss (v1 does not attribute writeback to cgroups). Only
 // the bench writes to its own loop device, so the machine's disk is never limited.
-std::string set_up_v1_throttled_slot(const Fixture& f, ThrottledSlot& slot, dev_t& loop_dev,
+std::string set_up_v1_throttled_slot(const Fixture& f, ThrottledSlot& slot,
                                      const std::string& why_not_v2) {
     const std::string mount = cgroup_mount("cgroup", "blkio");
     const std::string limits = mount + "/blkio.throttle.write_bps_device";
     if (mount.empty() || ::access(limits.c_str(), W_OK) != 0)
         return why_not_v2 + "; and no cgroup v1 blkio hierarchy with " +
                "blkio.throttle.write_bps_device is mounted";
-    const std::string why = attach_loop(f, slot, loop_dev);
+    const std::string why = attach_loop(f, slot);
     if (!why.empty()) return why;
     slot.v1_limits = limits;
     return "";
 }
 
 // Returns why the throttled runs cannot happen here, or "" once `slot` is set up.
-std::string set_up_throttled_slot(const Fixture& f, ThrottledSlot& slot, dev_t& loop_dev) {
+std::string set_up_throttled_slot(const Fixture& f, ThrottledSlot& slot) {
     if (::geteuid() != 0) return "not root (a loop device and a cgroup are needed)";
     const std::string mount = cgroup_mount("cgroup2");
     if (mount.empty())
-        return set_up_v1_throttled_slot(f, slot, loop_dev, "no cgroup v2 hierarchy is mounted");
+        return set_up_v1_throttled_slot(f, slot, "no cgroup v2 hierarchy is mounted");
     const std::string controllers = read_line(mount + "/cgroup.controllers");
     if (!has_word(controllers, "io")) {
-        return set_up_v1_throttled_slot(f, slot, loop_dev,
+        return set_up_v1_throttled_slot(f, slot,
                                         "the cgroup v2 hierarchy at " + mount +
                                             " offers no io controller (cgroup.controllers: \"" +
                                             controllers + "\")");
@@ -374,7 +374,7 @@ std::string set_up_throttled_slot(const Fixture& f, ThrottledSlot& slot, dev_t& 
         slot.cgroup.clear();
         return "cannot create a cgroup under " + mount;
     }
-    return attach_loop(f, slot, loop_dev);
+    return attach_loop(f, slot);
 }
 
 // ----- device-bound file slot: qemu-storage-daemon's throttle filter, exported through FUSE -----
@@ -506,8 +506,7 @@ int measure_throttled_file_slot(const Fixture& f, const Options& opt, uint64_t o
 
 int measure_throttled(const Fixture& f, const Options& opt, uint64_t offset) {
     ThrottledSlot slot;
-    dev_t dev = 0;
-    const std::string why = set_up_throttled_slot(f, slot, dev);
+    const std::string why = set_up_throttled_slot(f, slot);
     if (!why.empty()) return measure_throttled_file_slot(f, opt, offset, why);
     const std::string& device = slot.device;
     const bool v1 = !slot.v1_limits.empty();
