@@ -35,7 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <payload_uki/uki_payload_source.hpp>
+#include <payload_uki/uki_slot_store.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -131,7 +131,7 @@ std::optional<double> install(const Fixture& f, const std::string& policy,
     Logger logger(LogLevel::error);  // the baseline's allow_unsigned warning is expected
     PluginContext context{&sysroot, &logger};
     Settings settings(YAML::Load(policy), "bench-policy.yaml", "payload.settings");
-    auto source = uki::create_uki_payload_source(context, settings);
+    auto source = uki::create_uki_slot_store(context, settings);
     if (!source.ok()) {
         std::fprintf(stderr, "uki source: %s\n", source.error().message().c_str());
         return std::nullopt;
@@ -562,7 +562,7 @@ int main(int argc, char** argv) {
         Logger logger(LogLevel::error);
         PluginContext context{&sysroot, &logger};
         Settings settings(YAML::Load(signed_policy()), "bench-policy.yaml", "payload.settings");
-        auto source = uki::create_uki_payload_source(context, settings);
+        auto source = uki::create_uki_slot_store(context, settings);
         auto slots = source.ok() ? (*source)->slots() : Result<SlotPair>(source.error());
         if (!slots.ok()) {
             std::fprintf(stderr, "slots: %s\n", slots.error().message().c_str());

@@ -21,7 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <payload_uki/uki_payload_source.hpp>
+#include <payload_uki/uki_slot_store.hpp>
 #include <string>
 #include <vector>
 
@@ -50,7 +50,7 @@ std::optional<double> install(const Fixture& f, bool delta, const std::string& u
     const std::string policy = std::string("{disk: ") + (delta ? "/delta.img" : "/full.img") +
                                ", compatible: bench-board, trusted_keys: /keys}";
     Settings settings(YAML::Load(policy), "bench-policy.yaml", "payload.settings");
-    auto source = uki::create_uki_payload_source(context, settings);
+    auto source = uki::create_uki_slot_store(context, settings);
     if (!source.ok()) return std::nullopt;
     auto slots = (*source)->slots();
     if (!slots.ok()) return std::nullopt;

@@ -27,7 +27,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <payload_uki/uki_payload_source.hpp>
+#include <payload_uki/uki_slot_store.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -83,7 +83,7 @@ std::optional<double> install(const Fixture& f, const std::string& bundle) {
     Logger logger(LogLevel::error);
     PluginContext context{&sysroot, &logger};
     Settings settings(YAML::Load(kPolicy), "bench-policy.yaml", "payload.settings");
-    auto source = uki::create_uki_payload_source(context, settings);
+    auto source = uki::create_uki_slot_store(context, settings);
     if (!source.ok()) return std::nullopt;
     auto slots = (*source)->slots();
     if (!slots.ok()) return std::nullopt;

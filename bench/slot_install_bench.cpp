@@ -3,7 +3,7 @@
 //  1. the uki plugin's install() of a bundle (stored zip: small UKI + a large system image) into
 //     slot B vs `dd bs=4M conv=fsync` of the same image to the same offset. Goal: >= 0.9x dd's
 //     throughput, peak RSS <= 64 MiB.
-//  2. the uki plugin's prepare() (UKI .linux/.initrd into sealed memfds) vs one read/write copy
+//  2. the uki plugin's load_kernel() (UKI .linux/.initrd into sealed memfds) vs one read/write copy
 //     of the same byte count into a memfd. Goal: time ratio <= 1.2.
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -19,7 +19,7 @@
 #include <bench_support.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <payload_uki/uki_payload_source.hpp>
+#include <payload_uki/uki_slot_store.hpp>
 #include <string>
 #include <vector>
 
@@ -90,12 +90,12 @@ struct Fixture {
     std::string bundle() const { return root + "/bundle.zip"; }
 };
 
-Result<std::unique_ptr<PayloadSource>> make_source(const Sysroot& sysroot, const Logger& logger) {
+Result<std::unique_ptr<SlotStore>> make_source(const Sysroot& sysroot, const Logger& logger) {
     PluginContext context{&sysroot, &logger};
     // The bundle is unsigned: signature checks are bundle_verify_bench's subject.
     Settings settings(YAML::Load("{disk: /disk.img, allow_unsigned: true}"), "bench-policy.yaml",
                       "payload.settings");
-    return uki::create_uki_payload_source(context, settings);
+    return uki::create_uki_slot_store(context, settings);
 }
 
 bool make_uki(const std::string& out,
@@ -124,7 +124,7 @@ bool make_bundle(const Fixture& f, const std::string& uki) {
     return finished.ok();
 }
 
-// The measured install: the real plugin, through its PayloadSource interface.
+// The measured install: the real plugin, through its SlotStore interface.
 std::optional<double> install(const Fixture& f) {
     Sysroot sysroot(f.root);
     Logger logger(LogLevel::warning);
@@ -224,13 +224,11 @@ std::optional<double> extract(const Fixture& f, uint64_t expect_kernel, uint64_t
     if (!source.ok()) return std::nullopt;
     auto slots = (*source)->slots();
     if (!slots.ok()) return std::nullopt;
-    PayloadRequest request;
-    request.slot = slots->running;  // slot A: its UKI is the large one
     const double t0 = now_seconds();
-    auto payload = (*source)->prepare(request);
+    auto payload = (*source)->load_kernel(slots->running);  // slot A: its UKI is the large one
     const double t1 = now_seconds();
     if (!payload.ok()) {
-        std::fprintf(stderr, "prepare: %s\n", payload.error().message().c_str());
+        std::fprintf(stderr, "load_kernel: %s\n", payload.error().message().c_str());
         return std::nullopt;
     }
     struct stat k {
@@ -283,7 +281,7 @@ int bench_extract(const Fixture& f, const Options& opt) {
     std::printf("  baseline  one read/write copy into a memfd: %8.2f ms  %7.0f MiB/s\n", bt * 1e3,
                 bytes / kMiB / bt);
     std::printf(
-        "  candidate uki prepare() (sealed memfds):    %8.2f ms  %7.0f MiB/s  peak RSS %s\n",
+        "  candidate uki load_kernel() (sealed memfds):%8.2f ms  %7.0f MiB/s  peak RSS %s\n",
         ct * 1e3, bytes / kMiB / ct, mib(max_of(cand_rss)).c_str());
     std::printf("  time ratio prepare/copy: %.3f (goal <= 1.2): %s\n", ratio,
                 ratio <= 1.2 ? "MET" : "NOT MET");

@@ -51,7 +51,7 @@ root=$work/root
 mkdir -p "$root"
 cat >"$work/policy.yaml" <<'POLICY'
 activation_mode: none
-payload: {plugin: fake, settings: {uses_slots: true}}
+payload: {plugin: fake_slots}
 activation: {plugin: noop}
 boot_control: {plugin: fake}
 POLICY

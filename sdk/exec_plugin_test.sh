@@ -50,7 +50,7 @@ mkdir -p "$root/usr/lib/activate"
 cp "$src/examples/exec-plugin/test/boot-control" "$root/usr/lib/activate/boot-control"
 cat >"$work/policy.yaml" <<'POLICY'
 activation_mode: reboot
-payload: {plugin: fake, settings: {uses_slots: true}}
+payload: {plugin: fake_slots}
 activation: {plugin: exec, settings: {program: /usr/lib/activate/boot-control}}
 boot_control: {plugin: exec, settings: {program: /usr/lib/activate/boot-control}}
 POLICY

@@ -41,7 +41,7 @@ std::string what_is_known(const Trial& t, const std::optional<std::string>& boot
 Result<std::string> Engine::record_path(const SlotPair& slots) const {
     if (slots.running.state_dir.empty())
         return Error(ErrorKind::internal,
-                     "payload plugin \"" + policy_.payload.name +
+                     "slot store \"" + policy_.payload.name +
                          "\" gave no state_dir for its slots: the activation record has no place");
     return ActivationRecord::path_in(slots.running.state_dir);
 }
@@ -55,12 +55,12 @@ std::string Engine::boot_id() const {
 }
 
 Status Engine::assess() {
-    if (!payload_->uses_slots() || !boot_control_)
+    if (!slots_ || !boot_control_)
         return Error(ErrorKind::policy, policy_.file +
-                                            ": assess needs a slot payload and a "
+                                            ": assess needs a slot store and a "
                                             "boot_control section");
     ACTIVATE_ASSIGN(FileLock lock, take_lock());
-    ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    ACTIVATE_ASSIGN(SlotPair slots, slots_->slots());
     ACTIVATE_ASSIGN(const std::string path, record_path(slots));
     ACTIVATE_ASSIGN(ActivationRecord record, ActivationRecord::read(sysroot_, path));
     const char running = slots.running.letter;

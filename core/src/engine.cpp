@@ -17,27 +17,39 @@ Engine::Engine(Policy policy, const Sysroot& sysroot, const Logger& logger)
 Engine::~Engine() = default;
 
 namespace {
-// Resolves `ref` and calls the factory of `role`, turning every failure into a policy error at
-// the plugin's position in the file.
+// Resolves `ref` to its plugin, a failure as a policy error at the plugin's position in the file.
+Result<LoadedPlugin> find_plugin(const PluginRef& ref, const PluginRegistry& registry) {
+    Result<LoadedPlugin> found = registry.find(ref.name);
+    if (!found.ok() && found.error().kind() == ErrorKind::policy)
+        return ref.section.error_at("plugin", found.error().message());
+    return found;
+}
+
+// Calls the factory of `role` of the plugin `found` that `ref` names.
+template <class T>
+Result<std::unique_ptr<T>> create_role(const PluginRef& ref, const LoadedPlugin& found,
+                                       const PluginContext& context, const char* role,
+                                       Factory<T> ActivatePluginDescriptor::*factory_member) {
+    Factory<T> factory = found.descriptor->*factory_member;
+    if (!factory)
+        return ref.section.error_at(
+            "plugin", "plugin '" + ref.name + "' (" + found.origin + ") cannot act as " + role);
+    Settings settings = ref.settings;
+    ACTIVATE_ASSIGN(std::unique_ptr<T> instance, factory(context, settings));
+    if (!instance) return Error(ErrorKind::internal, "plugin " + ref.name + " returned no instance");
+    return instance;
+}
+
+// Resolves `ref` and calls the factory of `role`.
 template <class T>
 Result<std::unique_ptr<T>> instantiate(const PluginRef& ref, const PluginRegistry& registry,
                                        const PluginContext& context, const char* role,
                                        Factory<T> ActivatePluginDescriptor::*factory_member,
                                        LoadedPlugin* loaded) {
-    Result<LoadedPlugin> found = registry.find(ref.name);
-    if (!found.ok()) {
-        const Error& e = found.error();
-        if (e.kind() == ErrorKind::policy) return ref.section.error_at("plugin", e.message());
-        return e;
-    }
-    Factory<T> factory = found->descriptor->*factory_member;
-    if (!factory)
-        return ref.section.error_at("plugin", "plugin '" + ref.name + "' (" + found->origin +
-                                                  ") cannot act as " + role);
-    Settings settings = ref.settings;
-    ACTIVATE_ASSIGN(std::unique_ptr<T> instance, factory(context, settings));
-    if (!instance) return Error(ErrorKind::internal, "plugin " + ref.name + " returned no instance");
-    *loaded = std::move(found).value();
+    ACTIVATE_ASSIGN(LoadedPlugin found, find_plugin(ref, registry));
+    ACTIVATE_ASSIGN(std::unique_ptr<T> instance,
+                    create_role(ref, found, context, role, factory_member));
+    *loaded = std::move(found);
     return instance;
 }
 }  // namespace
@@ -49,10 +61,7 @@ Result<std::unique_ptr<Engine>> Engine::create(Policy policy, const PluginRegist
     const Policy& p = engine->policy_;
     LoadedPlugin loaded;
 
-    ACTIVATE_ASSIGN(engine->payload_,
-                    instantiate(p.payload, registry, context, "a payload source",
-                                &ActivatePluginDescriptor::create_payload_source, &loaded));
-    engine->instances_.push_back({loaded, "payload"});
+    ACTIVATE_TRY(engine->create_payload(registry, context));
     ACTIVATE_ASSIGN(engine->activation_,
                     instantiate(p.activation, registry, context, "an activation strategy",
                                 &ActivatePluginDescriptor::create_activation, &loaded));
@@ -74,6 +83,33 @@ Result<std::unique_ptr<Engine>> Engine::create(Policy policy, const PluginRegist
     ACTIVATE_TRY(engine->check_combination());
     engine->pipeline_ = engine->build_pipeline();
     return engine;
+}
+
+// The `payload` plugin fills one of two roles: a slot store makes the policy a slot update, a
+// payload source a takeover or a plain staging. A takeover (protocol stdio-protobuf) needs a
+// payload source; otherwise a plugin that has a slot store is used as one.
+Status Engine::create_payload(const PluginRegistry& registry, const PluginContext& context) {
+    const PluginRef& ref = policy_.payload;
+    ACTIVATE_ASSIGN(LoadedPlugin found, find_plugin(ref, registry));
+    const ActivatePluginDescriptor& d = *found.descriptor;
+    if (policy_.protocol == Protocol::stdio_protobuf) {
+        if (!d.create_payload_source && d.create_slot_store)
+            return policy_.top.error_at(
+                "protocol", "protocol stdio-protobuf is for takeover; payload '" + ref.name +
+                                "' is a slot store (it installs slots), "
+                                "not a payload source");
+    } else if (d.create_slot_store) {
+        ACTIVATE_ASSIGN(slots_, create_role(ref, found, context, "a slot store",
+                                            &ActivatePluginDescriptor::create_slot_store));
+        instances_.push_back({std::move(found), "payload (slot store)"});
+        return {};
+    }
+    ACTIVATE_ASSIGN(payload_, create_role(ref, found, context,
+                                          d.create_slot_store ? "a payload source"
+                                                              : "a payload source or a slot store",
+                                          &ActivatePluginDescriptor::create_payload_source));
+    instances_.push_back({std::move(found), "payload"});
+    return {};
 }
 
 Status Engine::resolve_mode() {
@@ -100,22 +136,14 @@ Status Engine::resolve_mode() {
 
 Status Engine::check_combination() const {
     const Policy& p = policy_;
-    if (handover() == Handover::staged_kernel && !payload_->provides_kernel())
-        return p.top.error_at("activation", "activation plugin '" + p.activation.name +
-                                                "' needs a kernel but payload plugin '" +
-                                                p.payload.name + "' provides none");
-    if (p.protocol == Protocol::stdio_protobuf) {
-        if (!payload_->accepts_agent_init())
-            return p.top.error_at("protocol", "protocol stdio-protobuf needs a payload that can "
-                                              "carry an AgentInit, but '" +
-                                                  p.payload.name + "' cannot");
-        if (payload_->uses_slots())
-            return p.top.error_at("protocol", "protocol stdio-protobuf is for takeover; payload '" +
-                                                  p.payload.name + "' installs slots");
-    }
-    if (payload_->uses_slots() && !boot_control_)
+    if (p.protocol == Protocol::stdio_protobuf && !payload_->accepts_agent_init())
+        return p.top.error_at("protocol",
+                              "protocol stdio-protobuf needs a payload that can "
+                              "carry an AgentInit, but '" +
+                                  p.payload.name + "' cannot");
+    if (slots_ && !boot_control_)
         return p.top.error_at("boot_control",
-                              "slot payload '" + p.payload.name +
+                              "slot store '" + p.payload.name +
                                   "' needs a boot_control section so that the running slot "
                                   "stays bootable while the other is written");
     if (handover() == Handover::firmware_boot && !boot_control_)
@@ -126,10 +154,11 @@ Status Engine::check_combination() const {
                                       : "activation plugin '" + p.activation.name +
                                             "' stages a firmware reboot, which needs a "
                                             "boot_control section to choose what boots next");
-    if (p.assessment.given && !payload_->uses_slots())
+    if (p.assessment.given && !slots_)
         return p.top.error_at("assessment", "payload '" + p.payload.name +
-                                                "' has no A/B slots; only slot updates are "
-                                                "assessed (remove the assessment section)");
+                                                "' has no A/B slots (it is no slot store); only "
+                                                "slot updates are assessed (remove the "
+                                                "assessment section)");
     if (!p.captures.empty() && p.protocol != Protocol::stdio_protobuf)
         return p.top.error_at("captures", "captures are only used by protocol stdio-protobuf");
     return {};
@@ -154,7 +183,7 @@ void Engine::print_plan(std::ostream& out) const {
 
 Pipeline Engine::build_pipeline() {
     if (policy_.protocol == Protocol::stdio_protobuf) return build_takeover_pipeline();
-    if (payload_->uses_slots()) return build_slot_update_pipeline();
+    if (slots_) return build_slot_update_pipeline();
     return build_staging_pipeline();
 }
 
@@ -178,7 +207,7 @@ Pipeline Engine::build_staging_pipeline() {
     pipeline.add({"prepare", policy_.payload.name, [this] { return payload_->plan_prepare(); },
                   [this]() -> Status {
                       ACTIVATE_ASSIGN(run_->payload, payload_->prepare({}));
-                      return {};
+                      return check_kernel(run_->payload);
                   }});
     pipeline.add({"stage", policy_.activation.name, [this] { return activation_->plan_stage(); },
                   [this] { return stage(std::nullopt); }});
@@ -220,6 +249,14 @@ Status Engine::stage(std::optional<Slot> target) {
     request.target = std::move(target);
     if (staged_) request.mode = staged_->name;
     return activation_->stage(request);
+}
+
+Status Engine::check_kernel(const Payload& payload) const {
+    if (payload.kernel.valid()) return {};
+    return Error(ErrorKind::internal, "payload plugin \"" + policy_.payload.name + "\" prepared " +
+                                          (payload.description.empty() ? std::string("a payload")
+                                                                       : payload.description) +
+                                          " without a kernel; nothing was staged");
 }
 
 Error Engine::undo_staging(Error why) {

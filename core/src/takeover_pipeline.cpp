@@ -155,7 +155,7 @@ Pipeline Engine::build_takeover_pipeline() {
                       if (!payload.ok())
                           return payload.error().with_context("preparing the payload");
                       run_->payload = std::move(payload).value();
-                      return {};
+                      return check_kernel(run_->payload);
                   }});
     pipeline.add({"stage", policy_.activation.name, [this] { return activation_->plan_stage(); },
                   [this]() -> Status {

@@ -31,9 +31,9 @@ Pipeline Engine::build_slot_update_pipeline() {
     const Policy& p = policy_;
     Pipeline pipeline;
     pipeline.add(lock_step());
-    pipeline.add({"find-slots", p.payload.name, [this] { return payload_->plan_slots(); },
+    pipeline.add({"find-slots", p.payload.name, [this] { return slots_->plan_slots(); },
                   [this]() -> Status {
-                      ACTIVATE_ASSIGN(run_->slots, payload_->slots());
+                      ACTIVATE_ASSIGN(run_->slots, slots_->slots());
                       return {};
                   }});
     pipeline.add(
@@ -79,7 +79,7 @@ Pipeline Engine::build_slot_update_pipeline() {
     pipeline.add(
         {"install", p.payload.name,
          [this] {
-             std::vector<PlanStep> plan = payload_->plan_install();
+             std::vector<PlanStep> plan = slots_->plan_install();
              // What before_writing() does, between the payload's checks and its first write.
              plan.push_back(
                  {"before the first write (before_writing): unload a kexec image "
@@ -115,10 +115,10 @@ Pipeline Engine::build_slot_update_pipeline() {
                  run_->record.set_slot(target.letter, SlotState::unknown, WallClock::now());
                  return run_->record.write(sysroot_, run_->record_file);
              };
-             ACTIVATE_TRY(payload_->install(target, install));
+             ACTIVATE_TRY(slots_->install(target, install));
              if (!began)
                  return Error(ErrorKind::internal,
-                              "payload plugin \"" + policy_.payload.name +
+                              "slot store \"" + policy_.payload.name +
                                   "\" installed without calling before_writing(): the target's "
                                   "boot entry was never disabled");
              return {};
@@ -134,9 +134,9 @@ Pipeline Engine::build_slot_update_pipeline() {
     // Only a mode that stages a kernel gets one: a firmware boot starts the slot's UKI through
     // the firmware, and nothing reads the UKI here.
     if (handover() == Handover::staged_kernel)
-        pipeline.add({"prepare", p.payload.name,
+        pipeline.add({"load-kernel", p.payload.name,
                       [this] {
-                          std::vector<PlanStep> plan = payload_->plan_prepare();
+                          std::vector<PlanStep> plan = slots_->plan_load_kernel();
                           if (jumps())
                               plan.push_back(
                                   {"add the hang protection to the kexec'd kernel's "
@@ -147,9 +147,8 @@ Pipeline Engine::build_slot_update_pipeline() {
                           return plan;
                       },
                       [this]() -> Status {
-                          PayloadRequest request;
-                          request.slot = run_->slots.target;
-                          ACTIVATE_ASSIGN(run_->payload, payload_->prepare(request));
+                          ACTIVATE_ASSIGN(run_->payload, slots_->load_kernel(run_->slots.target));
+                          ACTIVATE_TRY(check_kernel(run_->payload));
                           // A staged kernel that is jumped into gets the watchdog and panic=
                           // parameters on its command line.
                           if (jumps()) {
@@ -214,7 +213,7 @@ Pipeline Engine::build_slot_update_pipeline() {
              trial.previous = slots.running.letter;
              trial.mode = staged_->name;
              trial.handover = staged_->handover;
-             if (auto version = payload_->slot_version(slots.target); !version.ok())
+             if (auto version = slots_->slot_version(slots.target); !version.ok())
                  log_.warning("the version of slot " + std::string(1, slots.target.letter) +
                               " is unknown: " + version.error().message());
              else
@@ -306,19 +305,19 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
     run_->detached_jump = detached_jump;
     Status result = pipeline_.run(log_);
     if (result.ok() && !jumps())
-        log_.info(payload_->uses_slots()
-                      ? "activation_mode none: slot installed and staged, not jumping"
-                      : "activation_mode none: staged, not jumping");
+        log_.info(slots_ ? "activation_mode none: slot installed and staged, not jumping"
+                         : "activation_mode none: staged, not jumping");
     run_.reset();
     return result;
 }
 
 Status Engine::mark_good() {
-    if (!payload_->uses_slots() || !boot_control_)
-        return Error(ErrorKind::policy, policy_.file + ": mark-good needs a slot payload and a "
-                                                       "boot_control section");
+    if (!slots_ || !boot_control_)
+        return Error(ErrorKind::policy, policy_.file +
+                                            ": mark-good needs a slot store and a "
+                                            "boot_control section");
     ACTIVATE_ASSIGN(FileLock lock, take_lock());
-    ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    ACTIVATE_ASSIGN(SlotPair slots, slots_->slots());
     ACTIVATE_ASSIGN(const std::string record_file, record_path(slots));
     ACTIVATE_ASSIGN(ActivationRecord record, ActivationRecord::read(sysroot_, record_file));
     ACTIVATE_TRY(boot_control_->mark_good(slots.running));
@@ -343,10 +342,11 @@ Status Engine::mark_good() {
 
 Result<std::string> Engine::status_json(int indent) const {
     using Json = nlohmann::ordered_json;
-    if (!payload_->uses_slots() || !boot_control_)
-        return Error(ErrorKind::policy, policy_.file + ": status needs a slot payload and a "
-                                                       "boot_control section");
-    ACTIVATE_ASSIGN(SlotPair slots, payload_->slots());
+    if (!slots_ || !boot_control_)
+        return Error(ErrorKind::policy, policy_.file +
+                                            ": status needs a slot store and a "
+                                            "boot_control section");
+    ACTIVATE_ASSIGN(SlotPair slots, slots_->slots());
     ACTIVATE_ASSIGN(std::string boot_text, boot_control_->status_json(slots));
     ACTIVATE_ASSIGN(bool kexec_loaded, machine_->kexec_loaded());
     ACTIVATE_ASSIGN(std::optional<std::string> boot_current, boot_control_->boot_current());
@@ -370,10 +370,10 @@ Result<std::string> Engine::status_json(int indent) const {
         Json j = {{"state", to_string(r.state)}};
         if (!r.reason.empty()) j["reason"] = r.reason;
         if (r.since) j["since"] = format_rfc3339(*r.since);
-        ACTIVATE_ASSIGN(std::optional<std::string> version, payload_->slot_version(*slot));
+        ACTIVATE_ASSIGN(std::optional<std::string> version, slots_->slot_version(*slot));
         j["version"] = version ? Json(*version) : Json(nullptr);
         ACTIVATE_ASSIGN(std::optional<SlotInstallFigures> figures,
-                        payload_->slot_install_figures(*slot));
+                        slots_->slot_install_figures(*slot));
         // Absent, not null, when unknown: the key is new, and a slot installed before it was
         // recorded has none.
         if (figures)

@@ -29,8 +29,7 @@ class AssessmentTest : public ::testing::Test {
     // The policy: a kexec slot update with the fake plugins, `assessment` appended.
     std::string policy(const std::string& assessment, const std::string& mode = "kexec") const {
         return "activation_mode: " + mode +
-               "\npayload:\n  plugin: fake\n  settings: {uses_slots: true, version: '1.2'" +
-               payload_settings_ +
+               "\npayload:\n  plugin: fake_slots\n  settings: {version: '1.2'" + payload_settings_ +
                "}\nactivation: {plugin: fake, settings: {supports_reboot: "
                "true}}\nboot_control: {plugin: fake}\n" +
                assessment;

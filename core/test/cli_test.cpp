@@ -31,7 +31,7 @@ const char* kPolicy = "protocol: stdio-protobuf\nactivation_mode: kexec\ndelay: 
 
 const char* kUpdatePolicy =
     "activation_mode: kexec\n"
-    "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+    "payload: {plugin: fake_slots}\n"
     "activation: {plugin: fake}\nboot_control: {plugin: fake}\n";
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -414,9 +414,10 @@ TEST(Cli, HeldLockExitsSevenForUpdateAndTakeover) {
         ::usleep(25000);
     ASSERT_FALSE(std::filesystem::exists(dir / "ready")) << "flock did not take the lock";
 
-    const std::string update = policy_file(
-        dir, "activation_mode: kexec\npayload: {plugin: fake, settings: {uses_slots: true}}\n"
-             "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    const std::string update =
+        policy_file(dir,
+                    "activation_mode: kexec\npayload: {plugin: fake_slots}\n"
+                    "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
     auto u = run({kBin, "--policy", update, "--plugin-dir", FAKE_PLUGIN_DIR, "--sysroot",
                   root.path().string(), "--bundle", "/b.zip"});
     EXPECT_EQ(u.exit_code, 7) << u.err;
@@ -546,9 +547,10 @@ TEST(Cli, RelativeBundleIsResolvedOnlyWithoutASysroot) {
 
 TEST(Cli, StatusPrintsJsonOrIndentedText) {
     test::TempDir dir, root;
-    test::write_file(dir / "u.yaml", "activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
-                                     "{uses_slots: true}\nactivation: {plugin: fake}\n"
-                                     "boot_control: {plugin: fake}\n");
+    test::write_file(dir / "u.yaml",
+                     "activation_mode: kexec\npayload:\n  plugin: fake_slots\n"
+                     "activation: {plugin: fake}\n"
+                     "boot_control: {plugin: fake}\n");
     auto json = test::run({ACTIVATE_BINARY, "status", "--json", "--policy",
                            (dir / "u.yaml").string(), "--plugin-dir", FAKE_PLUGIN_DIR,
                            "--sysroot", root.path().string()});
@@ -891,7 +893,7 @@ TEST(Cli, TakeoverWaitingForStdinDoesNotHoldTheLock) {
     const std::string takeover = policy_file(dir, kPolicy);
     test::write_file(dir / "update.yaml",
                      "activation_mode: kexec\n"
-                     "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+                     "payload: {plugin: fake_slots}\n"
                      "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
     OpenStdinChild waiting({kBin, "--policy", takeover, "--plugin-dir", FAKE_PLUGIN_DIR,
                             "--sysroot", root.path().string(), "--log-level", "debug"},

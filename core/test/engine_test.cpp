@@ -65,13 +65,21 @@ TEST_F(EngineTest, UnknownPluginPointsAtThePolicyLine) {
         << e;
 }
 
+// A payload without a kernel never reaches the strategy: the run stops before the stage step,
+// with nothing staged and no jump.
 TEST_F(EngineTest, KexecWithAPayloadWithoutKernelIsRefused) {
-    std::string e = error_of("activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
-                             "{provides_kernel: false}\nactivation: {plugin: fake}\n");
-    EXPECT_NE(e.find("activation: activation plugin 'fake' needs a kernel but payload plugin "
-                     "'fake' provides none"),
+    auto engine = make(
+        "activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
+        "{provides_kernel: false}\nactivation: {plugin: fake}\n");
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message().find("payload plugin \"fake\" prepared fake payload without a "
+                                       "kernel; nothing was staged"),
               std::string::npos)
-        << e;
+        << s.error().message();
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
 TEST_F(EngineTest, UnsupportedModeIsRefused) {
@@ -96,8 +104,8 @@ TEST_F(EngineTest, StdioProtocolNeedsAPayloadThatCarriesAgentInit) {
 
 // A plugin that fills no role at all, built in, to reach the engine's role check.
 extern "C" const ActivatePluginDescriptor* activate_builtin_noroles() {
-    static const ActivatePluginDescriptor d{kPluginAbiVersion, "noroles", "0",    nullptr,
-                                            nullptr,           nullptr,   nullptr};
+    static const ActivatePluginDescriptor d{kPluginAbiVersion, "noroles", "0",     nullptr,
+                                            nullptr,           nullptr,   nullptr, nullptr};
     return &d;
 }
 
@@ -114,18 +122,56 @@ TEST_F(EngineTest, PluginInARoleItCannotFillIsRefused) {
     EXPECT_EQ(e.error().kind(), ErrorKind::policy);
     EXPECT_EQ(e.error().message(),
               "e.yaml:2:19: payload.plugin: plugin 'noroles' (built-in) "
-              "cannot act as a payload source");
+              "cannot act as a payload source or a slot store");
 }
 
 TEST_F(EngineTest, StdioProtocolWithASlotPayloadIsRefused) {
     std::string e = error_of(
         "protocol: stdio-protobuf\nactivation_mode: kexec\npayload:\n"
-        "  plugin: fake\n  settings: {uses_slots: true}\n"
+        "  plugin: fake_slots\n"
         "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
     EXPECT_NE(e.find("e.yaml:1:11: protocol: protocol stdio-protobuf is for takeover; payload "
-                     "'fake' installs slots"),
+                     "'fake_slots' is a slot store (it installs slots), not a payload source"),
               std::string::npos)
         << e;
+}
+
+// The `payload` plugin's role: a plugin filling both is the slot store of an update policy and
+// the payload source of a takeover; each pipeline calls only its role's plugin object.
+TEST_F(EngineTest, APluginWithBothPayloadRolesServesTheRoleOfThePolicy) {
+    auto update = make(
+        "activation_mode: kexec\npayload: {plugin: fake_both}\n"
+        "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
+    ASSERT_TRUE(update.ok()) << update.error().message();
+    std::ostringstream plan;
+    (*update)->print_plan(plan);
+    EXPECT_EQ(test_support::planned_steps(plan.str()),
+              (std::vector<std::string>{"lock [engine]", "find-slots [fake_both]",
+                                        "check-trial [engine]", "install [fake_both]",
+                                        "finish-install [fake]", "load-kernel [fake_both]",
+                                        "stage [fake]", "record-trial [engine]", "jump [fake]"}))
+        << plan.str();
+    EXPECT_NE(plan.str().find("  payload (slot store): fake_both 0.0.1-test"), std::string::npos)
+        << plan.str();
+    Status s = (*update)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    EXPECT_EQ(test::read_file(dir_ / "slot-B"), "installed from bundle.zip");
+    // The staged initramfs is the slot's kernel (load_kernel), not a prepared payload.
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/kexec/initramfs"), "FAKE-INITRAMFS|slot B");
+
+    std::string takeover = kTakeover;
+    takeover.replace(takeover.find("payload: {plugin: fake}"), 23, "payload: {plugin: fake_both}");
+    auto engine = make(takeover);
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    std::ostringstream takeover_plan;
+    (*engine)->print_plan(takeover_plan);
+    EXPECT_NE(takeover_plan.str().find("  payload: fake_both 0.0.1-test"), std::string::npos)
+        << takeover_plan.str();
+    const auto steps = test_support::planned_steps(takeover_plan.str());
+    EXPECT_NE(std::find(steps.begin(), steps.end(), "prepare [fake_both]"), steps.end())
+        << takeover_plan.str();
+    EXPECT_EQ(std::find(steps.begin(), steps.end(), "find-slots [fake_both]"), steps.end())
+        << takeover_plan.str();
 }
 
 TEST_F(EngineTest, RebootWithoutBootControlIsRefused) {
@@ -138,8 +184,9 @@ TEST_F(EngineTest, RebootWithoutBootControlIsRefused) {
 }
 
 TEST_F(EngineTest, SlotPayloadNeedsBootControl) {
-    std::string e = error_of("activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
-                             "{uses_slots: true}\nactivation: {plugin: fake}\n");
+    std::string e = error_of(
+        "activation_mode: kexec\npayload:\n  plugin: fake_slots\n"
+        "activation: {plugin: fake}\n");
     EXPECT_NE(e.find("needs a boot_control section"), std::string::npos) << e;
 }
 
@@ -311,8 +358,8 @@ TEST_F(EngineTest, JumpFailureAfterTheResponseUnloadsTheStagedImage) {
 
 const std::string kUpdate = R"(activation_mode: kexec
 payload:
-  plugin: fake
-  settings: {uses_slots: true}
+  plugin: fake_slots
+  settings: {}
 activation: {plugin: fake}
 boot_control: {plugin: fake}
 )";
@@ -329,7 +376,21 @@ TEST_F(EngineTest, UpdateDisablesEntryBeforeWritingAndEnablesAfter) {
 
 std::string with_payload_settings(const std::string& settings) {
     std::string yaml = kUpdate;
-    return yaml.replace(yaml.find("{uses_slots: true}"), 18, "{uses_slots: true, " + settings + "}");
+    return yaml.replace(yaml.find("settings: {}"), 12, "settings: {" + settings + "}");
+}
+
+// A slot store's kernel is checked like a payload source's: none, and nothing is staged.
+TEST_F(EngineTest, ASlotKernelWithoutKernelIsRefusedBeforeStaging) {
+    auto engine = make(with_payload_settings("provides_kernel: false"));
+    ASSERT_TRUE(engine.ok()) << engine.error().message();
+    Status s = (*engine)->run_update({"bundle.zip", false, false, {}});
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message().find("payload plugin \"fake_slots\" prepared fake payload "
+                                       "without a kernel"),
+              std::string::npos)
+        << s.error().message();
+    EXPECT_FALSE(*machine_.kexec_loaded());
+    EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/reboot"));
 }
 
 // A bundle refused before anything is written (signature, compatibility, version, size) leaves
@@ -447,7 +508,7 @@ TEST_F(EngineTest, AStrategyThatNeedsNoKernelIsGivenNoPayload) {
     ASSERT_TRUE(update.ok()) << update.error().message();
     std::ostringstream plan;
     (*update)->print_plan(plan);
-    EXPECT_EQ(plan.str().find("prepare ["), std::string::npos) << plan.str();
+    EXPECT_EQ(plan.str().find("load-kernel ["), std::string::npos) << plan.str();
     s = (*update)->run_update({"bundle.zip", false, false, {}});
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_EQ(test::read_file(dir_ / "run/activate/reboot"), "reboot\nreboot\n");
@@ -550,8 +611,7 @@ namespace {
 
 const std::string kSoftRebootUpdate = R"(activation_mode: soft-reboot
 payload:
-  plugin: fake
-  settings: {uses_slots: true}
+  plugin: fake_slots
 activation: {plugin: softreboot}
 boot_control: {plugin: fake}
 )";
@@ -571,8 +631,8 @@ TEST_F(EngineTest, ADeclaredModeRunsASlotUpdateWithoutCoreSupport) {
     std::ostringstream plan;
     (*engine)->print_plan(plan);
     const std::vector<std::string> planned = test_support::planned_steps(plan.str());
-    EXPECT_EQ(planned, (std::vector<std::string>{"lock [engine]", "find-slots [fake]",
-                                                 "check-trial [engine]", "install [fake]",
+    EXPECT_EQ(planned, (std::vector<std::string>{"lock [engine]", "find-slots [fake_slots]",
+                                                 "check-trial [engine]", "install [fake_slots]",
                                                  "finish-install [fake]", "stage [softreboot]",
                                                  "record-trial [engine]", "jump [softreboot]"}))
         << plan.str();

@@ -1,4 +1,5 @@
-// A test plugin filling every role, with behaviour chosen by its settings, so that the engine's
+// A test plugin filling every role (the payload role as chosen by FAKE_PLUGIN_ROLES, below), with
+// behaviour chosen by its settings, so that the engine's
 // pipelines, checks and loader can be tested without real kernels, firmware or netlink.
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -24,18 +25,41 @@ UniqueFd memfd_with(const std::string& bytes) {
     return fd;
 }
 
+// `with_kernel` false: a payload without a kernel, which the engine must refuse.
+Payload fake_payload(bool with_kernel, const std::string& initramfs_tail) {
+    Payload p;
+    if (with_kernel) p.kernel = memfd_with("FAKE-KERNEL");
+    p.initramfs = memfd_with("FAKE-INITRAMFS|" + initramfs_tail);
+    p.cmdline = "console=ttyS0 fake=1";
+    p.description = "fake payload";
+    return p;
+}
+
+// A payload source (takeover, plain staging).
 class FakePayload : public PayloadSource {
 public:
-    // reject: refused up front (like a bad signature); fail: a write fails part way;
-    // skip_before_writing: breaks the install contract.
-    // absolute_bundles: like the real slot payload, a bundle must be an absolute path or a URL.
-    bool kernel = true, agent = true, slots_ = false, fail = false, reject = false,
-         skip_before_writing = false, absolute_bundles = false;
+  // kernel false: prepares a payload without a kernel (the engine must refuse it).
+  bool kernel = true, agent = true, fail = false;
+  bool accepts_agent_init() const override { return agent; }
+  Result<Payload> prepare(const PayloadRequest& request) override {
+      if (fail) return Error(ErrorKind::activation, "fake prepare failed");
+      return fake_payload(kernel, request.agent_init);
+  }
+  std::vector<PlanStep> plan_prepare() const override {
+      return {{"prepare the fake payload", {"/fake/in"}, {"memfd"}}};
+  }
+};
+
+// A slot store (slot updates).
+class FakeSlots : public SlotStore {
+  public:
+    // reject: refused up front (like a bad signature); fail: a write fails part way (and the
+    // slot's kernel cannot be loaded); skip_before_writing: breaks the install contract.
+    // absolute_bundles: like the real slot store, a bundle must be an absolute path or a URL.
+    bool kernel = true, fail = false, reject = false, skip_before_writing = false,
+         absolute_bundles = false;
     std::chrono::milliseconds install_delay{0};
     const Sysroot* sysroot = nullptr;
-    bool provides_kernel() const override { return kernel; }
-    bool accepts_agent_init() const override { return agent; }
-    bool uses_slots() const override { return slots_; }
     // The running slot is A unless the sysroot's /fake-running-slot names another (a test
     // "reboots" into B by writing it); the activation record lives in `state_dir`.
     std::string state_dir = "/esp/EFI/activate";
@@ -82,14 +106,9 @@ public:
         }
         return {};
     }
-    Result<Payload> prepare(const PayloadRequest& request) override {
-        if (fail) return Error(ErrorKind::activation, "fake prepare failed");
-        Payload p;
-        p.kernel = memfd_with("FAKE-KERNEL");
-        p.initramfs = memfd_with("FAKE-INITRAMFS|" + request.agent_init);
-        p.cmdline = "console=ttyS0 fake=1";
-        p.description = "fake payload";
-        return p;
+    Result<Payload> load_kernel(const Slot& slot) override {
+        if (fail) return Error(ErrorKind::activation, "fake load_kernel failed");
+        return fake_payload(kernel, std::string("slot ") + slot.letter);
     }
     std::vector<PlanStep> plan_slots() const override {
         return {{"find the fake slots", {"/fake-running-slot"}, {}}};
@@ -97,8 +116,8 @@ public:
     std::vector<PlanStep> plan_install() const override {
         return {{"install the fake bundle", {"<bundle>"}, {"/slot-<letter>"}}};
     }
-    std::vector<PlanStep> plan_prepare() const override {
-        return {{"prepare the fake payload", {"/fake/in"}, {"memfd"}}};
+    std::vector<PlanStep> plan_load_kernel() const override {
+        return {{"load the fake slot's kernel", {"/slot-<letter>"}, {"memfd"}}};
     }
 };
 
@@ -230,12 +249,21 @@ public:
     }
 };
 
-Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Settings& s) {
+[[maybe_unused]] Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext&,
+                                                                       Settings& s) {
     auto p = std::make_unique<FakePayload>();
-    p->sysroot = c.sysroot;
     ACTIVATE_ASSIGN(p->kernel, s.boolean_or("provides_kernel", true));
     ACTIVATE_ASSIGN(p->agent, s.boolean_or("accepts_agent_init", true));
-    ACTIVATE_ASSIGN(p->slots_, s.boolean_or("uses_slots", false));
+    ACTIVATE_ASSIGN(p->fail, s.boolean_or("fail", false));
+    ACTIVATE_TRY(s.finish());
+    return std::unique_ptr<PayloadSource>(std::move(p));
+}
+
+[[maybe_unused]] Result<std::unique_ptr<SlotStore>> create_slots(const PluginContext& c,
+                                                                 Settings& s) {
+    auto p = std::make_unique<FakeSlots>();
+    p->sysroot = c.sysroot;
+    ACTIVATE_ASSIGN(p->kernel, s.boolean_or("provides_kernel", true));
     ACTIVATE_ASSIGN(p->fail, s.boolean_or("fail", false));
     ACTIVATE_ASSIGN(p->reject, s.boolean_or("reject", false));
     ACTIVATE_ASSIGN(p->skip_before_writing, s.boolean_or("skip_before_writing", false));
@@ -245,11 +273,11 @@ Result<std::unique_ptr<PayloadSource>> create_payload(const PluginContext& c, Se
     ACTIVATE_ASSIGN(p->version, s.string_or("version", ""));
     ACTIVATE_ASSIGN(p->break_state_dir, s.boolean_or("break_state_dir_after_install", false));
     ACTIVATE_TRY(s.finish());
-    return std::unique_ptr<PayloadSource>(std::move(p));
+    return std::unique_ptr<SlotStore>(std::move(p));
 }
 
-Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContext& c,
-                                                              Settings& s) {
+[[maybe_unused]] Result<std::unique_ptr<ActivationStrategy>> create_activation(
+    const PluginContext& c, Settings& s) {
     auto a = std::make_unique<FakeActivation>();
     a->machine = c.machine;
     ACTIVATE_ASSIGN(a->fail_stage, s.boolean_or("fail_stage", false));
@@ -261,14 +289,16 @@ Result<std::unique_ptr<ActivationStrategy>> create_activation(const PluginContex
     return std::unique_ptr<ActivationStrategy>(std::move(a));
 }
 
-Result<std::unique_ptr<Capture>> create_capture(const PluginContext&, Settings& s) {
+[[maybe_unused]] Result<std::unique_ptr<Capture>> create_capture(const PluginContext&,
+                                                                 Settings& s) {
     auto c = std::make_unique<FakeCapture>();
     ACTIVATE_ASSIGN(c->name, s.string_or("interface", "eth0"));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<Capture>(std::move(c));
 }
 
-Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c, Settings& s) {
+[[maybe_unused]] Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c,
+                                                                  Settings& s) {
     auto b = std::make_unique<FakeBoot>();
     b->sysroot = c.sysroot;
     ACTIVATE_ASSIGN(b->hang_in, s.string_or("hang_in", ""));
@@ -278,5 +308,24 @@ Result<std::unique_ptr<BootControl>> create_boot(const PluginContext& c, Setting
 }
 }  // namespace
 
+// FAKE_PLUGIN_ROLES picks the payload plugin's role: "payload" (default: a payload source, as
+// the policy name `fake`), "slots" (a slot store only: `fake-slots`) or "both" (`fake-both`, to
+// test which role the engine takes).
+#define FAKE_ROLES_payload 0
+#define FAKE_ROLES_slots 1
+#define FAKE_ROLES_both 2
+#define FAKE_ROLES_OF(r) FAKE_ROLES_OF2(r)
+#define FAKE_ROLES_OF2(r) FAKE_ROLES_##r
+#ifndef FAKE_PLUGIN_ROLES
+#define FAKE_PLUGIN_ROLES payload
+#endif
+#if FAKE_ROLES_OF(FAKE_PLUGIN_ROLES) == FAKE_ROLES_slots
+ACTIVATE_DEFINE_PLUGIN(FAKE_PLUGIN_IDENT, FAKE_PLUGIN_NAME, "0.0.1-test", nullptr, nullptr, nullptr,
+                       nullptr, create_slots)
+#elif FAKE_ROLES_OF(FAKE_PLUGIN_ROLES) == FAKE_ROLES_both
+ACTIVATE_DEFINE_PLUGIN(FAKE_PLUGIN_IDENT, FAKE_PLUGIN_NAME, "0.0.1-test", create_payload,
+                       create_activation, create_capture, create_boot, create_slots)
+#else
 ACTIVATE_DEFINE_PLUGIN(FAKE_PLUGIN_IDENT, FAKE_PLUGIN_NAME, "0.0.1-test", create_payload,
                        create_activation, create_capture, create_boot)
+#endif

@@ -4,7 +4,13 @@
 
 extern "C" __attribute__((visibility("default"))) const activate::ActivatePluginDescriptor*
 activate_plugin_v1() {
-    static const activate::ActivatePluginDescriptor d{
-        activate::kPluginAbiVersion, "nobuildid", "0.0.1", nullptr, nullptr, nullptr, nullptr};
+    static const activate::ActivatePluginDescriptor d{activate::kPluginAbiVersion,
+                                                      "nobuildid",
+                                                      "0.0.1",
+                                                      nullptr,
+                                                      nullptr,
+                                                      nullptr,
+                                                      nullptr,
+                                                      nullptr};
     return &d;
 }

@@ -94,8 +94,8 @@ class ServeTest : public ::testing::Test {
   protected:
     void SetUp() override {
         test::write_file(dir_ / "kexec.yaml",
-                         "activation_mode: kexec\npayload:\n  plugin: fake\n  settings: "
-                         "{uses_slots: true, install_delay: 1500ms, absolute_bundles: true}\n"
+                         "activation_mode: kexec\npayload:\n  plugin: fake_slots\n  settings: "
+                         "{install_delay: 1500ms, absolute_bundles: true}\n"
                          "activation: {plugin: fake}\n"
                          "boot_control: {plugin: fake}\n");
         socket_ = (dir_ / "s.sock").string();
@@ -285,7 +285,7 @@ TEST(Serve, DefaultSocketIsPrivateWhateverTheUmask) {
     test::TempDir dir, root;
     test::write_file(dir / "p.yaml",
                      "activation_mode: none\n"
-                     "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+                     "payload: {plugin: fake_slots}\n"
                      "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
     const std::vector<std::string> args = {"--policy",     (dir / "p.yaml").string(),
                                            "--plugin-dir", FAKE_PLUGIN_DIR,
@@ -385,7 +385,7 @@ class SocketActivationTest : public ::testing::Test {
     void SetUp() override {
         test::write_file(dir_ / "p.yaml",
                          "activation_mode: none\n"
-                         "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+                         "payload: {plugin: fake_slots}\n"
                          "activation: {plugin: fake}\nboot_control: {plugin: fake}\n");
         // Open to others, so that the peer-credential check is what refuses nobody.
         ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);

@@ -257,7 +257,7 @@ class WatchdogPipeline : public ::testing::Test {
     Result<std::unique_ptr<Engine>> make(const std::string& activation_settings) {
         const std::string yaml =
             "activation_mode: kexec\n"
-            "payload: {plugin: fake, settings: {uses_slots: true}}\n"
+            "payload: {plugin: fake_slots}\n"
             "activation: {plugin: fake, settings: {" +
             activation_settings +
             "}}\n"

@@ -253,7 +253,7 @@ class ExecActivation : public activate::ActivationStrategy {
         if (!request.target)
             return Error(ErrorKind::policy,
                          "activation \"exec\" reboots into an A/B slot and needs a slot target "
-                         "(a payload source with slots)");
+                         "(a slot store as the policy's payload, e.g. uki)");
         // A staged kexec image would take the reboot instead of the bootloader.
         if (Result<bool> unloaded = machine_->prevent_reboot_hijack(); !unloaded.ok())
             return unloaded.error().with_context("exec: before a reboot");

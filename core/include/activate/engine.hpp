@@ -68,10 +68,14 @@ private:
     struct RunState;
     Engine(Policy policy, const Sysroot& sysroot, const Logger& logger);
     Status check_combination() const;
+    // Creates the policy's `payload` plugin as a slot store or a payload source (engine.cpp).
+    Status create_payload(const PluginRegistry& registry, const PluginContext& context);
+    // A payload handed to stage() must hold a kernel, whichever plugin prepared it.
+    Status check_kernel(const Payload& payload) const;
     // The steps of the three configurations; build_pipeline() picks the policy's.
     Pipeline build_pipeline();
     Pipeline build_takeover_pipeline();     // protocol stdio-protobuf (takeover_pipeline.cpp)
-    Pipeline build_slot_update_pipeline();  // a slot payload (update_pipeline.cpp)
+    Pipeline build_slot_update_pipeline();  // a slot store (update_pipeline.cpp)
     Pipeline build_staging_pipeline();      // no protocol, no slots: stage and jump
     // The lock step that opens the slot-update and staging configurations (takeover's takes the
     // lock after reading its request, with more to do).
@@ -121,7 +125,9 @@ private:
     Log log_;
     std::unique_ptr<Machine> machine_;  // before the plugin objects, which use it: outlives them
     std::vector<Instance> instances_;  // declared before the plugin objects: unloaded after them
-    std::unique_ptr<PayloadSource> payload_;
+    // Exactly one of the two: the `payload` plugin's role (create_payload()).
+    std::unique_ptr<PayloadSource> payload_;  // takeover, plain staging
+    std::unique_ptr<SlotStore> slots_;        // slot update
     std::unique_ptr<ActivationStrategy> activation_;
     std::unique_ptr<BootControl> boot_control_;
     std::vector<std::unique_ptr<Capture>> captures_;

@@ -1,4 +1,4 @@
-// The one header plugins compile against: the plugin ABI and the interfaces of the four plugin
+// The one header plugins compile against: the plugin ABI and the interfaces of the five plugin
 // roles. The contract behind it (what each role must do, what the engine guarantees) is
 // docs/plugins.md; this comment is the ABI part of it.
 //
@@ -66,6 +66,9 @@ namespace activate {
 // 8: ActivationStrategy::stage(StageRequest&) (no BootControl: the engine sets the next boot),
 // plan_stage() without arguments, and modes() (ActivationModeInfo, Handover) instead of the core
 // enum ActivationMode, supports() and needs_kernel().
+// 9: the slot role leaves PayloadSource: SlotStore (slots, install, load_kernel, versions) and
+// ActivatePluginDescriptor::create_slot_store; PayloadSource loses provides_kernel(),
+// uses_slots() and PayloadRequest::slot.
 inline constexpr uint32_t kPluginAbiVersion = ACTIVATE_PLUGIN_ABI;
 
 // Passed to every plugin factory; outlives the plugin instance. Files, paths and locks go through
@@ -87,7 +90,7 @@ struct PlanStep {
     std::vector<std::string> writes;
 };
 
-// ----- payload sources -----
+// ----- what payload sources and slot stores hand the engine -----
 
 // A partition addressed by its GPT entry (no device node needed).
 struct GptPartition {
@@ -116,14 +119,6 @@ struct Slot {
 struct SlotPair {
     Slot running;
     Slot target;
-};
-
-// What the pipeline asks a payload source to prepare.
-struct PayloadRequest {
-    // Serialized AgentInit, to be appended to the initramfs as /init.pb (empty: nothing appended).
-    std::string agent_init;
-    // For slot sources: the slot whose UKI to load.
-    std::optional<Slot> slot;
 };
 
 // A payload ready to be staged: sealed memfds (or any readable fds) and the command line.
@@ -158,39 +153,55 @@ struct InstallRequest {
     bool force = false;
 };
 
+// ----- payload sources (takeover and plain staging) -----
+
+// What the pipeline asks a payload source to prepare.
+struct PayloadRequest {
+    // Serialized AgentInit, to be appended to the initramfs as /init.pb (empty: nothing appended).
+    std::string agent_init;
+};
+
+// Prepares the kernel a takeover (or a plain staging policy) hands over to. Its payload always
+// holds a kernel; the engine refuses one that does not before anything is staged.
 class PayloadSource {
 public:
     virtual ~PayloadSource() = default;
-    virtual bool provides_kernel() const = 0;
     // Whether prepare() can carry an AgentInit (needed by the stdio-protobuf protocol).
     virtual bool accepts_agent_init() const = 0;
-    // Slot sources install bundles into an inactive slot and load kernels from slots.
-    virtual bool uses_slots() const { return false; }
-    virtual Result<SlotPair> slots() const {
-        return Error(ErrorKind::policy, "this payload source has no A/B slots");
-    }
-    // Writes the bundle into `target` (system image and UKI), fsynced.
-    virtual Status install(const Slot& /*target*/, const InstallRequest& /*request*/) {
-        return Error(ErrorKind::policy, "this payload source cannot install bundles");
-    }
-    // The bundle version recorded for `slot` (installed by this source), or nullopt when none is
+    virtual Result<Payload> prepare(const PayloadRequest& request) = 0;
+    virtual std::vector<PlanStep> plan_prepare() const = 0;
+};
+
+// ----- slot stores (A/B slot updates) -----
+
+// Finds the running and the inactive slot, installs bundles into the inactive one, and loads a
+// slot's kernel for a staged_kernel activation. A policy whose `payload` plugin fills this role
+// (and whose protocol is not stdio-protobuf) is a slot update.
+class SlotStore {
+public:
+    virtual ~SlotStore() = default;
+    virtual Result<SlotPair> slots() const = 0;
+    // Writes the bundle into `target` (system image and UKI), fsynced. Calls
+    // request.before_writing exactly once, before its first write (see InstallRequest).
+    virtual Status install(const Slot& target, const InstallRequest& request) = 0;
+    // The kernel, initramfs and command line `slot` boots with (the slot's UKI), for the engine
+    // to stage.
+    virtual Result<Payload> load_kernel(const Slot& slot) = 0;
+    // The bundle version recorded for `slot` (installed by this store), or nullopt when none is
     // known. For the activation record and `activate status`.
-    virtual Result<std::optional<std::string>> slot_version(const Slot& /*slot*/) const {
-        return std::optional<std::string>();
-    }
+    virtual Result<std::optional<std::string>> slot_version(const Slot& slot) const = 0;
     // What the last install into `slot` fetched and reused, or nullopt when not recorded (a
-    // record written before these figures were, or a source that keeps none). For
+    // record written before these figures were, or a store that keeps none). For
     // `activate status`.
     virtual Result<std::optional<SlotInstallFigures>> slot_install_figures(
         const Slot& /*slot*/) const {
         return std::optional<SlotInstallFigures>();
     }
-    virtual Result<Payload> prepare(const PayloadRequest& request) = 0;
     // The plans of slots(), install() (without what before_writing does: the engine plans
-    // that) and prepare().
-    virtual std::vector<PlanStep> plan_slots() const { return {}; }
-    virtual std::vector<PlanStep> plan_install() const { return {}; }
-    virtual std::vector<PlanStep> plan_prepare() const = 0;
+    // that) and load_kernel().
+    virtual std::vector<PlanStep> plan_slots() const = 0;
+    virtual std::vector<PlanStep> plan_install() const = 0;
+    virtual std::vector<PlanStep> plan_load_kernel() const = 0;
 };
 
 // ----- boot control (EFI boot entries for A/B slots) -----
@@ -314,9 +325,21 @@ struct ActivatePluginDescriptor {
     Factory<ActivationStrategy> create_activation;
     Factory<Capture> create_capture;
     Factory<BootControl> create_boot_control;
+    // Last, so that ACTIVATE_DEFINE_PLUGIN lines written before it still compile (as null).
+    Factory<SlotStore> create_slot_store;
 };
 
 using ActivatePluginEntry = const ActivatePluginDescriptor* (*)();
+
+// The descriptor ACTIVATE_DEFINE_PLUGIN fills: the roles not given are null, so that a plugin
+// written before a role was added still builds, warning-free, as it stands.
+constexpr ActivatePluginDescriptor make_plugin_descriptor(
+    const char* name, const char* version, Factory<PayloadSource> payload_source = nullptr,
+    Factory<ActivationStrategy> activation = nullptr, Factory<Capture> capture = nullptr,
+    Factory<BootControl> boot_control = nullptr, Factory<SlotStore> slot_store = nullptr) {
+    return {kPluginAbiVersion, name,    version,      payload_source,
+            activation,        capture, boot_control, slot_store};
+}
 
 }  // namespace activate
 
@@ -342,7 +365,7 @@ using ActivatePluginEntry = const ActivatePluginDescriptor* (*)();
 
 // Each plugin defines its descriptor with this macro once, at namespace scope:
 //   ACTIVATE_DEFINE_PLUGIN(ident, "name", "version", create_payload_source, create_activation,
-//                          create_capture, create_boot_control)
+//                          create_capture, create_boot_control, create_slot_store)
 // (nullptr for the roles it does not fill). It emits
 // - `activate_builtin_<ident>()`, returning the descriptor: what a binary that links plugins in
 //   statically (the self-contained takeover) registers;
@@ -356,8 +379,8 @@ using ActivatePluginEntry = const ActivatePluginDescriptor* (*)();
       gnu::section(".activate_plugin")]] static const char activate_plugin_build_id_##ident[] = \
         ACTIVATE_PLUGIN_BUILD_ID;                                                               \
     extern "C" const ::activate::ActivatePluginDescriptor* activate_builtin_##ident() {         \
-        static const ::activate::ActivatePluginDescriptor d{::activate::kPluginAbiVersion,      \
-                                                            __VA_ARGS__};                       \
+        static const ::activate::ActivatePluginDescriptor d =                                   \
+            ::activate::make_plugin_descriptor(__VA_ARGS__);                                    \
         return &d;                                                                              \
     }                                                                                           \
     extern "C"                                                                                  \

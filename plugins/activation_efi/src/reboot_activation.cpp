@@ -11,7 +11,7 @@ Status RebootActivation::stage(StageRequest& request) {
     if (!target)
         return Error(ErrorKind::policy,
                      "activation \"efi\" reboots into an A/B slot and needs a slot target; use a "
-                     "payload source with slots (payload: uki) or activation \"kexec\"");
+                     "slot store as the payload (payload: uki) or activation \"kexec\"");
     // A staged kexec image would take the reboot instead of the firmware
     // (Machine::reboot_would_be_hijacked). BootNext is the engine's (its boot-next step).
     if (Result<bool> unloaded = machine_.prevent_reboot_hijack(); !unloaded.ok())

@@ -37,7 +37,7 @@ class AgentE2E : public ::testing::Test {
     // Prepares and stages like the takeover pipeline does, and returns what was recorded.
     void stage(const std::string& agent_init, Staged* out) {
         EmbeddedPayloadSource source(context_, builtin_blobs(), EmbeddedSettings{});
-        auto payload = source.prepare(PayloadRequest{agent_init, std::nullopt});
+        auto payload = source.prepare(PayloadRequest{agent_init});
         ASSERT_TRUE(payload.ok()) << payload.error().message();
         const RecordingMachine machine(sysroot_);
         kexec::KexecActivation activation(sysroot_, machine, Log(&logger_, "kexec"));

@@ -71,7 +71,7 @@ TEST_F(EmbeddedPayloadTest, TestBlobsAreTheConfiguredFiles) {
 
 TEST_F(EmbeddedPayloadTest, StagesMicrocodeAgentAndOneFrameWithExactlyInitPb) {
     set_running_cmdline("root=/dev/sda1 console=tty0 console=ttyS1,57600n8\n");
-    auto payload = source().prepare(PayloadRequest{kAgentInit, std::nullopt});
+    auto payload = source().prepare(PayloadRequest{kAgentInit});
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     const EmbeddedBlobs blobs = test_blobs();
 
@@ -104,7 +104,7 @@ TEST_F(EmbeddedPayloadTest, StagesMicrocodeAgentAndOneFrameWithExactlyInitPb) {
 // The same check with the real tools: zstd and GNU cpio list and extract the appended part,
 // and decompressing agent + appended frame yields both archives back to back.
 TEST_F(EmbeddedPayloadTest, RealZstdAndCpioReadTheAppendedArchive) {
-    auto payload = source().prepare(PayloadRequest{kAgentInit, std::nullopt});
+    auto payload = source().prepare(PayloadRequest{kAgentInit});
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     const EmbeddedBlobs blobs = test_blobs();
     const std::string initramfs = read_fd(payload->initramfs.get());
@@ -138,7 +138,7 @@ TEST_F(EmbeddedPayloadTest, RealZstdAndCpioReadTheAppendedArchive) {
 }
 
 TEST_F(EmbeddedPayloadTest, MemfdsAreSealedAgainstEveryChange) {
-    auto payload = source().prepare(PayloadRequest{kAgentInit, std::nullopt});
+    auto payload = source().prepare(PayloadRequest{kAgentInit});
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     for (int fd : {payload->kernel.get(), payload->initramfs.get()}) {
         EXPECT_EQ(::fcntl(fd, F_GET_SEALS),
@@ -167,7 +167,7 @@ TEST_F(EmbeddedPayloadTest, NoInitramfsAtAllGivesNoFd) {
     EXPECT_FALSE(payload->initramfs.valid());
     EXPECT_TRUE(payload->kernel.valid());
 
-    auto with_init = source(only_kernel).prepare(PayloadRequest{kAgentInit, std::nullopt});
+    auto with_init = source(only_kernel).prepare(PayloadRequest{kAgentInit});
     ASSERT_TRUE(with_init.ok());
     ASSERT_TRUE(with_init->initramfs.valid());
     EXPECT_EQ(read_fd(with_init->initramfs.get()).substr(0, 4), "\x28\xb5\x2f\xfd");
@@ -271,6 +271,7 @@ TEST(EmbeddedPlugin, DescriptorAndStrictFactory) {
     EXPECT_EQ(d->create_activation, nullptr);
     EXPECT_EQ(d->create_capture, nullptr);
     EXPECT_EQ(d->create_boot_control, nullptr);
+    EXPECT_EQ(d->create_slot_store, nullptr);
 
     TempDir root;
     Sysroot sysroot(root.path());
@@ -279,9 +280,7 @@ TEST(EmbeddedPlugin, DescriptorAndStrictFactory) {
     Settings good(YAML::Load("cmdline: quiet"), "policy.yaml", "payload.settings");
     auto source = d->create_payload_source(context, good);
     ASSERT_TRUE(source.ok()) << source.error().message();
-    EXPECT_TRUE((*source)->provides_kernel());
     EXPECT_TRUE((*source)->accepts_agent_init());
-    EXPECT_FALSE((*source)->uses_slots());
 
     Settings typo(YAML::Load("cmdlin: quiet"), "policy.yaml", "payload.settings");
     EXPECT_FALSE(d->create_payload_source(context, typo).ok());

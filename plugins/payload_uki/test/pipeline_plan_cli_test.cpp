@@ -69,7 +69,8 @@ TEST_P(PipelinePlanCli, TheRunExecutesExactlyThePlannedSteps) {
         << dry.out;
     EXPECT_EQ(fs::exists(root() / "run/activate/kexec/kernel"), has_step(planned, "stage [kexec]"))
         << dry.out;
-    EXPECT_EQ(has_step(planned, "prepare [uki]"), has_step(planned, "stage [kexec]")) << dry.out;
+    EXPECT_EQ(has_step(planned, "load-kernel [uki]"), has_step(planned, "stage [kexec]"))
+        << dry.out;
     bool boot_next = false;
     for (const auto& e : fs::directory_iterator(root() / "sys/firmware/efi/efivars"))
         boot_next |= e.path().filename().string().rfind("BootNext-", 0) == 0;

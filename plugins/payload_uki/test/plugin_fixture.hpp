@@ -9,7 +9,7 @@
 #include <activate/settings.hpp>
 #include <activate/sysroot.hpp>
 #include <memory>
-#include <payload_uki/uki_payload_source.hpp>
+#include <payload_uki/uki_slot_store.hpp>
 
 #include "test_support.hpp"
 
@@ -38,10 +38,10 @@ class SlotSysroot {
 
     // The plugin with `yaml` as its settings (disk defaults to /disk.img). The default accepts
     // unsigned bundles (zips made by Info-ZIP); signature tests pass their own settings.
-    Result<std::unique_ptr<PayloadSource>> source(
+    Result<std::unique_ptr<SlotStore>> source(
         const std::string& yaml = "{disk: /disk.img, allow_unsigned: true}") const {
         Settings settings(YAML::Load(yaml), "test-policy.yaml", "payload.settings");
-        return create_uki_payload_source(context(), settings);
+        return create_uki_slot_store(context(), settings);
     }
 
   private:

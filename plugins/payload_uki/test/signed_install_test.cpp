@@ -102,7 +102,7 @@ class SignedInstall : public ::testing::Test {
     fs::path uki_dir() const { return root_.esp() / "EFI/metropolis"; }
     fs::path versions_file() const { return root_.esp() / "EFI/activate/versions.json"; }
 
-    std::unique_ptr<PayloadSource> source(
+    std::unique_ptr<SlotStore> source(
         const std::string& yaml = "{disk: /disk.img, compatible: board-1}") {
         auto s = root_.source(yaml);
         EXPECT_TRUE(s.ok()) << s.error().message();

@@ -38,7 +38,6 @@ class EmbeddedPayloadSource : public PayloadSource {
     EmbeddedPayloadSource(const PluginContext& context, EmbeddedBlobs blobs,
                           EmbeddedSettings settings);
 
-    bool provides_kernel() const override { return true; }
     bool accepts_agent_init() const override { return true; }
     Result<Payload> prepare(const PayloadRequest& request) override;
     std::vector<PlanStep> plan_prepare() const override;

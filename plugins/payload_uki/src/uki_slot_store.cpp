@@ -1,5 +1,5 @@
-// The PayloadSource of the "uki" plugin, tying slot discovery, installation and UKI loading to
-// the plugin interface; plus the plugin descriptor.
+// The SlotStore of the "uki" plugin, tying slot discovery, installation and UKI loading to the
+// plugin interface; plus the plugin descriptor.
 #include <unistd.h>
 
 #include <activate/bundle/source.hpp>
@@ -9,7 +9,7 @@
 #include <payload_uki/slot_layout.hpp>
 #include <payload_uki/slot_versions.hpp>
 #include <payload_uki/uki_payload.hpp>
-#include <payload_uki/uki_payload_source.hpp>
+#include <payload_uki/uki_slot_store.hpp>
 
 #ifndef ACTIVATE_VERSION
 #define ACTIVATE_VERSION "0.0.0"
@@ -18,17 +18,13 @@
 namespace activate::uki {
 namespace {
 
-class UkiPayloadSource final : public PayloadSource {
+class UkiSlotStore final : public SlotStore {
   public:
-    UkiPayloadSource(const PluginContext& context, UkiSourceConfig config)
+    UkiSlotStore(const PluginContext& context, UkiSourceConfig config)
         : sysroot_(*context.sysroot),
           logger_(context.logger),
           log_(context.logger, "uki"),
           config_(std::move(config)) {}
-
-    bool provides_kernel() const override { return true; }
-    bool accepts_agent_init() const override { return false; }
-    bool uses_slots() const override { return true; }
 
     Result<SlotPair> slots() const override { return discover_slots(sysroot_, config_, log_); }
 
@@ -72,16 +68,8 @@ class UkiPayloadSource final : public PayloadSource {
         return v->last_install;
     }
 
-    Result<Payload> prepare(const PayloadRequest& request) override {
-        if (!request.agent_init.empty())
-            return Error(ErrorKind::policy,
-                         "the uki payload source cannot carry an AgentInit; "
-                         "use the embedded payload for takeovers");
-        if (!request.slot)
-            return Error(ErrorKind::internal,
-                         "the uki payload source loads a slot's UKI, but no "
-                         "slot was given");
-        return load_uki_payload(sysroot_, *request.slot, config_, log_);
+    Result<Payload> load_kernel(const Slot& slot) override {
+        return load_uki_payload(sysroot_, slot, config_, log_);
     }
 
     std::vector<PlanStep> plan_slots() const override {
@@ -124,7 +112,7 @@ class UkiPayloadSource final : public PayloadSource {
         };
     }
 
-    std::vector<PlanStep> plan_prepare() const override {
+    std::vector<PlanStep> plan_load_kernel() const override {
         return {
             {"load the target slot's UKI (.linux, .ucode + .initrd, .cmdline as written, which "
              "must name the slot) into sealed memfds",
@@ -243,20 +231,13 @@ class UkiPayloadSource final : public PayloadSource {
 
 }  // namespace
 
-Result<std::unique_ptr<PayloadSource>> create_uki_payload_source(const PluginContext& context,
-                                                                 Settings& settings) {
+Result<std::unique_ptr<SlotStore>> create_uki_slot_store(const PluginContext& context,
+                                                         Settings& settings) {
     ACTIVATE_ASSIGN(UkiSourceConfig config, read_config(settings));
-    return std::unique_ptr<PayloadSource>(new UkiPayloadSource(context, std::move(config)));
+    return std::unique_ptr<SlotStore>(new UkiSlotStore(context, std::move(config)));
 }
 
 }  // namespace activate::uki
 
-namespace {
-activate::Result<std::unique_ptr<activate::PayloadSource>> create_payload_source(
-    const activate::PluginContext& context, activate::Settings& settings) {
-    return activate::uki::create_uki_payload_source(context, settings);
-}
-}  // namespace
-
-ACTIVATE_DEFINE_PLUGIN(payload_uki, "uki", ACTIVATE_VERSION, create_payload_source, nullptr,
-                       nullptr, nullptr)
+ACTIVATE_DEFINE_PLUGIN(payload_uki, "uki", ACTIVATE_VERSION, nullptr, nullptr, nullptr, nullptr,
+                       activate::uki::create_uki_slot_store)

@@ -64,9 +64,6 @@ TEST(UkiSlots, RunningAFindsTargetBAsSfdiskSeesIt) {
     ASSERT_TRUE(root.disk_ok());
     auto source = root.source();
     ASSERT_TRUE(source.ok()) << source.error().message();
-    EXPECT_TRUE((*source)->uses_slots());
-    EXPECT_TRUE((*source)->provides_kernel());
-    EXPECT_FALSE((*source)->accepts_agent_init());
     auto slots = (*source)->slots();
     ASSERT_TRUE(slots.ok()) << slots.error().message();
     EXPECT_EQ(slots->running.letter, 'A');
@@ -246,7 +243,7 @@ class UkiInstall : public ::testing::Test {
 
     SlotSysroot root_;
     TempDir work_;
-    std::unique_ptr<PayloadSource> source_;
+    std::unique_ptr<SlotStore> source_;
     SlotPair slots_;
     std::string kernel_, initrd_, uki_, uki_b_;
     int counter_ = 0;
@@ -448,15 +445,13 @@ TEST_F(UkiInstall, RefusesToWriteTheRunningSlot) {
     EXPECT_EQ(checksum(root_.disk(), 0, kDiskBytes), before);
 }
 
-TEST_F(UkiInstall, ThenPrepareLoadsTheInstalledUki) {
+TEST_F(UkiInstall, ThenLoadKernelLoadsTheInstalledUki) {
     fs::copy_file(make_bundle({{"verity_rootfs.img", "x"}, {"kernel_efi.efi", uki_}}),
                   root_.root() / "b.zip");
     InstallRequest request;
     request.bundle = "/b.zip";
     ASSERT_TRUE(source_->install(slots_.target, request).ok());
-    PayloadRequest prepare;
-    prepare.slot = slots_.target;
-    auto payload = source_->prepare(prepare);
+    auto payload = source_->load_kernel(slots_.target);
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     EXPECT_EQ(read_fd(payload->kernel.get()), kernel_);
     EXPECT_EQ(read_fd(payload->initramfs.get()), initrd_);
@@ -587,9 +582,9 @@ TEST_F(UkiInstall, DeltaProgressMovesThroughReusedChunks) {
     EXPECT_LE(largest_step, 8) << read_file(lines);
 }
 
-// ----- prepare() -----
+// ----- load_kernel() -----
 
-class UkiPrepare : public ::testing::Test {
+class UkiLoadKernel : public ::testing::Test {
   protected:
     void SetUp() override {
         ASSERT_TRUE(root_.disk_ok());
@@ -607,18 +602,14 @@ class UkiPrepare : public ::testing::Test {
         ASSERT_TRUE(make_uki(root_.esp() / ("EFI/metropolis/boot-" + slot + ".efi"), sections));
     }
 
-    Result<Payload> prepare(const Slot& slot) {
-        PayloadRequest request;
-        request.slot = slot;
-        return source_->prepare(request);
-    }
+    Result<Payload> load_kernel(const Slot& slot) { return source_->load_kernel(slot); }
 
     SlotSysroot root_;
-    std::unique_ptr<PayloadSource> source_;
+    std::unique_ptr<SlotStore> source_;
     SlotPair slots_;
 };
 
-TEST_F(UkiPrepare, ExtractsSectionsByteExactlyWithUcodeFirst) {
+TEST_F(UkiLoadKernel, ExtractsSectionsByteExactlyWithUcodeFirst) {
     const std::string kernel = random_bytes(250001, 31);
     const std::string initrd = random_bytes(40000, 32);
     const std::string ucode = random_bytes(3333, 33);
@@ -631,7 +622,7 @@ TEST_F(UkiPrepare, ExtractsSectionsByteExactlyWithUcodeFirst) {
                {".linux", kernel},
                {".initrd", initrd},
                {".ucode", ucode}});
-    auto payload = prepare(slots_.target);
+    auto payload = load_kernel(slots_.target);
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     EXPECT_EQ(read_fd(payload->kernel.get()), kernel);
     EXPECT_EQ(read_fd(payload->initramfs.get()), ucode + initrd);
@@ -643,30 +634,28 @@ TEST_F(UkiPrepare, ExtractsSectionsByteExactlyWithUcodeFirst) {
     EXPECT_EQ(::fcntl(payload->initramfs.get(), F_GET_SEALS), seals);
 }
 
-TEST_F(UkiPrepare, SlotAWithACustomPattern) {
+TEST_F(UkiLoadKernel, SlotAWithACustomPattern) {
     place_uki({{".cmdline", "root=LABEL=sys-A"}, {".linux", "K"}}, "a");
     auto source = root_.source(
         "{allow_unsigned: true, disk: /disk.img, running_slot_pattern: 'LABEL=sys-([AB])', "
         "cmdline_placeholder: '@@', cmdline_replacement: '{slot}{slot}'}");
     ASSERT_TRUE(source.ok()) << source.error().message();
-    PayloadRequest request;
-    request.slot = slots_.running;  // slot A
-    auto payload = (*source)->prepare(request);
+    auto payload = (*source)->load_kernel(slots_.running);  // slot A
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     EXPECT_EQ(payload->cmdline, "root=LABEL=sys-A");
     EXPECT_EQ(read_fd(payload->kernel.get()), "K");
     EXPECT_FALSE(payload->initramfs.valid());
 }
 
-TEST_F(UkiPrepare, InitrdOnlyAndUcodeOnly) {
+TEST_F(UkiLoadKernel, InitrdOnlyAndUcodeOnly) {
     const std::string cmdline = "root=PARTLABEL=METROPOLIS-SYSTEM-B";
     place_uki({{".cmdline", cmdline}, {".linux", "KERNEL"}, {".initrd", "INITRD"}});
-    auto payload = prepare(slots_.target);
+    auto payload = load_kernel(slots_.target);
     ASSERT_TRUE(payload.ok()) << payload.error().message();
     EXPECT_EQ(read_fd(payload->initramfs.get()), "INITRD");
     EXPECT_EQ(payload->cmdline, cmdline);
     place_uki({{".cmdline", cmdline}, {".ucode", "UCODE"}, {".linux", "KERNEL"}});
-    payload = prepare(slots_.target);
+    payload = load_kernel(slots_.target);
     ASSERT_TRUE(payload.ok());
     EXPECT_EQ(read_fd(payload->initramfs.get()), "UCODE");
 }
@@ -674,9 +663,9 @@ TEST_F(UkiPrepare, InitrdOnlyAndUcodeOnly) {
 // The kexec path boots the UKI on the ESP as it is, so it boots exactly what a cold boot of the
 // slot would: one that still holds the placeholder (written by an older activate, which replaced
 // it only for kexec) is refused, not patched on the fly.
-TEST_F(UkiPrepare, RefusesAUkiStillHoldingThePlaceholder) {
+TEST_F(UkiLoadKernel, RefusesAUkiStillHoldingThePlaceholder) {
     place_uki({{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-X ro"}, {".linux", "K"}});
-    auto payload = prepare(slots_.target);
+    auto payload = load_kernel(slots_.target);
     ASSERT_FALSE(payload.ok());
     EXPECT_EQ(payload.error().kind(), ErrorKind::input);
     const std::string& m = payload.error().message();
@@ -686,12 +675,12 @@ TEST_F(UkiPrepare, RefusesAUkiStillHoldingThePlaceholder) {
     EXPECT_NE(m.find("install slot B again"), std::string::npos) << m;
 }
 
-TEST_F(UkiPrepare, RefusesAUkiThatDoesNotNameItsSlot) {
+TEST_F(UkiLoadKernel, RefusesAUkiThatDoesNotNameItsSlot) {
     for (const std::string& cmdline :
          {std::string("root=PARTLABEL=METROPOLIS-SYSTEM-A ro"), std::string("root=/dev/vda3")}) {
         SCOPED_TRACE(cmdline);
         place_uki({{".cmdline", cmdline}, {".linux", "K"}});
-        auto payload = prepare(slots_.target);
+        auto payload = load_kernel(slots_.target);
         ASSERT_FALSE(payload.ok());
         const std::string& m = payload.error().message();
         EXPECT_NE(m.find(cmdline), std::string::npos) << m;
@@ -702,56 +691,46 @@ TEST_F(UkiPrepare, RefusesAUkiThatDoesNotNameItsSlot) {
             << m;
     }
     place_uki({{".linux", "K"}});
-    auto none = prepare(slots_.target);
+    auto none = load_kernel(slots_.target);
     ASSERT_FALSE(none.ok());
     EXPECT_NE(none.error().message().find("has no .cmdline section"), std::string::npos)
         << none.error().message();
     place_uki({{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-B\nquiet"}, {".linux", "K"}});
-    auto control = prepare(slots_.target);
+    auto control = load_kernel(slots_.target);
     ASSERT_FALSE(control.ok());
     EXPECT_NE(control.error().message().find("control character 0x0a"), std::string::npos)
         << control.error().message();
 }
 
-TEST_F(UkiPrepare, MissingLinuxSection) {
+TEST_F(UkiLoadKernel, MissingLinuxSection) {
     place_uki({{".osrel", "ID=m\n"}, {".initrd", "I"}});
-    auto payload = prepare(slots_.target);
+    auto payload = load_kernel(slots_.target);
     ASSERT_FALSE(payload.ok());
     EXPECT_NE(payload.error().message().find("/esp/EFI/metropolis/boot-b.efi"), std::string::npos);
     EXPECT_NE(payload.error().message().find("no \".linux\" section"), std::string::npos);
 }
 
-TEST_F(UkiPrepare, TruncatedUki) {
+TEST_F(UkiLoadKernel, TruncatedUki) {
     place_uki(
         {{".cmdline", "root=PARTLABEL=METROPOLIS-SYSTEM-B"}, {".linux", random_bytes(100000, 34)}});
     const fs::path path = root_.esp() / "EFI/metropolis/boot-b.efi";
     fs::resize_file(path, fs::file_size(path) - 40000);
-    auto payload = prepare(slots_.target);
+    auto payload = load_kernel(slots_.target);
     ASSERT_FALSE(payload.ok());
     EXPECT_NE(payload.error().message().find("\".linux\""), std::string::npos)
         << payload.error().message();
     EXPECT_NE(payload.error().message().find("truncated"), std::string::npos);
 }
 
-TEST_F(UkiPrepare, MissingUkiAndBadRequests) {
-    auto payload = prepare(slots_.target);
+TEST_F(UkiLoadKernel, MissingUki) {
+    auto payload = load_kernel(slots_.target);
     ASSERT_FALSE(payload.ok());
     EXPECT_NE(payload.error().message().find("boot-b.efi"), std::string::npos);
-
-    place_uki({{".linux", "K"}});
-    PayloadRequest no_slot;
-    EXPECT_FALSE(source_->prepare(no_slot).ok());
-    PayloadRequest with_agent;
-    with_agent.slot = slots_.target;
-    with_agent.agent_init = "x";
-    auto r = source_->prepare(with_agent);
-    ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message().find("AgentInit"), std::string::npos);
 }
 
-TEST_F(UkiPrepare, PlanNamesWhatItTouches) {
+TEST_F(UkiLoadKernel, PlanNamesWhatItTouches) {
     auto plan = source_->plan_slots();
-    for (const auto& calls : {source_->plan_install(), source_->plan_prepare()})
+    for (const auto& calls : {source_->plan_install(), source_->plan_load_kernel()})
         plan.insert(plan.end(), calls.begin(), calls.end());
     std::string all;
     for (const auto& step : plan) {
