@@ -303,6 +303,37 @@ TEST(RequestedMode, TheNameDecidesAndTheEnumAloneStillWorks) {
               "(\\x7f); name a mode a served policy has");
 }
 
+// `activate request --mode NAME` sends the name (and the enum where it has the mode), whatever
+// the name: which modes exist is the server's to say. Only what cannot be a name is refused
+// before connecting.
+TEST_F(ServeTest, RequestSendsTheModeNameForTheServerToJudge) {
+    for (const std::string bad : {"soft reboot", "soft\treboot"}) {
+        auto cli = test::run(
+            {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", bad});
+        EXPECT_EQ(cli.exit_code, 2) << cli.err;
+        EXPECT_NE(cli.err.find("a mode name has no whitespace or control characters"),
+                  std::string::npos)
+            << cli.err;
+    }
+    auto unknown = test::run(
+        {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "warp"});
+    EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+    EXPECT_NE(unknown.err.find("invalid request: no policy for activation mode warp was given to "
+                               "serve; it serves kexec, soft-reboot, none"),
+              std::string::npos)
+        << unknown.err;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+
+    auto r = test::run(
+        {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "soft-reboot"});
+    EXPECT_EQ(r.exit_code, 0) << r.err << test::read_file(dir_ / "serve.log");
+    EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from /local.zip");
+    EXPECT_NE(test::read_file(root_ / "esp/EFI/activate/activation.json")
+                  .find("\"mode\": \"soft-reboot\""),
+              std::string::npos)
+        << test::read_file(root_ / "esp/EFI/activate/activation.json");
+}
+
 // A client that connects and sends nothing does not hold up the next one.
 TEST_F(ServeTest, SilentClientDoesNotBlockOthers) {
     int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
