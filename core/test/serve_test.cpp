@@ -266,9 +266,14 @@ TEST_F(ServeTest, MalformedModeNamesAreRefusedAndShownEscaped) {
     EXPECT_EQ(utf8.code, ServeCode::unavailable) << utf8.message;
     EXPECT_NE(utf8.message.find("activation mode k\\xc3\\xa9xec was given"), std::string::npos)
         << utf8.message;
+    // Not UTF-8: proto3 refuses the whole message (a string field must be UTF-8).
+    ServeReply binary = send("/local.zip", wire::ACTIVATION_INVALID, "kexec\xff");
+    EXPECT_EQ(binary.code, ServeCode::invalid_argument) << binary.message;
+    EXPECT_EQ(binary.message, "the frame is not an UpdateNodeRequest");
     EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
     const std::string log = test::read_file(dir_ / "serve.log");
     EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
+    EXPECT_EQ(log.find('\xff'), std::string::npos) << log;
 }
 
 wire::UpdateNodeRequest mode_request(int mode, const std::string& name) {
