@@ -317,14 +317,102 @@ std::string activation_mode_of(wire::ActivationMode mode) {
     }
 }
 
-UpdateServer::UpdateServer(SocketPlace socket, std::vector<wire::ActivationMode> modes,
-                           UpdateRunner runner, Log log)
+std::optional<wire::ActivationMode> wire_mode_of(const std::string& name) {
+    for (wire::ActivationMode m :
+         {wire::ACTIVATION_NONE, wire::ACTIVATION_REBOOT, wire::ACTIVATION_KEXEC})
+        if (activation_mode_of(m) == name) return m;
+    return std::nullopt;
+}
+
+std::string client_text(std::string_view bytes) {
+    std::string out;
+    for (const char c : bytes) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7f && c != '\\') {
+            out += c;
+        } else {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", u);
+            out += hex;
+        }
+    }
+    return out;
+}
+
+namespace {
+// The enum's values by their .proto names, for messages.
+std::string wire_name(wire::ActivationMode mode) {
+    return wire::ActivationMode_IsValid(mode) ? wire::ActivationMode_Name(mode)
+                                              : std::to_string(static_cast<int>(mode));
+}
+
+Result<std::string> mode_by_name(const wire::UpdateNodeRequest& request) {
+    const std::string& name = request.activation_mode_name();
+    if (name.size() > kMaxModeNameBytes)
+        return Error(ErrorKind::usage,
+                     "activation_mode_name \"" +
+                         client_text(std::string_view(name).substr(0, kMaxModeNameBytes)) +
+                         "...\" is " + std::to_string(name.size()) +
+                         " bytes long; a mode name has at most " +
+                         std::to_string(kMaxModeNameBytes));
+    const auto control = std::find_if(name.begin(), name.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+    if (control != name.end())
+        return Error(ErrorKind::usage, "activation_mode_name \"" + client_text(name) +
+                                           "\" contains a control byte (" +
+                                           client_text(std::string(1, *control)) +
+                                           "); name a mode a served policy has");
+    const wire::ActivationMode mode = request.activation_mode();
+    // Set beside the name (for servers that only read the enum), the enum must mean the same.
+    // A value this server does not know comes from a newer client; the name is what it means.
+    if (mode != wire::ACTIVATION_INVALID && wire::ActivationMode_IsValid(mode) &&
+        activation_mode_of(mode) != name)
+        return Error(ErrorKind::usage, "activation_mode_name \"" + client_text(name) +
+                                           "\" and activation_mode " + wire_name(mode) +
+                                           " name different modes: set the name alone, or both "
+                                           "to the same mode");
+    return name;
+}
+}  // namespace
+
+Result<std::string> requested_mode(const wire::UpdateNodeRequest& request) {
+    if (!request.activation_mode_name().empty()) return mode_by_name(request);
+    const wire::ActivationMode mode = request.activation_mode();
+    if (mode == wire::ACTIVATION_INVALID)
+        return Error(ErrorKind::usage,
+                     "activation_mode is ACTIVATION_INVALID and activation_mode_name is empty: set "
+                     "NONE, REBOOT or KEXEC, or the mode's name");
+    // proto3 keeps enum values it does not know: a newer client's mode is not "none".
+    if (!wire::ActivationMode_IsValid(mode))
+        return Error(ErrorKind::usage, "activation_mode " + wire_name(mode) +
+                                           " is unknown: set NONE, REBOOT or KEXEC, or the "
+                                           "mode's name in activation_mode_name");
+    return activation_mode_of(mode);
+}
+
+namespace {
+// A request frame as the server takes it, or why not: all of it the client's mistake.
+Result<AcceptedRequest> accept_request(const Result<std::string>& payload) {
+    if (!payload.ok()) return payload.error();
+    wire::UpdateNodeRequest request;
+    if (!request.ParseFromString(*payload))
+        return Error(ErrorKind::usage, "the frame is not an UpdateNodeRequest");
+    ACTIVATE_ASSIGN(std::string mode, requested_mode(request));
+    if (request.bundle_url().empty()) return Error(ErrorKind::usage, "bundle_url is empty");
+    return AcceptedRequest{request.bundle_url(), std::move(mode)};
+}
+}  // namespace
+
+UpdateServer::UpdateServer(SocketPlace socket, std::vector<std::string> modes, UpdateRunner runner,
+                           Log log)
     : socket_(std::move(socket)),
       modes_(std::move(modes)),
       runner_(std::move(runner)),
       log_(std::move(log)) {}
 
-UpdateServer::UpdateServer(InheritedSocket socket, std::vector<wire::ActivationMode> modes,
+UpdateServer::UpdateServer(InheritedSocket socket, std::vector<std::string> modes,
                            UpdateRunner runner, Log log)
     : socket_{UniqueFd(), "", std::move(socket.shown)},
       inherited_(std::move(socket.fd)),
@@ -370,34 +458,23 @@ Status UpdateServer::serve(size_t max_requests) {
             boost::system::error_code wec;
             asio::write(*conn, asio::buffer(frame(reply_payload(code, message))), wec);
         };
-        wire::UpdateNodeRequest request;
-        if (!payload.ok()) {
-            reply(ServeCode::invalid_argument, payload.error().message());
-        } else if (!request.ParseFromString(*payload)) {
-            reply(ServeCode::invalid_argument, "the frame is not an UpdateNodeRequest");
-        } else if (request.activation_mode() == wire::ACTIVATION_INVALID) {
-            reply(ServeCode::invalid_argument,
-                  "activation_mode is ACTIVATION_INVALID: set NONE, REBOOT or KEXEC");
-        } else if (!wire::ActivationMode_IsValid(request.activation_mode())) {
-            // proto3 keeps enum values it does not know: a newer client's mode is not "none".
-            reply(ServeCode::invalid_argument, "activation_mode " +
-                                                   std::to_string(request.activation_mode()) +
-                                                   " is unknown: set NONE, REBOOT or KEXEC");
-        } else if (request.bundle_url().empty()) {
-            reply(ServeCode::invalid_argument, "bundle_url is empty");
-        } else if (std::find(modes_.begin(), modes_.end(), request.activation_mode()) ==
-                   modes_.end()) {
-            reply(ServeCode::unavailable, std::string("no policy for activation mode ") +
-                                              activation_mode_of(request.activation_mode()) +
-                                              " was given to serve");
+        const Result<AcceptedRequest> request = accept_request(payload);
+        if (!request.ok()) {
+            reply(ServeCode::invalid_argument, request.error().message());
+        } else if (std::find(modes_.begin(), modes_.end(), request->mode) == modes_.end()) {
+            std::string served;
+            for (const std::string& m : modes_) served += (served.empty() ? "" : ", ") + m;
+            reply(ServeCode::unavailable, "no policy for activation mode " +
+                                              client_text(request->mode) +
+                                              " was given to serve; it serves " + served);
         } else {
             std::lock_guard<std::mutex> lock(mu);
             if (running) {
                 reply(ServeCode::busy, "another update is in progress");
             } else {
                 running = true;
-                workers.emplace_back([&, c, request, reply] {
-                    Status s = runner_(request);
+                workers.emplace_back([&, c, accepted = *request, reply] {
+                    Status s = runner_(accepted);
                     {
                         std::lock_guard<std::mutex> inner(mu);
                         running = false;

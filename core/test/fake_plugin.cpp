@@ -129,10 +129,14 @@ public:
     // its "reboot" mode; a payload is expected exactly for a staged kernel.
     bool kernel = true;
     bool kernel_staged = false;
+    // A mode no core code names (same_kernel, like systemd's soft-reboot), for tests of names
+    // that only the plugin knows; staged without a payload and jumped by reboot.
+    std::string extra_mode;
     std::vector<ActivationModeInfo> modes() const override {
         std::vector<ActivationModeInfo> declared = {
             {"kexec", kernel ? Handover::staged_kernel : Handover::same_kernel}};
         if (reboot) declared.push_back({"reboot", Handover::firmware_boot});
+        if (!extra_mode.empty()) declared.push_back({extra_mode, Handover::same_kernel});
         return declared;
     }
     Status stage(StageRequest& request) override {
@@ -285,6 +289,7 @@ public:
     // Lets the engine's checks of a reboot policy be reached (they come after the mode check).
     ACTIVATE_ASSIGN(a->reboot, s.boolean_or("supports_reboot", false));
     ACTIVATE_ASSIGN(a->kernel, s.boolean_or("needs_kernel", true));
+    ACTIVATE_ASSIGN(a->extra_mode, s.string_or("declares_mode", ""));
     ACTIVATE_TRY(s.finish());
     return std::unique_ptr<ActivationStrategy>(std::move(a));
 }

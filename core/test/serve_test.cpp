@@ -98,21 +98,29 @@ class ServeTest : public ::testing::Test {
                          "{install_delay: 1500ms, absolute_bundles: true}\n"
                          "activation: {plugin: fake}\n"
                          "boot_control: {plugin: fake}\n");
+        // A mode only its plugin knows: no enum value names it.
+        test::write_file(dir_ / "soft.yaml",
+                         "activation_mode: soft-reboot\npayload:\n  plugin: fake_slots\n  settings: "
+                         "{absolute_bundles: true}\n"
+                         "activation: {plugin: fake, settings: {declares_mode: soft-reboot}}\n"
+                         "boot_control: {plugin: fake}\n");
         socket_ = (dir_ / "s.sock").string();
-        server_ =
-            start_server({"--policy", (dir_ / "kexec.yaml").string(), "--plugin-dir",
-                          FAKE_PLUGIN_DIR, "--sysroot", root_.path().string(), "--socket", socket_},
-                         dir_ / "serve.log");
+        server_ = start_server({"--policy", (dir_ / "kexec.yaml").string(), "--policy",
+                                (dir_ / "soft.yaml").string(), "--plugin-dir", FAKE_PLUGIN_DIR,
+                                "--sysroot", root_.path().string(), "--socket", socket_},
+                               dir_ / "serve.log");
         ASSERT_TRUE(wait_for(socket_)) << test::read_file(dir_ / "serve.log");
     }
     void TearDown() override {
         ::kill(server_, SIGTERM);
         ::waitpid(server_, nullptr, 0);
     }
-    ServeReply send(const std::string& bundle, wire::ActivationMode mode) {
+    ServeReply send(const std::string& bundle, wire::ActivationMode mode,
+                    const std::string& mode_name = "") {
         wire::UpdateNodeRequest request;
         request.set_bundle_url(bundle);
         request.set_activation_mode(mode);
+        request.set_activation_mode_name(mode_name);
         Result<ServeReply> reply = send_update_request(socket_, request);
         EXPECT_TRUE(reply.ok()) << reply.error().message();
         return reply.ok() ? *reply : ServeReply{};
@@ -179,6 +187,156 @@ TEST_F(ServeTest, UnknownActivationModeIsRefused) {
     EXPECT_EQ(r.code, ServeCode::invalid_argument);
     EXPECT_NE(r.message.find("activation_mode 7 is unknown"), std::string::npos) << r.message;
     EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
+// A mode an activation plugin declares (no enum value has it) is requested by its name: the
+// server runs it with the policy of that name, and the trial records it.
+TEST_F(ServeTest, ADeclaredModeIsRequestedByName) {
+    ServeReply r = send("/local.zip", wire::ACTIVATION_INVALID, "soft-reboot");
+    EXPECT_EQ(r.code, ServeCode::ok) << r.message << test::read_file(dir_ / "serve.log");
+    EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from /local.zip");
+    EXPECT_NE(test::read_file(root_ / "esp/EFI/activate/activation.json")
+                  .find("\"mode\": \"soft-reboot\""),
+              std::string::npos)
+        << test::read_file(root_ / "esp/EFI/activate/activation.json");
+    EXPECT_NE(
+        test::read_file(dir_ / "serve.log").find("update requested: /local.zip (soft-reboot)"),
+        std::string::npos)
+        << test::read_file(dir_ / "serve.log");
+    // The fake jumps by reboot in every mode without a staged kernel.
+    for (int i = 0; i < 200 && !std::filesystem::exists(root_ / "run/activate/reboot"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    EXPECT_EQ(test::read_file(root_ / "run/activate/reboot"), "reboot\n");
+}
+
+// A mode the enum has may be named too, the enum left ACTIVATION_INVALID.
+TEST_F(ServeTest, AModeNameNeedsNoEnum) {
+    ServeReply r = send("/local.zip", wire::ACTIVATION_INVALID, "kexec");
+    EXPECT_EQ(r.code, ServeCode::ok) << r.message;
+    EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from /local.zip");
+}
+
+// A name and an enum value naming different modes is a contradiction, not a choice: refused
+// before anything runs, both named. The same mode twice is fine (what `request` sends).
+TEST_F(ServeTest, ANameAndAnEnumThatDisagreeAreRefused) {
+    ServeReply r = send("/local.zip", wire::ACTIVATION_REBOOT, "soft-reboot");
+    EXPECT_EQ(r.code, ServeCode::invalid_argument) << r.message;
+    EXPECT_EQ(r.message,
+              "activation_mode_name \"soft-reboot\" and activation_mode ACTIVATION_REBOOT name "
+              "different modes: set the name alone, or both to the same mode");
+    ServeReply none = send("/local.zip", wire::ACTIVATION_NONE, "kexec");
+    EXPECT_EQ(none.code, ServeCode::invalid_argument) << none.message;
+    EXPECT_NE(none.message.find("\"kexec\" and activation_mode ACTIVATION_NONE"), std::string::npos)
+        << none.message;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+    ServeReply agree = send("/local.zip", wire::ACTIVATION_KEXEC, "kexec");
+    EXPECT_EQ(agree.code, ServeCode::ok) << agree.message;
+}
+
+// A name no served policy has is `unavailable`; the reply lists what is served (each policy's
+// mode, and none, which the first policy serves when no policy has it).
+TEST_F(ServeTest, AnUnknownModeNameIsUnavailableAndTheServedModesAreListed) {
+    ServeReply r = send("/local.zip", wire::ACTIVATION_INVALID, "warp");
+    EXPECT_EQ(r.code, ServeCode::unavailable) << r.message;
+    EXPECT_EQ(r.message,
+              "no policy for activation mode warp was given to serve; it serves kexec, "
+              "soft-reboot, none");
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
+// A name comes from an untrusted client: bounded, no control bytes, and never echoed raw into a
+// reply or the log (a terminal escape or a newline there could fake a line).
+TEST_F(ServeTest, MalformedModeNamesAreRefusedAndShownEscaped) {
+    const std::string longest(kMaxModeNameBytes, 'm');
+    EXPECT_EQ(send("/local.zip", wire::ACTIVATION_INVALID, longest).code, ServeCode::unavailable);
+    ServeReply oversized = send("/local.zip", wire::ACTIVATION_INVALID, longest + "m");
+    EXPECT_EQ(oversized.code, ServeCode::invalid_argument) << oversized.message;
+    EXPECT_NE(oversized.message.find("is 65 bytes long; a mode name has at most 64"),
+              std::string::npos)
+        << oversized.message;
+    EXPECT_EQ(oversized.message.find(longest + "m"), std::string::npos) << oversized.message;
+
+    ServeReply control = send("/local.zip", wire::ACTIVATION_INVALID, "kexec\n\x1b[2Jfake");
+    EXPECT_EQ(control.code, ServeCode::invalid_argument) << control.message;
+    EXPECT_EQ(control.message,
+              "activation_mode_name \"kexec\\x0a\\x1b[2Jfake\" contains a control byte (\\x0a); "
+              "name a mode a served policy has");
+    // Not a control byte, but not ASCII either: unavailable, and escaped.
+    ServeReply utf8 = send("/local.zip", wire::ACTIVATION_INVALID, "k\xc3\xa9xec");
+    EXPECT_EQ(utf8.code, ServeCode::unavailable) << utf8.message;
+    EXPECT_NE(utf8.message.find("activation mode k\\xc3\\xa9xec was given"), std::string::npos)
+        << utf8.message;
+    // Not UTF-8: proto3 refuses the whole message (a string field must be UTF-8).
+    ServeReply binary = send("/local.zip", wire::ACTIVATION_INVALID, "kexec\xff");
+    EXPECT_EQ(binary.code, ServeCode::invalid_argument) << binary.message;
+    EXPECT_EQ(binary.message, "the frame is not an UpdateNodeRequest");
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+    const std::string log = test::read_file(dir_ / "serve.log");
+    EXPECT_EQ(log.find('\x1b'), std::string::npos) << log;
+    EXPECT_EQ(log.find('\xff'), std::string::npos) << log;
+}
+
+wire::UpdateNodeRequest mode_request(int mode, const std::string& name) {
+    wire::UpdateNodeRequest request;
+    request.set_activation_mode(static_cast<wire::ActivationMode>(mode));
+    request.set_activation_mode_name(name);
+    return request;
+}
+
+std::string requested(int mode, const std::string& name) {
+    Result<std::string> r = requested_mode(mode_request(mode, name));
+    return r.ok() ? *r : "error: " + r.error().message();
+}
+
+// The enum alone reads as it always did; a name decides, whatever enum value a newer client
+// sets beside it, as long as none of the three this server knows contradicts it.
+TEST(RequestedMode, TheNameDecidesAndTheEnumAloneStillWorks) {
+    EXPECT_EQ(requested(wire::ACTIVATION_NONE, ""), "none");
+    EXPECT_EQ(requested(wire::ACTIVATION_REBOOT, ""), "reboot");
+    EXPECT_EQ(requested(wire::ACTIVATION_KEXEC, ""), "kexec");
+    EXPECT_EQ(requested(wire::ACTIVATION_INVALID, "soft-reboot"), "soft-reboot");
+    EXPECT_EQ(requested(wire::ACTIVATION_REBOOT, "reboot"), "reboot");
+    EXPECT_EQ(requested(7, "soft-reboot"), "soft-reboot");
+    EXPECT_EQ(requested(wire::ACTIVATION_INVALID, ""),
+              "error: activation_mode is ACTIVATION_INVALID and activation_mode_name is empty: "
+              "set NONE, REBOOT or KEXEC, or the mode's name");
+    EXPECT_EQ(requested(wire::ACTIVATION_KEXEC, "reboot"),
+              "error: activation_mode_name \"reboot\" and activation_mode ACTIVATION_KEXEC name "
+              "different modes: set the name alone, or both to the same mode");
+    EXPECT_EQ(requested(wire::ACTIVATION_INVALID, "back\\slash\x7f"),
+              "error: activation_mode_name \"back\\x5cslash\\x7f\" contains a control byte "
+              "(\\x7f); name a mode a served policy has");
+}
+
+// `activate request --mode NAME` sends the name (and the enum where it has the mode), whatever
+// the name: which modes exist is the server's to say. Only what cannot be a name is refused
+// before connecting.
+TEST_F(ServeTest, RequestSendsTheModeNameForTheServerToJudge) {
+    for (const std::string bad : {"soft reboot", "soft\treboot"}) {
+        auto cli = test::run(
+            {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", bad});
+        EXPECT_EQ(cli.exit_code, 2) << cli.err;
+        EXPECT_NE(cli.err.find("a mode name has no whitespace or control characters"),
+                  std::string::npos)
+            << cli.err;
+    }
+    auto unknown = test::run(
+        {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "warp"});
+    EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+    EXPECT_NE(unknown.err.find("invalid request: no policy for activation mode warp was given to "
+                               "serve; it serves kexec, soft-reboot, none"),
+              std::string::npos)
+        << unknown.err;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+
+    auto r = test::run(
+        {kBin, "request", "--socket", socket_, "--bundle", "/local.zip", "--mode", "soft-reboot"});
+    EXPECT_EQ(r.exit_code, 0) << r.err << test::read_file(dir_ / "serve.log");
+    EXPECT_EQ(test::read_file(root_ / "slot-B"), "installed from /local.zip");
+    EXPECT_NE(test::read_file(root_ / "esp/EFI/activate/activation.json")
+                  .find("\"mode\": \"soft-reboot\""),
+              std::string::npos)
+        << test::read_file(root_ / "esp/EFI/activate/activation.json");
 }
 
 // A client that connects and sends nothing does not hold up the next one.

@@ -88,6 +88,8 @@ const std::vector<Field> kFields = {
     {"Route", "metric", 4, kInt32},
     {"UpdateNodeRequest", "bundle_url", 1, kString},
     {"UpdateNodeRequest", "activation_mode", 3, kEnum},
+    // Not the reference system's (it has no field 4): activation modes by their declared name.
+    {"UpdateNodeRequest", "activation_mode_name", 4, kString},
 };
 
 const Descriptor* message(const std::string& name) {

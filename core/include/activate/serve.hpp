@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "management.pb.h"
@@ -25,7 +26,7 @@ namespace activate {
 // Reply status codes of the framing (docs/serve.md).
 enum class ServeCode : uint8_t {
     ok = 0,
-    invalid_argument = 1,  // ACTIVATION_INVALID, an unknown mode, an empty bundle URL
+    invalid_argument = 1,  // no mode, a malformed or contradictory one, an empty bundle URL
     busy = 2,              // another update is running
     failed = 3,            // the update failed; the message says why
     unavailable = 4,       // no policy for the requested mode
@@ -82,23 +83,45 @@ bool may_request_updates(uid_t peer_uid);
 // The policy's activation_mode name for a request's mode; ACTIVATION_INVALID and unknown values,
 // which the server refuses before it gets here, read as none.
 std::string activation_mode_of(wire::ActivationMode mode);
+// The enum value of a mode the enum has a value for (none, reboot, kexec); nullopt for any other
+// name, which only activation_mode_name carries.
+std::optional<wire::ActivationMode> wire_mode_of(const std::string& name);
+
+// The longest activation_mode_name a server accepts. Declared modes are short words ("kexec",
+// "soft-reboot"); the bound keeps what an untrusted client sends out of replies and logs.
+inline constexpr size_t kMaxModeNameBytes = 64;
+
+// The activation mode a request asks for, by its policy name: activation_mode_name when set
+// (at most kMaxModeNameBytes, no control bytes; an activation_mode set beside it to NONE, REBOOT
+// or KEXEC must name the same mode), else activation_mode. A usage error says what is wrong with
+// the request; any of the client's bytes in it are escaped (client_text).
+Result<std::string> requested_mode(const wire::UpdateNodeRequest& request);
+
+// Bytes a client sent, for a reply or a log line: printable ASCII as is, any other byte (and the
+// backslash) as \xNN, so that a client cannot write control sequences or fake lines into them.
+std::string client_text(std::string_view bytes);
+
+// A request the server accepted: `mode` is one it serves.
+struct AcceptedRequest {
+    std::string bundle_url;  // as the client sent it; client_text() before showing it
+    std::string mode;        // a policy's activation_mode name, or none
+};
 
 // Runs one update; returns its Status. Called on the server's worker thread. The error's kind
 // decides the reply: busy -> busy, rejected -> rejected, usage (a request the policy cannot
 // carry out as asked, e.g. a relative bundle_url) -> invalid_argument, anything else -> failed.
-using UpdateRunner = std::function<Status(const wire::UpdateNodeRequest&)>;
+using UpdateRunner = std::function<Status(const AcceptedRequest&)>;
 
 class UpdateServer {
 public:
-    // `modes`: the activation modes a policy was given for. A request for any other mode is
-    // answered `unavailable` at once, without taking the one update slot. The socket is created
-    // at `socket` (replacing what is there) with mode 0600, whatever the umask.
-    UpdateServer(SocketPlace socket, std::vector<wire::ActivationMode> modes, UpdateRunner runner,
-                 Log log);
+    // `modes`: the names of the activation modes a policy was given for. A request for any other
+    // mode is answered `unavailable` at once, without taking the one update slot. The socket is
+    // created at `socket` (replacing what is there) with mode 0600, whatever the umask.
+    UpdateServer(SocketPlace socket, std::vector<std::string> modes, UpdateRunner runner, Log log);
     // Serves on a socket systemd made and listens on (its path, mode and lifetime are the
     // socket unit's); the peer credentials are checked all the same.
-    UpdateServer(InheritedSocket socket, std::vector<wire::ActivationMode> modes,
-                 UpdateRunner runner, Log log);
+    UpdateServer(InheritedSocket socket, std::vector<std::string> modes, UpdateRunner runner,
+                 Log log);
     // Serves until stop() is called or `max_requests` requests were answered (0: forever).
     Status serve(size_t max_requests = 0);
     void stop();
@@ -106,7 +129,7 @@ public:
 private:
     SocketPlace socket_;
     UniqueFd inherited_;  // set: serve on this listening socket instead of socket_
-    std::vector<wire::ActivationMode> modes_;
+    std::vector<std::string> modes_;
     UpdateRunner runner_;
     Log log_;
     std::atomic<bool> stopping_{false};

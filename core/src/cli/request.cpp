@@ -1,6 +1,8 @@
 // `activate request`: the client of `serve`. The server's answer other than ok is this command's
 // error, of the kind README's exit-code table gives it.
 #include <activate/serve.hpp>
+#include <algorithm>
+#include <optional>
 
 #include "verb.hpp"
 
@@ -12,7 +14,9 @@ po::options_description request_options() {
     desc.add(help_options()).add(system_options());
     desc.add_options()("bundle", po::value<std::string>(),
                        "the bundle the server installs: a path on its system or an http(s) URL")(
-        "mode", po::value<std::string>(), "activation mode: none, reboot or kexec")(
+        "mode", po::value<std::string>(),
+        "activation mode, as a served policy's activation_mode names it: none, reboot, kexec, or "
+        "a mode its activation plugin declares (e.g. soft-reboot)")(
         "socket", po::value<std::string>(),
         "the server's UNIX socket (default /run/activate/activate.sock under the sysroot)");
     return desc;
@@ -20,18 +24,21 @@ po::options_description request_options() {
 
 Status send_request(const VerbCall& call, const SocketPlace& socket, const std::string& bundle,
                     const std::string& mode_text) {
+    // Which modes exist is the server's to say (its policies' plugins declare them); a name
+    // that cannot be one is caught here.
+    const bool malformed = std::any_of(mode_text.begin(), mode_text.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u <= 0x20 || u == 0x7f;
+    });
+    if (malformed)
+        return call.usage("--mode '" + client_text(mode_text) +
+                          "': a mode name has no whitespace or control characters");
     wire::UpdateNodeRequest request;
     request.set_bundle_url(bundle);
-    wire::ActivationMode mode = wire::ACTIVATION_INVALID;
-    if (mode_text == "none")
-        mode = wire::ACTIVATION_NONE;
-    else if (mode_text == "reboot")
-        mode = wire::ACTIVATION_REBOOT;
-    else if (mode_text == "kexec")
-        mode = wire::ACTIVATION_KEXEC;
-    else if (mode_text != "invalid")
-        return call.usage("--mode: expected none, reboot or kexec, got '" + mode_text + "'");
-    request.set_activation_mode(mode);
+    request.set_activation_mode_name(mode_text);
+    // The enum too where it has the mode: a server that predates the name reads only the enum.
+    if (const std::optional<wire::ActivationMode> mode = wire_mode_of(mode_text))
+        request.set_activation_mode(*mode);
     ACTIVATE_ASSIGN(ServeReply reply, send_update_request(socket, request));
     switch (reply.code) {
         case ServeCode::ok:
@@ -67,7 +74,7 @@ Status run_request(const VerbCall& call) {
 }  // namespace
 
 const Verb kRequestVerb{"request", "ask a running 'serve' to install a bundle and activate it",
-                        "request --bundle URL --mode none|reboot|kexec [--socket PATH]",
-                        request_options, run_request};
+                        "request --bundle URL --mode MODE [--socket PATH]", request_options,
+                        run_request};
 
 }  // namespace activate::cli

@@ -2,6 +2,7 @@
 // front; each request then runs on a fresh engine built from the policy of its activation mode.
 #include <activate/policy.hpp>
 #include <activate/serve.hpp>
+#include <algorithm>
 #include <utility>
 #include <variant>
 
@@ -37,12 +38,14 @@ class ServedPolicies {
         return served;
     }
 
-    // The modes requests may ask for.
-    std::vector<wire::ActivationMode> modes() const {
-        std::vector<wire::ActivationMode> modes;
-        for (wire::ActivationMode m :
-             {wire::ACTIVATION_NONE, wire::ACTIVATION_REBOOT, wire::ACTIVATION_KEXEC})
-            if (find(activation_mode_of(m))) modes.push_back(m);
+    // The modes requests may ask for, by name: each policy's, in the order given, and none.
+    std::vector<std::string> modes() const {
+        std::vector<std::string> modes;
+        for (const Entry& entry : policies_)
+            if (std::find(modes.begin(), modes.end(), entry.first) == modes.end())
+                modes.push_back(entry.first);
+        if (find("none") && std::find(modes.begin(), modes.end(), "none") == modes.end())
+            modes.push_back("none");
         return modes;
     }
 
@@ -82,15 +85,15 @@ Status serve(const CommonOptions& o, const CliDefaults& defaults,
              const Logger& logger) {
     ACTIVATE_ASSIGN(const ServedPolicies policies,
                     ServedPolicies::load(o, defaults, sysroot, logger));
-    const std::vector<wire::ActivationMode> modes = policies.modes();
+    const std::vector<std::string> modes = policies.modes();
     Log log(&logger, "serve");
-    UpdateRunner run_one = [&](const wire::UpdateNodeRequest& request) -> Status {
-        const std::string wanted = activation_mode_of(request.activation_mode());
-        ACTIVATE_ASSIGN(PolicySource source, policies.for_mode(wanted));
-        log.info("update requested: " + request.bundle_url() + " (" + wanted + ")");
+    UpdateRunner run_one = [&](const AcceptedRequest& request) -> Status {
+        ACTIVATE_ASSIGN(PolicySource source, policies.for_mode(request.mode));
+        log.info("update requested: " + client_text(request.bundle_url) + " (" + request.mode +
+                 ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
                         build_engine(source, o, defaults, sysroot, logger));
-        InstallRequest install{request.bundle_url(), false, false, {}};
+        InstallRequest install{request.bundle_url, false, false, {}};
         Status result = engine->run_update(install, /*detached_jump=*/true);
         if (!result.ok()) log.error(result.error().message());
         return result;
