@@ -231,7 +231,7 @@ Status Engine::fall_back(const ActivationRecord& record, const SlotPair& slots) 
     // firmware honours for exactly the next boot; boot_next() recreates the entry if the
     // firmware dropped it.
     ACTIVATE_TRY(boot_control_->boot_next(previous));
-    if (Status s = sysroot_.unmount(previous.esp_mount); !s.ok())
+    if (Status s = machine_->unmount(previous.esp_mount); !s.ok())
         log_.warning("could not unmount the ESP at " + previous.esp_mount + " (" +
                      s.error().message() + "); rebooting anyway, the record is synced");
     ACTIVATE_TRY(machine_->jump(JumpAction::reboot));

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/kexec.h>
 #include <linux/reboot.h>
+#include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -34,6 +35,17 @@ const char* to_string(JumpAction action) {
 namespace {
 constexpr const char* kKexecRecordDir = "/run/activate/kexec";
 constexpr const char* kJumpRecord = "/run/activate/reboot";
+constexpr const char* kUnmountRecord = "/run/activate/unmount";
+
+// Appends `line` and a newline to the record file `record` under the sysroot.
+Status append_record(const Sysroot& sysroot, const char* record, const std::string& line) {
+    ACTIVATE_TRY(sysroot.make_dirs("/run/activate", 0700));
+    ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(record, O_WRONLY | O_CREAT | O_APPEND, 0644));
+    const std::string text = line + "\n";
+    if (!write_all(fd.get(), text.data(), text.size()))
+        return errno_error(ErrorKind::activation, "recording in " + sysroot.path(record).string());
+    return {};
+}
 
 // Copies the whole content of `in` (from offset 0, without moving its file offset) to `out`.
 int copy_fd_contents(int in, int out) {
@@ -96,6 +108,14 @@ class LiveMachine final : public Machine {
         if (::access("/sys/kernel/kexec_loaded", F_OK) != 0 && errno == ENOENT) return false;
         ACTIVATE_ASSIGN(std::string text, sysroot_.read_file("/sys/kernel/kexec_loaded", 64));
         return !text.empty() && text[0] == '1';
+    }
+
+    void sync_file_systems() const override { ::sync(); }
+
+    Status unmount(const std::string& path) const override {
+        if (::umount2(path.c_str(), 0) != 0 && errno != EINVAL && errno != ENOENT)
+            return errno_error(ErrorKind::activation, "unmounting " + path);
+        return {};
     }
 
     Status jump(JumpAction action) const override {
@@ -168,13 +188,11 @@ Result<bool> RecordingMachine::kexec_loaded() const {
 }
 
 Status RecordingMachine::jump(JumpAction action) const {
-    ACTIVATE_TRY(sysroot_.make_dirs("/run/activate", 0700));
-    ACTIVATE_ASSIGN(UniqueFd fd, sysroot_.open(kJumpRecord, O_WRONLY | O_CREAT | O_APPEND, 0644));
-    std::string line = std::string(to_string(action)) + "\n";
-    if (!write_all(fd.get(), line.data(), line.size()))
-        return errno_error(ErrorKind::activation,
-                           "recording the jump in " + sysroot_.path(kJumpRecord).string());
-    return {};
+    return append_record(sysroot_, kJumpRecord, to_string(action));
+}
+
+Status RecordingMachine::unmount(const std::string& path) const {
+    return append_record(sysroot_, kUnmountRecord, path);
 }
 
 Status Machine::jump_detached(JumpAction action, std::chrono::milliseconds delay) const {

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/file.h>
-#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -341,17 +340,6 @@ Status Sysroot::write_file_atomic(std::string_view absolute, std::string_view da
         return errno_error(ErrorKind::activation, "fsync " + target.string());
     if (::fsync(dirfd) != 0)
         return errno_error(ErrorKind::activation, "fsync directory " + dir.string());
-    return {};
-}
-
-void Sysroot::sync_file_systems() const {
-    if (live_) ::sync();
-}
-
-Status Sysroot::unmount(std::string_view absolute) const {
-    if (!live_) return {};
-    if (::umount2(std::string(absolute).c_str(), 0) != 0 && errno != EINVAL && errno != ENOENT)
-        return errno_error(ErrorKind::activation, "unmounting " + std::string(absolute));
     return {};
 }
 

@@ -287,6 +287,8 @@ TEST_F(AssessmentTest, AFailingCheckSendsTheMachineBackToThePreviousSlot) {
               "status 3); rebooting into slot A");
     EXPECT_EQ(boot_log(), "begin B\nfinish B\nnext A\n");
     EXPECT_EQ(jumps(), "kexec\nreboot\n");
+    // The previous slot's ESP is unmounted before the reboot (recorded under a sysroot).
+    EXPECT_EQ(test::read_file(dir_ / "run/activate/unmount"), "/esp\n");
     EXPECT_FALSE(*machine_.kexec_loaded());
     ActivationRecord r = record();
     EXPECT_EQ(r.trial->state, TrialState::failed);

@@ -96,6 +96,10 @@ class ScriptedMachine final : public Machine {
     }
     Result<bool> kexec_loaded() const override { return loaded; }
     Status jump(JumpAction) const override { return Error(ErrorKind::internal, "no jump here"); }
+    void sync_file_systems() const override {}
+    Status unmount(const std::string&) const override {
+        return Error(ErrorKind::internal, "no unmount here");
+    }
 };
 
 TEST(RebootHijack, OnlyAStagedImageHijacksAReboot) {

@@ -267,7 +267,7 @@ class ExecActivation : public activate::ActivationStrategy {
     Status activate(std::chrono::milliseconds delay, bool detached) override {
         if (!staged_)
             return Error(ErrorKind::internal, "activation \"exec\": activate() before stage()");
-        sysroot_->sync_file_systems();
+        machine_->sync_file_systems();
         if (detached) return machine_->jump_detached(activate::JumpAction::reboot, delay);
         if (delay.count() > 0) ::usleep(static_cast<useconds_t>(delay.count()) * 1000);
         return machine_->jump(activate::JumpAction::reboot);

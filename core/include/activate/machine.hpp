@@ -1,8 +1,9 @@
-// The machine actions: load, unload and query a kexec image, and the jump (kexec, reboot,
-// poweroff), now or from a detached second stage. Files, paths and locks are the Sysroot's; what
-// changes which kernel runs next is a Machine's. Two implementations: the live machine (system
-// calls; only for the root "/") and the recording machine, which writes what it would do under
-// the sysroot (what --sysroot and every test use). Plugins get theirs from PluginContext.
+// The machine actions: load, unload and query a kexec image, sync and unmount file systems, and
+// the jump (kexec, reboot, poweroff), now or from a detached second stage. Files, paths and locks
+// are the Sysroot's; what changes which kernel runs next is a Machine's. Two implementations: the
+// live machine (system calls; only for the root "/") and the recording machine, which writes what
+// it would do under the sysroot (what --sysroot and every test use). Plugins get theirs from
+// PluginContext.
 #pragma once
 
 #include <activate/result.hpp>
@@ -39,6 +40,13 @@ class Machine {
     // "<action>\n" to <root>/run/activate/reboot and returns success, with no sync(): a
     // machine-wide call would touch every file system outside the root.
     virtual Status jump(JumpAction action) const = 0;
+    // sync(2): flushes every file system before a jump through the firmware. Recording: nothing,
+    // as in jump(); every file written through a Sysroot is fsync()ed by its writer already.
+    virtual void sync_file_systems() const = 0;
+    // umount(2) of the file system at `path`, a system path (the ESP before a firmware reboot,
+    // so that its FAT is clean); nothing mounted there is success. Recording: appends
+    // "<path>\n" to <root>/run/activate/unmount.
+    virtual Status unmount(const std::string& path) const = 0;
     // Starts a detached second stage (new session, empty environment, no inherited descriptors
     // but the locks the Sysroot holds) that sleeps `delay` and then jump()s; if the jump returns
     // it logs why to /dev/kmsg (through the Sysroot). The caller returns at once. The same for
@@ -74,6 +82,8 @@ class RecordingMachine final : public Machine {
     int kexec_unload() const override;
     Result<bool> kexec_loaded() const override;
     Status jump(JumpAction action) const override;
+    void sync_file_systems() const override {}
+    Status unmount(const std::string& path) const override;
 };
 
 // The machine for `sysroot`, the only place that chooses: the live machine for the root "/",

@@ -68,7 +68,8 @@ namespace activate {
 // enum ActivationMode, supports() and needs_kernel().
 // 9: the slot role leaves PayloadSource: SlotStore (slots, install, load_kernel, versions) and
 // ActivatePluginDescriptor::create_slot_store; PayloadSource loses provides_kernel(),
-// uses_slots() and PayloadRequest::slot.
+// uses_slots() and PayloadRequest::slot. Sysroot::sync_file_systems() and unmount() move to
+// Machine (the recording machine records the unmount).
 inline constexpr uint32_t kPluginAbiVersion = ACTIVATE_PLUGIN_ABI;
 
 // Passed to every plugin factory; outlives the plugin instance. Files, paths and locks go through

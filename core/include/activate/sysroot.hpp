@@ -94,13 +94,6 @@ public:
     Status write_file_atomic(std::string_view absolute, std::string_view data,
                              mode_t mode = 0644) const;
 
-    // sync(2) on the live system (before the ESP is unmounted for a firmware reboot). A no-op
-    // under a sysroot: sync() flushes every file system of the machine, far outside the root,
-    // and every file written through a Sysroot is fsync()ed by its writer already.
-    void sync_file_systems() const;
-    // Unmounts a file system (the ESP before a firmware reboot); a no-op under a sysroot.
-    Status unmount(std::string_view absolute) const;
-
     // An exclusive, non-blocking flock on a file under the root (created 0600 if needed, its
     // missing parent directories 0700); a lock held elsewhere is ErrorKind::busy.
     Result<FileLock> lock(std::string_view absolute) const;

@@ -30,12 +30,12 @@ Status RebootActivation::unstage() {
 Status RebootActivation::activate(std::chrono::milliseconds delay, bool detached) {
     if (!staged_)
         return Error(ErrorKind::internal, "activation \"efi\": activate() called before stage()");
-    // Under a sysroot this flushes nothing: nothing outside the root may be touched.
-    sysroot_.sync_file_systems();
+    // The recording machine flushes nothing: nothing outside the root may be touched.
+    machine_.sync_file_systems();
     // The firmware (and the next boot) read the ESP; leave its FAT clean. Everything is synced,
     // so a busy ESP only costs a dirty bit: warn and go on rather than strand a set BootNext.
     if (!esp_mount_.empty()) {
-        if (auto s = sysroot_.unmount(esp_mount_); !s.ok())
+        if (auto s = machine_.unmount(esp_mount_); !s.ok())
             log_.warning("could not unmount the ESP at " + esp_mount_ + " (" + s.error().message() +
                          "); rebooting anyway, its data is synced");
     }

@@ -75,6 +75,8 @@ TEST_F(RebootActivationTest, ActivateRecordsAReboot) {
     ASSERT_TRUE(control_->boot_next(slot('B')).ok());  // the engine's boot-next step
     ASSERT_TRUE(activation_->activate(std::chrono::milliseconds(10), false).ok());
     EXPECT_EQ(reboot_record(), "reboot\n");
+    // The ESP is unmounted before the reboot, through the machine (recorded under a sysroot).
+    EXPECT_EQ(read_whole_file((root_ / "run/activate/unmount").string()), "/esp\n");
     EXPECT_TRUE(var_exists("BootNext"));  // the firmware consumes it, not us
 }
 
