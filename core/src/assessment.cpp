@@ -83,7 +83,7 @@ Status Engine::assess() {
                 ACTIVATE_TRY(record.write(sysroot_, path));
                 log_.info(slot_name(running) + " marked good (finishing the assessment of " +
                           format_rfc3339(t.assessed_at.value_or(t.jumped_at)) + ")");
-                release_watchdog_after_assessment(sysroot_, policy_.watchdog, log_);
+                release_watchdog_after_assessment(*machine_, policy_.watchdog, log_);
                 return {};
             }
             break;
@@ -206,7 +206,7 @@ Status Engine::assess_running_target(ActivationRecord& record, const SlotPair& s
             ")");
         // Last: the verdict and the boot order are on disk, so a reset from here on boots this
         // slot. Until then the watchdog armed before the jump still guards the way back.
-        release_watchdog_after_assessment(sysroot_, policy_.watchdog, log_);
+        release_watchdog_after_assessment(*machine_, policy_.watchdog, log_);
         return {};
     }
     t.state = TrialState::failed;

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "watchdog_device.hpp"
+
 namespace activate {
 
 const char* to_string(JumpAction action) {
@@ -118,6 +120,15 @@ class LiveMachine final : public Machine {
         return {};
     }
 
+    Result<WatchdogArming> arm_watchdog(const std::string& device,
+                                        std::chrono::seconds timeout) const override {
+        return arm_watchdog_device(device, timeout);
+    }
+
+    Result<WatchdogRelease> release_watchdog(const std::string& device) const override {
+        return release_watchdog_device(device);
+    }
+
     Status jump(JumpAction action) const override {
         // reboot(2) does not flush file systems itself (reboot(2) NOTES).
         ::sync();
@@ -193,6 +204,15 @@ Status RecordingMachine::jump(JumpAction action) const {
 
 Status RecordingMachine::unmount(const std::string& path) const {
     return append_record(sysroot_, kUnmountRecord, path);
+}
+
+Result<WatchdogArming> RecordingMachine::arm_watchdog(const std::string& device,
+                                                      std::chrono::seconds timeout) const {
+    return record_watchdog_arming(sysroot_, device, timeout);
+}
+
+Result<WatchdogRelease> RecordingMachine::release_watchdog(const std::string& device) const {
+    return record_watchdog_release(sysroot_, device);
 }
 
 Status Machine::jump_detached(JumpAction action, std::chrono::milliseconds delay) const {

@@ -243,7 +243,7 @@ Pipeline Engine::build_slot_update_pipeline() {
             {"arm-watchdog", "engine",
              [this] {
                  std::string writes = policy_.watchdog.device;
-                 if (!sysroot_.is_live())
+                 if (!machine_->is_live())
                      writes =
                          "/run/activate/watchdog (under --sysroot the arming is recorded "
                          "there instead of " +
@@ -257,7 +257,7 @@ Pipeline Engine::build_slot_update_pipeline() {
              },
              [this]() -> Status {
                  Status armed =
-                     arm_watchdog_before_jump(sysroot_, policy_.watchdog, *handover(), log_);
+                     arm_watchdog_before_jump(*machine_, policy_.watchdog, *handover(), log_);
                  if (!armed.ok()) {
                      end_unjumped_trial("arming the watchdog failed: " + armed.error().message());
                      return undo_staging(std::move(armed).error());
@@ -276,7 +276,7 @@ Pipeline Engine::build_slot_update_pipeline() {
         Status activated = activation_->activate(policy_.delay, run_->detached_jump);
         if (!activated.ok()) {
             end_unjumped_trial("the jump failed: " + activated.error().message());
-            disarm_watchdog_after_failed_jump(sysroot_, policy_.watchdog, log_);
+            disarm_watchdog_after_failed_jump(*machine_, policy_.watchdog, log_);
             return undo_staging(std::move(activated).error());
         }
         return activated;

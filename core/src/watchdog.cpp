@@ -1,6 +1,7 @@
-// Hang protection by a hardware watchdog: arming and release through the Sysroot, and the kexec
-// command line. See watchdog.hpp; measurements in docs/boot-assessment-watchdog.md. The policy
-// keys are read in watchdog_settings.cpp.
+// Hang protection by a hardware watchdog: arming and release (the live device and its record
+// under a sysroot, each for its Machine), and the kexec command line. See watchdog.hpp;
+// measurements in docs/boot-assessment-watchdog.md. The policy keys are read in
+// watchdog_settings.cpp.
 #include <fcntl.h>
 #include <linux/watchdog.h>
 #include <sys/file.h>
@@ -9,6 +10,8 @@
 
 #include <activate/kernel_cmdline.hpp>
 #include <activate/watchdog.hpp>
+
+#include "watchdog_device.hpp"
 
 namespace activate {
 
@@ -37,21 +40,19 @@ Status record(const Sysroot& sysroot, const std::string& line) {
     return {};
 }
 
-// Opens the device for writing; EBUSY (open elsewhere) is an answer, not an error.
-Result<UniqueFd> open_device(const Sysroot& sysroot, const std::string& device, bool* busy) {
+// Writes the magic character, then closes: the watchdog core stops the timer at release
+// (Documentation/watchdog/watchdog-api.rst "Magic Close").
+Status magic_close(UniqueFd fd, const std::string& device) {
+    if (::write(fd.get(), "V", 1) != 1)
+        return errno_error(ErrorKind::activation, "watchdog " + device + ": writing the magic 'V'");
+    if (::close(fd.release()) != 0)
+        return errno_error(ErrorKind::activation, "watchdog " + device + ": closing");
+    return {};
+}
+
+// The live device, opened for writing; EBUSY (open elsewhere) is an answer, not an error.
+Result<UniqueFd> open_device(const std::string& device, bool* busy) {
     *busy = false;
-    if (!sysroot.is_live()) {
-        // A plain file in a test root, opened inside it (a symlink there never reaches the
-        // machine's own device); "busy" is another holder's flock.
-        ACTIVATE_ASSIGN(auto found, sysroot.stat(device));
-        if (!found)
-            return errno_error(ErrorKind::activation, "watchdog " + sysroot.path(device).string(),
-                               ENOENT)
-                .with_context("no watchdog device (is its driver loaded?)");
-        ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(device, O_WRONLY));
-        if (held_elsewhere_in_sysroot(fd.get())) *busy = true;
-        return fd;
-    }
     UniqueFd fd(::open(device.c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) {
         if (errno == EBUSY) {
@@ -66,14 +67,19 @@ Result<UniqueFd> open_device(const Sysroot& sysroot, const std::string& device, 
     return fd;
 }
 
-// Writes the magic character, then closes: the watchdog core stops the timer at release
-// (Documentation/watchdog/watchdog-api.rst "Magic Close").
-Status magic_close(UniqueFd fd, const std::string& device) {
-    if (::write(fd.get(), "V", 1) != 1)
-        return errno_error(ErrorKind::activation, "watchdog " + device + ": writing the magic 'V'");
-    if (::close(fd.release()) != 0)
-        return errno_error(ErrorKind::activation, "watchdog " + device + ": closing");
-    return {};
+// The recorded device: a plain file in the sysroot, opened inside it (a symlink there never
+// reaches the machine's own device); "busy" is another holder's flock.
+Result<UniqueFd> open_recorded_device(const Sysroot& sysroot, const std::string& device,
+                                      bool* busy) {
+    *busy = false;
+    ACTIVATE_ASSIGN(auto found, sysroot.stat(device));
+    if (!found)
+        return errno_error(ErrorKind::activation, "watchdog " + sysroot.path(device).string(),
+                           ENOENT)
+            .with_context("no watchdog device (is its driver loaded?)");
+    ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(device, O_WRONLY));
+    if (held_elsewhere_in_sysroot(fd.get())) *busy = true;
+    return fd;
 }
 }  // namespace
 
@@ -81,19 +87,11 @@ const char* to_string(WatchdogRelease release) {
     return release == WatchdogRelease::disarmed ? "disarmed" : "handed over";
 }
 
-Result<WatchdogArming> arm_watchdog(const Sysroot& sysroot, const std::string& device,
-                                    std::chrono::seconds timeout) {
+Result<WatchdogArming> arm_watchdog_device(const std::string& device,
+                                           std::chrono::seconds timeout) {
     bool busy = false;
-    ACTIVATE_ASSIGN(UniqueFd fd, open_device(sysroot, device, &busy));
-    if (busy) {
-        if (!sysroot.is_live()) ACTIVATE_TRY(record(sysroot, "held-elsewhere " + device));
-        return WatchdogArming{true, std::chrono::seconds(0)};
-    }
-    if (!sysroot.is_live()) {
-        fd.reset();
-        ACTIVATE_TRY(record(sysroot, "arm " + device + " " + std::to_string(timeout.count())));
-        return WatchdogArming{false, timeout};
-    }
+    ACTIVATE_ASSIGN(UniqueFd fd, open_device(device, &busy));
+    if (busy) return WatchdogArming{true, std::chrono::seconds(0)};
     // Opening started the timer with the driver's current timeout; set ours. The kernel answers
     // with the value it set (WDIOC_SETTIMEOUT falls through to WDIOC_GETTIMEOUT).
     int seconds = static_cast<int>(timeout.count());
@@ -117,19 +115,36 @@ Result<WatchdogArming> arm_watchdog(const Sysroot& sysroot, const std::string& d
     return WatchdogArming{false, std::chrono::seconds(seconds)};
 }
 
-Result<WatchdogRelease> release_watchdog(const Sysroot& sysroot, const std::string& device) {
+Result<WatchdogRelease> release_watchdog_device(const std::string& device) {
     bool busy = false;
-    ACTIVATE_ASSIGN(UniqueFd fd, open_device(sysroot, device, &busy));
+    ACTIVATE_ASSIGN(UniqueFd fd, open_device(device, &busy));
+    if (busy) return WatchdogRelease::handed_over;
+    ACTIVATE_TRY(magic_close(std::move(fd), device));
+    return WatchdogRelease::disarmed;
+}
+
+Result<WatchdogArming> record_watchdog_arming(const Sysroot& sysroot, const std::string& device,
+                                              std::chrono::seconds timeout) {
+    bool busy = false;
+    ACTIVATE_ASSIGN(UniqueFd fd, open_recorded_device(sysroot, device, &busy));
+    fd.reset();
     if (busy) {
-        if (!sysroot.is_live()) ACTIVATE_TRY(record(sysroot, "handed-over " + device));
+        ACTIVATE_TRY(record(sysroot, "held-elsewhere " + device));
+        return WatchdogArming{true, std::chrono::seconds(0)};
+    }
+    ACTIVATE_TRY(record(sysroot, "arm " + device + " " + std::to_string(timeout.count())));
+    return WatchdogArming{false, timeout};
+}
+
+Result<WatchdogRelease> record_watchdog_release(const Sysroot& sysroot, const std::string& device) {
+    bool busy = false;
+    ACTIVATE_ASSIGN(UniqueFd fd, open_recorded_device(sysroot, device, &busy));
+    fd.reset();
+    if (busy) {
+        ACTIVATE_TRY(record(sysroot, "handed-over " + device));
         return WatchdogRelease::handed_over;
     }
-    if (!sysroot.is_live()) {
-        fd.reset();
-        ACTIVATE_TRY(record(sysroot, "disarm " + device));
-        return WatchdogRelease::disarmed;
-    }
-    ACTIVATE_TRY(magic_close(std::move(fd), device));
+    ACTIVATE_TRY(record(sysroot, "disarm " + device));
     return WatchdogRelease::disarmed;
 }
 
@@ -147,13 +162,14 @@ std::string why_kexec_stops_watchdog(const Sysroot& sysroot) {
            "system with watchdog.stop_on_reboot=0 on its command line";
 }
 
-Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+Status arm_watchdog_before_jump(const Machine& machine, const WatchdogSettings& settings,
                                 Handover handover, const Log& log) {
     if (!settings.armed()) return {};
     if (handover == Handover::staged_kernel) {
-        if (std::string why = why_kexec_stops_watchdog(sysroot); !why.empty()) log.warning(why);
+        if (std::string why = why_kexec_stops_watchdog(machine.sysroot()); !why.empty())
+            log.warning(why);
     }
-    ACTIVATE_ASSIGN(WatchdogArming armed, arm_watchdog(sysroot, settings.device, settings.timeout));
+    ACTIVATE_ASSIGN(WatchdogArming armed, machine.arm_watchdog(settings.device, settings.timeout));
     if (armed.held_elsewhere)
         log.warning("watchdog " + settings.device +
                     " is held by another process (e.g. systemd's RuntimeWatchdogSec=): it stays "
@@ -166,10 +182,10 @@ Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& 
     return {};
 }
 
-void disarm_watchdog_after_failed_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+void disarm_watchdog_after_failed_jump(const Machine& machine, const WatchdogSettings& settings,
                                        const Log& log) {
     if (!settings.armed()) return;
-    Result<WatchdogRelease> released = release_watchdog(sysroot, settings.device);
+    Result<WatchdogRelease> released = machine.release_watchdog(settings.device);
     if (!released.ok())
         log.error(
             "the jump failed and the watchdog armed for it could not be stopped, so the "
@@ -179,10 +195,10 @@ void disarm_watchdog_after_failed_jump(const Sysroot& sysroot, const WatchdogSet
         log.info("the jump failed; watchdog " + settings.device + " " + to_string(*released));
 }
 
-void release_watchdog_after_assessment(const Sysroot& sysroot, const WatchdogSettings& settings,
+void release_watchdog_after_assessment(const Machine& machine, const WatchdogSettings& settings,
                                        const Log& log) {
     if (!settings.armed()) return;
-    Result<WatchdogRelease> released = release_watchdog(sysroot, settings.device);
+    Result<WatchdogRelease> released = machine.release_watchdog(settings.device);
     if (!released.ok()) {
         log.warning("the slot is good, but the watchdog " + settings.device +
                     " armed before the jump could not be released (" + released.error().message() +

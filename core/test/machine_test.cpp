@@ -100,6 +100,12 @@ class ScriptedMachine final : public Machine {
     Status unmount(const std::string&) const override {
         return Error(ErrorKind::internal, "no unmount here");
     }
+    Result<WatchdogArming> arm_watchdog(const std::string&, std::chrono::seconds) const override {
+        return Error(ErrorKind::internal, "no watchdog here");
+    }
+    Result<WatchdogRelease> release_watchdog(const std::string&) const override {
+        return Error(ErrorKind::internal, "no watchdog here");
+    }
 };
 
 TEST(RebootHijack, OnlyAStagedImageHijacksAReboot) {

@@ -113,7 +113,7 @@ class WatchdogDevice : public ::testing::Test {
 };
 
 TEST_F(WatchdogDevice, ArmingUnderASysrootRecordsDeviceAndTimeout) {
-    Result<WatchdogArming> armed = arm_watchdog(sysroot_, "/dev/watchdog", seconds(60));
+    Result<WatchdogArming> armed = machine_.arm_watchdog("/dev/watchdog", seconds(60));
     ASSERT_TRUE(armed.ok()) << armed.error().message();
     EXPECT_FALSE(armed->held_elsewhere);
     EXPECT_EQ(armed->timeout, seconds(60));
@@ -123,7 +123,7 @@ TEST_F(WatchdogDevice, ArmingUnderASysrootRecordsDeviceAndTimeout) {
 }
 
 TEST_F(WatchdogDevice, AMissingDeviceIsAnActivationErrorThatNamesIt) {
-    Result<WatchdogArming> armed = arm_watchdog(sysroot_, "/dev/watchdog3", seconds(60));
+    Result<WatchdogArming> armed = machine_.arm_watchdog("/dev/watchdog3", seconds(60));
     ASSERT_FALSE(armed.ok());
     EXPECT_EQ(armed.error().kind(), ErrorKind::activation);
     EXPECT_EQ(armed.error().message(), "no watchdog device (is its driver loaded?): watchdog " +
@@ -131,13 +131,13 @@ TEST_F(WatchdogDevice, AMissingDeviceIsAnActivationErrorThatNamesIt) {
                                            ": No such file or directory");
     EXPECT_FALSE(std::filesystem::exists(dir_ / "run/activate/watchdog"));
 
-    Result<WatchdogRelease> released = release_watchdog(sysroot_, "/dev/watchdog3");
+    Result<WatchdogRelease> released = machine_.release_watchdog("/dev/watchdog3");
     ASSERT_FALSE(released.ok());
     EXPECT_NE(released.error().message().find("watchdog3"), std::string::npos);
 }
 
 TEST_F(WatchdogDevice, ReleaseDisarmsAFreeDevice) {
-    Result<WatchdogRelease> released = release_watchdog(sysroot_, "/dev/watchdog");
+    Result<WatchdogRelease> released = machine_.release_watchdog("/dev/watchdog");
     ASSERT_TRUE(released.ok()) << released.error().message();
     EXPECT_EQ(*released, WatchdogRelease::disarmed);
     EXPECT_EQ(record(), "disarm /dev/watchdog\n");
@@ -149,12 +149,12 @@ TEST_F(WatchdogDevice, ADeviceHeldElsewhereIsAHandOverAndIsLeftAlone) {
     UniqueFd holder(::open((dir_ / "dev/watchdog").c_str(), O_RDONLY | O_CLOEXEC));
     ASSERT_EQ(::flock(holder.get(), LOCK_EX), 0);
 
-    Result<WatchdogRelease> released = release_watchdog(sysroot_, "/dev/watchdog");
+    Result<WatchdogRelease> released = machine_.release_watchdog("/dev/watchdog");
     ASSERT_TRUE(released.ok()) << released.error().message();
     EXPECT_EQ(*released, WatchdogRelease::handed_over);
     EXPECT_STREQ(to_string(*released), "handed over");
 
-    Result<WatchdogArming> armed = arm_watchdog(sysroot_, "/dev/watchdog", seconds(60));
+    Result<WatchdogArming> armed = machine_.arm_watchdog("/dev/watchdog", seconds(60));
     ASSERT_TRUE(armed.ok()) << armed.error().message();
     EXPECT_TRUE(armed->held_elsewhere);
     EXPECT_EQ(record(), "handed-over /dev/watchdog\nheld-elsewhere /dev/watchdog\n");
@@ -180,7 +180,7 @@ TEST_F(WatchdogDevice, ArmingBeforeAKexecWarnsWhenTheKernelWouldStopIt) {
     WatchdogSettings settings{"/dev/watchdog", seconds(30), seconds(0)};
 
     ::testing::internal::CaptureStderr();
-    Status s = arm_watchdog_before_jump(sysroot_, settings, Handover::staged_kernel, log);
+    Status s = arm_watchdog_before_jump(machine_, settings, Handover::staged_kernel, log);
     std::string err = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_NE(err.find("warning: the running kernel has watchdog.stop_on_reboot=-1"),
@@ -192,14 +192,14 @@ TEST_F(WatchdogDevice, ArmingBeforeAKexecWarnsWhenTheKernelWouldStopIt) {
 
     // A firmware reboot resets the device anyway; the kexec warning does not apply.
     ::testing::internal::CaptureStderr();
-    s = arm_watchdog_before_jump(sysroot_, settings, Handover::firmware_boot, log);
+    s = arm_watchdog_before_jump(machine_, settings, Handover::firmware_boot, log);
     err = ::testing::internal::GetCapturedStderr();
     ASSERT_TRUE(s.ok()) << s.error().message();
     EXPECT_EQ(err.find("stop_on_reboot"), std::string::npos) << err;
     EXPECT_EQ(record(), "arm /dev/watchdog 30\narm /dev/watchdog 30\n");
 
     // Nothing configured: nothing armed, nothing recorded.
-    s = arm_watchdog_before_jump(sysroot_, WatchdogSettings{}, Handover::staged_kernel, log);
+    s = arm_watchdog_before_jump(machine_, WatchdogSettings{}, Handover::staged_kernel, log);
     ASSERT_TRUE(s.ok());
     EXPECT_EQ(record(), "arm /dev/watchdog 30\narm /dev/watchdog 30\n");
 }

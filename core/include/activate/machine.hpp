@@ -1,9 +1,9 @@
-// The machine actions: load, unload and query a kexec image, sync and unmount file systems, and
-// the jump (kexec, reboot, poweroff), now or from a detached second stage. Files, paths and locks
-// are the Sysroot's; what changes which kernel runs next is a Machine's. Two implementations: the
-// live machine (system calls; only for the root "/") and the recording machine, which writes what
-// it would do under the sysroot (what --sysroot and every test use). Plugins get theirs from
-// PluginContext.
+// The machine actions: load, unload and query a kexec image, sync and unmount file systems, arm
+// and release the hardware watchdog, and the jump (kexec, reboot, poweroff), now or from a detached
+// second stage. Files, paths and locks are the Sysroot's; what changes which kernel runs next is a
+// Machine's. Two implementations: the live machine (system calls; only for the root "/") and the
+// recording machine, which writes what it would do under the sysroot (what --sysroot and every test
+// use). Plugins get theirs from PluginContext.
 #pragma once
 
 #include <activate/result.hpp>
@@ -16,6 +16,22 @@ namespace activate {
 
 enum class JumpAction { kexec, reboot, poweroff };
 const char* to_string(JumpAction action);
+
+// What arming the hardware watchdog found (watchdog.hpp, hang protection).
+struct WatchdogArming {
+    // The device was open elsewhere (EBUSY: the kernel allows one opener, and systemd's
+    // RuntimeWatchdogSec= keeps it open): it is already armed and stays so with its holder's
+    // timeout, which is not ours. Nothing was changed.
+    bool held_elsewhere = false;
+    // The timeout the driver actually set (drivers round to their resolution).
+    std::chrono::seconds timeout{0};
+};
+
+enum class WatchdogRelease {
+    disarmed,     // magic close: the driver stopped the timer
+    handed_over,  // open elsewhere (EBUSY): its holder, e.g. systemd, keeps pinging it
+};
+const char* to_string(WatchdogRelease release);
 
 class Machine {
   public:
@@ -47,6 +63,17 @@ class Machine {
     // so that its FAT is clean); nothing mounted there is success. Recording: appends
     // "<path>\n" to <root>/run/activate/unmount.
     virtual Status unmount(const std::string& path) const = 0;
+    // Arms the hardware watchdog `device` (a system path): sets `timeout` (WDIOC_SETTIMEOUT),
+    // pings it (WDIOC_KEEPALIVE) and closes it without the magic 'V', so that the hardware keeps
+    // counting and resets the machine `timeout` seconds later unless someone pings it again.
+    // Recording: the device is a plain file under the root (an flock held on it stands for
+    // another opener) and "arm <device> <seconds>" is appended to <root>/run/activate/watchdog.
+    virtual Result<WatchdogArming> arm_watchdog(const std::string& device,
+                                                std::chrono::seconds timeout) const = 0;
+    // Ends the protection: held by another process, that is the hand-over (its holder keeps
+    // pinging); otherwise opens it and closes it with the magic 'V', which stops it (unless the
+    // driver has nowayout=1). Recording: appends "disarm <device>" or "handed-over <device>".
+    virtual Result<WatchdogRelease> release_watchdog(const std::string& device) const = 0;
     // Starts a detached second stage (new session, empty environment, no inherited descriptors
     // but the locks the Sysroot holds) that sleeps `delay` and then jump()s; if the jump returns
     // it logs why to /dev/kmsg (through the Sysroot). The caller returns at once. The same for
@@ -84,6 +111,9 @@ class RecordingMachine final : public Machine {
     Status jump(JumpAction action) const override;
     void sync_file_systems() const override {}
     Status unmount(const std::string& path) const override;
+    Result<WatchdogArming> arm_watchdog(const std::string& device,
+                                        std::chrono::seconds timeout) const override;
+    Result<WatchdogRelease> release_watchdog(const std::string& device) const override;
 };
 
 // The machine for `sysroot`, the only place that chooses: the live machine for the root "/",

@@ -30,36 +30,6 @@ struct WatchdogSettings {
 // as known: the caller calls finish() on the section once every reader of it has run.
 Result<WatchdogSettings> parse_watchdog_settings(const Settings& assessment);
 
-// What arming found.
-struct WatchdogArming {
-    // The device was open elsewhere (EBUSY: the kernel allows one opener, and systemd's
-    // RuntimeWatchdogSec= keeps it open): it is already armed and stays so with its holder's
-    // timeout, which is not ours. Nothing was changed.
-    bool held_elsewhere = false;
-    // The timeout the driver actually set (drivers round to their resolution).
-    std::chrono::seconds timeout{0};
-};
-
-// Opens `device` through the sysroot, sets `timeout` (WDIOC_SETTIMEOUT), pings it
-// (WDIOC_KEEPALIVE) and closes it without the magic 'V': the kernel logs "watchdog did not
-// stop!" and the hardware keeps counting, so the machine resets `timeout` seconds later unless
-// someone pings it again. Under a sysroot the device is a plain file (an flock held on it stands
-// for another opener) and "arm <device> <seconds>" is appended to /run/activate/watchdog instead.
-Result<WatchdogArming> arm_watchdog(const Sysroot& sysroot, const std::string& device,
-                                    std::chrono::seconds timeout);
-
-enum class WatchdogRelease {
-    disarmed,     // magic close: the driver stopped the timer
-    handed_over,  // open elsewhere (EBUSY): its holder, e.g. systemd, keeps pinging it
-};
-const char* to_string(WatchdogRelease release);
-
-// The end of protection after a successful assessment: if another process holds the device,
-// that is the hand-over (systemd's runtime watchdog now guards the system); otherwise open it and
-// close it with the magic 'V', which stops it (unless the driver was loaded with nowayout=1).
-// Under a sysroot appends "disarm <device>" or "handed-over <device>" to /run/activate/watchdog.
-Result<WatchdogRelease> release_watchdog(const Sysroot& sysroot, const std::string& device);
-
 // Many watchdog drivers (43 in Linux 6.1's drivers/watchdog, i6300esb and iTCO_wdt among them)
 // ask the core to stop the timer from a reboot notifier, and kernel_kexec() runs the reboot
 // notifiers: an armed watchdog is stopped on the way into the new kernel unless the running kernel
@@ -71,21 +41,21 @@ std::string why_kexec_stops_watchdog(const Sysroot& sysroot);
 // protects the jump; for a staged kernel (kexec) it warns when the running kernel would stop the
 // watchdog on the way.
 // Failing to arm is an error: the policy asked for a jump with hang protection.
-Status arm_watchdog_before_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+Status arm_watchdog_before_jump(const Machine& machine, const WatchdogSettings& settings,
                                 Handover handover, const Log& log);
 
 // After the jump itself failed (the machine is still on the running slot): releases what
 // arm_watchdog_before_jump() armed, so that the good system is not reset a few seconds later.
 // A failure to do so is logged, not returned: the jump's own error is the one to report.
-void disarm_watchdog_after_failed_jump(const Sysroot& sysroot, const WatchdogSettings& settings,
+void disarm_watchdog_after_failed_jump(const Machine& machine, const WatchdogSettings& settings,
                                        const Log& log);
 
 // At the end of a good assessment (`activate assess`, assessment.cpp): the new slot proved
 // itself, so the watchdog armed before the jump into it must not reset it. Releases the policy's
-// watchdog, if any (release_watchdog(): handed over to its holder, or disarmed by the magic
-// close), and logs which. A failure is logged as a warning, not returned: the slot is good and
-// recorded so; a watchdog still counting resets into BootOrder's first entry, now this slot.
-void release_watchdog_after_assessment(const Sysroot& sysroot, const WatchdogSettings& settings,
+// watchdog, if any (Machine::release_watchdog(): handed over to its holder, or disarmed by the
+// magic close), and logs which. A failure is logged as a warning, not returned: the slot is good
+// and recorded so; a watchdog still counting resets into BootOrder's first entry, now this slot.
+void release_watchdog_after_assessment(const Machine& machine, const WatchdogSettings& settings,
                                        const Log& log);
 
 // The command line for a kernel started by kexec, with what hang protection needs added unless

@@ -37,17 +37,19 @@ int run(int argc, char** argv) {
     const std::string command = argc > 1 ? argv[1] : "";
     Logger logger(LogLevel::info);
     Log log(&logger, "watchdog");
+    // The guest's own root "/": the live machine.
+    const std::unique_ptr<Machine> machine = machine_for(root);
 
     if (command == "arm" && argc == 4) {
         Result<WatchdogArming> armed =
-            arm_watchdog(root, argv[2], std::chrono::seconds(std::atoi(argv[3])));
+            machine->arm_watchdog(argv[2], std::chrono::seconds(std::atoi(argv[3])));
         if (!armed.ok()) return fail(armed.error().message());
         std::printf("WATCHDOG-GUEST armed %s for %lld s held_elsewhere=%d\n", argv[2],
                     static_cast<long long>(armed->timeout.count()), armed->held_elsewhere);
         return 0;
     }
     if (command == "release" && argc == 3) {
-        Result<WatchdogRelease> released = release_watchdog(root, argv[2]);
+        Result<WatchdogRelease> released = machine->release_watchdog(argv[2]);
         if (!released.ok()) return fail(released.error().message());
         std::printf("WATCHDOG-GUEST released %s: %s\n", argv[2], to_string(*released));
         return 0;
@@ -62,12 +64,10 @@ int run(int argc, char** argv) {
         Result<UniqueFd> initramfs = root.open(argv[6], O_RDONLY);
         if (!kernel.ok()) return fail(kernel.error().message());
         if (!initramfs.ok()) return fail(initramfs.error().message());
-        // The guest's own root "/": the live machine.
-        const std::unique_ptr<Machine> machine = machine_for(root);
         if (int err = machine->kexec_file_load(kernel->get(), initramfs->get(), *cmdline, 0))
             return fail(errno_error(ErrorKind::activation, "kexec_file_load", err).message());
         std::printf("WATCHDOG-GUEST staged with cmdline: %s\n", cmdline->c_str());
-        Status armed = arm_watchdog_before_jump(root, settings, Handover::staged_kernel, log);
+        Status armed = arm_watchdog_before_jump(*machine, settings, Handover::staged_kernel, log);
         if (!armed.ok()) return fail(armed.error().message());
         std::printf("WATCHDOG-GUEST armed, jumping\n");
         std::fflush(stdout);
