@@ -1,6 +1,7 @@
 // Kernel command line tokenizer and printer. The tokenizer reproduces the behaviour of next_arg()
 // (lib/cmdline.c) byte for byte; the printer picks, for each parameter, a spelling and proves it
 // by running that tokenizer on it, so a printed line always reads back as the same parameters.
+#include <activate/escape.hpp>
 #include <activate/kernel_cmdline.hpp>
 #include <array>
 #include <cstdio>
@@ -74,20 +75,7 @@ bool is_terminator(std::string_view name, const std::optional<std::string_view>&
 }
 
 // Quotes a byte string for an error message: printable ASCII as is, the rest as \xNN.
-std::string shown(std::string_view text) {
-    std::string out = "\"";
-    for (const char c : text) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
-            out += c;
-        } else {
-            std::array<char, 5> hex{};
-            std::snprintf(hex.data(), hex.size(), "\\x%02x", u);
-            out += hex.data();
-        }
-    }
-    return out + "\"";
-}
+std::string shown(std::string_view text) { return "\"" + escape_bytes(text) + "\""; }
 
 // Whether `word` reads back as exactly (name, value). Unless it is the line's last word it must
 // also end before the separator that follows it, i.e. not leave a quote open that would swallow

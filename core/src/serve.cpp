@@ -324,21 +324,6 @@ std::optional<wire::ActivationMode> wire_mode_of(const std::string& name) {
     return std::nullopt;
 }
 
-std::string client_text(std::string_view bytes) {
-    std::string out;
-    for (const char c : bytes) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u >= 0x20 && u < 0x7f && c != '\\') {
-            out += c;
-        } else {
-            char hex[5];
-            std::snprintf(hex, sizeof hex, "\\x%02x", u);
-            out += hex;
-        }
-    }
-    return out;
-}
-
 namespace {
 // The enum's values by their .proto names, for messages.
 std::string wire_name(wire::ActivationMode mode) {
@@ -351,7 +336,7 @@ Result<std::string> mode_by_name(const wire::UpdateNodeRequest& request) {
     if (name.size() > kMaxModeNameBytes)
         return Error(ErrorKind::usage,
                      "activation_mode_name \"" +
-                         client_text(std::string_view(name).substr(0, kMaxModeNameBytes)) +
+                         escape_bytes(std::string_view(name).substr(0, kMaxModeNameBytes)) +
                          "...\" is " + std::to_string(name.size()) +
                          " bytes long; a mode name has at most " +
                          std::to_string(kMaxModeNameBytes));
@@ -360,16 +345,16 @@ Result<std::string> mode_by_name(const wire::UpdateNodeRequest& request) {
         return u < 0x20 || u == 0x7f;
     });
     if (control != name.end())
-        return Error(ErrorKind::usage, "activation_mode_name \"" + client_text(name) +
+        return Error(ErrorKind::usage, "activation_mode_name \"" + escape_bytes(name) +
                                            "\" contains a control byte (" +
-                                           client_text(std::string(1, *control)) +
+                                           escape_bytes(std::string(1, *control)) +
                                            "); name a mode a served policy has");
     const wire::ActivationMode mode = request.activation_mode();
     // Set beside the name (for servers that only read the enum), the enum must mean the same.
     // A value this server does not know comes from a newer client; the name is what it means.
     if (mode != wire::ACTIVATION_INVALID && wire::ActivationMode_IsValid(mode) &&
         activation_mode_of(mode) != name)
-        return Error(ErrorKind::usage, "activation_mode_name \"" + client_text(name) +
+        return Error(ErrorKind::usage, "activation_mode_name \"" + escape_bytes(name) +
                                            "\" and activation_mode " + wire_name(mode) +
                                            " name different modes: set the name alone, or both "
                                            "to the same mode");
@@ -465,7 +450,7 @@ Status UpdateServer::serve(size_t max_requests) {
             std::string served;
             for (const std::string& m : modes_) served += (served.empty() ? "" : ", ") + m;
             reply(ServeCode::unavailable, "no policy for activation mode " +
-                                              client_text(request->mode) +
+                                              escape_bytes(request->mode) +
                                               " was given to serve; it serves " + served);
         } else {
             std::lock_guard<std::mutex> lock(mu);

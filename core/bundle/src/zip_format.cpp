@@ -1,6 +1,7 @@
 // Zip extra field parsing and member name rules shared by the bundle reader and writer.
 #include "zip_format.hpp"
 
+#include <activate/escape.hpp>
 #include <cstdio>
 
 namespace activate::bundle::zip {
@@ -104,16 +105,7 @@ std::string_view duplicate_key(std::string_view name) {
 }
 
 std::string printable(std::string_view name) {
-    std::string out;
-    for (unsigned char c : name.substr(0, 200)) {
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            out.push_back(char(c));
-        } else {
-            char esc[8];
-            std::snprintf(esc, sizeof esc, "\\x%02x", c);
-            out += esc;
-        }
-    }
+    std::string out = escape_bytes(name.substr(0, 200));
     if (name.size() > 200) out += "...";
     return out;
 }

@@ -6,6 +6,12 @@
 
 #include <sys/types.h>
 
+#include <activate/escape.hpp>
+#include <activate/fd.hpp>
+#include <activate/log.hpp>
+#include <activate/plugin_api.hpp>
+#include <activate/result.hpp>
+#include <activate/sysroot.hpp>
 #include <atomic>
 #include <functional>
 #include <optional>
@@ -14,12 +20,6 @@
 #include <vector>
 
 #include "management.pb.h"
-
-#include <activate/fd.hpp>
-#include <activate/log.hpp>
-#include <activate/plugin_api.hpp>
-#include <activate/result.hpp>
-#include <activate/sysroot.hpp>
 
 namespace activate {
 
@@ -94,16 +94,12 @@ inline constexpr size_t kMaxModeNameBytes = 64;
 // The activation mode a request asks for, by its policy name: activation_mode_name when set
 // (at most kMaxModeNameBytes, no control bytes; an activation_mode set beside it to NONE, REBOOT
 // or KEXEC must name the same mode), else activation_mode. A usage error says what is wrong with
-// the request; any of the client's bytes in it are escaped (client_text).
+// the request; any of the client's bytes in it are escaped (escape_bytes).
 Result<std::string> requested_mode(const wire::UpdateNodeRequest& request);
-
-// Bytes a client sent, for a reply or a log line: printable ASCII as is, any other byte (and the
-// backslash) as \xNN, so that a client cannot write control sequences or fake lines into them.
-std::string client_text(std::string_view bytes);
 
 // A request the server accepted: `mode` is one it serves.
 struct AcceptedRequest {
-    std::string bundle_url;  // as the client sent it; client_text() before showing it
+    std::string bundle_url;  // as the client sent it; escape_bytes() before showing it
     std::string mode;        // a policy's activation_mode name, or none
 };
 

@@ -31,7 +31,7 @@ Status send_request(const VerbCall& call, const SocketPlace& socket, const std::
         return u <= 0x20 || u == 0x7f;
     });
     if (malformed)
-        return call.usage("--mode '" + client_text(mode_text) +
+        return call.usage("--mode '" + escape_bytes(mode_text) +
                           "': a mode name has no whitespace or control characters");
     wire::UpdateNodeRequest request;
     request.set_bundle_url(bundle);

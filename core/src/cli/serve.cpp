@@ -89,7 +89,7 @@ Status serve(const CommonOptions& o, const CliDefaults& defaults,
     Log log(&logger, "serve");
     UpdateRunner run_one = [&](const AcceptedRequest& request) -> Status {
         ACTIVATE_ASSIGN(PolicySource source, policies.for_mode(request.mode));
-        log.info("update requested: " + client_text(request.bundle_url) + " (" + request.mode +
+        log.info("update requested: " + escape_bytes(request.bundle_url) + " (" + request.mode +
                  ")");
         ACTIVATE_ASSIGN(std::unique_ptr<Engine> engine,
                         build_engine(source, o, defaults, sysroot, logger));

@@ -3,6 +3,7 @@
 // telling a signed image (data directory 4) need is decoded; all of it is range-checked against
 // the file.
 #include <activate/byte_order.hpp>
+#include <activate/escape.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -39,19 +40,7 @@ std::string hex16(uint16_t v) {
 }
 
 // Section names come from the file: keep messages printable.
-std::string printable(const std::string& s) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (c >= 0x20 && c < 0x7F) {
-            out += static_cast<char>(c);
-        } else {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\x%02x", c);
-            out += b;
-        }
-    }
-    return out;
-}
+std::string printable(const std::string& s) { return escape_bytes(s); }
 
 uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1) / a * a; }
 
