@@ -378,6 +378,9 @@ Result<std::string> requested_mode(const wire::UpdateNodeRequest& request) {
 }
 
 namespace {
+// How much of a refused bundle_url a reply shows.
+constexpr size_t kMaxShownBundleBytes = 256;
+
 // A request frame as the server takes it, or why not: all of it the client's mistake.
 Result<AcceptedRequest> accept_request(const Result<std::string>& payload) {
     if (!payload.ok()) return payload.error();
@@ -385,8 +388,21 @@ Result<AcceptedRequest> accept_request(const Result<std::string>& payload) {
     if (!request.ParseFromString(*payload))
         return Error(ErrorKind::usage, "the frame is not an UpdateNodeRequest");
     ACTIVATE_ASSIGN(std::string mode, requested_mode(request));
-    if (request.bundle_url().empty()) return Error(ErrorKind::usage, "bundle_url is empty");
-    return AcceptedRequest{request.bundle_url(), std::move(mode)};
+    const std::string& url = request.bundle_url();
+    if (url.empty()) return Error(ErrorKind::usage, "bundle_url is empty");
+    // No path or URL has control bytes; refused here, none reaches the engine's and plugins'
+    // messages, which quote the bundle as given, into a reply or the log.
+    const auto control = std::find_if(url.begin(), url.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+    if (control != url.end())
+        return Error(ErrorKind::usage,
+                     "bundle_url \"" + escape_bytes(url.substr(0, kMaxShownBundleBytes)) +
+                         (url.size() > kMaxShownBundleBytes ? "..." : "") +
+                         "\" contains a control byte (" + escape_bytes(std::string(1, *control)) +
+                         "); send a path or an http(s) URL");
+    return AcceptedRequest{url, std::move(mode)};
 }
 }  // namespace
 

@@ -233,6 +233,18 @@ TEST_F(ServeTest, ANameAndAnEnumThatDisagreeAreRefused) {
     EXPECT_EQ(agree.code, ServeCode::ok) << agree.message;
 }
 
+// The bundle comes from the client too: a control byte in it is refused before any engine runs,
+// so that no message quoting the bundle (the engine's, a plugin's) carries it into a reply or
+// the server's log.
+TEST_F(ServeTest, ABundleUrlWithAControlByteIsRefusedEscaped) {
+    ServeReply r = send("/local.zip\n\x1b[2Jfake", wire::ACTIVATION_KEXEC);
+    EXPECT_EQ(r.code, ServeCode::invalid_argument) << r.message;
+    EXPECT_EQ(r.message,
+              "bundle_url \"/local.zip\\x0a\\x1b[2Jfake\" contains a control byte (\\x0a); send "
+              "a path or an http(s) URL");
+    EXPECT_FALSE(std::filesystem::exists(root_ / "slot-B"));
+}
+
 // A name no served policy has is `unavailable`; the reply lists what is served (each policy's
 // mode, and none, which the first policy serves when no policy has it).
 TEST_F(ServeTest, AnUnknownModeNameIsUnavailableAndTheServedModesAreListed) {
