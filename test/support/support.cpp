@@ -45,6 +45,18 @@ std::string read_file(const fs::path& path) {
     return s.str();
 }
 
+std::string read_fd(int fd) {
+    std::string out;
+    char buf[65536];
+    for (off_t off = 0;;) {
+        const ssize_t n = ::pread(fd, buf, sizeof buf, off);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+        off += n;
+    }
+    return out;
+}
+
 RunResult run(const std::vector<std::string>& argv, std::string_view input) {
     TempDir dir("activate-run");
     const std::string in_path = (dir / "in").string();

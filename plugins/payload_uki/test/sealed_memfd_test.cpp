@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <activate_test/support.hpp>
 #include <payload_uki/sealed_memfd.hpp>
 
 #include "test_support.hpp"
@@ -14,17 +15,7 @@ namespace {
 
 using namespace testing;
 
-std::string read_fd(int fd) {
-    std::string out;
-    char buf[65536];
-    for (off_t off = 0;;) {
-        ssize_t n = ::pread(fd, buf, sizeof buf, off);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-        off += n;
-    }
-    return out;
-}
+using activate::test_support::read_fd;
 
 TEST(SealedMemfd, ConcatenatesRangesAndSeals) {
     TempDir dir;

@@ -9,6 +9,7 @@
 #include <activate/bundle/source.hpp>
 #include <activate/bundle/writer.hpp>
 #include <activate/fd.hpp>
+#include <activate_test/support.hpp>
 #include <payload_uki/gpt.hpp>
 #include <payload_uki/pe.hpp>
 #include <payload_uki/slot_installer.hpp>
@@ -39,17 +40,7 @@ class AsIfDownloaded final : public bundle::ByteSource {
 constexpr uint64_t kDiskBytes = 64u << 20;
 constexpr uint64_t kMiB = 1u << 20;
 
-std::string read_fd(int fd) {
-    std::string out;
-    char buf[65536];
-    for (off_t off = 0;;) {
-        ssize_t n = ::pread(fd, buf, sizeof buf, off);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-        off += n;
-    }
-    return out;
-}
+using activate::test_support::read_fd;
 
 const DumpedPartition* dumped(const std::vector<DumpedPartition>& parts, const std::string& name) {
     for (const auto& p : parts)

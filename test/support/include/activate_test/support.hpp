@@ -29,6 +29,8 @@ class TempDir {
 bool write_file(const std::filesystem::path& path, std::string_view content);
 // The whole file, or "" when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
+// Everything in `fd` from offset 0 (pread: its offset is left alone), up to the first error.
+std::string read_fd(int fd);
 
 struct RunResult {
     int exit_code = -1;  // the exit status, or 128 + the signal that ended it
