@@ -335,16 +335,10 @@ Result<std::string> mode_by_name(const wire::UpdateNodeRequest& request) {
     const std::string& name = request.activation_mode_name();
     if (name.size() > kMaxModeNameBytes)
         return Error(ErrorKind::usage,
-                     "activation_mode_name \"" +
-                         escape_bytes(std::string_view(name).substr(0, kMaxModeNameBytes)) +
-                         "...\" is " + std::to_string(name.size()) +
-                         " bytes long; a mode name has at most " +
+                     "activation_mode_name \"" + escape_bytes(name, kMaxModeNameBytes) + "\" is " +
+                         std::to_string(name.size()) + " bytes long; a mode name has at most " +
                          std::to_string(kMaxModeNameBytes));
-    const auto control = std::find_if(name.begin(), name.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u < 0x20 || u == 0x7f;
-    });
-    if (control != name.end())
+    if (const std::optional<char> control = first_control_byte(name))
         return Error(ErrorKind::usage, "activation_mode_name \"" + escape_bytes(name) +
                                            "\" contains a control byte (" +
                                            escape_bytes(std::string(1, *control)) +
@@ -392,16 +386,11 @@ Result<AcceptedRequest> accept_request(const Result<std::string>& payload) {
     if (url.empty()) return Error(ErrorKind::usage, "bundle_url is empty");
     // No path or URL has control bytes; refused here, none reaches the engine's and plugins'
     // messages, which quote the bundle as given, into a reply or the log.
-    const auto control = std::find_if(url.begin(), url.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u < 0x20 || u == 0x7f;
-    });
-    if (control != url.end())
-        return Error(ErrorKind::usage,
-                     "bundle_url \"" + escape_bytes(url.substr(0, kMaxShownBundleBytes)) +
-                         (url.size() > kMaxShownBundleBytes ? "..." : "") +
-                         "\" contains a control byte (" + escape_bytes(std::string(1, *control)) +
-                         "); send a path or an http(s) URL");
+    if (const std::optional<char> control = first_control_byte(url))
+        return Error(ErrorKind::usage, "bundle_url \"" + escape_bytes(url, kMaxShownBundleBytes) +
+                                           "\" contains a control byte (" +
+                                           escape_bytes(std::string(1, *control)) +
+                                           "); send a path or an http(s) URL");
     return AcceptedRequest{url, std::move(mode)};
 }
 }  // namespace

@@ -16,5 +16,18 @@ TEST(EscapeBytes, PrintableAsciiStaysAndEverythingElseIsHex) {
     EXPECT_EQ(escape_bytes(""), "");
 }
 
+TEST(EscapeBytes, ALimitShowsThatManyBytesThenDots) {
+    EXPECT_EQ(escape_bytes("abcdef", 3), "abc...");
+    EXPECT_EQ(escape_bytes("abc", 3), "abc");
+    EXPECT_EQ(escape_bytes("a\nbc", 2), "a\\x0a...");
+}
+
+TEST(FirstControlByte, FindsBytesBelowSpaceAndDelOnly) {
+    EXPECT_EQ(first_control_byte("kexec soft-reboot \xc3\xa9"), std::nullopt);
+    EXPECT_EQ(first_control_byte("a\tb\n"), '\t');
+    EXPECT_EQ(first_control_byte("x\x7f"), '\x7f');
+    EXPECT_EQ(first_control_byte(std::string("\0", 1)), '\0');
+}
+
 }  // namespace
 }  // namespace activate

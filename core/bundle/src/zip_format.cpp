@@ -104,10 +104,6 @@ std::string_view duplicate_key(std::string_view name) {
     return name;
 }
 
-std::string printable(std::string_view name) {
-    std::string out = escape_bytes(name.substr(0, 200));
-    if (name.size() > 200) out += "...";
-    return out;
-}
+std::string printable(std::string_view name) { return escape_bytes(name, 200); }
 
 }  // namespace activate::bundle::zip

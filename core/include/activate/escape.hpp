@@ -5,15 +5,18 @@
 #pragma once
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace activate {
 
-inline std::string escape_bytes(std::string_view bytes) {
+// At most `limit` bytes are shown, then "..." when there were more.
+inline std::string escape_bytes(std::string_view bytes, size_t limit = std::string_view::npos) {
     std::string out;
-    out.reserve(bytes.size());
-    for (const char c : bytes) {
+    const std::string_view shown = bytes.substr(0, limit);
+    out.reserve(shown.size());
+    for (const char c : shown) {
         const auto u = static_cast<unsigned char>(c);
         if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
             out += c;
@@ -23,7 +26,18 @@ inline std::string escape_bytes(std::string_view bytes) {
             out += hex;
         }
     }
+    if (shown.size() < bytes.size()) out += "...";
     return out;
+}
+
+// The first control byte (below 0x20, or DEL) in `bytes`, if any: what no name, path or URL a
+// client sends may hold.
+inline std::optional<char> first_control_byte(std::string_view bytes) {
+    for (const char c : bytes) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) return c;
+    }
+    return std::nullopt;
 }
 
 }  // namespace activate

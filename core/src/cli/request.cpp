@@ -1,7 +1,6 @@
 // `activate request`: the client of `serve`. The server's answer other than ok is this command's
 // error, of the kind README's exit-code table gives it.
 #include <activate/serve.hpp>
-#include <algorithm>
 #include <optional>
 
 #include "verb.hpp"
@@ -26,11 +25,7 @@ Status send_request(const VerbCall& call, const SocketPlace& socket, const std::
                     const std::string& mode_text) {
     // Which modes exist is the server's to say (its policies' plugins declare them); a name
     // that cannot be one is caught here.
-    const bool malformed = std::any_of(mode_text.begin(), mode_text.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u <= 0x20 || u == 0x7f;
-    });
-    if (malformed)
+    if (first_control_byte(mode_text) || mode_text.find(' ') != std::string::npos)
         return call.usage("--mode '" + escape_bytes(mode_text) +
                           "': a mode name has no whitespace or control characters");
     wire::UpdateNodeRequest request;
