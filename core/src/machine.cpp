@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/kexec.h>
 #include <linux/reboot.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
@@ -38,6 +39,7 @@ namespace {
 constexpr const char* kKexecRecordDir = "/run/activate/kexec";
 constexpr const char* kJumpRecord = "/run/activate/reboot";
 constexpr const char* kUnmountRecord = "/run/activate/unmount";
+constexpr const char* kWatchdogRecord = "/run/activate/watchdog";
 
 // Appends `line` and a newline to the record file `record` under the sysroot.
 Status append_record(const Sysroot& sysroot, const char* record, const std::string& line) {
@@ -206,13 +208,39 @@ Status RecordingMachine::unmount(const std::string& path) const {
     return append_record(sysroot_, kUnmountRecord, path);
 }
 
+namespace {
+// The recorded watchdog: a plain file in the sysroot, opened inside it (a symlink there never
+// reaches the machine's own device). What the kernel's single-open rule reports as EBUSY
+// (watchdog_open()) is another holder's flock on it. Returns whether it is held elsewhere.
+Result<bool> recorded_watchdog_held_elsewhere(const Sysroot& sysroot, const std::string& device) {
+    ACTIVATE_ASSIGN(auto found, sysroot.stat(device));
+    if (!found)
+        return errno_error(ErrorKind::activation, "watchdog " + sysroot.path(device).string(),
+                           ENOENT)
+            .with_context("no watchdog device (is its driver loaded?)");
+    ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(device, O_WRONLY));
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return false;
+    return errno == EWOULDBLOCK;
+}
+}  // namespace
+
 Result<WatchdogArming> RecordingMachine::arm_watchdog(const std::string& device,
                                                       std::chrono::seconds timeout) const {
-    return record_watchdog_arming(sysroot_, device, timeout);
+    ACTIVATE_ASSIGN(bool busy, recorded_watchdog_held_elsewhere(sysroot_, device));
+    if (busy) {
+        ACTIVATE_TRY(append_record(sysroot_, kWatchdogRecord, "held-elsewhere " + device));
+        return WatchdogArming{true, std::chrono::seconds(0)};
+    }
+    ACTIVATE_TRY(append_record(sysroot_, kWatchdogRecord,
+                               "arm " + device + " " + std::to_string(timeout.count())));
+    return WatchdogArming{false, timeout};
 }
 
 Result<WatchdogRelease> RecordingMachine::release_watchdog(const std::string& device) const {
-    return record_watchdog_release(sysroot_, device);
+    ACTIVATE_ASSIGN(bool busy, recorded_watchdog_held_elsewhere(sysroot_, device));
+    ACTIVATE_TRY(
+        append_record(sysroot_, kWatchdogRecord, (busy ? "handed-over " : "disarm ") + device));
+    return busy ? WatchdogRelease::handed_over : WatchdogRelease::disarmed;
 }
 
 Status Machine::jump_detached(JumpAction action, std::chrono::milliseconds delay) const {

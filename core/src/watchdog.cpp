@@ -1,10 +1,9 @@
-// Hang protection by a hardware watchdog: arming and release (the live device and its record
-// under a sysroot, each for its Machine), and the kexec command line. See watchdog.hpp;
-// measurements in docs/boot-assessment-watchdog.md. The policy keys are read in
+// Hang protection by a hardware watchdog: arming and release of the live device (the
+// LiveMachine's; the RecordingMachine's record is in machine.cpp), and the kexec command line. See
+// watchdog.hpp; measurements in docs/boot-assessment-watchdog.md. The policy keys are read in
 // watchdog_settings.cpp.
 #include <fcntl.h>
 #include <linux/watchdog.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -16,29 +15,7 @@
 namespace activate {
 
 namespace {
-constexpr const char* kWatchdogRecord = "/run/activate/watchdog";
 constexpr const char* kStopOnReboot = "/sys/module/watchdog/parameters/stop_on_reboot";
-
-// The sysroot stand-in for what the kernel's single-open rule (watchdog_open(): EBUSY while the
-// device is open) reports: a plain file another process holds an flock on.
-bool held_elsewhere_in_sysroot(int fd) {
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        ::flock(fd, LOCK_UN);
-        return false;
-    }
-    return errno == EWOULDBLOCK;
-}
-
-Status record(const Sysroot& sysroot, const std::string& line) {
-    ACTIVATE_TRY(sysroot.make_dirs("/run/activate"));
-    ACTIVATE_ASSIGN(UniqueFd fd,
-                    sysroot.open(kWatchdogRecord, O_WRONLY | O_CREAT | O_APPEND, 0644));
-    const std::string text = line + "\n";
-    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-        return errno_error(ErrorKind::activation,
-                           "recording the watchdog in " + sysroot.path(kWatchdogRecord).string());
-    return {};
-}
 
 // Writes the magic character, then closes: the watchdog core stops the timer at release
 // (Documentation/watchdog/watchdog-api.rst "Magic Close").
@@ -67,20 +44,6 @@ Result<UniqueFd> open_device(const std::string& device, bool* busy) {
     return fd;
 }
 
-// The recorded device: a plain file in the sysroot, opened inside it (a symlink there never
-// reaches the machine's own device); "busy" is another holder's flock.
-Result<UniqueFd> open_recorded_device(const Sysroot& sysroot, const std::string& device,
-                                      bool* busy) {
-    *busy = false;
-    ACTIVATE_ASSIGN(auto found, sysroot.stat(device));
-    if (!found)
-        return errno_error(ErrorKind::activation, "watchdog " + sysroot.path(device).string(),
-                           ENOENT)
-            .with_context("no watchdog device (is its driver loaded?)");
-    ACTIVATE_ASSIGN(UniqueFd fd, sysroot.open(device, O_WRONLY));
-    if (held_elsewhere_in_sysroot(fd.get())) *busy = true;
-    return fd;
-}
 }  // namespace
 
 const char* to_string(WatchdogRelease release) {
@@ -120,31 +83,6 @@ Result<WatchdogRelease> release_watchdog_device(const std::string& device) {
     ACTIVATE_ASSIGN(UniqueFd fd, open_device(device, &busy));
     if (busy) return WatchdogRelease::handed_over;
     ACTIVATE_TRY(magic_close(std::move(fd), device));
-    return WatchdogRelease::disarmed;
-}
-
-Result<WatchdogArming> record_watchdog_arming(const Sysroot& sysroot, const std::string& device,
-                                              std::chrono::seconds timeout) {
-    bool busy = false;
-    ACTIVATE_ASSIGN(UniqueFd fd, open_recorded_device(sysroot, device, &busy));
-    fd.reset();
-    if (busy) {
-        ACTIVATE_TRY(record(sysroot, "held-elsewhere " + device));
-        return WatchdogArming{true, std::chrono::seconds(0)};
-    }
-    ACTIVATE_TRY(record(sysroot, "arm " + device + " " + std::to_string(timeout.count())));
-    return WatchdogArming{false, timeout};
-}
-
-Result<WatchdogRelease> record_watchdog_release(const Sysroot& sysroot, const std::string& device) {
-    bool busy = false;
-    ACTIVATE_ASSIGN(UniqueFd fd, open_recorded_device(sysroot, device, &busy));
-    fd.reset();
-    if (busy) {
-        ACTIVATE_TRY(record(sysroot, "handed-over " + device));
-        return WatchdogRelease::handed_over;
-    }
-    ACTIVATE_TRY(record(sysroot, "disarm " + device));
     return WatchdogRelease::disarmed;
 }
 

@@ -1,5 +1,5 @@
-// The two implementations of the watchdog actions of a Machine (machine.hpp), in watchdog.cpp:
-// the live device (the LiveMachine's) and its record under a sysroot (the RecordingMachine's).
+// The LiveMachine's watchdog actions (machine.hpp), in watchdog.cpp beside the rest of the
+// hang protection.
 #pragma once
 
 #include <activate/machine.hpp>
@@ -13,12 +13,5 @@ namespace activate {
 Result<WatchdogArming> arm_watchdog_device(const std::string& device, std::chrono::seconds timeout);
 // EBUSY: handed over to the holder; otherwise the magic close.
 Result<WatchdogRelease> release_watchdog_device(const std::string& device);
-
-// The device is a plain file under the sysroot (an flock held on it stands for another opener);
-// "arm <device> <seconds>" or "held-elsewhere <device>" is appended to /run/activate/watchdog.
-Result<WatchdogArming> record_watchdog_arming(const Sysroot& sysroot, const std::string& device,
-                                              std::chrono::seconds timeout);
-// Appends "disarm <device>" or "handed-over <device>".
-Result<WatchdogRelease> record_watchdog_release(const Sysroot& sysroot, const std::string& device);
 
 }  // namespace activate
