@@ -55,10 +55,7 @@ std::string Engine::boot_id() const {
 }
 
 Status Engine::assess() {
-    if (!slots_ || !boot_control_)
-        return Error(ErrorKind::policy, policy_.file +
-                                            ": assess needs a slot store and a "
-                                            "boot_control section");
+    ACTIVATE_TRY(check_slot_update("assess"));
     ACTIVATE_ASSIGN(FileLock lock, take_lock());
     ACTIVATE_ASSIGN(SlotPair slots, slots_->slots());
     ACTIVATE_ASSIGN(const std::string path, record_path(slots));

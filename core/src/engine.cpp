@@ -251,6 +251,12 @@ Status Engine::stage(std::optional<Slot> target) {
     return activation_->stage(request);
 }
 
+Status Engine::check_slot_update(const char* verb) const {
+    if (slots_ && boot_control_) return {};
+    return Error(ErrorKind::policy,
+                 policy_.file + ": " + verb + " needs a slot store and a boot_control section");
+}
+
 Status Engine::check_kernel(const Payload& payload) const {
     if (payload.kernel.valid()) return {};
     return Error(ErrorKind::internal, "payload plugin \"" + policy_.payload.name + "\" prepared " +

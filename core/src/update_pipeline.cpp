@@ -312,10 +312,7 @@ Status Engine::run_update(const InstallRequest& request, bool detached_jump) {
 }
 
 Status Engine::mark_good() {
-    if (!slots_ || !boot_control_)
-        return Error(ErrorKind::policy, policy_.file +
-                                            ": mark-good needs a slot store and a "
-                                            "boot_control section");
+    ACTIVATE_TRY(check_slot_update("mark-good"));
     ACTIVATE_ASSIGN(FileLock lock, take_lock());
     ACTIVATE_ASSIGN(SlotPair slots, slots_->slots());
     ACTIVATE_ASSIGN(const std::string record_file, record_path(slots));
@@ -342,10 +339,7 @@ Status Engine::mark_good() {
 
 Result<std::string> Engine::status_json(int indent) const {
     using Json = nlohmann::ordered_json;
-    if (!slots_ || !boot_control_)
-        return Error(ErrorKind::policy, policy_.file +
-                                            ": status needs a slot store and a "
-                                            "boot_control section");
+    ACTIVATE_TRY(check_slot_update("status"));
     ACTIVATE_ASSIGN(SlotPair slots, slots_->slots());
     ACTIVATE_ASSIGN(std::string boot_text, boot_control_->status_json(slots));
     ACTIVATE_ASSIGN(bool kexec_loaded, machine_->kexec_loaded());

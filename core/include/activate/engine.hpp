@@ -70,6 +70,9 @@ private:
     Status check_combination() const;
     // Creates the policy's `payload` plugin as a slot store or a payload source (engine.cpp).
     Status create_payload(const PluginRegistry& registry, const PluginContext& context);
+    // The verbs of a slot update (assess, mark-good, status) need a slot store and a boot
+    // control; a policy error naming `verb` otherwise.
+    Status check_slot_update(const char* verb) const;
     // A payload handed to stage() must hold a kernel, whichever plugin prepared it.
     Status check_kernel(const Payload& payload) const;
     // The steps of the three configurations; build_pipeline() picks the policy's.
